@@ -1,0 +1,151 @@
+"""The ``element-pose`` command line: parse arguments, call the library, report.
+
+Exit codes: 0 success, 1 the work failed (errors are reported), 2 bad usage or
+configuration.  ``--help`` never touches the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger("element_pose.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can act on; exits with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ----------------------------------------------------------------- commands
+def cmd_db(args: argparse.Namespace) -> int:
+    """Start, stop or report the embedded PostgreSQL server."""
+    from element_pose import embedded
+
+    if args.action == "start":
+        info = embedded.start()
+        _out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
+             f"(data {info.pgdata})")
+    elif args.action == "stop":
+        stopped = embedded.stop()
+        _out("stopped" if stopped else "not running")
+    else:
+        info = embedded.status()
+        if info is None:
+            _out(f"not running (data directory {embedded.pgdata_dir()})")
+            return EXIT_FAILED
+        _out(f"running: pid {info.pid}, socket {info.socket_dir}, port {info.port}, "
+             f"data {info.pgdata}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the pipeline on generated sample data and print the per body part summary."""
+    from pathlib import Path
+
+    from element_pose.demo import run_demo
+
+    summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
+                       n_frames=args.frames)
+    _out(summary.to_string(index=False))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report database location and pending/reserved/error jobs per computed table."""
+    from element_pose import config
+    from element_pose.operations import job_status
+
+    from workflow import pipeline  # noqa: F401  (connects and activates)
+
+    if not args.json:
+        for name, value in config.describe().items():
+            _out(f"{name:>14}: {value}")
+    report = job_status()
+    if args.json:
+        _out(json.dumps(report, indent=2, default=str))
+        return EXIT_OK
+    _out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
+    for table, row in report.items():
+        _out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
+             f"{row['error']:>7}")
+        for error in row["errors"]:
+            _out(f"    error {error['key']}: {error['message']}")
+    return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
+        else EXIT_OK
+
+
+# ------------------------------------------------------------------ parsing
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI)."""
+    parser = argparse.ArgumentParser(
+        prog="element-pose",
+        description="element-pose: pose estimation pipeline (DataJoint + DeepLabCut 3).",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status"])
+    db.set_defaults(func=cmd_db)
+
+    demo = sub.add_parser("demo", help="run the pipeline on generated sample data")
+    demo.add_argument("--mode", choices=["load", "full"], default="full",
+                      help="load: ingest DeepLabCut outputs; full: train, evaluate, infer "
+                           "(default)")
+    demo.add_argument("--root", help="demo data folder (default: ELEMENT_POSE_ROOT_DIRS or "
+                                     "<ELEMENT_POSE_HOME>/demo)")
+    demo.add_argument("--frames", type=int, default=300, help="frames of the session video")
+    demo.set_defaults(func=cmd_demo)
+
+    status = sub.add_parser("status", help="database and job status per table")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--fail-on-error", action="store_true",
+                        help="exit 1 when any job is in error")
+    status.set_defaults(func=cmd_status)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``element-pose``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        log.error("%s", exc)
+        return exc.code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:
+        from element_pose.config import ConfigError
+
+        log.error("%s: %s", type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,692 @@
+"""DataJoint schema ``model``: recordings, models, evaluation and pose estimation.
+
+Tables fetch, call the DB-free core (:mod:`element_pose.io`,
+:mod:`element_pose.engines`), and insert; nothing else.
+
+Linking module contract (passed to :func:`activate`):
+
+* ``Session``: the table a recording belongs to (any primary key).
+* ``Device``: the camera table (any primary key).
+* optional ``get_pose_root_data_dirs() -> list[path]``: raw roots (videos,
+  projects); default :func:`element_pose.paths.default_root_dirs`.
+* optional ``get_pose_processed_data_dir() -> path``: where outputs are written;
+  default :func:`element_pose.paths.default_processed_dir`.
+
+Pose arrays are float32 ``<npy@pose>`` objects (4 bytes per value, no frame
+index); per-frame timestamps are stored once per recording in
+:class:`RecordingInfo`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from element_pose.config import import_datajoint
+from element_pose.io import dlc
+from element_pose.paths import Roots, default_processed_dir, default_root_dirs
+from element_pose.pose import PoseData, concatenate
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+schema = dj.Schema()
+_linking_module: ModuleType | None = None
+
+
+class PoseEstimationError(ValueError):
+    """Outputs or inputs of a pose estimation do not fit its model or recording."""
+
+
+def activate(
+    model_schema_name: str,
+    *,
+    create_schema: bool = True,
+    create_tables: bool = True,
+    linking_module: ModuleType | str | None = None,
+) -> None:
+    """Activate the ``model`` schema.
+
+    Args:
+        model_schema_name: Database schema name.
+        create_schema: Create the schema if missing.
+        create_tables: Create tables if missing.
+        linking_module: Module (or its name) providing ``Session``, ``Device`` and,
+            optionally, ``get_pose_root_data_dirs`` / ``get_pose_processed_data_dir``.
+    """
+    if isinstance(linking_module, str):
+        linking_module = importlib.import_module(linking_module)
+    if not inspect.ismodule(linking_module):
+        raise TypeError("linking_module must be a module (or a module name)")
+    missing = [name for name in ("Session", "Device") if not hasattr(linking_module, name)]
+    if missing:
+        raise AttributeError(f"linking module {linking_module.__name__} lacks {missing}")
+    global _linking_module
+    _linking_module = linking_module
+    schema.activate(
+        model_schema_name,
+        create_schema=create_schema,
+        create_tables=create_tables,
+        add_objects=linking_module.__dict__,
+    )
+
+
+def roots() -> Roots:
+    """Root directories, from the linking module when it defines them."""
+    module = _linking_module
+    root_fn = getattr(module, "get_pose_root_data_dirs", None) or default_root_dirs
+    processed_fn = getattr(module, "get_pose_processed_data_dir", None) or default_processed_dir
+    return Roots(root_fn, processed_fn)
+
+
+# ============================================================== recordings
+@schema
+class VideoRecording(dj.Manual):
+    """A video recording of a session by one camera, in one or more files."""
+
+    definition = """
+    -> Session
+    recording_id: int32
+    ---
+    -> Device
+    recording_description = '': varchar(1000)
+    """
+
+    class File(dj.Part):
+        """One file of a recording, in playback order; path relative to a root."""
+
+        definition = """
+        -> master
+        file_id: int16
+        ---
+        file_path: varchar(1000)   # relative to a root data directory
+        """
+
+    @classmethod
+    def insert_recording(
+        cls,
+        session_key: dict,
+        recording_id: int,
+        device_key: dict,
+        files: Sequence[str | Path],
+        description: str = "",
+        skip_duplicates: bool = False,
+    ) -> dict:
+        """Insert a recording and its files (absolute or root-relative paths).
+
+        Raises:
+            element_pose.paths.PathError: a file is missing or outside the roots.
+        """
+        if not files:
+            raise ValueError("a recording needs at least one video file")
+        r = roots()
+        relative = [r.relative(r.find(f)) for f in files]
+        key = {**session_key, "recording_id": recording_id}
+        with cls.connection.transaction:
+            cls.insert1({**key, **device_key, "recording_description": description},
+                        skip_duplicates=skip_duplicates)
+            cls.File.insert(
+                [{**key, "file_id": i, "file_path": p} for i, p in enumerate(relative)],
+                skip_duplicates=skip_duplicates,
+            )
+        return key
+
+    @classmethod
+    def file_paths(cls, key: dict) -> list[Path]:
+        """Absolute paths of the recording's files, in order."""
+        rows = (cls.File & key).to_dicts(order_by="file_id")
+        return [roots().find(row["file_path"]) for row in rows]
+
+
+@schema
+class RecordingInfo(dj.Imported):
+    """Geometry, frame count, frame rate and per-frame timestamps of a recording."""
+
+    definition = """
+    -> VideoRecording
+    ---
+    px_height: int32
+    px_width: int32
+    nframes: int64
+    fps: float64                   # frames per second
+    recording_duration: float64    # seconds
+    timestamps = null: <npy@pose>  # per-frame seconds from the container, all files joined
+    """
+
+    class File(dj.Part):
+        """Frame count and first frame of each file of the recording."""
+
+        definition = """
+        -> master
+        -> VideoRecording.File
+        ---
+        nframes: int64
+        frame_offset: int64        # index of the file's first frame in the recording
+        """
+
+    def make(self, key: dict) -> None:
+        """Probe the recording's files (all must agree in size and rate)."""
+        from element_pose.io.video import probe_recording
+
+        paths = VideoRecording.file_paths(key)
+        info = probe_recording(paths)
+        file_ids = (VideoRecording.File & key).to_arrays("file_id", order_by="file_id")
+        self.insert1({
+            **key,
+            "px_height": info.height,
+            "px_width": info.width,
+            "nframes": info.n_frames,
+            "fps": info.fps,
+            "recording_duration": info.duration,
+            "timestamps": info.timestamps.astype(np.float64) if info.timestamps is not None
+            else None,
+        })
+        offsets = np.concatenate([[0], np.cumsum(info.frame_counts)[:-1]])
+        self.File.insert(
+            {**key, "file_id": int(fid), "nframes": int(n), "frame_offset": int(o)}
+            for fid, n, o in zip(file_ids, info.frame_counts, offsets, strict=True)
+        )
+
+
+# =================================================================== models
+@schema
+class BodyPart(dj.Lookup):
+    """A body part (keypoint) name shared across models."""
+
+    definition = """
+    body_part: varchar(64)
+    ---
+    body_part_description = '': varchar(1000)
+    """
+
+    @classmethod
+    def insert_from_names(cls, names: Sequence[str], descriptions: dict[str, str] | None = None
+                          ) -> list[str]:
+        """Insert body parts not yet known; return the new names (no prompt)."""
+        descriptions = descriptions or {}
+        known = set(cls.to_arrays("body_part"))
+        new = [n for n in names if n not in known]
+        cls.insert(({"body_part": n, "body_part_description": descriptions.get(n, "")}
+                    for n in new), skip_duplicates=True)
+        return new
+
+
+@schema
+class Model(dj.Manual):
+    """A trained pose-estimation model: a project, a shuffle and a snapshot."""
+
+    definition = """
+    model_name: varchar(64)
+    ---
+    engine = 'deeplabcut': varchar(32)  # element_pose.engines module that runs it
+    task: varchar(64)                   # DeepLabCut project Task
+    project_date: varchar(16)           # DeepLabCut project date
+    iteration: int32
+    shuffle: int32
+    trainingsetindex: int32
+    train_fraction: float64
+    snapshot = 'best': varchar(255)     # 'best', 'last', an epoch number or a file name
+    scorer = '': varchar(255)           # prefix of output names; '' accepts a single output
+    net_type = '': varchar(64)
+    multi_animal: bool
+    project_path: varchar(1000)         # folder holding config.yaml, relative to a root
+    config_template: json               # the project's config.yaml at registration
+    model_description = '': varchar(1000)
+    """
+
+    class BodyPart(dj.Part):
+        """Body parts the model predicts, in output order."""
+
+        definition = """
+        -> master
+        -> BodyPart
+        ---
+        body_part_index: int16
+        """
+
+    @classmethod
+    def insert_new_model(
+        cls,
+        model_name: str,
+        dlc_config: str | Path,
+        *,
+        shuffle: int = 1,
+        trainingsetindex: int = 0,
+        snapshot: str | int = "best",
+        scorer: str = "",
+        net_type: str = "",
+        model_description: str = "",
+        body_part_descriptions: dict[str, str] | None = None,
+        skip_duplicates: bool = False,
+    ) -> dict:
+        """Register a model from an existing DeepLabCut 3 project's ``config.yaml``.
+
+        New body parts are added to :class:`BodyPart`; nothing is asked interactively.
+
+        Raises:
+            element_pose.io.dlc.DLCFormatError: the config is missing or invalid.
+            element_pose.paths.PathError: the project is outside the roots.
+            ValueError: ``trainingsetindex`` does not exist in the config.
+        """
+        r = roots()
+        config_path = r.find(dlc_config)
+        if config_path.is_dir():
+            config_path = config_path / "config.yaml"
+        cfg = dlc.read_config(config_path)
+        fractions = cfg.get("TrainingFraction") or []
+        if not 0 <= trainingsetindex < len(fractions):
+            raise ValueError(
+                f"trainingsetindex {trainingsetindex} not in {config_path} "
+                f"TrainingFraction {fractions}"
+            )
+        bodyparts = dlc.config_bodyparts(cfg)
+        key = {"model_name": model_name}
+        row = {
+            **key,
+            "engine": "deeplabcut",
+            "task": cfg["Task"],
+            "project_date": str(cfg.get("date", "")),
+            "iteration": int(cfg.get("iteration", 0)),
+            "shuffle": int(shuffle),
+            "trainingsetindex": int(trainingsetindex),
+            "train_fraction": float(fractions[trainingsetindex]),
+            "snapshot": str(snapshot),
+            "scorer": scorer,
+            "net_type": net_type or str(cfg.get("default_net_type", "")),
+            "multi_animal": dlc.is_multi_animal(cfg),
+            "project_path": r.relative(config_path.parent),
+            "config_template": json.loads(json.dumps(cfg, default=str)),
+            "model_description": model_description,
+        }
+        with cls.connection.transaction:
+            BodyPart.insert_from_names(bodyparts, body_part_descriptions)
+            cls.insert1(row, skip_duplicates=skip_duplicates)
+            cls.BodyPart.insert(
+                ({**key, "body_part": bp, "body_part_index": i} for i, bp in enumerate(bodyparts)),
+                skip_duplicates=skip_duplicates,
+            )
+        log.info("registered model %s with %d body parts", model_name, len(bodyparts))
+        return key
+
+    @classmethod
+    def body_parts(cls, key: dict) -> list[str]:
+        """The model's body parts in output order."""
+        return list((cls.BodyPart & key).to_arrays("body_part", order_by="body_part_index"))
+
+    @classmethod
+    def config_path(cls, key: dict) -> Path:
+        """Absolute path of the model's ``config.yaml``."""
+        project = (cls & key).fetch1("project_path")
+        return roots().find(project) / "config.yaml"
+
+    @classmethod
+    def skeleton(cls, key: dict) -> list[tuple[str, str]]:
+        """Skeleton edges from the registered config."""
+        return dlc.config_skeleton((cls & key).fetch1("config_template"))
+
+
+@schema
+class ModelEvaluation(dj.Computed):
+    """Evaluation of a model's snapshot on its train and test images."""
+
+    definition = """
+    -> Model
+    ---
+    evaluated_snapshot: varchar(255)
+    training_epochs = null: int32
+    train_rmse = null: float64          # pixels
+    test_rmse = null: float64
+    train_rmse_pcutoff = null: float64
+    test_rmse_pcutoff = null: float64
+    train_map = null: float64
+    test_map = null: float64
+    train_mar = null: float64
+    test_mar = null: float64
+    pcutoff: float64
+    evaluation_time: float64            # seconds
+    results_file: varchar(1000)         # relative to a root
+    """
+
+    class BodyPartError(dj.Part):
+        """Per body part pixel error on train and test images."""
+
+        definition = """
+        -> master
+        -> Model.BodyPart
+        ---
+        train_error = null: float64
+        test_error = null: float64
+        """
+
+    def make_fetch(self, key: dict):
+        """Model row needed to evaluate (small and deterministic)."""
+        row = (Model & key).fetch1()
+        return (
+            str(Model.config_path(key)),
+            row["shuffle"],
+            row["trainingsetindex"],
+            row["snapshot"],
+            row["engine"],
+            tuple(Model.body_parts(key)),
+        )
+
+    def make_compute(self, key, config_path, shuffle, trainingsetindex, snapshot, engine,
+                     body_parts):
+        """Run the engine's evaluation outside the transaction."""
+        from element_pose.engines import get_engine
+
+        result = get_engine(engine).evaluate(
+            config_path, shuffle=shuffle, trainingsetindex=trainingsetindex, snapshot=snapshot
+        )
+        return (result, body_parts)
+
+    def make_insert(self, key, result, body_parts):
+        """Insert the evaluation and its per body part errors."""
+        metrics = result.metrics
+        self.insert1({
+            **key,
+            "evaluated_snapshot": str(result.snapshot),
+            "training_epochs": result.epochs,
+            "train_rmse": metrics.get("train rmse"),
+            "test_rmse": metrics.get("test rmse"),
+            "train_rmse_pcutoff": metrics.get("train rmse_pcutoff"),
+            "test_rmse_pcutoff": metrics.get("test rmse_pcutoff"),
+            "train_map": metrics.get("train mAP"),
+            "test_map": metrics.get("test mAP"),
+            "train_mar": metrics.get("train mAR"),
+            "test_mar": metrics.get("test mAR"),
+            "pcutoff": float(result.pcutoff),
+            "evaluation_time": float(result.run_time),
+            "results_file": roots().relative(result.results_file),
+        })
+        errors = result.per_bodypart_errors or {}
+        self.BodyPartError.insert(
+            {**key, "body_part": bp, "train_error": errors.get(bp, {}).get("train"),
+             "test_error": errors.get(bp, {}).get("test")}
+            for bp in body_parts if bp in errors
+        )
+
+
+# ========================================================== pose estimation
+@schema
+class PoseEstimationTask(dj.Manual):
+    """Which model to run on which recording, and how (load or trigger)."""
+
+    definition = """
+    -> VideoRecording
+    -> Model
+    ---
+    task_mode = 'load': enum('load', 'trigger')  # load existing outputs, or run inference
+    output_dir = '': varchar(1000)  # relative to the processed root; '' = inferred
+    pose_estimation_params = null: json  # engine options (batch_size, device, ...)
+    """
+
+    @classmethod
+    def infer_output_dir(cls, key: dict, mkdir: bool = False) -> Path:
+        """Default output folder: ``<processed>/<session key>/recording<id>/<model>``."""
+        session_key = {k: v for k, v in key.items()
+                       if k in VideoRecording.primary_key and k != "recording_id"}
+        session_part = "_".join(
+            f"{k}-{_path_safe(v)}" for k, v in sorted(session_key.items())
+        ) or "session"
+        path = (roots().processed_dir() / session_part / f"recording{key['recording_id']}"
+                / _path_safe(key["model_name"]))
+        if mkdir:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @classmethod
+    def insert_estimation_task(
+        cls,
+        key: dict,
+        task_mode: str = "load",
+        output_dir: str | Path | None = None,
+        params: dict | None = None,
+        skip_duplicates: bool = False,
+    ) -> dict:
+        """Insert a task; the output folder is made relative to the processed root."""
+        r = roots()
+        if output_dir is None:
+            relative = r.relative_to_processed(cls.infer_output_dir(key))
+        else:
+            path = Path(output_dir)
+            relative = r.relative_to_processed(path if path.is_absolute()
+                                               else r.processed(path))
+        task = {k: key[k] for k in cls.primary_key}
+        cls.insert1({**task, "task_mode": task_mode, "output_dir": relative,
+                     "pose_estimation_params": params}, skip_duplicates=skip_duplicates)
+        return task
+
+    @classmethod
+    def output_path(cls, key: dict) -> Path:
+        """Absolute output folder of a task."""
+        relative = (cls & key).fetch1("output_dir")
+        return roots().processed(relative) if relative else cls.infer_output_dir(key)
+
+
+def _path_safe(value: Any) -> str:
+    text = value.strftime("%Y%m%dT%H%M%S") if isinstance(value, datetime.datetime) else str(value)
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+@schema
+class PoseEstimation(dj.Computed):
+    """Poses of one recording by one model: float32 arrays per individual and body part."""
+
+    definition = """
+    -> PoseEstimationTask
+    ---
+    pose_estimation_time: datetime     # when the outputs were made (trigger) or loaded
+    nframes: int64
+    scorer: varchar(255)
+    engine_version = '': varchar(64)   # e.g. deeplabcut 3.0.2
+    run_duration = null: float64       # seconds of inference (trigger mode)
+    processing_fps = null: float64     # frames per second of inference (trigger mode)
+    device = '': varchar(64)           # cpu, cuda:0, ... (trigger mode)
+    batch_size = null: int32
+    output_files: json                 # output files, relative to a root
+    output_checksum: char(32)          # md5 of the output files, ties rows to files
+    """
+
+    class BodyPartPosition(dj.Part):
+        """x, y (pixels, top-left origin) and likelihood for every frame."""
+
+        definition = """
+        -> master
+        individual: varchar(64)
+        -> Model.BodyPart
+        ---
+        x: <npy@pose>           # float32 (nframes,)
+        y: <npy@pose>           # float32 (nframes,)
+        likelihood: <npy@pose>  # float32 (nframes,)
+        """
+
+    @property
+    def key_source(self):
+        """Tasks whose recording has been probed (frame counts are checked against it)."""
+        return PoseEstimationTask & RecordingInfo
+
+    # ---- tripartite make: inference runs outside any transaction
+    def make_fetch(self, key: dict):
+        """Everything the computation needs, small and deterministic."""
+        task = (PoseEstimationTask & key).fetch1()
+        model = (Model & key).fetch1()
+        files = [str(p) for p in VideoRecording.file_paths(key)]
+        file_frames = tuple(int(n) for n in (RecordingInfo.File & key).to_arrays(
+            "nframes", order_by="file_id"))
+        return (
+            task["task_mode"],
+            str(PoseEstimationTask.output_path(key)),
+            json.dumps(task["pose_estimation_params"] or {}, sort_keys=True),
+            model["engine"],
+            str(Model.config_path(key)) if task["task_mode"] == "trigger" else "",
+            model["shuffle"],
+            model["trainingsetindex"],
+            model["snapshot"],
+            model["scorer"],
+            tuple(Model.body_parts(key)),
+            tuple(files),
+            file_frames,
+        )
+
+    def make_compute(self, key, task_mode, output_dir, params_json, engine, config_path,
+                     shuffle, trainingsetindex, snapshot, scorer, body_parts, files,
+                     file_frames):
+        """Run inference (trigger mode) and read the outputs with the one DLC reader."""
+        params = json.loads(params_json)
+        run: dict[str, Any] = {}
+        output_dir = Path(output_dir)
+        if task_mode == "trigger":
+            from element_pose.engines import get_engine
+
+            result = get_engine(engine).infer(
+                config_path, files, output_dir, shuffle=shuffle,
+                trainingsetindex=trainingsetindex, snapshot=snapshot, **params)
+            h5_files = [Path(p) for p in result.h5_paths]
+            run = {
+                "run_duration": result.run_time,
+                "processing_fps": result.fps,
+                "device": result.device,
+                "batch_size": result.batch_size,
+                "engine_version": result.engine_version,
+            }
+            scorer = result.scorer
+        else:
+            if not output_dir.is_dir():
+                raise PoseEstimationError(f"output folder not found: {output_dir}")
+            h5_files = [dlc.find_outputs(f, output_dir, scorer or None)[0] for f in files]
+        pose, checksum = read_estimation_outputs(h5_files, body_parts, file_frames)
+        return pose, [str(p) for p in h5_files], checksum, run
+
+    def make_insert(self, key, pose: PoseData, h5_files, checksum, run):
+        """Insert the master row and one part row per individual and body part."""
+        r = roots()
+        self.insert1({
+            **key,
+            "pose_estimation_time": datetime.datetime.now().replace(microsecond=0),
+            "nframes": pose.n_frames,
+            "scorer": pose.scorer,
+            "output_files": [r.relative(p) for p in h5_files],
+            "output_checksum": checksum,
+            **run,
+        })
+        rows = []
+        for i, individual in enumerate(pose.individuals):
+            for k, body_part in enumerate(pose.keypoints):
+                x = pose.position[:, i, k, 0]
+                if np.isnan(x).all() and np.isnan(pose.confidence[:, i, k]).all():
+                    continue  # combination absent from the output (multi-animal unique parts)
+                rows.append({
+                    **key,
+                    "individual": individual,
+                    "body_part": body_part,
+                    "x": np.ascontiguousarray(x),
+                    "y": np.ascontiguousarray(pose.position[:, i, k, 1]),
+                    "likelihood": np.ascontiguousarray(pose.confidence[:, i, k]),
+                })
+        self.BodyPartPosition.insert(rows)
+
+    # ---- reading back
+    @classmethod
+    def fetch_pose(cls, key: dict, body_parts: Sequence[str] | None = None,
+                   individuals: Sequence[str] | None = None) -> PoseData:
+        """The estimation of exactly one key as :class:`PoseData`, with its time base.
+
+        Raises:
+            datajoint.DataJointError: when ``key`` does not select exactly one estimation.
+        """
+        master = (cls & key).fetch1()
+        key = {k: master[k] for k in cls.primary_key}
+        model_parts = Model.body_parts(key)
+        parts = cls.BodyPartPosition & key
+        rows = parts.to_dicts()
+        present_individuals = sorted({r["individual"] for r in rows}, key=_natural_key)
+        keypoints = list(body_parts) if body_parts is not None else model_parts
+        individual_names = list(individuals) if individuals is not None else present_individuals
+        unknown = [b for b in keypoints if b not in model_parts]
+        if unknown:
+            raise PoseEstimationError(f"unknown body parts {unknown}; model has {model_parts}")
+        info = (RecordingInfo & key).fetch1()
+        pose = PoseData.empty_like(
+            int(master["nframes"]), keypoints, individual_names,
+            fps=float(info["fps"]),
+            timestamps=_load(info["timestamps"]) if info["timestamps"] is not None else None,
+            skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
+            scorer=master["scorer"],
+            source_software="DeepLabCut",
+            source_software_version=master["engine_version"].split(" ")[-1] or None,
+        )
+        k_pos = {b: i for i, b in enumerate(keypoints)}
+        i_pos = {n: i for i, n in enumerate(individual_names)}
+        for row in rows:
+            if row["body_part"] in k_pos and row["individual"] in i_pos:
+                i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
+                pose.position[:, i, k, 0] = _load(row["x"])
+                pose.position[:, i, k, 1] = _load(row["y"])
+                pose.confidence[:, i, k] = _load(row["likelihood"])
+        return pose
+
+    @classmethod
+    def get_trajectory(cls, key: dict, body_parts: Sequence[str] | None = None,
+                       individuals: Sequence[str] | None = None):
+        """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
+        pose = cls.fetch_pose(key, body_parts, individuals)
+        multi = bool((Model & key).fetch1("multi_animal"))
+        return pose.to_dlc_dataframe(multi_animal=multi)
+
+    @classmethod
+    def to_xarray(cls, key: dict, body_parts: Sequence[str] | None = None,
+                  individuals: Sequence[str] | None = None):
+        """An ``xarray.Dataset`` in movement's layout (time, space, keypoints, individuals)."""
+        return cls.fetch_pose(key, body_parts, individuals).to_xarray()
+
+
+def _load(value) -> np.ndarray:
+    return np.asarray(value.load() if hasattr(value, "load") else value)
+
+
+def _natural_key(name: str):
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def read_estimation_outputs(
+    h5_files: Sequence[Path], body_parts: Sequence[str], file_frames: Sequence[int]
+) -> tuple[PoseData, str]:
+    """Read and validate the outputs of a recording's files (in order) and join them.
+
+    Returns:
+        The joined pose data in model body-part order and an md5 of the files.
+
+    Raises:
+        element_pose.io.dlc.DLCFormatError: unreadable file or body parts not the model's.
+        PoseEstimationError: a file's frame count differs from its video's.
+    """
+    if len(h5_files) != len(file_frames):
+        raise PoseEstimationError(
+            f"{len(h5_files)} output files for a recording of {len(file_frames)} video files"
+        )
+    parts, digest = [], hashlib.md5()
+    for path, expected in zip(h5_files, file_frames, strict=True):
+        pose = dlc.check_keypoints(dlc.read_dlc_h5(path), body_parts, str(path))
+        if pose.n_frames != expected:
+            raise PoseEstimationError(
+                f"{path} has {pose.n_frames} frames but its video has {expected} "
+                "(RecordingInfo): the output does not belong to this video"
+            )
+        parts.append(pose)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return concatenate(parts), digest.hexdigest()

@@ -1,0 +1,57 @@
+"""Operating the pipeline: which tables are populated, and the state of their jobs.
+
+Works on whatever element-pose schemas are activated; imports no heavy packages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def populated_tables() -> dict[str, Any]:
+    """Auto-populated tables of the activated schemas, in dependency order."""
+    from element_pose import model, train
+
+    tables: dict[str, Any] = {}
+    if model.schema.is_activated():
+        tables["model.RecordingInfo"] = model.RecordingInfo
+    if train.schema.is_activated():
+        tables["train.ModelTraining"] = train.ModelTraining
+    if model.schema.is_activated():
+        tables["model.ModelEvaluation"] = model.ModelEvaluation
+        tables["model.PoseEstimation"] = model.PoseEstimation
+    for extra in _extra_tables():
+        tables.update(extra())
+    return tables
+
+
+_EXTRA_TABLE_PROVIDERS: list = []
+
+
+def _extra_tables():
+    return list(_EXTRA_TABLE_PROVIDERS)
+
+
+def job_status(max_errors: int = 5) -> dict[str, dict[str, Any]]:
+    """Done/remaining counts and reserved/error jobs (with messages) per table."""
+    report: dict[str, dict[str, Any]] = {}
+    for name, table in populated_tables().items():
+        remaining, total = table().progress()
+        jobs = table().jobs
+        errors = jobs.errors.to_dicts(limit=max_errors) if len(jobs) else []
+        key_names = [k for k in jobs.primary_key]
+        report[name] = {
+            "done": total - remaining,
+            "remaining": remaining,
+            "total": total,
+            "reserved": len(jobs.reserved) if len(jobs) else 0,
+            "error": len(jobs.errors) if len(jobs) else 0,
+            "errors": [
+                {"key": {k: e[k] for k in key_names}, "message": e["error_message"]}
+                for e in errors
+            ],
+        }
+    return report

@@ -1,0 +1,748 @@
+"""Multi-camera calibration from videos of a ChArUco board or a checkerboard.
+
+Parameters are a plain JSON-able dict (so that a database can hash them);
+:func:`validate_calibration_params` checks them and returns a normalised copy with
+every default filled in::
+
+    {
+        "type": "charuco",          # or "checkerboard"
+        "squares_x": 7,             # squares along the board's x (width)
+        "squares_y": 5,             # squares along y (height)
+        "square_length": 25.0,      # side of one square, in `units`
+        "marker_length": 18.75,     # ArUco marker side (charuco only), in `units`
+        "marker_bits": 4,           # 4x4 .. 7x7 markers (charuco only)
+        "dict_size": 50,            # 50, 100, 250 or 1000 markers (charuco only)
+        "legacy_pattern": False,    # boards drawn by OpenCV < 4.6 with even squares_y
+        "units": "mm",              # label of the length unit; 3D output is in it
+        "fisheye": False,           # OpenCV fisheye camera model
+        "extra_distortion": False,  # also fit k2 (aniposelib fits k1 only by default)
+        "frame_step": 5,            # look for the board in every n-th frame
+        "min_detections": 5,        # usable board views needed per camera
+        "seed": 0,                  # aniposelib samples points at random
+        "bundle_adjust": {...},     # aniposelib bundle_adjust_iter options
+    }
+
+Sizes count *squares* for both board types (a checkerboard of 8 x 6 squares has
+7 x 5 inner corners); :func:`calibration_params_from_anipose` converts an anipose
+``[calibration]`` section (whose checkerboard ``board_size`` counts inner corners).
+
+:func:`calibrate` detects the board with OpenCV's ArUco module (through aniposelib's
+board classes, which use the OpenCV >= 4.7 ``CharucoDetector`` API), initialises
+intrinsics and extrinsics and runs aniposelib's iterative bundle adjustment.
+:class:`CalibrationResult` holds the cameras and the reprojection error and converts
+to and from a plain dict (for database storage) and anipose's ``calibration.toml``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import math
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CalibrationError, ThreeDParamsError
+from .geometry import CameraParams, reprojection_errors, triangulate_points
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BOARD_TYPES",
+    "CalibrationResult",
+    "calibrate",
+    "calibration_params_from_anipose",
+    "make_board",
+    "validate_calibration_params",
+]
+
+BOARD_TYPES = ("charuco", "checkerboard")
+MARKER_BITS = (4, 5, 6, 7)
+DICT_SIZES = (50, 100, 250, 1000)
+#: aniposelib needs 9 corners in a view to initialise intrinsics, 8 for extrinsics.
+MIN_BOARD_CORNERS = 9
+
+DEFAULT_BUNDLE_ADJUST: dict[str, Any] = {
+    "n_iters": 6,
+    "start_mu": 15.0,
+    "end_mu": 1.0,
+    "max_nfev": 200,
+    "ftol": 1e-4,
+    "n_samp_iter": 200,
+    "n_samp_full": 1000,
+    "error_threshold": 0.3,
+}
+_BA_INTS = ("n_iters", "max_nfev", "n_samp_iter", "n_samp_full")
+
+CALIBRATION_DEFAULTS: dict[str, Any] = {
+    "type": "charuco",
+    "marker_length": None,
+    "marker_bits": 4,
+    "dict_size": 50,
+    "legacy_pattern": False,
+    "units": "mm",
+    "fisheye": False,
+    "extra_distortion": False,
+    "frame_step": 5,
+    "min_detections": 5,
+    "seed": 0,
+}
+_REQUIRED = ("squares_x", "squares_y", "square_length")
+_KEYS = (*_REQUIRED, *CALIBRATION_DEFAULTS, "bundle_adjust")
+
+
+# ----------------------------------------------------------------- parameters
+def _as_int(value: Any, key: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ThreeDParamsError(f"calibration param {key!r} must be an integer, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ThreeDParamsError(f"calibration param {key!r} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ThreeDParamsError(f"calibration param {key!r} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _as_positive(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ThreeDParamsError(f"calibration param {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ThreeDParamsError(f"calibration param {key!r} must be > 0, got {value!r}")
+    return float(value)
+
+
+def _as_bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ThreeDParamsError(f"calibration param {key!r} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check calibration parameters and return a normalised copy.
+
+    Defaults are filled in, numbers typed, and fields that do not apply to the
+    board type (marker fields of a checkerboard) set to ``None``, so equal
+    calibrations give equal dicts (and hashes).
+
+    Args:
+        params: Board and calibration options (see the module docstring).
+
+    Returns:
+        A new dict with every key of the module docstring.
+
+    Raises:
+        ThreeDParamsError: naming the offending key.
+    """
+    if not isinstance(params, Mapping):
+        raise ThreeDParamsError(f"calibration params must be a mapping, got {type(params)}")
+    unknown = sorted(set(params) - set(_KEYS))
+    if unknown:
+        raise ThreeDParamsError(f"unknown calibration params {unknown}; known: {sorted(_KEYS)}")
+    missing = [k for k in _REQUIRED if params.get(k) is None]
+    if missing:
+        raise ThreeDParamsError(f"calibration params lack {missing}")
+    p: dict[str, Any] = {**CALIBRATION_DEFAULTS, **dict(params)}
+    out: dict[str, Any] = {}
+    board_type = str(p["type"]).lower()
+    if board_type not in BOARD_TYPES:
+        raise ThreeDParamsError(
+            f"calibration param 'type' must be one of {BOARD_TYPES}, got {p['type']!r} "
+            "(plain ArUco grids are not supported; use a ChArUco board)"
+        )
+    out["type"] = board_type
+    out["squares_x"] = _as_int(p["squares_x"], "squares_x", 2)
+    out["squares_y"] = _as_int(p["squares_y"], "squares_y", 2)
+    corners = (out["squares_x"] - 1) * (out["squares_y"] - 1)
+    if corners < MIN_BOARD_CORNERS:
+        raise ThreeDParamsError(
+            f"a {out['squares_x']} x {out['squares_y']} board has only {corners} inner corners; "
+            f"calibration needs at least {MIN_BOARD_CORNERS} (e.g. 4 x 4 squares)"
+        )
+    out["square_length"] = _as_positive(p["square_length"], "square_length")
+    if board_type == "charuco":
+        if p["marker_length"] is None:
+            raise ThreeDParamsError("a charuco board needs 'marker_length'")
+        out["marker_length"] = _as_positive(p["marker_length"], "marker_length")
+        if out["marker_length"] >= out["square_length"]:
+            raise ThreeDParamsError(
+                f"marker_length ({out['marker_length']}) must be smaller than square_length "
+                f"({out['square_length']})"
+            )
+        out["marker_bits"] = _as_int(p["marker_bits"], "marker_bits", 1)
+        if out["marker_bits"] not in MARKER_BITS:
+            raise ThreeDParamsError(f"marker_bits must be one of {MARKER_BITS}, got {p['marker_bits']}")
+        out["dict_size"] = _as_int(p["dict_size"], "dict_size", 1)
+        if out["dict_size"] not in DICT_SIZES:
+            raise ThreeDParamsError(f"dict_size must be one of {DICT_SIZES}, got {p['dict_size']}")
+        n_markers = out["squares_x"] * out["squares_y"] // 2
+        if n_markers > out["dict_size"]:
+            raise ThreeDParamsError(
+                f"a {out['squares_x']} x {out['squares_y']} charuco board has {n_markers} markers, "
+                f"more than the dictionary's {out['dict_size']}"
+            )
+        out["legacy_pattern"] = _as_bool(p["legacy_pattern"], "legacy_pattern")
+    else:
+        out.update(marker_length=None, marker_bits=None, dict_size=None, legacy_pattern=False)
+    units = p["units"]
+    if not isinstance(units, str) or not units.strip():
+        raise ThreeDParamsError(f"calibration param 'units' must be a non-empty string, got {units!r}")
+    out["units"] = units.strip()
+    out["fisheye"] = _as_bool(p["fisheye"], "fisheye")
+    out["extra_distortion"] = _as_bool(p["extra_distortion"], "extra_distortion")
+    out["frame_step"] = _as_int(p["frame_step"], "frame_step", 1)
+    out["min_detections"] = _as_int(p["min_detections"], "min_detections", 1)
+    out["seed"] = _as_int(p["seed"], "seed", 0)
+    ba = p.get("bundle_adjust") or {}
+    if not isinstance(ba, Mapping):
+        raise ThreeDParamsError(f"'bundle_adjust' must be a mapping, got {ba!r}")
+    unknown = sorted(set(ba) - set(DEFAULT_BUNDLE_ADJUST))
+    if unknown:
+        raise ThreeDParamsError(
+            f"unknown bundle_adjust options {unknown}; known: {sorted(DEFAULT_BUNDLE_ADJUST)}"
+        )
+    merged = {**DEFAULT_BUNDLE_ADJUST, **dict(ba)}
+    out["bundle_adjust"] = {
+        k: (_as_int(v, f"bundle_adjust.{k}", 1) if k in _BA_INTS else _as_positive(v, f"bundle_adjust.{k}"))
+        for k, v in merged.items()
+    }
+    return out
+
+
+def calibration_params_from_anipose(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert an anipose ``[calibration]`` config section to validated parameters.
+
+    ``board_type``, ``board_size``, ``board_marker_bits``, ``board_marker_dict_number``,
+    ``board_marker_length``, ``board_square_side_length`` and ``fisheye`` are read;
+    other anipose keys (``animal_calibration``, ``calibration_init``...) are ignored.
+    Anipose passes a checkerboard's ``board_size`` to OpenCV as inner corners, so one
+    square is added in each direction.
+    """
+    board_type = str(section.get("board_type", "charuco")).lower()
+    try:
+        size_x, size_y = section["board_size"]
+    except (KeyError, TypeError, ValueError):
+        raise ThreeDParamsError("anipose calibration section needs board_size = [x, y]") from None
+    extra = 1 if board_type == "checkerboard" else 0
+    params: dict[str, Any] = {
+        "type": board_type,
+        "squares_x": int(size_x) + extra,
+        "squares_y": int(size_y) + extra,
+        "square_length": section.get("board_square_side_length"),
+        "fisheye": bool(section.get("fisheye", False)),
+    }
+    if board_type == "charuco":
+        params.update(
+            marker_length=section.get("board_marker_length"),
+            marker_bits=section.get("board_marker_bits", 4),
+            dict_size=section.get("board_marker_dict_number", 50),
+        )
+    ignored = sorted(
+        set(section)
+        - {
+            "board_type",
+            "board_size",
+            "board_marker_bits",
+            "board_marker_dict_number",
+            "board_marker_length",
+            "board_square_side_length",
+            "board_marker_separation_length",
+            "fisheye",
+        }
+    )
+    if ignored:
+        logger.info("ignoring anipose calibration keys %s", ignored)
+    return validate_calibration_params(params)
+
+
+def make_board(params: Mapping[str, Any]):
+    """The aniposelib board object (``CharucoBoard`` or ``Checkerboard``) for the params.
+
+    For ChArUco boards drawn by OpenCV < 4.6 (``legacy_pattern``), the OpenCV board
+    is switched to the legacy layout and the detector rebuilt.
+    """
+    import cv2
+    from aniposelib.boards import CharucoBoard, Checkerboard
+
+    p = validate_calibration_params(params)
+    if p["type"] == "checkerboard":
+        return Checkerboard(p["squares_x"] - 1, p["squares_y"] - 1, square_length=p["square_length"])
+    if not hasattr(cv2, "aruco") or not hasattr(cv2.aruco, "CharucoDetector"):
+        raise CalibrationError(
+            f"OpenCV {cv2.__version__} has no cv2.aruco.CharucoDetector; ChArUco calibration "
+            "needs OpenCV >= 4.7 (opencv-python-headless or opencv-contrib-python-headless)"
+        )
+    board = CharucoBoard(
+        p["squares_x"],
+        p["squares_y"],
+        square_length=p["square_length"],
+        marker_length=p["marker_length"],
+        marker_bits=p["marker_bits"],
+        dict_size=p["dict_size"],
+    )
+    if p["legacy_pattern"]:
+        board.board.setLegacyPattern(True)
+        board.charuco_detector = cv2.aruco.CharucoDetector(board.board)
+        board.charuco_detector.setDetectorParameters(board.detector_params)
+    return board
+
+
+def draw_board(params: Mapping[str, Any], pixels_per_unit: float, margin: int = 0) -> np.ndarray:
+    """Render a ChArUco board as a grayscale image (for printing or synthetic tests).
+
+    Args:
+        params: Calibration parameters of a charuco board.
+        pixels_per_unit: Image pixels per length unit (e.g. per mm).
+        margin: White margin in pixels around the board.
+
+    Returns:
+        ``uint8`` image of ``squares * square_length * pixels_per_unit + 2 * margin`` pixels.
+    """
+    p = validate_calibration_params(params)
+    if p["type"] != "charuco":
+        raise ThreeDParamsError("draw_board renders charuco boards only")
+    board = make_board(p)
+    width = round(p["squares_x"] * p["square_length"] * pixels_per_unit) + 2 * margin
+    height = round(p["squares_y"] * p["square_length"] * pixels_per_unit) + 2 * margin
+    return board.board.generateImage((width, height), marginSize=margin, borderBits=1)
+
+
+# --------------------------------------------------------------------- result
+@dataclasses.dataclass
+class CalibrationResult:
+    """Calibrated cameras of one camera group.
+
+    Attributes:
+        cameras: One :class:`CameraParams` per camera, in calibration order.
+        reprojection_error: Mean reprojection error (pixels) of the board corners
+            seen by two or more cameras, triangulated with the result.
+        reprojection_error_median: Median of the same errors.
+        camera_errors: Mean reprojection error per camera name.
+        n_detections: Usable board views (>= 9 corners) per camera name.
+        n_points: Number of board corners (seen by >= 2 cameras) behind the errors.
+        units: Length unit of the translations (and of triangulated points).
+        params: The validated calibration parameters, or ``None`` when unknown.
+        software: Versions of the software that produced the calibration.
+    """
+
+    cameras: list[CameraParams]
+    reprojection_error: float | None = None
+    reprojection_error_median: float | None = None
+    camera_errors: dict[str, float] = dataclasses.field(default_factory=dict)
+    n_detections: dict[str, int] = dataclasses.field(default_factory=dict)
+    n_points: int = 0
+    units: str = "mm"
+    params: dict[str, Any] | None = None
+    software: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cameras = [c if isinstance(c, CameraParams) else CameraParams.from_dict(c) for c in self.cameras]
+        names = self.camera_names
+        if not names:
+            raise ThreeDParamsError("a calibration needs at least one camera")
+        if len(set(names)) != len(names):
+            raise ThreeDParamsError(f"camera names must be distinct, got {names}")
+
+    @property
+    def camera_names(self) -> list[str]:
+        """Camera names, in calibration order."""
+        return [c.name for c in self.cameras]
+
+    def camera(self, name: str) -> CameraParams:
+        """One camera by name."""
+        for cam in self.cameras:
+            if cam.name == name:
+                return cam
+        raise ThreeDParamsError(f"no camera {name!r} in the calibration; cameras: {self.camera_names}")
+
+    # ------------------------------------------------------------ plain dict
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able plain form (for database storage); inverse of :meth:`from_dict`."""
+        return {
+            "cameras": [c.to_dict() for c in self.cameras],
+            "reprojection_error": _float_or_none(self.reprojection_error),
+            "reprojection_error_median": _float_or_none(self.reprojection_error_median),
+            "camera_errors": {k: _float_or_none(v) for k, v in self.camera_errors.items()},
+            "n_detections": {k: int(v) for k, v in self.n_detections.items()},
+            "n_points": int(self.n_points),
+            "units": self.units,
+            "params": json.loads(json.dumps(self.params)) if self.params is not None else None,
+            "software": dict(self.software),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CalibrationResult:
+        """Build from :meth:`to_dict` output."""
+        if "cameras" not in d:
+            raise ThreeDParamsError("calibration dict lacks 'cameras'")
+        return cls(
+            cameras=[CameraParams.from_dict(c) for c in d["cameras"]],
+            reprojection_error=d.get("reprojection_error"),
+            reprojection_error_median=d.get("reprojection_error_median"),
+            camera_errors=dict(d.get("camera_errors") or {}),
+            n_detections=dict(d.get("n_detections") or {}),
+            n_points=int(d.get("n_points") or 0),
+            units=d.get("units") or "mm",
+            params=dict(d["params"]) if d.get("params") is not None else None,
+            software=dict(d.get("software") or {}),
+        )
+
+    # ------------------------------------------------------------ anipose TOML
+    def to_toml(self) -> str:
+        """Anipose ``calibration.toml`` text (``[cam_0]``... and ``[metadata]``)."""
+        tables: dict[str, Any] = {}
+        for i, cam in enumerate(self.cameras):
+            tables[f"cam_{i}"] = cam.to_anipose_dict()
+        metadata: dict[str, Any] = {"adjusted": False}
+        if self.reprojection_error is not None:
+            metadata["error"] = float(self.reprojection_error)
+        if self.reprojection_error_median is not None:
+            metadata["error_median"] = float(self.reprojection_error_median)
+        metadata["units"] = self.units
+        metadata["n_points"] = int(self.n_points)
+        if self.n_detections:
+            metadata["n_detections"] = {k: int(v) for k, v in self.n_detections.items()}
+        if self.camera_errors:
+            metadata["camera_errors"] = {k: float(v) for k, v in self.camera_errors.items()}
+        if self.software:
+            metadata["software"] = dict(self.software)
+        if self.params is not None:
+            metadata["params"] = self.params
+        tables["metadata"] = metadata
+        return _dump_toml(tables)
+
+    def write_toml(self, path: str | Path) -> Path:
+        """Write :meth:`to_toml` to a file and return its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_toml(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_toml(cls, source: str | Path) -> CalibrationResult:
+        """Read an anipose ``calibration.toml`` (a path, or the TOML text itself)."""
+        text = source
+        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+            text = Path(source).read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ThreeDParamsError(f"not a valid calibration TOML: {exc}") from exc
+        cam_keys = [k for k in data if k.startswith("cam_") and isinstance(data[k], dict)]
+        cam_keys.sort(key=lambda k: (int(k[4:]) if k[4:].isdigit() else math.inf, k))
+        if not cam_keys:
+            raise ThreeDParamsError("calibration TOML has no [cam_N] tables")
+        meta = data.get("metadata", {})
+        return cls(
+            cameras=[CameraParams.from_dict(data[k]) for k in cam_keys],
+            reprojection_error=meta.get("error"),
+            reprojection_error_median=meta.get("error_median"),
+            camera_errors=dict(meta.get("camera_errors", {})),
+            n_detections=dict(meta.get("n_detections", {})),
+            n_points=int(meta.get("n_points", 0)),
+            units=meta.get("units", "mm"),
+            params=meta.get("params"),
+            software=dict(meta.get("software", {})),
+        )
+
+    def to_camera_group(self, names: Sequence[str] | None = None):
+        """An aniposelib ``CameraGroup`` of some or all cameras (in the given order)."""
+        from aniposelib.cameras import CameraGroup
+
+        cams = [self.camera(n) for n in names] if names is not None else self.cameras
+        return CameraGroup.from_dicts([c.to_anipose_dict() for c in cams])
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ------------------------------------------------------------------ TOML writer
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _dump_toml(tables: Mapping[str, Any], prefix: str = "") -> str:
+    lines: list[str] = []
+    for name, table in tables.items():
+        header = f"{prefix}{_toml_key(name)}"
+        lines.append(f"[{header}]")
+        subtables = {}
+        for key, value in table.items():
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                subtables[key] = value
+            else:
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append("")
+        if subtables:
+            lines.append(_dump_toml(subtables, prefix=f"{header}."))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- calibration
+def _video_list(value: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(value, str | Path):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _iter_gray_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i % step == 0:
+                    yield i, frame.to_ndarray(format="gray")
+    except (getattr(av, "FFmpegError", OSError), IndexError) as exc:
+        raise CalibrationError(f"cannot decode calibration video {path}: {exc}") from exc
+
+
+def _detect(board, board_type: str, path: Path, prefix: int, step: int) -> tuple[list[dict], int]:
+    """Board detections (aniposelib rows) in one video, and the number of frames searched."""
+    n_corners_total = len(board.get_object_points())
+    rows, searched = [], 0
+    for framenum, gray in _iter_gray_frames(path, step):
+        searched += 1
+        corners, ids = board.detect_image(gray)
+        if corners is None or ids is None or len(corners) < MIN_BOARD_CORNERS:
+            continue
+        if board_type == "checkerboard" and len(corners) != n_corners_total:
+            continue
+        rows.append({"framenum": (prefix, framenum), "corners": corners, "ids": ids})
+    board.fill_points_rows(rows)
+    return rows, searched
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@contextlib.contextmanager
+def _quiet(log: logging.Logger) -> Iterator[None]:
+    """Send aniposelib's prints to the log (DEBUG) instead of stdout."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        text = buffer.getvalue().strip()
+        if text:
+            log.debug("aniposelib output:\n%s", text)
+
+
+def _check_linked(names: list[str], all_rows: list[list[dict]]) -> None:
+    """Every camera must be linked to the others by frames where both see the board."""
+    frames = [{r["framenum"] for r in rows if r["ids"].size >= 8} for rows in all_rows]
+    parent = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if frames[i] & frames[j]:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[str]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(find(i), []).append(name)
+    if len(groups) > 1:
+        raise CalibrationError(
+            "cannot link all cameras: no frame shows the board to cameras of different groups "
+            f"{list(groups.values())}; record the board where these cameras see it together "
+            "(and check that the calibration videos are synchronised)"
+        )
+
+
+def calibrate(
+    videos_by_camera: Mapping[str, str | Path | Sequence[str | Path]],
+    params: Mapping[str, Any],
+) -> CalibrationResult:
+    """Calibrate a group of synchronised cameras from videos of a calibration board.
+
+    Args:
+        videos_by_camera: Camera name -> calibration video (or list of videos, the
+            n-th video of every camera recorded at the same time).  The order of the
+            mapping is the camera order of the result; the first camera defines the
+            initial world frame.
+        params: Calibration parameters (see :func:`validate_calibration_params`).
+
+    Returns:
+        The calibrated cameras and their reprojection error.
+
+    Raises:
+        CalibrationError: when a camera never sees the board (naming the camera and
+            its videos), sees it in fewer than ``min_detections`` frames, cannot be
+            linked to the others, or aniposelib fails.
+        ThreeDParamsError: for malformed parameters.
+    """
+    import aniposelib
+    import cv2
+    from aniposelib.boards import extract_points, merge_rows
+    from aniposelib.cameras import CameraGroup
+
+    from element_pose.io.video import VideoError, probe_video
+
+    p = validate_calibration_params(params)
+    names = [str(n) for n in videos_by_camera]
+    if len(names) < 2:
+        raise CalibrationError(f"calibration needs at least two cameras, got {names}")
+    videos = {str(n): _video_list(v) for n, v in videos_by_camera.items()}
+    n_videos = {len(v) for v in videos.values()}
+    if len(n_videos) != 1 or 0 in n_videos:
+        raise CalibrationError(
+            "every camera needs the same (non-zero) number of calibration videos, got "
+            + ", ".join(f"{n}: {len(v)}" for n, v in videos.items())
+        )
+    sizes: dict[str, tuple[int, int]] = {}
+    for name, paths in videos.items():
+        for path in paths:
+            try:
+                info = probe_video(path)
+            except VideoError as exc:
+                raise CalibrationError(f"camera {name!r}: {exc}") from exc
+            size = (info.width, info.height)
+            if sizes.setdefault(name, size) != size:
+                raise CalibrationError(
+                    f"camera {name!r}: calibration videos differ in size ({sizes[name]} vs "
+                    f"{size} for {path})"
+                )
+
+    board = make_board(p)
+    all_rows: list[list[dict]] = []
+    for name in names:
+        rows_cam, searched = [], 0
+        for vnum, path in enumerate(videos[name]):
+            rows, n = _detect(board, p["type"], path, vnum, p["frame_step"])
+            rows_cam.extend(rows)
+            searched += n
+        logger.info("camera %s: board found in %d of %d frames searched", name, len(rows_cam), searched)
+        where = ", ".join(str(v) for v in videos[name])
+        if not rows_cam:
+            raise CalibrationError(
+                f"the calibration board was never detected in camera {name!r} ({where}; "
+                f"{searched} frames searched). Check the board parameters (type, squares_x/"
+                f"squares_y, marker_bits/dict_size, legacy_pattern) and that the board is "
+                "visible and in focus"
+            )
+        if len(rows_cam) < p["min_detections"]:
+            raise CalibrationError(
+                f"too few board detections in camera {name!r} ({where}): {len(rows_cam)} usable "
+                f"views (>= {MIN_BOARD_CORNERS} corners), min_detections is {p['min_detections']}"
+            )
+        all_rows.append(rows_cam)
+    _check_linked(names, all_rows)
+
+    cgroup = CameraGroup.from_names(names, fisheye=p["fisheye"])
+    for cam, name in zip(cgroup.cameras, names, strict=True):
+        cam.set_size(sizes[name])
+        cam.extra_dist = p["extra_distortion"]
+    try:
+        with _seeded(p["seed"]), _quiet(logger):
+            cgroup.calibrate_rows(
+                all_rows,
+                board,
+                init_intrinsics=True,
+                init_extrinsics=True,
+                verbose=False,
+                **p["bundle_adjust"],
+            )
+    except CalibrationError:
+        raise
+    except Exception as exc:  # aniposelib raises ValueError/AssertionError/cv2.error
+        raise CalibrationError(f"aniposelib calibration failed: {type(exc).__name__}: {exc}") from exc
+
+    cameras = []
+    for cam in cgroup.cameras:
+        d = cam.get_dict()
+        cameras.append(
+            CameraParams(
+                name=d["name"],
+                size=sizes[d["name"]],
+                matrix=d["matrix"],
+                distortion=d["distortions"],
+                rotation=d["rotation"],
+                translation=d["translation"],
+                fisheye=p["fisheye"],
+            )
+        )
+
+    # reprojection error of every corner seen by two or more cameras
+    usable = [[r for r in rows if r["ids"].size >= 8] for rows in all_rows]
+    merged = merge_rows(usable, cam_names=list(range(len(names))))
+    imgp, _ = extract_points(merged, board, cam_names=list(range(len(names))), min_cameras=2)
+    p3d = triangulate_points(cameras, imgp)
+    errors = reprojection_errors(cameras, p3d, imgp)
+    finite = errors[np.isfinite(errors)]
+    if finite.size == 0:
+        raise CalibrationError("no board corner was seen by two cameras after calibration")
+    with np.errstate(invalid="ignore"):
+        camera_errors = {
+            n: float(np.nanmean(errors[c])) if np.isfinite(errors[c]).any() else float("nan")
+            for c, n in enumerate(names)
+        }
+    result = CalibrationResult(
+        cameras=cameras,
+        reprojection_error=float(finite.mean()),
+        reprojection_error_median=float(np.median(finite)),
+        camera_errors=camera_errors,
+        n_detections={n: len(r) for n, r in zip(names, all_rows, strict=True)},
+        n_points=int(np.isfinite(p3d).all(axis=1).sum()),
+        units=p["units"],
+        params=p,
+        software={"aniposelib": getattr(aniposelib, "__version__", _dist_version("aniposelib")),
+                  "opencv": cv2.__version__},
+    )
+    logger.info(
+        "calibrated %d cameras: mean reprojection error %.3f px over %d points",
+        len(names), result.reprojection_error, result.n_points,
+    )
+    return result
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"

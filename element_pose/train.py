@@ -1,0 +1,306 @@
+"""DataJoint schema ``train``: labelled data, training parameters and training runs.
+
+Activate after :mod:`element_pose.model` (trained models are registered there).
+The linking module contract is the model schema's: root directories.
+
+Training works on a copy of the user's project that the task owns, under the
+processed root; the user's ``config.yaml`` is never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from element_pose import model
+from element_pose.config import import_datajoint
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+schema = dj.Schema()
+
+
+class DuplicateParamsError(ValueError):
+    """The same parameters are already stored under another id."""
+
+
+def activate(
+    train_schema_name: str,
+    *,
+    create_schema: bool = True,
+    create_tables: bool = True,
+    linking_module: ModuleType | str | None = None,
+) -> None:
+    """Activate the ``train`` schema (after :func:`element_pose.model.activate`).
+
+    Args:
+        train_schema_name: Database schema name.
+        create_schema: Create the schema if missing.
+        create_tables: Create tables if missing.
+        linking_module: Module (or its name) that may provide root-directory
+            functions (see :mod:`element_pose.model`).
+    """
+    if isinstance(linking_module, str):
+        linking_module = importlib.import_module(linking_module)
+    if linking_module is not None and not inspect.ismodule(linking_module):
+        raise TypeError("linking_module must be a module (or a module name)")
+    if not model.schema.is_activated():
+        raise RuntimeError("activate element_pose.model before element_pose.train")
+    schema.activate(
+        train_schema_name,
+        create_schema=create_schema,
+        create_tables=create_tables,
+        add_objects=linking_module.__dict__ if linking_module else None,
+    )
+
+
+def params_hash(params: dict[str, Any]) -> uuid.UUID:
+    """A UUID from the canonical JSON of a parameter dict (key order does not matter)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return uuid.UUID(hashlib.md5(canonical.encode()).hexdigest())
+
+
+@schema
+class VideoSet(dj.Manual):
+    """A set of labelled frames (and their videos) used for training."""
+
+    definition = """
+    video_set_id: int32
+    ---
+    video_set_description = '': varchar(1000)
+    """
+
+    class File(dj.Part):
+        """A labelled-data file (CollectedData h5/csv, frame png) or video; relative path."""
+
+        definition = """
+        -> master
+        file_path: varchar(767)   # relative to a root data directory
+        """
+
+    @classmethod
+    def insert_from_project(cls, video_set_id: int, dlc_config: str | Path,
+                            description: str = "", include_videos: bool = True) -> dict:
+        """Register every labelled-data file (and video) of a DeepLabCut project.
+
+        Raises:
+            ValueError: the project has no labelled data.
+        """
+        r = model.roots()
+        config_path = r.find(dlc_config)
+        project = config_path.parent if config_path.is_file() else config_path
+        labelled = sorted(p for p in (project / "labeled-data").rglob("*") if p.is_file()
+                          and p.suffix in (".h5", ".csv", ".png", ".jpg"))
+        if not any(p.name.startswith("CollectedData_") for p in labelled):
+            raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
+        videos = sorted((project / "videos").glob("*")) if include_videos else []
+        files = [r.relative(p) for p in [*labelled, *videos] if p.is_file()]
+        key = {"video_set_id": video_set_id}
+        with cls.connection.transaction:
+            cls.insert1({**key, "video_set_description": description})
+            cls.File.insert({**key, "file_path": f} for f in files)
+        return key
+
+
+@schema
+class TrainingParamSet(dj.Lookup):
+    """Training parameters, unique by content (the hash)."""
+
+    definition = """
+    paramset_idx: int16
+    ---
+    paramset_desc: varchar(1000)
+    param_set_hash: uuid
+    params: json     # net_type, epochs, batch_size, ... (see the engine's docs)
+    unique index (param_set_hash)
+    """
+
+    @classmethod
+    def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
+                          paramset_idx: int | None = None) -> int:
+        """Insert a parameter set and return its id.
+
+        Inserting the same parameters again under the same id is a no-op.
+
+        Raises:
+            DuplicateParamsError: the parameters exist under another id (named).
+        """
+        digest = params_hash(params)
+        existing = (cls & {"param_set_hash": digest}).to_dicts()
+        if existing:
+            found = existing[0]["paramset_idx"]
+            if paramset_idx is None or paramset_idx == found:
+                return found
+            raise DuplicateParamsError(
+                f"these training parameters already exist as paramset_idx={found} "
+                f"({existing[0]['paramset_desc']!r})"
+            )
+        if paramset_idx is None:
+            ids = cls.to_arrays("paramset_idx")
+            paramset_idx = int(max(ids) + 1) if len(ids) else 0
+        cls.insert1({"paramset_idx": paramset_idx, "paramset_desc": paramset_desc,
+                     "param_set_hash": digest, "params": params})
+        return paramset_idx
+
+
+@schema
+class TrainingTask(dj.Manual):
+    """A training run to do: labelled data + parameters + project."""
+
+    definition = """
+    -> VideoSet
+    -> TrainingParamSet
+    training_id: int32
+    ---
+    model_prefix = '': varchar(32)
+    project_path: varchar(1000)   # folder of the source config.yaml, relative to a root
+    """
+
+    @classmethod
+    def training_dir(cls, key: dict) -> Path:
+        """The folder this task owns under the processed root."""
+        name = (f"training/videoset{key['video_set_id']}_param{key['paramset_idx']}"
+                f"_train{key['training_id']}")
+        return model.roots().processed(name)
+
+
+@schema
+class ModelTraining(dj.Computed):
+    """A finished training run: snapshots, learning curves, time, device, versions."""
+
+    definition = """
+    -> TrainingTask
+    ---
+    training_dir: varchar(1000)      # the task's project copy, relative to the processed root
+    config_path: varchar(1000)       # its config.yaml, relative to the processed root
+    shuffle: int32
+    trainingsetindex: int32
+    best_snapshot: varchar(255)      # file name
+    latest_snapshot: varchar(255)    # file name
+    train_time: float64              # seconds
+    device: varchar(64)
+    engine_versions: json            # e.g. {"deeplabcut": "3.0.2", "torch": "2.x"}
+    learning_stats = null: json      # per-epoch losses and metrics, as columns
+    pytorch_config = null: json      # effective training configuration
+    """
+
+    class Snapshot(dj.Part):
+        """A snapshot file written by the run."""
+
+        definition = """
+        -> master
+        snapshot_name: varchar(255)
+        ---
+        epoch: int32
+        snapshot_path: varchar(1000)   # relative to the processed root
+        """
+
+    def make_fetch(self, key: dict):
+        """Task, parameters and labelled files (small and deterministic)."""
+        task = (TrainingTask & key).fetch1()
+        params = (TrainingParamSet & key).fetch1("params")
+        files = tuple(sorted((VideoSet.File & key).to_arrays("file_path")))
+        return json.dumps(params, sort_keys=True), task["project_path"], files
+
+    def make_compute(self, key, params_json, project_path, files):
+        """Prepare the task's own project copy and train outside the transaction."""
+        from element_pose.engines import get_engine
+
+        params = resolve_weight_init(json.loads(params_json))
+        if not files:
+            raise ValueError(f"VideoSet {key['video_set_id']} is empty: nothing to train on")
+        r = model.roots()
+        source_config = r.find(project_path) / "config.yaml"
+        labelled = [r.find(f) for f in files]
+        engine = get_engine(params.get("engine", "deeplabcut"))
+        workdir = TrainingTask.training_dir(key)
+        config = engine.prepare_training_project(source_config, workdir, params,
+                                                 labeled_files=labelled)
+        result = engine.train(config, params)
+        return (result,)
+
+    def make_insert(self, key, result):
+        """Insert the run and its snapshots."""
+        r = model.roots()
+        snapshots = sorted(result.snapshots, key=lambda s: s[0])
+        self.insert1({
+            **key,
+            "training_dir": r.relative_to_processed(result.project_dir),
+            "config_path": r.relative_to_processed(result.config_path),
+            "shuffle": result.shuffle,
+            "trainingsetindex": result.trainingsetindex,
+            "best_snapshot": Path(result.best_snapshot).name,
+            "latest_snapshot": Path(snapshots[-1][1]).name,
+            "train_time": result.train_time,
+            "device": result.device,
+            "engine_versions": result.versions,
+            "learning_stats": _json_columns(result.learning_stats),
+            "pytorch_config": json.loads(json.dumps(result.pytorch_config, default=str)),
+        })
+        self.Snapshot.insert(
+            {**key, "snapshot_name": Path(path).name, "epoch": int(epoch),
+             "snapshot_path": r.relative_to_processed(path)}
+            for epoch, path in snapshots
+        )
+
+    @classmethod
+    def register_model(cls, key: dict, model_name: str, snapshot: str = "best",
+                       model_description: str = "") -> dict:
+        """Register the trained run as a :class:`element_pose.model.Model`."""
+        row = (cls & key).fetch1()
+        r = model.roots()
+        config = r.processed(row["config_path"])
+        params = (TrainingParamSet & key).fetch1("params")
+        return model.Model.insert_new_model(
+            model_name, config, shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"],
+            snapshot=snapshot, net_type=params.get("net_type", ""),
+            model_description=model_description or f"trained by {key}",
+        )
+
+
+def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``weight_init: {"model": name}`` into the model's snapshot file.
+
+    Other forms (``"pretrained"``, ``"random"``, ``{"snapshot_path": ...}``) pass through,
+    with relative snapshot paths resolved against the roots.
+    """
+    init = params.get("weight_init")
+    if isinstance(init, dict) and "model" in init:
+        from element_pose.engines import get_engine
+
+        model_key = {"model_name": init["model"]}
+        if not (model.Model & model_key):
+            raise ValueError(f"weight_init names model {init['model']!r}, which is not registered")
+        row = (model.Model & model_key).fetch1()
+        snapshot = get_engine(row["engine"]).resolve_snapshot(
+            model.Model.config_path(model_key), row["shuffle"], row["trainingsetindex"],
+            row["snapshot"])
+        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot)}}
+        params["weight_init"].pop("model")
+    elif isinstance(init, dict) and "snapshot_path" in init:
+        path = model.roots().find(init["snapshot_path"])
+        params = {**params, "weight_init": {**init, "snapshot_path": str(path)}}
+    return params
+
+
+def _json_columns(stats) -> dict[str, list] | None:
+    if stats is None:
+        return None
+    if hasattr(stats, "to_dict"):
+        stats = {c: stats[c].tolist() for c in stats.columns}
+    return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
+
+
+def labelled_files(video_set_key: dict) -> Sequence[Path]:
+    """Absolute paths of a VideoSet's files."""
+    r = model.roots()
+    return [r.find(f) for f in (VideoSet.File & video_set_key).to_arrays("file_path")]

@@ -1,0 +1,508 @@
+"""DB-free tests of the multi-camera 3D core on synthetic scenes with known geometry.
+
+Cameras, 3D trajectories and ChArUco board poses are known; 2D points are projected
+with OpenCV (plus noise) and board views are rendered with ``cv2.warpPerspective``
+and written as short videos.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("aniposelib")
+
+from element_pose.io.video import write_video  # noqa: E402
+from element_pose.pose import PoseData  # noqa: E402
+from element_pose.processing.threed import (  # noqa: E402
+    CalibrationError,
+    CalibrationResult,
+    CameraParams,
+    ThreeDParamsError,
+    TriangulationError,
+    calibrate,
+    calibration_params_from_anipose,
+    draw_board,
+    filter_3d,
+    joint_angles,
+    make_board,
+    triangulate,
+    triangulation_params_from_anipose,
+    validate_angles,
+    validate_calibration_params,
+    validate_filter_3d_params,
+    validate_triangulation_params,
+)
+
+W, H, FOCAL = 640, 480, 800.0
+KEYPOINTS = ["snout", "neck", "hip", "tail"]
+BODY = np.array([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0], [60.0, 5.0, 0.0], [100.0, 0.0, 10.0]])
+BOARD = {
+    "type": "charuco",
+    "squares_x": 6,
+    "squares_y": 5,
+    "square_length": 25.0,
+    "marker_length": 18.75,
+    "frame_step": 1,
+    "min_detections": 3,
+}
+
+
+# ---------------------------------------------------------------- scene helpers
+def _look_at(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = -centre / np.linalg.norm(centre)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    rotation = np.stack([x, y, z])
+    return rotation, -rotation @ centre
+
+
+def make_cameras(distortion: bool = True) -> list[CameraParams]:
+    """Three cameras 500 mm from the origin, looking at it."""
+    cams = []
+    for i, (name, theta, phi) in enumerate([("left", -30, 8), ("centre", 0, -5), ("right", 35, 5)]):
+        th, ph = math.radians(theta), math.radians(phi)
+        centre = 500 * np.array([math.sin(th) * math.cos(ph), math.sin(ph), -math.cos(th) * math.cos(ph)])
+        rotation, translation = _look_at(centre)
+        matrix = np.array([[FOCAL, 0, (W - 1) / 2], [0, FOCAL, (H - 1) / 2], [0, 0, 1]])
+        dist = np.array([-0.05 * (i + 1), 0.01, 0, 0, 0]) if distortion else np.zeros(5)
+        cams.append(
+            CameraParams(name, (W, H), matrix, dist, cv2.Rodrigues(rotation)[0].ravel(), translation)
+        )
+    return cams
+
+
+def make_trajectory(n_frames: int, phase: float = 0.0) -> np.ndarray:
+    """A rigid four-point body walking on a circle: (n_frames, 4, 3) in mm."""
+    t = np.linspace(0, 2 * np.pi, n_frames) + phase
+    out = np.empty((n_frames, len(KEYPOINTS), 3))
+    for f, a in enumerate(t):
+        heading = a + np.pi / 2
+        rot = np.array(
+            [[np.cos(heading), 0, np.sin(heading)], [0, 1, 0], [-np.sin(heading), 0, np.cos(heading)]]
+        )
+        centre = np.array([60 * np.cos(a), 10 * np.sin(2 * a), 60 * np.sin(a)])
+        out[f] = (rot @ (BODY - BODY.mean(axis=0)).T).T + centre
+    return out
+
+
+def project_scene(
+    cameras: list[CameraParams],
+    points: np.ndarray,
+    noise: float = 0.3,
+    seed: int = 0,
+    individuals: list[str] | None = None,
+    fps: float = 30.0,
+) -> dict[str, PoseData]:
+    """2D PoseData per camera of ``points`` (n_frames, n_individuals, n_keypoints, 3)."""
+    rng = np.random.default_rng(seed)
+    individuals = individuals or [f"animal{i}" for i in range(points.shape[1])]
+    out = {}
+    for cam in cameras:
+        xy = cam.project(points) + rng.normal(0, noise, points.shape[:-1] + (2,))
+        out[cam.name] = PoseData(
+            position=xy,
+            confidence=np.full(points.shape[:-1], 0.95),
+            keypoints=KEYPOINTS,
+            individuals=individuals,
+            fps=fps,
+        )
+    return out
+
+
+def errors_mm(pose3d: PoseData, truth: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(pose3d.position.astype(np.float64) - truth, axis=-1)
+
+
+@pytest.fixture(scope="module")
+def cameras() -> list[CameraParams]:
+    return make_cameras()
+
+
+@pytest.fixture(scope="module")
+def calibration(cameras) -> CalibrationResult:
+    return CalibrationResult(cameras=cameras, units="mm")
+
+
+@pytest.fixture(scope="module")
+def scene(cameras):
+    truth = make_trajectory(120)[:, None]
+    return truth, project_scene(cameras, truth)
+
+
+# -------------------------------------------------------------- triangulation
+def test_triangulate_recovers_known_points(scene, calibration):
+    truth, poses = scene
+    result = triangulate(poses, calibration, {"score_threshold": 0.5})
+    err = errors_mm(result.pose, truth)
+    assert result.pose.position.shape == (120, 1, 4, 3)
+    assert result.pose.n_space == 3
+    assert np.percentile(err, 95) < 1.0 and np.nanmax(err) < 2.0 and np.nanmean(err) < 0.5
+    assert np.all(result.n_cameras == 3)
+    assert np.nanmax(result.reprojection_error) < 1.5
+    assert np.allclose(result.pose.confidence, 0.95)
+    assert result.pose.fps == 30.0
+    assert result.cameras == ["left", "centre", "right"]
+    step = result.pose.provenance[-1]
+    assert step["step"] == "triangulate" and step["cameras"] == result.cameras
+    json.dumps(step)
+    json.dumps(result.summary())
+
+
+def test_triangulation_matches_aniposelib(scene, calibration):
+    truth, poses = scene
+    ours = triangulate(poses, calibration, {"score_threshold": 0}).pose.position
+    cgroup = calibration.to_camera_group(["left", "centre", "right"])
+    pts = np.stack([poses[n].position[:, 0].reshape(-1, 2) for n in ["left", "centre", "right"]])
+    theirs = cgroup.triangulate(pts.astype(np.float64)).reshape(ours.shape)
+    assert np.allclose(ours, theirs, atol=1e-3)
+
+
+def test_calibration_dict_and_toml_round_trip(calibration, tmp_path):
+    from aniposelib.cameras import CameraGroup
+
+    d = calibration.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    back = CalibrationResult.from_dict(d)
+    for a, b in zip(calibration.cameras, back.cameras, strict=True):
+        assert a.name == b.name and np.allclose(a.matrix, b.matrix)
+    path = calibration.write_toml(tmp_path / "calibration.toml")
+    again = CalibrationResult.from_toml(path)
+    assert again.camera_names == calibration.camera_names
+    for a, b in zip(calibration.cameras, again.cameras, strict=True):
+        assert np.allclose(a.distortion, b.distortion) and np.allclose(a.translation, b.translation)
+    anipose = CameraGroup.load(str(path))  # anipose itself reads our TOML
+    assert anipose.get_names() == calibration.camera_names
+    assert np.allclose(anipose.get_rotations(), [c.rotation for c in calibration.cameras])
+
+
+def test_score_threshold_drops_low_confidence(scene, calibration):
+    truth, poses = scene
+    low = poses["right"].confidence.copy()
+    low[:10] = 0.1
+    poses = {**poses, "right": poses["right"].replace(confidence=low)}
+    result = triangulate(poses, calibration, {"score_threshold": 0.5})
+    assert np.all(result.n_cameras[:10] == 2) and np.all(result.n_cameras[10:] == 3)
+    assert np.nanmax(errors_mm(result.pose, truth)) < 1.5
+    # below threshold in two cameras: nothing left to triangulate
+    poses = {**poses, "left": poses["left"].replace(confidence=low)}
+    result = triangulate(poses, calibration, {"score_threshold": 0.5})
+    assert np.all(np.isnan(result.pose.position[:10])) and np.all(result.n_cameras[:10] == 0)
+    assert np.all(np.isnan(result.pose.confidence[:10]))
+
+
+def test_ransac_rejects_outlier_camera(scene, calibration):
+    truth, poses = scene
+    bad = poses["centre"].position.copy()
+    bad[::5, 0, 1] += 60.0  # a wrong detection of the neck in every 5th frame
+    poses = {**poses, "centre": poses["centre"].replace(position=bad)}
+    plain = triangulate(poses, calibration, {"score_threshold": 0.5})
+    robust = triangulate(poses, calibration, {"score_threshold": 0.5, "ransac": True})
+    assert np.nanmax(errors_mm(plain.pose, truth)[::5, 0, 1]) > 5.0
+    assert np.nanmax(errors_mm(robust.pose, truth)) < 1.5
+    assert np.all(robust.n_cameras[::5, 0, 1] == 2)
+    assert np.all(robust.n_cameras[1::5] == 3)
+
+
+def test_optim_with_limb_constraints(cameras, calibration):
+    truth = make_trajectory(80)[:, None]
+    poses = project_scene(cameras, truth, noise=1.5, seed=3)
+    # the tail is seen by one camera only in frames 30-34: optim still places it
+    for name in ("centre", "right"):
+        pos = poses[name].position.copy()
+        pos[30:35, 0, 3] = np.nan
+        poses[name] = poses[name].replace(position=pos)
+    params = {
+        "score_threshold": 0.5,
+        "optim": True,
+        "constraints": [["snout", "neck"], ["neck", "hip"], ["hip", "tail"]],
+        "scale_smooth": 2,
+        "scale_length": 2,
+        "n_deriv_smooth": 2,
+    }
+    plain = triangulate(poses, calibration, {"score_threshold": 0.5})
+    optim = triangulate(poses, calibration, params)
+    assert np.all(np.isnan(plain.pose.position[30:35, 0, 3]))
+    assert np.all(np.isfinite(optim.pose.position[30:35, 0, 3]))
+    assert np.all(optim.n_cameras[30:35, 0, 3] == 1)
+    err_plain = np.nanmean(errors_mm(plain.pose, truth))
+    err_optim = np.nanmean(errors_mm(optim.pose, truth))
+    assert err_optim < 2.0 and err_optim <= err_plain * 1.1
+
+    def length_sd(pose):
+        d = np.linalg.norm(pose.position[:, 0, 0] - pose.position[:, 0, 1], axis=-1)
+        return np.nanstd(d)
+
+    assert length_sd(optim.pose) < length_sd(plain.pose)
+
+
+def test_multi_animal_matched_by_name(cameras, calibration):
+    truth = np.stack([make_trajectory(40), make_trajectory(40, phase=np.pi)], axis=1)
+    poses = project_scene(cameras, truth, individuals=["mouse1", "mouse2"])
+    # another order of individuals and keypoints in one camera must not matter
+    poses["right"] = poses["right"].select(keypoints=KEYPOINTS[::-1], individuals=["mouse2", "mouse1"])
+    result = triangulate(poses, calibration, {"score_threshold": 0.5})
+    assert result.pose.individuals == ["mouse1", "mouse2"]
+    assert result.pose.keypoints == KEYPOINTS
+    assert np.nanmax(errors_mm(result.pose, truth)) < 1.0
+
+
+def test_axes_and_reference_point(scene, calibration):
+    truth, poses = scene
+    params = {
+        "score_threshold": 0.5,
+        "axes": [["x", "tail", "snout"], ["y", "snout", "hip"]],
+        "reference_point": "hip",
+    }
+    result = triangulate(poses, calibration, params)
+    pos = result.pose.position.astype(np.float64)
+    assert np.allclose(np.median(pos[:, 0, 2], axis=0), 0.0, atol=1e-4)  # hip at the origin
+    rotation = np.array(result.transform["rotation"])
+    assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
+    assert np.linalg.det(rotation) == pytest.approx(1.0)
+    direction = np.median(pos[:, 0, 0] - pos[:, 0, 3], axis=0)  # tail -> snout along +x
+    assert direction[0] > 0 and abs(direction[1]) < 1.0
+    # distances are preserved, and the transform maps calibration-frame points
+    plain = triangulate(poses, calibration, {"score_threshold": 0.5}).pose.position.astype(float)
+    origin = np.array(result.transform["origin"])
+    assert np.allclose((plain - origin) @ rotation.T, pos, atol=1e-3)
+    # reference point alone: a pure shift
+    shifted = triangulate(poses, calibration, {"score_threshold": 0.5, "reference_point": "neck"})
+    assert np.allclose(np.array(shifted.transform["rotation"]), np.eye(3))
+
+
+def test_triangulation_input_errors(scene, calibration):
+    truth, poses = scene
+    short = {**poses, "right": PoseData(
+        position=poses["right"].position[:100], confidence=poses["right"].confidence[:100],
+        keypoints=KEYPOINTS, individuals=poses["right"].individuals, fps=30.0)}
+    with pytest.raises(TriangulationError, match="number of frames"):
+        triangulate(short, calibration)
+    with pytest.raises(TriangulationError, match="frame rate"):
+        triangulate({**poses, "left": poses["left"].replace(fps=25.0)}, calibration)
+    with pytest.raises(TriangulationError, match=r"camera 'centre' lacks body parts \['tail'\]"):
+        triangulate({**poses, "centre": poses["centre"].select(keypoints=KEYPOINTS[:3])}, calibration)
+    with pytest.raises(TriangulationError, match="not in the calibration"):
+        triangulate({"left": poses["left"], "top": poses["right"]}, calibration)
+    with pytest.raises(TriangulationError, match="individuals"):
+        triangulate({**poses, "left": poses["left"].replace(individuals=["other"])}, calibration)
+    with pytest.raises(TriangulationError, match=r"unknown body parts in constraints: \['paw'\]"):
+        triangulate(poses, calibration, {"optim": True, "constraints": [["snout", "paw"]]})
+    with pytest.raises(TriangulationError, match="unknown body parts in axes"):
+        triangulate(poses, calibration, {"axes": [["x", "snout", "ear"], ["y", "neck", "hip"]]})
+    with pytest.raises(TriangulationError, match="reference_point"):
+        triangulate(poses, calibration, {"reference_point": "ear"})
+    with pytest.raises(TriangulationError, match="at least two cameras"):
+        triangulate({"left": poses["left"]}, calibration)
+    # the plain-dict calibration works as well as the object
+    assert triangulate(poses, calibration.to_dict()).pose.n_frames == 120
+
+
+def test_triangulation_params_validation():
+    p = validate_triangulation_params({})
+    assert p["score_threshold"] == 0.8 and p["ransac"] is False and p["axes"] == []
+    assert validate_triangulation_params({"scale_smooth": 2}) == validate_triangulation_params(
+        {"scale_smooth": 2.0}
+    )
+    json.dumps(p)
+    for bad in (
+        {"ransac": "yes"},
+        {"unknown": 1},
+        {"reproj_loss": "cauchy"},
+        {"axes": [["x", "a", "b"], ["x", "c", "d"]]},
+        {"axes": [["w", "a", "b"], ["x", "c", "d"]]},
+        {"constraints": [["a"]]},
+        {"min_cameras": 1},
+    ):
+        with pytest.raises(ThreeDParamsError):
+            validate_triangulation_params(bad)
+    anipose = triangulation_params_from_anipose(
+        {"optim": True, "cam_regex": "cam([0-9])", "constraints": [["a", "b"]], "score_threshold": 0.5}
+    )
+    assert anipose["optim"] is True and anipose["constraints"] == [["a", "b"]]
+
+
+# ---------------------------------------------------------- filtering, angles
+def test_filter_3d_removes_spikes_and_interpolates(scene, calibration):
+    truth, poses = scene
+    pose = triangulate(poses, calibration, {"score_threshold": 0.5}).pose
+    spiky = pose.position.copy()
+    spiky[50, 0, 1] += [80.0, 0.0, 0.0]
+    spiky[70:72, 0, 2] += [0.0, 0.0, -60.0]
+    pose = pose.replace(position=spiky)
+    out = filter_3d(pose, {"medfilt": 7, "offset_threshold": 20.0, "max_gap": 5})
+    err = errors_mm(out, truth)
+    assert err[50, 0, 1] < 3.0 and np.all(err[70:72, 0, 2] < 3.0)
+    assert out.confidence[50, 0, 1] == 0.0 and out.confidence[49, 0, 1] > 0.9
+    step = out.provenance[-1]
+    assert step["step"] == "filter_3d" and step["n_removed_offset"] == 3
+    assert step["n_interpolated"] == 3
+    assert pose.position[50, 0, 1, 0] == spiky[50, 0, 1, 0]  # input untouched
+    # no interpolation: the outliers stay missing
+    out = filter_3d(pose, {"offset_threshold": 20.0, "interpolate": False})
+    assert np.isnan(out.position[50, 0, 1]).all() and np.isnan(out.confidence[50, 0, 1])
+    with pytest.raises(ThreeDParamsError):
+        validate_filter_3d_params({"medfilt": 4})
+
+
+def test_joint_angles_known_configuration():
+    position = np.array(
+        [
+            [[[1, 0, 0], [0, 0, 0], [0, 2, 0]]],  # right angle at b
+            [[[1, 0, 0], [0, 0, 0], [-3, 0, 0]]],  # straight
+            [[[1, 1, 0], [0, 0, 0], [1, 0, 0]]],  # 45 degrees
+            [[[np.nan, 0, 0], [0, 0, 0], [1, 0, 0]]],  # missing
+        ],
+        dtype=float,
+    )
+    pose = PoseData(position=position, confidence=np.ones(position.shape[:3]),
+                    keypoints=["a", "b", "c"], individuals=["ind"])
+    angles = joint_angles(pose, {"abc": ["a", "b", "c"], "cba": ["c", "b", "a"]})
+    assert angles["abc"].shape == (4, 1)
+    assert np.allclose(angles["abc"][:3, 0], [90.0, 180.0, 45.0])
+    assert np.isnan(angles["abc"][3, 0])
+    assert np.allclose(angles["abc"][:3], angles["cba"][:3])
+    with pytest.raises(ThreeDParamsError, match="unknown body parts"):
+        joint_angles(pose, {"bad": ["a", "b", "knee"]})
+    with pytest.raises(ThreeDParamsError):
+        validate_angles({"bad": ["a", "b"]})
+
+
+# ---------------------------------------------------------------- calibration
+def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    return (
+        cv2.Rodrigues(np.array([ax, 0.0, 0.0]))[0]
+        @ cv2.Rodrigues(np.array([0.0, ay, 0.0]))[0]
+        @ cv2.Rodrigues(np.array([0.0, 0.0, az]))[0]
+    )
+
+
+def render_board_videos(
+    cameras: list[CameraParams], folder, n_views: int = 10, blank: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """Videos of the BOARD at random poses near the origin, as each camera sees it."""
+    scale, margin = 4.0, 40  # texture pixels per mm, white margin in pixels
+    texture = draw_board(BOARD, scale, margin)
+    th, tw = texture.shape
+    corners = np.array([[0, 0], [tw - 1, 0], [tw - 1, th - 1], [0, th - 1]], dtype=np.float64)
+    half = np.array([BOARD["squares_x"], BOARD["squares_y"]]) * BOARD["square_length"] / 2
+    board_xy = (corners - margin) / scale - half
+    rng = np.random.default_rng(1)
+    poses = [
+        (_rotation(*rng.uniform(-0.45, 0.45, 2), rng.uniform(-0.3, 0.3)),
+         rng.uniform([-40, -40, -40], [40, 40, 60]))
+        for _ in range(n_views)
+    ]
+    videos = {}
+    for cam in cameras:
+        frames = []
+        for rotation, translation in poses:
+            if cam.name in blank:
+                image = np.full((H, W), 110, dtype=np.uint8)
+            else:
+                world = (rotation @ np.c_[board_xy, np.zeros(4)].T).T + translation
+                homography = cv2.getPerspectiveTransform(
+                    corners.astype(np.float32), cam.project(world).astype(np.float32)
+                )
+                image = cv2.warpPerspective(texture, homography, (W, H), borderValue=110)
+            frames.append(np.repeat(image[:, :, None], 3, axis=2))
+        videos[cam.name] = write_video(folder / f"calib_{cam.name}.mp4", frames, fps=10)
+    return videos
+
+
+def _relative(a: CameraParams, b: CameraParams) -> tuple[np.ndarray, np.ndarray]:
+    rotation = b.rotation_matrix @ a.rotation_matrix.T
+    return rotation, b.translation - rotation @ a.translation
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    truth = make_cameras(distortion=False)
+    videos = render_board_videos(truth, tmp_path_factory.mktemp("calib"))
+    return truth, calibrate(videos, BOARD)
+
+
+def test_calibration_recovers_camera_geometry(calibrated):
+    truth, result = calibrated
+    assert result.camera_names == ["left", "centre", "right"]
+    assert result.n_detections == {"left": 10, "centre": 10, "right": 10}
+    assert result.reprojection_error < 1.0
+    assert result.units == "mm" and result.params["type"] == "charuco"
+    for cam in result.cameras:
+        assert cam.size == (W, H)
+        assert cam.focal_length == pytest.approx(FOCAL, rel=0.03)
+    for i in (1, 2):
+        r_true, t_true = _relative(truth[0], truth[i])
+        r_cal, t_cal = _relative(result.cameras[0], result.cameras[i])
+        angle = np.degrees(np.linalg.norm(cv2.Rodrigues(r_true.T @ r_cal)[0]))
+        assert angle < 1.0
+        assert np.linalg.norm(t_cal - t_true) < 0.04 * np.linalg.norm(t_true)
+    d = result.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    again = CalibrationResult.from_toml(result.to_toml())
+    assert again.params == result.params and again.reprojection_error == result.reprojection_error
+
+
+def test_calibrated_cameras_triangulate_true_lengths(calibrated):
+    truth_cams, result = calibrated
+    truth = make_trajectory(30)[:, None]
+    poses = project_scene(truth_cams, truth, noise=0.2)
+    pose = triangulate(poses, result, {"score_threshold": 0.5}).pose
+    true_len = np.linalg.norm(BODY[3] - BODY[0])
+    length = np.linalg.norm(pose.position[:, 0, 3] - pose.position[:, 0, 0], axis=-1)
+    assert np.allclose(length, true_len, rtol=0.03)
+
+
+def test_board_never_detected_names_camera(tmp_path):
+    truth = make_cameras(distortion=False)
+    videos = render_board_videos(truth, tmp_path, n_views=4, blank=("right",))
+    with pytest.raises(CalibrationError, match=r"never detected in camera 'right' \(.*calib_right"):
+        calibrate(videos, BOARD)
+    with pytest.raises(CalibrationError, match="too few board detections in camera 'left'"):
+        calibrate(videos, {**BOARD, "min_detections": 5})
+
+
+def test_board_detection_and_legacy_pattern():
+    for legacy in (False, True):
+        params = {**BOARD, "squares_y": 6, "legacy_pattern": legacy}
+        image = draw_board(params, 4.0, margin=40)
+        corners, ids = make_board(params).detect_image(image)
+        assert len(ids) == (params["squares_x"] - 1) * (params["squares_y"] - 1)
+
+
+def test_calibration_params_validation():
+    p = validate_calibration_params(BOARD)
+    assert p["marker_bits"] == 4 and p["dict_size"] == 50 and p["units"] == "mm"
+    assert p == validate_calibration_params({**BOARD, "square_length": 25, "dict_size": 50})
+    json.dumps(p)
+    checker = validate_calibration_params(
+        {"type": "checkerboard", "squares_x": 8, "squares_y": 6, "square_length": 20, "marker_length": 5}
+    )
+    assert checker["marker_length"] is None and checker["dict_size"] is None
+    for bad in (
+        {**BOARD, "colour": "red"},
+        {**BOARD, "type": "aruco"},
+        {**BOARD, "marker_length": 30.0},
+        {**BOARD, "squares_x": 3, "squares_y": 3},
+        {**BOARD, "squares_x": 12, "squares_y": 10},  # 60 markers > 50
+        {**BOARD, "marker_bits": 3},
+        {k: v for k, v in BOARD.items() if k != "square_length"},
+        {**BOARD, "bundle_adjust": {"n_iters": 0}},
+    ):
+        with pytest.raises(ThreeDParamsError):
+            validate_calibration_params(bad)
+    anipose = calibration_params_from_anipose(
+        {"board_type": "charuco", "board_size": [7, 5], "board_marker_bits": 4,
+         "board_marker_dict_number": 50, "board_marker_length": 18.75,
+         "board_square_side_length": 25, "animal_calibration": False}
+    )
+    assert (anipose["squares_x"], anipose["squares_y"], anipose["marker_length"]) == (7, 5, 18.75)
+    anipose = calibration_params_from_anipose(
+        {"board_type": "checkerboard", "board_size": [7, 5], "board_square_side_length": 20}
+    )
+    assert (anipose["squares_x"], anipose["squares_y"]) == (8, 6)

@@ -1,0 +1,557 @@
+"""A local, in-memory DANDI archive speaking the API subset ``dandi upload`` uses.
+
+The real ``dandi`` client talks to it over HTTP; nothing in dandi is mocked. It
+implements, under ``<url>/api``:
+
+* ``GET /info/`` (version, schema_version, cli-minimal-version, cli-bad-versions,
+  services.api.url); ``GET /server-info`` on the root answers 404 like the archive,
+  so the client falls back to ``/api/info/``;
+* ``GET /auth/token`` and token checks (``Authorization: token <key>``; a wrong key
+  gets 401 on every endpoint; writes without a key get 401);
+* ``GET /dandisets/{id}/``, ``/versions/{v}/``, ``/versions/{v}/info/``;
+* ``GET|POST /dandisets/{id}/versions/draft/assets/`` (list with ``path``/``glob``
+  filters, create), ``GET|PUT|DELETE .../assets/{asset_id}/``, ``.../info/``,
+  ``.../download/``; ``GET /assets/{asset_id}/``, ``/info/``, ``/download/``;
+* ``POST /uploads/initialize/`` (presigned part URLs pointing back to this server,
+  part sizes from dandischema's ``PartGenerator`` like the archive; 409 with the
+  blob id in ``Location`` when a blob with that dandi-etag exists),
+  ``POST /uploads/{id}/complete/`` (returns ``complete_url`` + ``body``),
+  ``POST /uploads/{id}/validate/`` (checks size and dandi-etag of the bytes);
+* ``POST /blobs/digest/`` (blob lookup by digest).
+
+Storage (what S3 does on the archive) is under ``<url>/storage/``: ``PUT`` a part
+(answers the part's MD5 as ``ETag``), ``POST`` the completion (answers the S3 XML
+with the multipart ETag computed from the stored bytes). :meth:`fail_parts` makes
+the next part uploads answer 500 once, to exercise the client's retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def multipart_etag(part_md5s: list[str]) -> str:
+    """S3's multipart ETag (= DANDI's dandi-etag): md5 of the part digests + part count."""
+    joined = b"".join(bytes.fromhex(m) for m in part_md5s)
+    return f"{hashlib.md5(joined).hexdigest()}-{len(part_md5s)}"
+
+
+@dataclass
+class Blob:
+    """Stored file content."""
+
+    blob_id: str
+    etag: str
+    sha256: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class Asset:
+    """An asset of a dandiset version."""
+
+    asset_id: str
+    path: str
+    blob_id: str
+    size: int
+    metadata: dict[str, Any]
+    created: str
+    modified: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"asset_id": self.asset_id, "blob": self.blob_id, "zarr": None,
+                "path": self.path, "size": self.size, "created": self.created,
+                "modified": self.modified}
+
+
+@dataclass
+class Upload:
+    """A multipart upload in progress."""
+
+    upload_id: str
+    dandiset_id: str
+    size: int
+    etag: str
+    parts: list[dict[str, Any]]
+    received: dict[int, bytes] = field(default_factory=dict)
+    completed: bool = False
+
+
+@dataclass
+class Dandiset:
+    """A dandiset with a draft version."""
+
+    identifier: str
+    name: str
+    created: str = field(default_factory=_now)
+    assets: dict[str, Asset] = field(default_factory=dict)  # asset_id -> Asset
+
+
+class LocalDandiArchive:
+    """A threaded HTTP server holding dandisets, blobs and assets in memory.
+
+    Args:
+        api_key: The only key accepted.
+        dandisets: Identifiers of the (empty) dandisets that exist.
+        host: Interface to bind; a free port is picked.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    VERSION = "0.4.0"
+
+    def __init__(self, api_key: str = "local-test-key", dandisets: tuple[str, ...] = ("000123",),
+                 host: str = "127.0.0.1") -> None:
+        self.api_key = api_key
+        self.host = host
+        self.lock = threading.RLock()
+        self.dandisets = {d: Dandiset(d, f"Test dandiset {d}") for d in dandisets}
+        self.blobs: dict[str, Blob] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
+        self.deleted: list[str] = []
+        self.part_puts = 0
+        self._fail_parts = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. ``http://127.0.0.1:54321``."""
+        assert self._server is not None, "server not started"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """API base URL (``<url>/api``): what to pass as the DANDI instance."""
+        return f"{self.url}/api"
+
+    def start(self) -> LocalDandiArchive:
+        archive = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.archive = archive
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="local-dandi-archive")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LocalDandiArchive:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ test hooks
+    def fail_parts(self, n: int = 1) -> None:
+        """Make the next ``n`` part uploads answer HTTP 500 (each part fails once)."""
+        with self.lock:
+            self._fail_parts += n
+
+    def assets(self, dandiset_id: str = "000123") -> dict[str, Asset]:
+        """Asset path -> :class:`Asset` of a dandiset's draft."""
+        with self.lock:
+            return {a.path: a for a in self.dandisets[dandiset_id].assets.values()}
+
+    def asset_bytes(self, dandiset_id: str, path: str) -> bytes:
+        """The content stored for an asset path."""
+        with self.lock:
+            return self.blobs[self.assets(dandiset_id)[path].blob_id].data
+
+    def count(self, method: str, pattern: str) -> int:
+        """How many requests matched a method and a path regex."""
+        return sum(1 for m, p, _ in self.requests if m == method and re.search(pattern, p))
+
+    # --------------------------------------------------------------- helpers
+    def info(self) -> dict[str, Any]:
+        from dandischema.models import get_schema_version
+
+        schema_version = get_schema_version()
+        return {
+            "version": self.VERSION,
+            "schema_version": schema_version,
+            "schema_url": "https://raw.githubusercontent.com/dandi/schema/master/releases/"
+                          f"{schema_version}/dandiset.json",
+            "cli-minimal-version": "0.60.0",
+            "cli-bad-versions": [],
+            "allowed_schema_versions": [schema_version],
+            "services": {
+                "api": {"url": self.api_url},
+                "webui": {"url": self.url},
+                "jupyterhub": {"url": self.url},
+            },
+        }
+
+    def version_data(self, ds: Dandiset) -> dict[str, Any]:
+        assets = list(ds.assets.values())
+        modified = max([a.modified for a in assets], default=ds.created)
+        return {"version": "draft", "name": ds.name, "asset_count": len(assets),
+                "size": sum(a.size for a in assets), "created": ds.created,
+                "modified": modified, "status": "Valid"}
+
+    def dandiset_data(self, ds: Dandiset) -> dict[str, Any]:
+        version = self.version_data(ds)
+        return {"identifier": ds.identifier, "created": ds.created,
+                "modified": version["modified"], "contact_person": "Test, User",
+                "embargo_status": "OPEN", "most_recent_published_version": None,
+                "draft_version": version}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    archive: LocalDandiArchive
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass  # keep test output clean; requests are recorded in archive.requests
+
+    # ------------------------------------------------------------ responses
+    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        with self.archive.lock:
+            self.archive.requests.append((self.command, urlsplit(self.path).path, status))
+
+    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), headers=headers)
+
+    def _error(self, status: int, detail: str) -> None:
+        self._json(status, {"detail": detail})
+
+    def _body(self) -> bytes:
+        return self._raw
+
+    def _json_body(self) -> Any:
+        raw = self._body()
+        return json.loads(raw) if raw else {}
+
+    # ------------------------------------------------------------- dispatch
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw = self.rfile.read(length) if length else b""  # always drain (keep-alive)
+        parts = urlsplit(self.path)
+        path = parts.path
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        method = "GET" if self.command == "HEAD" else self.command
+        try:
+            if path.startswith("/storage/"):
+                return self._storage(method, path)
+            if not path.startswith("/api/"):
+                return self._error(404, "Not found.")
+            route = "/" + path[len("/api/"):].strip("/")
+            if route == "/info":
+                return self._json(200, self.archive.info())
+            token = self._token()
+            if token is not None and token != self.archive.api_key:
+                return self._error(401, "Invalid token.")
+            if route == "/auth/token":
+                if token is None:
+                    return self._error(401, "Authentication credentials were not provided.")
+                return self._json(200, {"detail": "ok"})
+            if method in ("POST", "PUT", "DELETE") and token is None:
+                return self._error(401, "Authentication credentials were not provided.")
+            return self._api(method, route, query)
+        except Exception as exc:  # noqa: BLE001 - report server bugs as 500 with text
+            return self._error(500, f"local archive error: {type(exc).__name__}: {exc}")
+
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization")
+        if not auth:
+            return None
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "token" else ""
+
+    # ------------------------------------------------------------------ API
+    def _api(self, method: str, route: str, query: dict[str, str]) -> None:
+        a = self.archive
+        seg = route.strip("/").split("/")
+        if seg == ["users", "me"] and method == "GET":
+            return self._json(200, {"username": "tester", "name": "Test User",
+                                    "admin": False, "status": "APPROVED"})
+        if seg[0] == "uploads":
+            return self._uploads(method, seg[1:])
+        if seg == ["blobs", "digest"] and method == "POST":
+            body = self._json_body()
+            with a.lock:
+                for blob in a.blobs.values():
+                    if body.get("value") in (blob.etag, blob.sha256):
+                        return self._json(200, self._blob_data(blob))
+            return self._error(404, "Not found.")
+        if seg[0] == "assets" and len(seg) >= 2:
+            asset = self._find_asset(seg[1])
+            if asset is None:
+                return self._error(404, "Not found.")
+            return self._asset_get(asset, seg[2:])
+        if seg[0] == "dandisets" and len(seg) >= 2:
+            with a.lock:
+                ds = a.dandisets.get(seg[1])
+            if ds is None:
+                return self._error(404, "Not found.")
+            rest = seg[2:]
+            if not rest and method == "GET":
+                return self._json(200, a.dandiset_data(ds))
+            if rest[:1] == ["versions"] and len(rest) >= 2:
+                if rest[1] != "draft":
+                    return self._error(404, "Not found.")
+                return self._version(method, ds, rest[2:], query)
+        return self._error(404, f"Not found: {method} {route}")
+
+    def _version(self, method: str, ds: Dandiset, rest: list[str], query: dict) -> None:
+        a = self.archive
+        if not rest and method == "GET":
+            return self._json(200, {"name": ds.name, "schemaKey": "Dandiset",
+                                    "identifier": f"DANDI:{ds.identifier}"})
+        if rest == ["info"] and method == "GET":
+            return self._json(200, {**a.version_data(ds), "metadata": {"name": ds.name},
+                                    "asset_validation_errors": [],
+                                    "version_validation_errors": []})
+        if rest[:1] != ["assets"]:
+            return self._error(404, "Not found.")
+        if len(rest) == 1:
+            if method == "GET":
+                with a.lock:
+                    assets = sorted(ds.assets.values(), key=lambda x: x.path)
+                if query.get("path") is not None:
+                    assets = [x for x in assets if x.path.startswith(query["path"])]
+                if query.get("glob"):
+                    assets = [x for x in assets if fnmatch.fnmatchcase(x.path, query["glob"])]
+                include_md = query.get("metadata") in ("true", "1")
+                results = [{**x.summary(), **({"metadata": x.metadata} if include_md else {})}
+                           for x in assets]
+                return self._json(200, {"count": len(results), "next": None,
+                                        "previous": None, "results": results})
+            if method == "POST":
+                return self._create_asset(ds, self._json_body(), replacing=None)
+            return self._error(405, "Method not allowed.")
+        with a.lock:
+            asset = ds.assets.get(rest[1])
+        if asset is None:
+            return self._error(404, "Not found.")
+        if len(rest) == 2 and method == "PUT":
+            return self._create_asset(ds, self._json_body(), replacing=asset)
+        if len(rest) == 2 and method == "DELETE":
+            with a.lock:
+                ds.assets.pop(asset.asset_id, None)
+                a.deleted.append(asset.path)
+            return self._send(204)
+        return self._asset_get(asset, rest[2:])
+
+    def _asset_get(self, asset: Asset, rest: list[str]) -> None:
+        if self.command not in ("GET", "HEAD"):
+            return self._error(405, "Method not allowed.")
+        if not rest:
+            return self._json(200, asset.metadata)
+        if rest == ["info"]:
+            return self._json(200, {**asset.summary(), "metadata": asset.metadata})
+        if rest == ["download"]:
+            with self.archive.lock:
+                data = self.archive.blobs[asset.blob_id].data
+            return self._send(200, data, "application/octet-stream")
+        return self._error(404, "Not found.")
+
+    def _find_asset(self, asset_id: str) -> Asset | None:
+        with self.archive.lock:
+            for ds in self.archive.dandisets.values():
+                if asset_id in ds.assets:
+                    return ds.assets[asset_id]
+        return None
+
+    def _create_asset(self, ds: Dandiset, body: dict, replacing: Asset | None) -> None:
+        a = self.archive
+        metadata = dict(body.get("metadata") or {})
+        blob_id = body.get("blob_id")
+        path = metadata.get("path")
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            return self._json(400, {"metadata": ["a relative 'path' is required"]})
+        with a.lock:
+            blob = a.blobs.get(blob_id)
+            if blob is None:
+                return self._json(400, {"blob_id": [f"unknown blob {blob_id!r}"]})
+            others = [x for x in ds.assets.values()
+                      if x.path == path and (replacing is None or x is not replacing)]
+            if others:
+                return self._error(409, f"An asset already exists at {path!r}.")
+            if replacing is not None:
+                if replacing.path != path:
+                    return self._error(400, "Replacing asset path differs.")
+                ds.assets.pop(replacing.asset_id)
+            now = _now()
+            asset_id = str(uuid.uuid4())
+            metadata.update(id=f"dandiasset:{asset_id}", identifier=asset_id,
+                            contentSize=blob.size,
+                            contentUrl=[f"{a.api_url}/assets/{asset_id}/download/"])
+            metadata.setdefault("digest", {})["dandi:dandi-etag"] = blob.etag
+            metadata["digest"]["dandi:sha2-256"] = blob.sha256
+            asset = Asset(asset_id=asset_id, path=path, blob_id=blob_id, size=blob.size,
+                          metadata=metadata,
+                          created=replacing.created if replacing else now, modified=now)
+            ds.assets[asset_id] = asset
+        return self._json(200, {**asset.summary(), "metadata": asset.metadata})
+
+    @staticmethod
+    def _blob_data(blob: Blob) -> dict[str, Any]:
+        return {"blob_id": blob.blob_id, "etag": blob.etag, "sha256": blob.sha256,
+                "size": blob.size}
+
+    def _uploads(self, method: str, seg: list[str]) -> None:
+        from dandischema.digests.dandietag import PartGenerator
+
+        a = self.archive
+        if seg == ["initialize"] and method == "POST":
+            body = self._json_body()
+            digest = body.get("digest") or {}
+            if digest.get("algorithm") != "dandi:dandi-etag" or not digest.get("value"):
+                return self._json(400, {"digest": ["a dandi:dandi-etag digest is required"]})
+            size = int(body.get("contentSize", -1))
+            if size < 0:
+                return self._json(400, {"contentSize": ["required"]})
+            with a.lock:
+                if body.get("dandiset") not in a.dandisets:
+                    return self._json(400, {"dandiset": ["unknown dandiset"]})
+                for blob in a.blobs.values():
+                    if blob.etag == digest["value"] and blob.size == size:
+                        return self._json(409, {"detail": "Blob already exists."},
+                                          headers={"Location": blob.blob_id})
+                upload_id = str(uuid.uuid4())
+                parts = [
+                    {"part_number": p.number, "size": p.size,
+                     "upload_url": f"{a.url}/storage/uploads/{upload_id}/{p.number}"
+                                   f"?X-Amz-Signature={uuid.uuid4().hex}"}
+                    for p in PartGenerator.for_file_size(size)
+                ]
+                a.uploads[upload_id] = Upload(upload_id, body["dandiset"], size,
+                                              digest["value"], parts)
+            return self._json(200, {"upload_id": upload_id, "parts": parts})
+        if len(seg) == 2 and method == "POST":
+            with a.lock:
+                up = a.uploads.get(seg[0])
+            if up is None:
+                return self._error(404, "Not found.")
+            if seg[1] == "complete":
+                body = self._json_body()
+                listed = sorted(int(p["part_number"]) for p in body.get("parts", []))
+                if listed != [p["part_number"] for p in up.parts]:
+                    return self._json(400, {"parts": ["parts missing or out of range"]})
+                return self._json(200, {
+                    "complete_url": f"{a.url}/storage/uploads/{up.upload_id}/complete"
+                                    f"?X-Amz-Signature={uuid.uuid4().hex}",
+                    "body": "<CompleteMultipartUpload>" + "".join(
+                        f"<Part><PartNumber>{p['part_number']}</PartNumber>"
+                        f"<ETag>{p['etag']}</ETag></Part>" for p in body["parts"]
+                    ) + "</CompleteMultipartUpload>",
+                })
+            if seg[1] == "validate":
+                with a.lock:
+                    if not up.completed:
+                        return self._json(400, {"detail": "upload not completed"})
+                    data = b"".join(up.received[p["part_number"]] for p in up.parts)
+                    etag = multipart_etag([hashlib.md5(up.received[p["part_number"]])
+                                           .hexdigest() for p in up.parts])
+                    if len(data) != up.size or etag != up.etag:
+                        return self._json(400, {"detail": f"checksum mismatch: got {etag} "
+                                                          f"({len(data)} bytes), expected "
+                                                          f"{up.etag} ({up.size} bytes)"})
+                    blob = Blob(str(uuid.uuid4()), etag, hashlib.sha256(data).hexdigest(),
+                                data)
+                    a.blobs[blob.blob_id] = blob
+                    del a.uploads[up.upload_id]
+                return self._json(200, self._blob_data(blob))
+        return self._error(404, "Not found.")
+
+    # -------------------------------------------------------------- storage
+    def _storage(self, method: str, path: str) -> None:
+        a = self.archive
+        m = re.fullmatch(r"/storage/uploads/([^/]+)/(\d+|complete)", path)
+        if m is None:
+            return self._error(404, "NoSuchKey")
+        with a.lock:
+            up = a.uploads.get(m[1])
+        if up is None:
+            return self._error(404, "NoSuchUpload")
+        if method == "PUT" and m[2] != "complete":
+            data = self._body()
+            number = int(m[2])
+            with a.lock:
+                a.part_puts += 1
+                fail = a._fail_parts > 0
+                if fail:
+                    a._fail_parts -= 1
+            if fail:
+                return self._send(500, b"<Error><Code>InternalError</Code></Error>",
+                                  "application/xml")
+            expected = next((p["size"] for p in up.parts if p["part_number"] == number), None)
+            if expected is None or expected != len(data):
+                return self._send(400, b"<Error><Code>BadDigest</Code></Error>",
+                                  "application/xml")
+            with a.lock:
+                up.received[number] = data
+            return self._send(200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
+        if method == "POST" and m[2] == "complete":
+            with a.lock:
+                missing = [p["part_number"] for p in up.parts
+                           if p["part_number"] not in up.received]
+                if missing:
+                    return self._send(400, b"<Error><Code>InvalidPart</Code></Error>",
+                                      "application/xml")
+                up.completed = True
+                etag = multipart_etag([hashlib.md5(up.received[p["part_number"]]).hexdigest()
+                                       for p in up.parts])
+            xml = ('<?xml version="1.0" encoding="UTF-8"?>'
+                   '<CompleteMultipartUploadResult '
+                   'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                   f"<Location>{a.url}/storage/blobs/{up.upload_id}</Location>"
+                   "<Bucket>dandi</Bucket>"
+                   f"<Key>blobs/{up.upload_id}</Key><ETag>&quot;{etag}&quot;</ETag>"
+                   "</CompleteMultipartUploadResult>")
+            return self._send(200, xml.encode(), "application/xml")
+        return self._error(405, "MethodNotAllowed")

@@ -1,0 +1,1 @@
+"""A ready pipeline: lab, subject and session schemas activating element-pose."""
