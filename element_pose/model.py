@@ -321,7 +321,8 @@ class Model(dj.Manual):
     @classmethod
     def body_parts(cls, key: dict) -> list[str]:
         """The model's body parts in output order."""
-        return list((cls.BodyPart & key).to_arrays("body_part", order_by="body_part_index"))
+        return [str(b) for b in
+                (cls.BodyPart & key).to_arrays("body_part", order_by="body_part_index")]
 
     @classmethod
     def config_path(cls, key: dict) -> Path:

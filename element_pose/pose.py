@@ -264,8 +264,8 @@ class PoseData:
         confidence = ds["confidence"].transpose("time", "individuals", "keypoints").values
         fps = ds.attrs.get("fps")
         timestamps = None
-        if ds.attrs.get("time_unit") == "seconds" and fps is None:
-            timestamps = ds["time"].values
+        if ds.attrs.get("time_unit") == "seconds":
+            timestamps = np.asarray(ds["time"].values, dtype=np.float64)
         fields.setdefault("source_software", ds.attrs.get("source_software") or "unknown")
         return cls(
             position=position,

@@ -14,7 +14,6 @@ import importlib
 import inspect
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -63,10 +62,10 @@ def activate(
     )
 
 
-def params_hash(params: dict[str, Any]) -> uuid.UUID:
-    """A UUID from the canonical JSON of a parameter dict (key order does not matter)."""
+def params_hash(params: dict[str, Any]) -> str:
+    """md5 hex of the canonical JSON of a parameter dict (key order does not matter)."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return uuid.UUID(hashlib.md5(canonical.encode()).hexdigest())
+    return hashlib.md5(canonical.encode()).hexdigest()
 
 
 @schema
@@ -119,7 +118,7 @@ class TrainingParamSet(dj.Lookup):
     paramset_idx: int16
     ---
     paramset_desc: varchar(1000)
-    param_set_hash: uuid
+    param_set_hash: char(32)  # md5 of the canonical JSON of params
     params: json     # net_type, epochs, batch_size, ... (see the engine's docs)
     unique index (param_set_hash)
     """

@@ -91,6 +91,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "save_epochs": None,
     "max_snapshots": None,
     "eval_interval": None,
+    "key_metric": None,
+    "key_metric_asc": None,
     "display_iters": None,
     "learning_rate": None,
     "optimizer": None,
@@ -821,10 +823,13 @@ def patch_pytorch_config(
     """Apply training parameters to a shuffle's ``pytorch_config.yaml`` (atomically).
 
     Keys used: ``epochs``, ``batch_size``, ``save_epochs``, ``max_snapshots``,
-    ``eval_interval``, ``display_iters``, ``learning_rate``, ``optimizer`` (a dict
+    ``eval_interval``, ``key_metric`` (what picks the best snapshot, e.g. ``test.mAP``
+    or ``test.rmse``), ``key_metric_asc`` (``True`` when larger is better),
+    ``display_iters``, ``learning_rate``, ``optimizer`` (a dict
     replacing ``runner.optimizer``), ``scheduler`` (a dict replacing
     ``runner.scheduler``, or ``False`` to remove it), ``crop_size`` (``"auto"``: crop
-    to the labelled frame size rounded up to 32 px; ``[w, h]``; ``None``: keep),
+    to the labelled frame size rounded up to 32 px, but no larger than DeepLabCut's
+    default crop (448 px), so small frames are not padded; ``[w, h]``; ``None``: keep),
     ``augmentation`` (dict merged into ``data.train``), ``seed``,
     ``dataloader_workers``, ``device``, ``weight_init`` and ``pytorch_config_updates``
     (``{"dotted.key": value}`` applied last).
@@ -850,6 +855,9 @@ def patch_pytorch_config(
     put("runner.snapshots.save_epochs", _opt_int(p["save_epochs"]))
     put("runner.snapshots.max_snapshots", _opt_int(p["max_snapshots"]))
     put("runner.eval_interval", _opt_int(p["eval_interval"]))
+    put("runner.key_metric", p["key_metric"])
+    if p["key_metric_asc"] is not None:
+        put("runner.key_metric_asc", bool(p["key_metric_asc"]))
     if p["optimizer"] is not None:
         pt.setdefault("runner", {})["optimizer"] = copy.deepcopy(dict(p["optimizer"]))
     if p["learning_rate"] is not None:
@@ -865,7 +873,11 @@ def patch_pytorch_config(
     if crop == "auto":
         if frame_size is None or not frame_size[0]:
             frame_size = validate_labeled_data(config_path).frame_size
-        crop = [_round_up(frame_size[0], 32), _round_up(frame_size[1], 32)]
+        current = (pt.get("data", {}).get("train", {}) or {}).get("crop_sampling") or {}
+        crop = [
+            min(_round_up(frame_size[0], 32), int(current.get("width") or 448)),
+            min(_round_up(frame_size[1], 32), int(current.get("height") or 448)),
+        ]
     if crop is not None:
         train = pt.setdefault("data", {}).setdefault("train", {})
         sampling = dict(train.get("crop_sampling") or {})

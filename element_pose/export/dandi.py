@@ -97,7 +97,7 @@ def write_dandiset_yaml(
     name: str,
     description: str | None = None,
     *,
-    license: str = "spdx:CC-BY-4.0",  # noqa: A002 - DANDI's field name
+    license: str = "spdx:CC-BY-4.0",
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``dandiset.yaml`` (what ``dandi download`` of an empty dandiset gives).
@@ -211,7 +211,7 @@ def organize(
     for src in (Path(p).absolute() for p in nwb_paths):
         try:
             meta = get_metadata(src)
-        except Exception as exc:  # noqa: BLE001 - collected into one error
+        except Exception as exc:
             problems.append(f"{src}: cannot read metadata: {exc}")
             continue
         meta["path"] = str(src)
@@ -253,13 +253,44 @@ def organize(
         moved.append(meta)
         log.info("organized %s -> %s", src, dest.relative_to(dandiset_dir))
     with_media = [m for m in moved if m.get("external_file_objects")]
-    if with_media:
-        try:
+    try:
+        if with_media:
             rename_nwb_external_files(with_media, str(dandiset_dir))
             organize_external_files(with_media, str(dandiset_dir), copy_media)
-        except FileNotFoundError as exc:
-            raise DandiError(f"dandi organize: external video missing: {exc}") from exc
+        for meta in moved:
+            _organize_nested_videos(Path(meta["path"]), result[Path(meta["path"])], copy_media)
+    except FileNotFoundError as exc:
+        raise DandiError(f"dandi organize: external video missing: {exc}") from exc
     return result
+
+
+def _organize_nested_videos(src: Path, dest: Path, copy_mode: Any) -> None:
+    """Place external videos that dandi does not handle next to ``dest`` too.
+
+    dandi only renames ImageSeries at the top level of ``acquisition`` and
+    ``processing``; the training videos of ndx-pose ``PoseTraining`` sit deeper
+    (``SourceVideos``). They get the same treatment and naming:
+    ``<file stem>/<ImageSeries object id>_external_file_<n><ext>``.
+    """
+    from pynwb import NWBHDF5IO
+    from pynwb.image import ImageSeries
+
+    with NWBHDF5IO(str(dest), mode="r+") as io:
+        nwbfile = io.read()
+        for obj in list(nwbfile.objects.values()):
+            if not isinstance(obj, ImageSeries) or obj.external_file is None:
+                continue
+            for no, old in enumerate(list(obj.external_file[:])):
+                old = old.decode() if isinstance(old, bytes) else str(old)
+                if "://" in old or Path(old).parts[:1] == (dest.stem,):
+                    continue  # a URL, or already placed by dandi
+                old_path = Path(old) if Path(old).is_absolute() else src.parent / old
+                if not old_path.exists():
+                    raise FileNotFoundError(f"{old_path} does not exist")
+                new = f"{dest.stem}/{obj.object_id}_external_file_{no}{old_path.suffix.lower()}"
+                (dest.parent / new).parent.mkdir(parents=True, exist_ok=True)
+                copy_mode.copy(str(old_path), str(dest.parent / new))
+                obj.external_file[no] = new
 
 
 # ------------------------------------------------------------------ validation
@@ -432,6 +463,8 @@ def resolve_instance(instance: str):
             f"unknown DANDI instance {instance!r}: use one of {sorted(known_instances)} "
             "or an API URL such as https://api.sandbox.dandiarchive.org/api"
         ) from exc
+    except ValueError as exc:  # e.g. the removed "dandi-staging"
+        raise DandiError(str(exc)) from exc
     except Exception as exc:
         raise DandiError(f"cannot reach DANDI instance {instance!r}: {exc}") from exc
 
@@ -481,7 +514,7 @@ def _remote_assets(dandiset, asset_paths: Sequence[str]) -> dict[str, Any]:
 def _remote_etag(asset: Any) -> str | None:
     try:
         return asset.get_raw_metadata().get("digest", {}).get("dandi:dandi-etag")
-    except Exception:  # noqa: BLE001 - only used for reporting
+    except Exception:
         return None
 
 
@@ -499,7 +532,8 @@ def upload(
     """Upload organized files to a dandiset's draft with the dandi client.
 
     Args:
-        paths: A dandiset folder (everything NWB/video in it) or files inside one.
+        paths: A dandiset folder (everything NWB/video in it) or files inside one; an
+            NWB file brings the videos organized next to it (``<file stem>/``).
         dandiset_id: The six-digit id; must match ``dandiset.yaml``.
         instance: ``"dandi"``, ``"dandi-sandbox"``, another known name, or an API URL.
         api_key: The key; by default from ``<INSTANCE>_API_KEY`` (``DANDI_API_KEY``,
@@ -541,9 +575,11 @@ def upload(
         raise DandiError(f"{dandiset_dir / DANDISET_YAML} says dandiset {yaml_id!r}, "
                          f"but the upload targets {dandiset_id!r}")
     assets = local_assets(dandiset_dir)
+    # a file's organized videos live in "<file stem>/" next to it: they go along
+    roots = [*paths, *(p.with_suffix("") for p in paths if p.suffix == ".nwb")]
     selected = {
         rel: p for rel, p in assets.items()
-        if any(p == q or q in p.parents for q in paths)
+        if any(p == q or q in p.parents for q in roots)
     }
     if not selected:
         raise DandiError(f"no NWB or video files to upload under {[str(p) for p in paths]}")
@@ -585,7 +621,7 @@ def upload(
                     f"{dandi_instance.api} rejected the API key given {source} "
                     f"(HTTP {_status_code(exc)})") from None
             error = exc
-        except Exception as exc:  # noqa: BLE001 - reported per file below
+        except Exception as exc:
             error = exc
 
     with DandiAPIClient(dandi_instance=dandi_instance, token=key) as client:

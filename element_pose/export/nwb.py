@@ -633,10 +633,10 @@ def add_pose_estimation(
             if video.width and video.height:
                 kwargs["dimension"] = [int(video.width), int(video.height)]
             fps = video.fps or pose.fps
-            if fps is None:  # pose has timestamps: share them when they cover the video
-                kwargs["timestamps"] = series[0]
+            if pose.timestamps is not None and (n_samples == pose.n_frames or fps is None):
+                kwargs["timestamps"] = series[0]  # one frame per pose sample: share the times
             else:
-                kwargs.update(rate=float(fps), starting_time=float(pose.start_time),
+                kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
                               num_samples=n_samples)
             source_video = ImageSeries(**{k: v for k, v in kwargs.items() if v is not None})
             nwbfile.add_acquisition(source_video)
@@ -1143,8 +1143,14 @@ def list_pose_estimations(path: str | Path) -> list[str]:
 
 # ------------------------------------------------------------------ inspection
 def inspect_nwb(path: str | Path, importance_threshold: str = "BEST_PRACTICE_SUGGESTION",
-                ) -> list[Any]:
+                *, skip_validate: bool = False) -> list[Any]:
     """Run NWB Inspector on a file; messages are logged and returned.
+
+    Args:
+        path: The NWB file.
+        importance_threshold: Lowest ``nwbinspector.Importance`` name reported.
+        skip_validate: Skip the PyNWB schema validation step (it dominates the run
+            time on files with many training frames).
 
     Returns:
         ``nwbinspector.InspectorMessage`` objects (attributes ``importance``,
@@ -1153,7 +1159,8 @@ def inspect_nwb(path: str | Path, importance_threshold: str = "BEST_PRACTICE_SUG
     from nwbinspector import Importance, inspect_nwbfile
 
     messages = [m for m in inspect_nwbfile(
-        nwbfile_path=str(path), importance_threshold=Importance[importance_threshold])
+        nwbfile_path=str(path), importance_threshold=Importance[importance_threshold],
+        skip_validate=skip_validate)
         if m is not None]
     for m in messages:
         level = logging.WARNING if m.importance.value >= Importance.CRITICAL.value \
@@ -1163,8 +1170,11 @@ def inspect_nwb(path: str | Path, importance_threshold: str = "BEST_PRACTICE_SUG
     return messages
 
 
-def check_nwb(path: str | Path) -> list[Any]:
+def check_nwb(path: str | Path, *, skip_validate: bool = False) -> list[Any]:
     """Inspect a file and raise when any message is CRITICAL or worse.
+
+    Schema validation failures (``PYNWB_VALIDATION``) and checks that crashed
+    (``ERROR``) count as worse than CRITICAL.
 
     Returns:
         The (non-critical) messages when the file passes.
@@ -1174,7 +1184,7 @@ def check_nwb(path: str | Path) -> list[Any]:
     """
     from nwbinspector import Importance
 
-    messages = inspect_nwb(path)
+    messages = inspect_nwb(path, skip_validate=skip_validate)
     critical = [m for m in messages if m.importance.value >= Importance.CRITICAL.value]
     if critical:
         raise NWBInspectionError(path, critical)

@@ -1,4 +1,4 @@
-"""DB-free post-processing of pose estimates: pure functions on :class:`~element_pose.pose.PoseData`.
+"""DB-free post-processing of pose estimates: pure functions on ``PoseData``.
 
 Modules (import them directly; this package imports nothing heavy):
 

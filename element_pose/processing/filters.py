@@ -198,7 +198,7 @@ def _check_names(value: Any, where: str, key: str) -> list[str] | None:
 
 
 def validate_filter_params(
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str,
     keypoints: Sequence[str] | None = None,
     individuals: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -209,7 +209,8 @@ def validate_filter_params(
     descriptions of the same pipeline compare (and hash) equal.
 
     Args:
-        params: ``{"steps": [...]}`` (a bare list of steps is accepted too).
+        params: ``{"steps": [...]}``; a bare list of steps, or either as a JSON
+            string, is accepted too.
         keypoints: When given, the body parts the data have; steps naming others
             raise :class:`UnknownNameError`.
         individuals: Likewise for individuals.
@@ -221,10 +222,17 @@ def validate_filter_params(
         FilterParamsError: unknown step or key, missing key, wrong type or value.
         UnknownNameError: a step names keypoints/individuals not in the data.
     """
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except json.JSONDecodeError as err:
+            raise FilterParamsError(f"filter params: not valid JSON ({err})") from None
     if isinstance(params, Mapping):
         extra = set(params) - {"steps"}
         if extra:
-            raise FilterParamsError(f"filter params: unknown keys {sorted(extra)}; expected 'steps'")
+            raise FilterParamsError(
+                f"filter params: unknown keys {sorted(extra)}; expected 'steps'"
+            )
         if "steps" not in params:
             raise FilterParamsError("filter params: missing key 'steps'")
         steps = params["steps"]
@@ -267,7 +275,7 @@ def validate_filter_params(
     return {"steps": normalised}
 
 
-def canonical_params_json(params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+def canonical_params_json(params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str) -> str:
     """The normalised parameters as compact, key-sorted JSON (a stable hash input)."""
     return json.dumps(validate_filter_params(params), sort_keys=True, separators=(",", ":"))
 
@@ -361,7 +369,7 @@ def _step_confidence_threshold(position, confidence, p):
 
 
 def _step_median(position, confidence, p):
-    filtering, version = _movement()
+    _, version = _movement()
     info = {
         "implementation": "movement.filtering.rolling_filter(statistic='median', min_periods=1)",
         "software": "movement",
@@ -426,8 +434,9 @@ _RUNNERS = {
 }
 
 
-def apply_filters(pose: PoseData, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-                  ) -> PoseData:
+def apply_filters(
+    pose: PoseData, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str
+) -> PoseData:
     """Run a filter pipeline on pose data.
 
     Args:
@@ -472,7 +481,11 @@ def apply_filters(pose: PoseData, params: Mapping[str, Any] | Sequence[Mapping[s
         part = position[sel]
         if not np.isfinite(part).all(axis=-1).any():
             logger.warning("filter step %d (%s): the selected points are all missing", i, name)
-            filtered, info = part.copy(), {"note": "selection all missing: nothing done"}
+            filtered, info = part.copy(), {
+                "note": "selection all missing: nothing done",
+                "software": "element-pose",
+                "software_version": __version__,
+            }
         else:
             with _accelerator_options():
                 filtered, info = _RUNNERS[name](part, result.confidence[sel], step)

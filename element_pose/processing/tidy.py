@@ -128,7 +128,9 @@ def to_tidy(
     import pandas as pd
 
     if individual_layout not in ("column", "prefix"):
-        raise TidyError(f"individual_layout must be 'column' or 'prefix', got {individual_layout!r}")
+        raise TidyError(
+            f"individual_layout must be 'column' or 'prefix', got {individual_layout!r}"
+        )
     movie, local = _movie_numbers(pose.n_frames, frame_counts)
     frame_part = {
         FRAME_NUMBER: np.arange(pose.n_frames, dtype=np.int64),

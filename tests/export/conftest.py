@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 pytest.importorskip("ndx_pose")
 pytest.importorskip("dandi")
 
-from support.dandi_server import LocalDandiArchive  # noqa: E402
+from support.dandi_server import LocalDandiArchive
 
-from element_pose import sample  # noqa: E402
-from element_pose.export.nwb import (  # noqa: E402
+from element_pose import sample
+from element_pose.export.nwb import (
     CameraMetadata,
     SessionMetadata,
     SubjectMetadata,
@@ -93,3 +93,30 @@ def dandi_archive():
     """A local DANDI archive (real HTTP) with the empty dandiset 000123."""
     with LocalDandiArchive(api_key=API_KEY, dandisets=(DANDISET_ID,)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def organized_dandiset(tmp_path_factory, recording):
+    """A dandiset folder (``dandiset.yaml`` + one organized NWB file with its video)."""
+    from element_pose.export import dandi, nwb
+
+    video, truth = recording
+    root = tmp_path_factory.mktemp("organized")
+    subject = SubjectMetadata("mouse1", species="Mus musculus", sex="F", age="P90D")
+    session = SessionMetadata("session1", dt.datetime(2026, 1, 2, 10, 30, tzinfo=dt.UTC),
+                              description="upload test")
+    src = nwb.write_nwb(root / "raw" / "session1.nwb", truth, subject, session,
+                        camera=CameraMetadata("camera_top"),
+                        video=VideoMetadata.from_files([video]))
+    ds = root / DANDISET_ID
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "element-pose upload test")
+    dandi.organize([src], ds)
+    return ds
+
+
+@pytest.fixture
+def dandiset_copy(tmp_path, organized_dandiset):
+    """A private copy of :func:`organized_dandiset` that a test may modify."""
+    import shutil
+
+    return Path(shutil.copytree(organized_dandiset, tmp_path / DANDISET_ID))

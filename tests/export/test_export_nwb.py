@@ -71,12 +71,12 @@ def test_write_read_with_rate(tmp_path, recording, subject, session, camera):
     assert nwb.check_nwb(path) is not None  # no CRITICAL message
 
 
-def test_write_read_with_timestamps(tmp_path, recording, subject, session):
+def test_write_read_with_timestamps(tmp_path, recording, subject, session, video_meta):
     _, truth = recording
     rng = np.random.default_rng(0)
     timestamps = 12.5 + np.cumsum(rng.uniform(0.03, 0.04, truth.n_frames))
     pose = truth.replace(timestamps=timestamps, fps=None)
-    path = nwb.write_nwb(tmp_path / "ts.nwb", pose, subject, session)
+    path = nwb.write_nwb(tmp_path / "ts.nwb", pose, subject, session, video=video_meta)
     back = nwb.read_pose_from_nwb(path)
     _assert_same_pose(back, pose)
     np.testing.assert_array_equal(back.timestamps, timestamps)
@@ -84,13 +84,15 @@ def test_write_read_with_timestamps(tmp_path, recording, subject, session):
     with h5py.File(path, "r") as h5:  # one timestamps dataset, shared by the others
         group = h5["processing/behavior/PoseEstimation"]
         assert group["left_ear/timestamps"] == group["nose/timestamps"]
+        assert h5["acquisition/camera_video/timestamps"] == group["nose/timestamps"]
+        assert "starting_time" not in h5["acquisition/camera_video"]
 
 
 def test_3d_export(tmp_path, recording, subject, session):
     _, truth = recording
     z = np.linspace(0, 1, truth.n_frames, dtype=np.float32)[:, None, None, None]
     pose3d = truth.replace(position=np.concatenate(
-        [truth.position, np.broadcast_to(z, truth.position.shape[:3] + (1,))], axis=3))
+        [truth.position, np.broadcast_to(z, (*truth.position.shape[:3], 1))], axis=3))
     assert pose3d.n_space == 3
     path = nwb.write_nwb(tmp_path / "3d.nwb", pose3d, subject, session,
                          name="PoseEstimation3D")
@@ -204,7 +206,7 @@ def test_training_frames(tmp_path, subject, session):
         np.testing.assert_allclose(instance.node_locations[:], expected)
         video = pt.source_videos.image_series["demo_video0"]
         assert video.external_file[0].endswith("demo_video0.mp4") and video.num_samples == 20
-    nwb.check_nwb(path)
+    nwb.check_nwb(path, skip_validate=True)  # with validation: test_organize_and_validate
 
 
 def test_inspector_flags_missing_video(tmp_path, recording, subject, session, camera):
@@ -215,7 +217,7 @@ def test_inspector_flags_missing_video(tmp_path, recording, subject, session, ca
                          video=nwb.VideoMetadata.from_files([local]))
     local.unlink()
     with pytest.raises(NWBInspectionError, match="external_file"):
-        nwb.check_nwb(path)
+        nwb.check_nwb(path, skip_validate=True)
 
 
 def test_refuses_to_overwrite(tmp_path, recording, subject, session):

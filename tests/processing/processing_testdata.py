@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from element_pose.pose import PoseData
 
 FPS = 30.0

@@ -81,6 +81,15 @@ def test_interpolate_fills_short_gaps_only(truth):
     assert np.isnan(out.position).any(axis=-1).sum() == 32
 
 
+@pytest.mark.parametrize("method", ["nearest", "cubic", "pchip"])
+def test_interpolate_methods(truth, method):
+    position = truth.copy()
+    position[20:23, 0, 0] = np.nan
+    out = apply_filters(make_pose(position),
+                        _one({"step": "interpolate", "max_gap": None, "method": method}))
+    np.testing.assert_allclose(out.position[20:23, 0, 0], truth[20:23, 0, 0], atol=2.0)
+
+
 def test_interpolate_gap_equal_to_max_gap_is_filled(truth):
     position = truth.copy()
     position[40:45, 0, 0] = np.nan  # exactly 5
@@ -219,6 +228,9 @@ def test_normalised_params_fill_defaults_and_hash_equal():
          {"step": "median", "window": 5, "keypoints": ["a", "b"]}]
     assert canonical_params_json(a) == canonical_params_json(b)
     assert validate_filter_params(a) == a  # idempotent
+    assert validate_filter_params(json.dumps(b)) == a  # JSON text, as stored
+    with pytest.raises(FilterParamsError, match="not valid JSON"):
+        validate_filter_params("{steps")
     assert set(STEP_NAMES) == {"confidence_threshold", "median", "offset_threshold", "savgol",
                                "interpolate"}
 

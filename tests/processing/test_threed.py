@@ -67,12 +67,16 @@ def make_cameras(distortion: bool = True) -> list[CameraParams]:
     cams = []
     for i, (name, theta, phi) in enumerate([("left", -30, 8), ("centre", 0, -5), ("right", 35, 5)]):
         th, ph = math.radians(theta), math.radians(phi)
-        centre = 500 * np.array([math.sin(th) * math.cos(ph), math.sin(ph), -math.cos(th) * math.cos(ph)])
+        centre = 500 * np.array(
+            [math.sin(th) * math.cos(ph), math.sin(ph), -math.cos(th) * math.cos(ph)]
+        )
         rotation, translation = _look_at(centre)
         matrix = np.array([[FOCAL, 0, (W - 1) / 2], [0, FOCAL, (H - 1) / 2], [0, 0, 1]])
         dist = np.array([-0.05 * (i + 1), 0.01, 0, 0, 0]) if distortion else np.zeros(5)
         cams.append(
-            CameraParams(name, (W, H), matrix, dist, cv2.Rodrigues(rotation)[0].ravel(), translation)
+            CameraParams(
+                name, (W, H), matrix, dist, cv2.Rodrigues(rotation)[0].ravel(), translation
+            )
         )
     return cams
 
@@ -84,7 +88,11 @@ def make_trajectory(n_frames: int, phase: float = 0.0) -> np.ndarray:
     for f, a in enumerate(t):
         heading = a + np.pi / 2
         rot = np.array(
-            [[np.cos(heading), 0, np.sin(heading)], [0, 1, 0], [-np.sin(heading), 0, np.cos(heading)]]
+            [
+                [np.cos(heading), 0, np.sin(heading)],
+                [0, 1, 0],
+                [-np.sin(heading), 0, np.cos(heading)],
+            ]
         )
         centre = np.array([60 * np.cos(a), 10 * np.sin(2 * a), 60 * np.sin(a)])
         out[f] = (rot @ (BODY - BODY.mean(axis=0)).T).T + centre
@@ -104,7 +112,7 @@ def project_scene(
     individuals = individuals or [f"animal{i}" for i in range(points.shape[1])]
     out = {}
     for cam in cameras:
-        xy = cam.project(points) + rng.normal(0, noise, points.shape[:-1] + (2,))
+        xy = cam.project(points) + rng.normal(0, noise, (*points.shape[:-1], 2))
         out[cam.name] = PoseData(
             position=xy,
             confidence=np.full(points.shape[:-1], 0.95),
@@ -155,7 +163,7 @@ def test_triangulate_recovers_known_points(scene, calibration):
 
 
 def test_triangulation_matches_aniposelib(scene, calibration):
-    truth, poses = scene
+    _truth, poses = scene
     ours = triangulate(poses, calibration, {"score_threshold": 0}).pose.position
     cgroup = calibration.to_camera_group(["left", "centre", "right"])
     pts = np.stack([poses[n].position[:, 0].reshape(-1, 2) for n in ["left", "centre", "right"]])
@@ -245,7 +253,9 @@ def test_multi_animal_matched_by_name(cameras, calibration):
     truth = np.stack([make_trajectory(40), make_trajectory(40, phase=np.pi)], axis=1)
     poses = project_scene(cameras, truth, individuals=["mouse1", "mouse2"])
     # another order of individuals and keypoints in one camera must not matter
-    poses["right"] = poses["right"].select(keypoints=KEYPOINTS[::-1], individuals=["mouse2", "mouse1"])
+    poses["right"] = poses["right"].select(
+        keypoints=KEYPOINTS[::-1], individuals=["mouse2", "mouse1"]
+    )
     result = triangulate(poses, calibration, {"score_threshold": 0.5})
     assert result.pose.individuals == ["mouse1", "mouse2"]
     assert result.pose.keypoints == KEYPOINTS
@@ -253,7 +263,7 @@ def test_multi_animal_matched_by_name(cameras, calibration):
 
 
 def test_axes_and_reference_point(scene, calibration):
-    truth, poses = scene
+    _truth, poses = scene
     params = {
         "score_threshold": 0.5,
         "axes": [["x", "tail", "snout"], ["y", "snout", "hip"]],
@@ -277,16 +287,25 @@ def test_axes_and_reference_point(scene, calibration):
 
 
 def test_triangulation_input_errors(scene, calibration):
-    truth, poses = scene
-    short = {**poses, "right": PoseData(
-        position=poses["right"].position[:100], confidence=poses["right"].confidence[:100],
-        keypoints=KEYPOINTS, individuals=poses["right"].individuals, fps=30.0)}
+    _truth, poses = scene
+    short = {
+        **poses,
+        "right": PoseData(
+            position=poses["right"].position[:100],
+            confidence=poses["right"].confidence[:100],
+            keypoints=KEYPOINTS,
+            individuals=poses["right"].individuals,
+            fps=30.0,
+        ),
+    }
     with pytest.raises(TriangulationError, match="number of frames"):
         triangulate(short, calibration)
     with pytest.raises(TriangulationError, match="frame rate"):
         triangulate({**poses, "left": poses["left"].replace(fps=25.0)}, calibration)
     with pytest.raises(TriangulationError, match=r"camera 'centre' lacks body parts \['tail'\]"):
-        triangulate({**poses, "centre": poses["centre"].select(keypoints=KEYPOINTS[:3])}, calibration)
+        triangulate(
+            {**poses, "centre": poses["centre"].select(keypoints=KEYPOINTS[:3])}, calibration
+        )
     with pytest.raises(TriangulationError, match="not in the calibration"):
         triangulate({"left": poses["left"], "top": poses["right"]}, calibration)
     with pytest.raises(TriangulationError, match="individuals"):
@@ -322,7 +341,12 @@ def test_triangulation_params_validation():
         with pytest.raises(ThreeDParamsError):
             validate_triangulation_params(bad)
     anipose = triangulation_params_from_anipose(
-        {"optim": True, "cam_regex": "cam([0-9])", "constraints": [["a", "b"]], "score_threshold": 0.5}
+        {
+            "optim": True,
+            "cam_regex": "cam([0-9])",
+            "constraints": [["a", "b"]],
+            "score_threshold": 0.5,
+        }
     )
     assert anipose["optim"] is True and anipose["constraints"] == [["a", "b"]]
 
@@ -360,8 +384,12 @@ def test_joint_angles_known_configuration():
         ],
         dtype=float,
     )
-    pose = PoseData(position=position, confidence=np.ones(position.shape[:3]),
-                    keypoints=["a", "b", "c"], individuals=["ind"])
+    pose = PoseData(
+        position=position,
+        confidence=np.ones(position.shape[:3]),
+        keypoints=["a", "b", "c"],
+        individuals=["ind"],
+    )
     angles = joint_angles(pose, {"abc": ["a", "b", "c"], "cba": ["c", "b", "a"]})
     assert angles["abc"].shape == (4, 1)
     assert np.allclose(angles["abc"][:3, 0], [90.0, 180.0, 45.0])
@@ -394,8 +422,10 @@ def render_board_videos(
     board_xy = (corners - margin) / scale - half
     rng = np.random.default_rng(1)
     poses = [
-        (_rotation(*rng.uniform(-0.45, 0.45, 2), rng.uniform(-0.3, 0.3)),
-         rng.uniform([-40, -40, -40], [40, 40, 60]))
+        (
+            _rotation(*rng.uniform(-0.45, 0.45, 2), rng.uniform(-0.3, 0.3)),
+            rng.uniform([-40, -40, -40], [40, 40, 60]),
+        )
         for _ in range(n_views)
     ]
     videos = {}
@@ -467,11 +497,26 @@ def test_board_never_detected_names_camera(tmp_path):
         calibrate(videos, {**BOARD, "min_detections": 5})
 
 
+def test_unlinked_cameras_are_named():
+    from element_pose.processing.threed.calibration import _check_linked
+
+    ids = np.arange(12)
+    rows = [
+        [{"framenum": (0, 1), "ids": ids}, {"framenum": (0, 2), "ids": ids}],
+        [{"framenum": (0, 1), "ids": ids}],
+        [{"framenum": (0, 3), "ids": ids}],
+    ]
+    with pytest.raises(CalibrationError, match=r"\[\['a', 'b'\], \['c'\]\]"):
+        _check_linked(["a", "b", "c"], rows)
+    rows[2].append({"framenum": (0, 2), "ids": ids})
+    _check_linked(["a", "b", "c"], rows)
+
+
 def test_board_detection_and_legacy_pattern():
     for legacy in (False, True):
         params = {**BOARD, "squares_y": 6, "legacy_pattern": legacy}
         image = draw_board(params, 4.0, margin=40)
-        corners, ids = make_board(params).detect_image(image)
+        _corners, ids = make_board(params).detect_image(image)
         assert len(ids) == (params["squares_x"] - 1) * (params["squares_y"] - 1)
 
 
@@ -481,7 +526,13 @@ def test_calibration_params_validation():
     assert p == validate_calibration_params({**BOARD, "square_length": 25, "dict_size": 50})
     json.dumps(p)
     checker = validate_calibration_params(
-        {"type": "checkerboard", "squares_x": 8, "squares_y": 6, "square_length": 20, "marker_length": 5}
+        {
+            "type": "checkerboard",
+            "squares_x": 8,
+            "squares_y": 6,
+            "square_length": 20,
+            "marker_length": 5,
+        }
     )
     assert checker["marker_length"] is None and checker["dict_size"] is None
     for bad in (
@@ -497,9 +548,15 @@ def test_calibration_params_validation():
         with pytest.raises(ThreeDParamsError):
             validate_calibration_params(bad)
     anipose = calibration_params_from_anipose(
-        {"board_type": "charuco", "board_size": [7, 5], "board_marker_bits": 4,
-         "board_marker_dict_number": 50, "board_marker_length": 18.75,
-         "board_square_side_length": 25, "animal_calibration": False}
+        {
+            "board_type": "charuco",
+            "board_size": [7, 5],
+            "board_marker_bits": 4,
+            "board_marker_dict_number": 50,
+            "board_marker_length": 18.75,
+            "board_square_side_length": 25,
+            "animal_calibration": False,
+        }
     )
     assert (anipose["squares_x"], anipose["squares_y"], anipose["marker_length"]) == (7, 5, 18.75)
     anipose = calibration_params_from_anipose(

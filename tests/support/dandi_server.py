@@ -154,8 +154,9 @@ class LocalDandiArchive:
         Handler.archive = archive
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="local-dandi-archive")
+        server = self._server
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                                        daemon=True, name="local-dandi-archive")
         self._thread.start()
         return self
 
@@ -230,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     archive: LocalDandiArchive
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean; requests are recorded in archive.requests
 
     # ------------------------------------------------------------ responses
@@ -261,19 +262,19 @@ class _Handler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw else {}
 
     # ------------------------------------------------------------- dispatch
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -301,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method in ("POST", "PUT", "DELETE") and token is None:
                 return self._error(401, "Authentication credentials were not provided.")
             return self._api(method, route, query)
-        except Exception as exc:  # noqa: BLE001 - report server bugs as 500 with text
+        except Exception as exc:
             return self._error(500, f"local archive error: {type(exc).__name__}: {exc}")
 
     def _token(self) -> str | None:

@@ -175,7 +175,9 @@ def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
             )
         out["marker_bits"] = _as_int(p["marker_bits"], "marker_bits", 1)
         if out["marker_bits"] not in MARKER_BITS:
-            raise ThreeDParamsError(f"marker_bits must be one of {MARKER_BITS}, got {p['marker_bits']}")
+            raise ThreeDParamsError(
+                f"marker_bits must be one of {MARKER_BITS}, got {p['marker_bits']}"
+            )
         out["dict_size"] = _as_int(p["dict_size"], "dict_size", 1)
         if out["dict_size"] not in DICT_SIZES:
             raise ThreeDParamsError(f"dict_size must be one of {DICT_SIZES}, got {p['dict_size']}")
@@ -190,7 +192,9 @@ def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
         out.update(marker_length=None, marker_bits=None, dict_size=None, legacy_pattern=False)
     units = p["units"]
     if not isinstance(units, str) or not units.strip():
-        raise ThreeDParamsError(f"calibration param 'units' must be a non-empty string, got {units!r}")
+        raise ThreeDParamsError(
+            f"calibration param 'units' must be a non-empty string, got {units!r}"
+        )
     out["units"] = units.strip()
     out["fisheye"] = _as_bool(p["fisheye"], "fisheye")
     out["extra_distortion"] = _as_bool(p["extra_distortion"], "extra_distortion")
@@ -207,7 +211,11 @@ def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
         )
     merged = {**DEFAULT_BUNDLE_ADJUST, **dict(ba)}
     out["bundle_adjust"] = {
-        k: (_as_int(v, f"bundle_adjust.{k}", 1) if k in _BA_INTS else _as_positive(v, f"bundle_adjust.{k}"))
+        k: (
+            _as_int(v, f"bundle_adjust.{k}", 1)
+            if k in _BA_INTS
+            else _as_positive(v, f"bundle_adjust.{k}")
+        )
         for k, v in merged.items()
     }
     return out
@@ -270,7 +278,9 @@ def make_board(params: Mapping[str, Any]):
 
     p = validate_calibration_params(params)
     if p["type"] == "checkerboard":
-        return Checkerboard(p["squares_x"] - 1, p["squares_y"] - 1, square_length=p["square_length"])
+        return Checkerboard(
+            p["squares_x"] - 1, p["squares_y"] - 1, square_length=p["square_length"]
+        )
     if not hasattr(cv2, "aruco") or not hasattr(cv2.aruco, "CharucoDetector"):
         raise CalibrationError(
             f"OpenCV {cv2.__version__} has no cv2.aruco.CharucoDetector; ChArUco calibration "
@@ -340,7 +350,9 @@ class CalibrationResult:
     software: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.cameras = [c if isinstance(c, CameraParams) else CameraParams.from_dict(c) for c in self.cameras]
+        self.cameras = [
+            c if isinstance(c, CameraParams) else CameraParams.from_dict(c) for c in self.cameras
+        ]
         names = self.camera_names
         if not names:
             raise ThreeDParamsError("a calibration needs at least one camera")
@@ -357,7 +369,9 @@ class CalibrationResult:
         for cam in self.cameras:
             if cam.name == name:
                 return cam
-        raise ThreeDParamsError(f"no camera {name!r} in the calibration; cameras: {self.camera_names}")
+        raise ThreeDParamsError(
+            f"no camera {name!r} in the calibration; cameras: {self.camera_names}"
+        )
 
     # ------------------------------------------------------------ plain dict
     def to_dict(self) -> dict[str, Any]:
@@ -437,6 +451,12 @@ class CalibrationResult:
         if not cam_keys:
             raise ThreeDParamsError("calibration TOML has no [cam_N] tables")
         meta = data.get("metadata", {})
+        params = meta.get("params")
+        if params is not None:
+            try:  # TOML has no null: restore the fields that do not apply to the board
+                params = validate_calibration_params(params)
+            except ThreeDParamsError:
+                logger.warning("calibration TOML carries invalid params; kept as written")
         return cls(
             cameras=[CameraParams.from_dict(data[k]) for k in cam_keys],
             reprojection_error=meta.get("error"),
@@ -445,7 +465,7 @@ class CalibrationResult:
             n_detections=dict(meta.get("n_detections", {})),
             n_points=int(meta.get("n_points", 0)),
             units=meta.get("units", "mm"),
-            params=meta.get("params"),
+            params=params,
             software=dict(meta.get("software", {})),
         )
 
@@ -634,12 +654,14 @@ def calibrate(
             + ", ".join(f"{n}: {len(v)}" for n, v in videos.items())
         )
     sizes: dict[str, tuple[int, int]] = {}
+    frame_counts: dict[str, list[int]] = {}
     for name, paths in videos.items():
         for path in paths:
             try:
                 info = probe_video(path)
             except VideoError as exc:
                 raise CalibrationError(f"camera {name!r}: {exc}") from exc
+            frame_counts.setdefault(name, []).append(info.n_frames)
             size = (info.width, info.height)
             if sizes.setdefault(name, size) != size:
                 raise CalibrationError(
@@ -647,6 +669,12 @@ def calibrate(
                     f"{size} for {path})"
                 )
 
+    if len({tuple(v) for v in frame_counts.values()}) > 1:
+        logger.warning(
+            "calibration videos differ in frame count %s: frames are matched by number, so "
+            "the videos must start together",
+            frame_counts,
+        )
     board = make_board(p)
     all_rows: list[list[dict]] = []
     for name in names:
@@ -655,7 +683,9 @@ def calibrate(
             rows, n = _detect(board, p["type"], path, vnum, p["frame_step"])
             rows_cam.extend(rows)
             searched += n
-        logger.info("camera %s: board found in %d of %d frames searched", name, len(rows_cam), searched)
+        logger.info(
+            "camera %s: board found in %d of %d frames searched", name, len(rows_cam), searched
+        )
         where = ", ".join(str(v) for v in videos[name])
         if not rows_cam:
             raise CalibrationError(
@@ -689,7 +719,9 @@ def calibrate(
     except CalibrationError:
         raise
     except Exception as exc:  # aniposelib raises ValueError/AssertionError/cv2.error
-        raise CalibrationError(f"aniposelib calibration failed: {type(exc).__name__}: {exc}") from exc
+        raise CalibrationError(
+            f"aniposelib calibration failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
     cameras = []
     for cam in cgroup.cameras:
@@ -729,12 +761,16 @@ def calibrate(
         n_points=int(np.isfinite(p3d).all(axis=1).sum()),
         units=p["units"],
         params=p,
-        software={"aniposelib": getattr(aniposelib, "__version__", _dist_version("aniposelib")),
-                  "opencv": cv2.__version__},
+        software={
+            "aniposelib": getattr(aniposelib, "__version__", _dist_version("aniposelib")),
+            "opencv": cv2.__version__,
+        },
     )
     logger.info(
         "calibrated %d cameras: mean reprojection error %.3f px over %d points",
-        len(names), result.reprojection_error, result.n_points,
+        len(names),
+        result.reprojection_error,
+        result.n_points,
     )
     return result
 

@@ -197,7 +197,7 @@ def triangulate_dlt(
     Returns:
         ``(n_points, 3)`` points; NaN where fewer than two cameras are valid.
     """
-    n_cams, n_points, _ = normalized.shape
+    n_points = normalized.shape[1]
     valid = valid & np.all(np.isfinite(normalized), axis=2)
     out = np.full((n_points, 3), np.nan)
     enough = valid.sum(axis=0) >= 2

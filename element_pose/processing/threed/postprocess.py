@@ -63,16 +63,24 @@ def validate_filter_3d_params(params: Mapping[str, Any] | None = None) -> dict[s
 
     def integer(key: str, minimum: int) -> int:
         v = p[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or (
-            isinstance(v, float) and not v.is_integer()
-        ) or v < minimum:
-            raise ThreeDParamsError(f"filter_3d param {key!r} must be an integer >= {minimum}, got {v!r}")
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or (isinstance(v, float) and not v.is_integer())
+            or v < minimum
+        ):
+            raise ThreeDParamsError(
+                f"filter_3d param {key!r} must be an integer >= {minimum}, got {v!r}"
+            )
         return int(v)
 
     def number(key: str, strict: bool) -> float:
         v = p[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or (
-            v <= 0 if strict else v < 0
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not math.isfinite(v)
+            or (v <= 0 if strict else v < 0)
         ):
             raise ThreeDParamsError(
                 f"filter_3d param {key!r} must be a number {'>' if strict else '>='} 0, got {v!r}"
@@ -83,7 +91,9 @@ def validate_filter_3d_params(params: Mapping[str, Any] | None = None) -> dict[s
     if medfilt % 2 == 0:
         raise ThreeDParamsError(f"filter_3d param 'medfilt' must be odd, got {medfilt}")
     if not isinstance(p["interpolate"], bool | np.bool_):
-        raise ThreeDParamsError(f"filter_3d param 'interpolate' must be true or false, got {p['interpolate']!r}")
+        raise ThreeDParamsError(
+            f"filter_3d param 'interpolate' must be true or false, got {p['interpolate']!r}"
+        )
     return {
         "medfilt": medfilt,
         "offset_threshold": number("offset_threshold", strict=True),
@@ -103,7 +113,9 @@ def _running_nanmedian(position: np.ndarray, window: int) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         for j in range(position.shape[2]):  # per keypoint, to bound memory
             trace = position[:, :, j]
-            padded = np.pad(trace, [(half, half)] + [(0, 0)] * (trace.ndim - 1), constant_values=np.nan)
+            padded = np.pad(
+                trace, [(half, half)] + [(0, 0)] * (trace.ndim - 1), constant_values=np.nan
+            )
             windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
             out[:, :, j] = np.nanmedian(windows, axis=-1)
     return out
@@ -167,7 +179,7 @@ def filter_3d(pose3d: PoseData, params: Mapping[str, Any] | None = None) -> Pose
     position[outlier] = np.nan
     before_fill = np.isfinite(position).all(axis=-1)
     if p["interpolate"]:
-        n_frames, n_ind, n_kp, n_space = position.shape
+        n_ind, n_kp = position.shape[1:3]
         for i in range(n_ind):
             for j in range(n_kp):
                 position[:, i, j] = _fill_gaps(position[:, i, j], p["max_gap"])
@@ -193,10 +205,14 @@ def validate_angles(angles: Mapping[str, Sequence[str]]) -> dict[str, list[str]]
     out: dict[str, list[str]] = {}
     for name, parts in angles.items():
         if isinstance(parts, str) or not isinstance(parts, Sequence) or len(parts) != 3:
-            raise ThreeDParamsError(f"angle {name!r} needs three body parts [a, b, c], got {parts!r}")
+            raise ThreeDParamsError(
+                f"angle {name!r} needs three body parts [a, b, c], got {parts!r}"
+            )
         a, b, c = (str(x) for x in parts)
         if b in (a, c):
-            raise ThreeDParamsError(f"angle {name!r}: the vertex {b!r} must differ from {a!r} and {c!r}")
+            raise ThreeDParamsError(
+                f"angle {name!r}: the vertex {b!r} must differ from {a!r} and {c!r}"
+            )
         out[str(name)] = [a, b, c]
     return out
 
@@ -228,6 +244,8 @@ def joint_angles(pose3d: PoseData, angles: Mapping[str, Sequence[str]]) -> dict[
         v1 = position[:, :, ia] - position[:, :, ib]
         v2 = position[:, :, ic] - position[:, :, ib]
         with np.errstate(invalid="ignore", divide="ignore"):
-            cos = np.sum(v1 * v2, axis=-1) / (np.linalg.norm(v1, axis=-1) * np.linalg.norm(v2, axis=-1))
+            cos = np.sum(v1 * v2, axis=-1) / (
+                np.linalg.norm(v1, axis=-1) * np.linalg.norm(v2, axis=-1)
+            )
             out[name] = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
     return out

@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,13 +84,17 @@ def _number(value: Any, key: str, minimum: float = 0.0, strict: bool = False) ->
         raise ThreeDParamsError(f"triangulation param {key!r} must be a number, got {value!r}")
     if value < minimum or (strict and value == minimum):
         op = ">" if strict else ">="
-        raise ThreeDParamsError(f"triangulation param {key!r} must be {op} {minimum}, got {value!r}")
+        raise ThreeDParamsError(
+            f"triangulation param {key!r} must be {op} {minimum}, got {value!r}"
+        )
     return float(value)
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-        isinstance(value, float) and not value.is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
     ):
         raise ThreeDParamsError(f"triangulation param {key!r} must be an integer, got {value!r}")
     if value < minimum:
@@ -111,7 +116,9 @@ def _pairs(value: Any, key: str) -> list[list[str]]:
     out = []
     for pair in value:
         if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise ThreeDParamsError(f"{key!r}: each entry must be a pair of body parts, got {pair!r}")
+            raise ThreeDParamsError(
+                f"{key!r}: each entry must be a pair of body parts, got {pair!r}"
+            )
         a, b = (str(x) for x in pair)
         if a == b:
             raise ThreeDParamsError(f"{key!r}: a pair needs two different body parts, got {pair!r}")
@@ -135,7 +142,9 @@ def _axes(value: Any) -> list[list[str]]:
         if axis not in ("x", "y", "z"):
             raise ThreeDParamsError(f"'axes': axis must be x, y or z, got {entry[0]!r}")
         if a == b:
-            raise ThreeDParamsError(f"'axes': an axis needs two different body parts, got {entry!r}")
+            raise ThreeDParamsError(
+                f"'axes': an axis needs two different body parts, got {entry!r}"
+            )
         out.append([axis, a, b])
     if out[0][0] == out[1][0]:
         raise ThreeDParamsError(f"'axes' must name two different axes, got {value!r}")
@@ -243,12 +252,12 @@ class TriangulationResult:
 
 
 # ------------------------------------------------------------------ checks
-def _check_inputs(
-    names: list[str], poses: list[PoseData]
-) -> tuple[list[str], list[str]]:
+def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], list[str]]:
     for name, pose in zip(names, poses, strict=True):
         if not isinstance(pose, PoseData):
-            raise TriangulationError(f"camera {name!r}: expected PoseData, got {type(pose).__name__}")
+            raise TriangulationError(
+                f"camera {name!r}: expected PoseData, got {type(pose).__name__}"
+            )
         if pose.n_space != 2:
             raise TriangulationError(f"camera {name!r}: expected 2D poses, got {pose.n_space}D")
     frames = {n: p.n_frames for n, p in zip(names, poses, strict=True)}
@@ -271,8 +280,12 @@ def _check_inputs(
             if missing:
                 parts.append(f"camera {name!r} lacks body parts {missing}")
             if extra:
-                parts.append(f"camera {name!r} has body parts {extra} that camera {names[0]!r} lacks")
-            raise TriangulationError("; ".join(parts) + ": every camera must track the same body parts")
+                parts.append(
+                    f"camera {name!r} has body parts {extra} that camera {names[0]!r} lacks"
+                )
+            raise TriangulationError(
+                "; ".join(parts) + ": every camera must track the same body parts"
+            )
     individuals = list(poses[0].individuals)
     for name, pose in zip(names, poses, strict=True):
         if sorted(pose.individuals) != sorted(individuals):
@@ -374,12 +387,16 @@ def _optimise(
         p3d: ``(n_frames, n_keypoints, 3)`` initial 3D points.
     """
     from aniposelib.cameras import CameraGroup
+    from numba.core.errors import NumbaWarning
 
     n_frames = p3d.shape[0]
     finite = np.isfinite(p3d[:, :, 0])
     if finite.sum() < 20 or n_frames <= params["n_deriv_smooth"] + 1:
-        logger.warning("%s: too few 3D points (%d) to optimise; kept the linear result",
-                       label, int(finite.sum()))
+        logger.warning(
+            "%s: too few 3D points (%d) to optimise; kept the linear result",
+            label,
+            int(finite.sum()),
+        )
         return p3d
     with np.errstate(invalid="ignore"):
         motion = np.nanmean(np.abs(np.diff(p3d, axis=0)))
@@ -390,7 +407,9 @@ def _optimise(
     constraints = [[index[a], index[b]] for a, b in params["constraints"]]
     constraints_weak = [[index[a], index[b]] for a, b in params["constraints_weak"]]
     cgroup = CameraGroup.from_dicts([c.to_anipose_dict() for c in cameras])
-    with _quiet(logger):
+    with _quiet(logger), warnings.catch_warnings():
+        # aniposelib's numba functions fall back to object mode, loudly, on first use
+        warnings.simplefilter("ignore", NumbaWarning)
         out = cgroup.optim_points(
             pts,
             p3d,
@@ -499,7 +518,11 @@ def triangulate(
         ThreeDParamsError: malformed parameters.
     """
     p = validate_triangulation_params(params)
-    calib = calibration if isinstance(calibration, CalibrationResult) else CalibrationResult.from_dict(calibration)
+    calib = (
+        calibration
+        if isinstance(calibration, CalibrationResult)
+        else CalibrationResult.from_dict(calibration)
+    )
     names = [str(n) for n in poses_by_camera]
     if len(names) < 2:
         raise TriangulationError(f"triangulation needs at least two cameras, got {names}")
@@ -550,7 +573,9 @@ def triangulate(
     ).reshape(n_cams, n_frames, n_ind, n_kp)
     n_used = used.sum(axis=0).astype(np.int16)
     with np.errstate(invalid="ignore"):
-        mean_err = np.where(n_used > 0, np.nansum(np.where(used, errs, 0.0), axis=0) / np.maximum(n_used, 1), np.nan)
+        mean_err = np.where(
+            n_used > 0, np.nansum(np.where(used, errs, 0.0), axis=0) / np.maximum(n_used, 1), np.nan
+        )
     score = np.where(used, np.nan_to_num(conf, nan=0.0), np.inf).min(axis=0)
     score[n_used == 0] = np.nan
 
@@ -564,7 +589,9 @@ def triangulate(
         "calibration_error": calib.reprojection_error,
         "units": calib.units,
         "transform": transform,
-        "inputs": {n: [dict(s) for s in pose.provenance] for n, pose in zip(names, poses, strict=True)},
+        "inputs": {
+            n: [dict(s) for s in pose.provenance] for n, pose in zip(names, poses, strict=True)
+        },
     }
     pose3d = PoseData(
         position=p3d.astype(np.float32),
@@ -581,9 +608,7 @@ def triangulate(
         provenance=[step],
     )
     n_ok = int(np.isfinite(p3d).all(axis=-1).sum())
-    logger.info(
-        "triangulated %d of %d points from %d cameras", n_ok, p3d[..., 0].size, n_cams
-    )
+    logger.info("triangulated %d of %d points from %d cameras", n_ok, p3d[..., 0].size, n_cams)
     return TriangulationResult(
         pose=pose3d,
         reprojection_error=mean_err.astype(np.float32),

@@ -1,0 +1,47 @@
+# element-pose: the two commands of the README, and a few helpers.
+#   make demo   set up everything and run the pipeline on generated sample data
+#   make test   set up everything and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-embedded test-mysql lint bench clean-db
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# aniposelib pulls opencv-contrib-python (GUI build) over DeepLabCut's headless
+	@# OpenCV; both write cv2/. Keep only the headless build (it has ArUco since 4.7).
+	@if $(BIN)/python -m pip show opencv-contrib-python >/dev/null 2>&1; then \
+	  v=$$($(BIN)/python -m pip show opencv-python-headless | sed -n 's/^Version: //p'); \
+	  $(BIN)/python -m pip uninstall --quiet -y opencv-contrib-python; \
+	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless==$$v"; \
+	fi
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/element-pose -v demo
+
+test: setup
+	$(MAKE) --no-print-directory test-embedded
+	$(MAKE) --no-print-directory test-mysql
+
+test-embedded: setup
+	$(BIN)/python -m pytest
+
+# The database tests again on a MySQL/MariaDB server (skipped, with the reason, when none answers).
+test-mysql: setup
+	$(BIN)/python -m pytest --db mysql -m "not slow" tests/test_model.py tests/test_train.py
+
+lint: setup
+	$(BIN)/ruff check element_pose workflow tests bench
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean-db:
+	$(BIN)/element-pose db stop || true

@@ -1,0 +1,186 @@
+"""DANDI: layout, organize, validate, and upload with the real client to a local archive."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from element_pose import sample
+from element_pose.export import dandi, nwb
+from element_pose.export.dandi import (
+    DandiAuthError,
+    DandiError,
+    DandiUploadError,
+    DandiValidationError,
+    dandi_relpath,
+    file_checksum,
+    plan_sync,
+)
+
+DANDISET_ID = "000123"  # the dandiset the conftest's archive and dandiset folders use
+
+
+def test_relpath_matches_dandi_organize_sanitizing():
+    from dandi.organize import _sanitize_value
+
+    for value in ("m_1", "a.b", "x y", "ok-1", "c:d@e"):
+        assert dandi.sanitize_label(value) == _sanitize_value(value, "subject_id")
+    assert dandi_relpath("m_1", "s.2") == "sub-m-1/sub-m-1_ses-s-2_behavior+image.nwb"
+    assert dandi_relpath("m1", "s1", suffix="behavior") == "sub-m1/sub-m1_ses-s1_behavior.nwb"
+
+
+def test_organize_and_validate(tmp_path, recording, subject, session, camera):
+    from pynwb import NWBHDF5IO
+
+    video, truth = recording
+    config = sample.make_dlc_project(tmp_path / "proj", n_frames=12, n_labeled=2)
+    src = nwb.write_nwb(tmp_path / "raw" / "any_name.nwb", truth, subject, session,
+                        camera=camera, video=nwb.VideoMetadata.from_files([video]),
+                        training=nwb.TrainingData.from_dlc_project(config))
+    ds = tmp_path / "dandiset"
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "Pose test")
+
+    mapping = dandi.organize([src], ds)
+    dest = mapping[src]
+    assert dest.relative_to(ds).as_posix() == dandi_relpath("mouse1", "session1")
+    assert src.is_file()  # copy mode
+    with NWBHDF5IO(str(dest), "r") as io:
+        f = io.read()
+        ext = f.acquisition["camera_top_video"].external_file[0]
+        assert not Path(ext).is_absolute()
+        assert (dest.parent / ext).read_bytes() == video.read_bytes()
+        assert Path(ext).parts[0] == dest.stem  # beside the file, in <file stem>/
+        pt = f.processing["behavior"]["PoseTraining"]
+        train_ext = pt.source_videos.image_series["demo_video0"].external_file[0]
+        assert (dest.parent / train_ext).is_file()
+
+    assert dandi.validate(ds) == []  # includes NWB Inspector and PyNWB validation
+
+    with pytest.raises(DandiError, match="already exist"):
+        dandi.organize([shutil.copy(src, tmp_path / "again.nwb")], ds)
+
+    bad = ds / "not_dandi_layout.nwb"
+    shutil.copy(dest, bad)
+    with pytest.raises(DandiValidationError, match="NON_DANDI") as info:
+        dandi.require_valid(bad)
+    assert "DANDI.NON_DANDI_FILENAME" in {e.id for e in info.value.errors}
+
+
+def test_upload_then_nothing_new_then_changed(dandi_archive, dandiset_copy, recording,
+                                              monkeypatch):
+    ds = dandiset_copy
+    results = dandi.upload(ds, DANDISET_ID, dandi_archive.api_url, api_key=dandi_archive.api_key)
+    assert len(results) == 2 and {r.status for r in results} == {"uploaded"}
+    assets = dandi_archive.assets(DANDISET_ID)
+    assert set(assets) == {r.asset_path for r in results}
+    for r in results:
+        data = r.path.read_bytes()
+        assert dandi_archive.asset_bytes(DANDISET_ID, r.asset_path) == data
+        assert r.sha256 == hashlib.sha256(data).hexdigest()
+        assert r.asset_id == assets[r.asset_path].asset_id
+        assert assets[r.asset_path].metadata["digest"]["dandi:dandi-etag"] == r.dandi_etag
+    nwb_result = next(r for r in results if r.asset_path.endswith(".nwb"))
+    assert nwb_result.asset_path == dandi_relpath("mouse1", "session1")
+
+    # the sync bookkeeping says nothing is new ...
+    record = {r.asset_path: r.sha256 for r in results}
+    current = {rel: file_checksum(p).sha256 for rel, p in dandi.local_assets(ds).items()}
+    assert plan_sync(current, record).to_upload == ()
+    # ... and a second upload (key from the environment) sends no bytes
+    monkeypatch.setenv("DANDI_API_KEY", dandi_archive.api_key)
+    initialized, parts = dandi_archive.count("POST", r"/uploads/initialize"), \
+        dandi_archive.part_puts
+    again = dandi.upload(ds, DANDISET_ID, dandi_archive.api_url)
+    assert {r.status for r in again} == {"unchanged"}
+    assert dandi_archive.count("POST", r"/uploads/initialize") == initialized
+    assert dandi_archive.part_puts == parts
+
+    # a changed file is re-uploaded in place; nothing is deleted
+    _, truth = recording
+    nwb.append_to_nwb(nwb_result.path, truth.replace(scorer="second_model"),
+                      name="PoseEstimation_second")
+    current = {rel: file_checksum(p).sha256 for rel, p in dandi.local_assets(ds).items()}
+    plan = plan_sync(current, record)
+    assert plan.changed == (nwb_result.asset_path,) and plan.new == ()
+    third = {r.asset_path: r for r in dandi.upload(ds, DANDISET_ID, dandi_archive.api_url)}
+    assert third[nwb_result.asset_path].status == "replaced"
+    assert {r.status for r in third.values()} == {"replaced", "unchanged"}
+    assert len(dandi_archive.assets(DANDISET_ID)) == 2
+    assert dandi_archive.asset_bytes(DANDISET_ID, nwb_result.asset_path) == \
+        nwb_result.path.read_bytes()
+    assert dandi_archive.deleted == [] and dandi_archive.count("DELETE", ".") == 0
+
+
+def test_failed_part_is_retried(dandi_archive, dandiset_copy):
+    dandi_archive.fail_parts(1)
+    nwb_file = next(dandiset_copy.glob("sub-*/*.nwb"))
+    results = dandi.upload(nwb_file, DANDISET_ID, dandi_archive.api_url,
+                           api_key=dandi_archive.api_key)
+    assert {r.status for r in results} == {"uploaded"}
+    assert len(results) == 2  # the NWB file brings its organized video along
+    assert dandi_archive.count("PUT", r"^/storage/") == len(results) + 1
+    assert [s for _, p, s in dandi_archive.requests if p.startswith("/storage/")].count(500) == 1
+    for r in results:
+        assert dandi_archive.asset_bytes(DANDISET_ID, r.asset_path) == r.path.read_bytes()
+
+
+def test_key_and_option_errors(dandi_archive, dandiset_copy, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-key-do-not-log-0000"
+    with pytest.raises(DandiAuthError, match="rejected the API key") as info:
+        dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url, api_key=wrong)
+    assert wrong not in str(info.value) and wrong not in caplog.text
+    with pytest.raises(DandiAuthError, match="DANDI_API_KEY"):
+        dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url)
+    from dandi.upload import UploadExisting
+
+    with pytest.raises(TypeError, match="not strings"):
+        dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url,
+                     api_key=dandi_archive.api_key, existing="refresh")
+    with pytest.raises(DandiError, match="000999"):
+        dandi.upload(dandiset_copy, "000999", dandi_archive.api_url, api_key=dandi_archive.api_key,
+                     existing=UploadExisting.SKIP)
+    assert dandi_archive.count("POST", r"/uploads/") == 0
+    assert dandi_archive.assets(DANDISET_ID) == {}
+
+
+def test_invalid_file_is_not_uploaded(dandi_archive, dandiset_copy):
+    nwb_file = next(dandiset_copy.glob("sub-*/*.nwb"))
+    bad = nwb_file.with_name("badly_named.nwb")
+    shutil.copy(nwb_file, bad)
+    with pytest.raises(DandiUploadError, match="badly_named") as info:
+        dandi.upload(bad, DANDISET_ID, dandi_archive.api_url, api_key=dandi_archive.api_key)
+    assert [r.status for r in info.value.results] == ["failed"]
+    assert dandi_archive.assets(DANDISET_ID) == {}
+
+
+def test_plan_sync_is_pure():
+    previous = {"a.nwb": "1", "b.nwb": "x", "gone.nwb": "4"}
+    plan = plan_sync({"a.nwb": "1", "b.nwb": "2", "c.nwb": "3"}, previous)
+    assert plan.new == ("c.nwb",) and plan.changed == ("b.nwb",)
+    assert plan.unchanged == ("a.nwb",) and plan.to_upload == ("b.nwb", "c.nwb")
+    assert previous == {"a.nwb": "1", "b.nwb": "x", "gone.nwb": "4"}
+
+
+def test_file_checksum_matches_dandi(tmp_path):
+    from dandi.support.digests import get_digest
+
+    path = tmp_path / "blob.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(300_000))
+    cs = file_checksum(path)
+    assert cs.dandi_etag == get_digest(path, "dandi-etag")
+    assert cs.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert cs.size == 300_000
+
+
+def test_dandiset_yaml(tmp_path):
+    path = dandi.write_dandiset_yaml(tmp_path, "000042", "Name", "Desc")
+    assert dandi.read_dandiset_id(tmp_path) == "000042"
+    assert path.name == "dandiset.yaml"
+    with pytest.raises(ValueError, match="six digits"):
+        dandi.write_dandiset_yaml(tmp_path, "42", "x")
