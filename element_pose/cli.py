@@ -63,7 +63,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Report database location and pending/reserved/error jobs per computed table."""
     from element_pose import config
     from element_pose.operations import job_status
-
     from workflow import pipeline  # noqa: F401  (connects and activates)
 
     if not args.json:

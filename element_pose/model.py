@@ -81,6 +81,13 @@ def activate(
     )
 
 
+def linked(name: str):
+    """A table of the linking module (e.g. ``linked("Device")``)."""
+    if _linking_module is None:
+        raise RuntimeError("element_pose.model is not activated")
+    return getattr(_linking_module, name)
+
+
 def roots() -> Roots:
     """Root directories, from the linking module when it defines them."""
     module = _linking_module
@@ -581,21 +588,7 @@ class PoseEstimation(dj.Computed):
             "output_checksum": checksum,
             **run,
         })
-        rows = []
-        for i, individual in enumerate(pose.individuals):
-            for k, body_part in enumerate(pose.keypoints):
-                x = pose.position[:, i, k, 0]
-                if np.isnan(x).all() and np.isnan(pose.confidence[:, i, k]).all():
-                    continue  # combination absent from the output (multi-animal unique parts)
-                rows.append({
-                    **key,
-                    "individual": individual,
-                    "body_part": body_part,
-                    "x": np.ascontiguousarray(x),
-                    "y": np.ascontiguousarray(pose.position[:, i, k, 1]),
-                    "likelihood": np.ascontiguousarray(pose.confidence[:, i, k]),
-                })
-        self.BodyPartPosition.insert(rows)
+        self.BodyPartPosition.insert(pose_part_rows(key, pose))
 
     # ---- reading back
     @classmethod
@@ -608,34 +601,16 @@ class PoseEstimation(dj.Computed):
         """
         master = (cls & key).fetch1()
         key = {k: master[k] for k in cls.primary_key}
-        model_parts = Model.body_parts(key)
-        parts = cls.BodyPartPosition & key
-        rows = parts.to_dicts()
-        present_individuals = sorted({r["individual"] for r in rows}, key=_natural_key)
-        keypoints = list(body_parts) if body_parts is not None else model_parts
-        individual_names = list(individuals) if individuals is not None else present_individuals
-        unknown = [b for b in keypoints if b not in model_parts]
-        if unknown:
-            raise PoseEstimationError(f"unknown body parts {unknown}; model has {model_parts}")
         info = (RecordingInfo & key).fetch1()
-        pose = PoseData.empty_like(
-            int(master["nframes"]), keypoints, individual_names,
+        return pose_from_part_rows(
+            (cls.BodyPartPosition & key).to_dicts(), int(master["nframes"]), key,
+            body_parts, individuals,
             fps=float(info["fps"]),
             timestamps=_load(info["timestamps"]) if info["timestamps"] is not None else None,
-            skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
             scorer=master["scorer"],
             source_software="DeepLabCut",
             source_software_version=master["engine_version"].split(" ")[-1] or None,
         )
-        k_pos = {b: i for i, b in enumerate(keypoints)}
-        i_pos = {n: i for i, n in enumerate(individual_names)}
-        for row in rows:
-            if row["body_part"] in k_pos and row["individual"] in i_pos:
-                i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
-                pose.position[:, i, k, 0] = _load(row["x"])
-                pose.position[:, i, k, 1] = _load(row["y"])
-                pose.confidence[:, i, k] = _load(row["likelihood"])
-        return pose
 
     @classmethod
     def get_trajectory(cls, key: dict, body_parts: Sequence[str] | None = None,
@@ -691,3 +666,64 @@ def read_estimation_outputs(
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return concatenate(parts), digest.hexdigest()
+
+
+def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
+    """Part rows (one per individual and body part) holding float32 x, y, likelihood.
+
+    Combinations absent from the data (all missing, e.g. multi-animal unique body
+    parts on other individuals) are not stored.
+    """
+    rows = []
+    for i, individual in enumerate(pose.individuals):
+        for k, body_part in enumerate(pose.keypoints):
+            x = pose.position[:, i, k, 0]
+            if np.isnan(x).all() and np.isnan(pose.confidence[:, i, k]).all():
+                continue
+            rows.append({
+                **key,
+                "individual": individual,
+                "body_part": body_part,
+                "x": np.ascontiguousarray(x),
+                "y": np.ascontiguousarray(pose.position[:, i, k, 1]),
+                "likelihood": np.ascontiguousarray(pose.confidence[:, i, k]),
+            })
+    return rows
+
+
+def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
+                        body_parts: Sequence[str] | None = None,
+                        individuals: Sequence[str] | None = None, **fields: Any) -> PoseData:
+    """Assemble :class:`PoseData` from part rows (inverse of :func:`pose_part_rows`).
+
+    Body parts default to the model's, in output order; the skeleton comes from the
+    model's config.
+
+    Raises:
+        PoseEstimationError: a requested body part is not the model's.
+    """
+    model_parts = Model.body_parts(key)
+    keypoints = list(body_parts) if body_parts is not None else model_parts
+    unknown = [b for b in keypoints if b not in model_parts]
+    if unknown:
+        raise PoseEstimationError(f"unknown body parts {unknown}; model has {model_parts}")
+    present = sorted({r["individual"] for r in rows}, key=_natural_key)
+    if individuals is not None:
+        missing = [i for i in individuals if i not in present]
+        if missing:
+            raise PoseEstimationError(f"unknown individuals {missing}; present: {present}")
+    names = list(individuals) if individuals is not None else present
+    pose = PoseData.empty_like(
+        n_frames, keypoints, names,
+        skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
+        **fields,
+    )
+    k_pos = {b: i for i, b in enumerate(keypoints)}
+    i_pos = {n: i for i, n in enumerate(names)}
+    for row in rows:
+        if row["body_part"] in k_pos and row["individual"] in i_pos:
+            i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
+            pose.position[:, i, k, 0] = _load(row["x"])
+            pose.position[:, i, k, 1] = _load(row["y"])
+            pose.confidence[:, i, k] = _load(row["likelihood"])
+    return pose

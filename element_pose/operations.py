@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def populated_tables() -> dict[str, Any]:
     """Auto-populated tables of the activated schemas, in dependency order."""
-    from element_pose import model, train
+    from element_pose import analysis, model, train
 
     tables: dict[str, Any] = {}
     if model.schema.is_activated():
@@ -23,6 +23,10 @@ def populated_tables() -> dict[str, Any]:
     if model.schema.is_activated():
         tables["model.ModelEvaluation"] = model.ModelEvaluation
         tables["model.PoseEstimation"] = model.PoseEstimation
+    if analysis.schema.is_activated():
+        tables["analysis.FilteredPose"] = analysis.FilteredPose
+        tables["analysis.PoseQC"] = analysis.PoseQC
+        tables["analysis.FilteredPoseQC"] = analysis.FilteredPoseQC
     for extra in _extra_tables():
         tables.update(extra())
     return tables

@@ -9,7 +9,6 @@ processed root; the user's ``config.yaml`` is never rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
@@ -21,15 +20,15 @@ from typing import Any
 
 from element_pose import model
 from element_pose.config import import_datajoint
+from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+
+__all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
+           "VideoSet", "activate"]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
 
 schema = dj.Schema()
-
-
-class DuplicateParamsError(ValueError):
-    """The same parameters are already stored under another id."""
 
 
 def activate(
@@ -60,12 +59,6 @@ def activate(
         create_tables=create_tables,
         add_objects=linking_module.__dict__ if linking_module else None,
     )
-
-
-def params_hash(params: dict[str, Any]) -> str:
-    """md5 hex of the canonical JSON of a parameter dict (key order does not matter)."""
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.md5(canonical.encode()).hexdigest()
 
 
 @schema
@@ -117,11 +110,7 @@ class TrainingParamSet(dj.Lookup):
     definition = """
     paramset_idx: int16
     ---
-    paramset_desc: varchar(1000)
-    param_set_hash: char(32)  # md5 of the canonical JSON of params
-    params: json     # net_type, epochs, batch_size, ... (see the engine's docs)
-    unique index (param_set_hash)
-    """
+    """ + PARAMSET_DEFINITION
 
     @classmethod
     def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
@@ -133,22 +122,7 @@ class TrainingParamSet(dj.Lookup):
         Raises:
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        digest = params_hash(params)
-        existing = (cls & {"param_set_hash": digest}).to_dicts()
-        if existing:
-            found = existing[0]["paramset_idx"]
-            if paramset_idx is None or paramset_idx == found:
-                return found
-            raise DuplicateParamsError(
-                f"these training parameters already exist as paramset_idx={found} "
-                f"({existing[0]['paramset_desc']!r})"
-            )
-        if paramset_idx is None:
-            ids = cls.to_arrays("paramset_idx")
-            paramset_idx = int(max(ids) + 1) if len(ids) else 0
-        cls.insert1({"paramset_idx": paramset_idx, "paramset_desc": paramset_desc,
-                     "param_set_hash": digest, "params": params})
-        return paramset_idx
+        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
 
 
 @schema

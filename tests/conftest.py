@@ -74,13 +74,12 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     """Drop the test schemas, stop the test's embedded server, remove its files."""
     try:
-        from element_pose import model, train
+        from element_pose import model
 
-        if train.schema.is_activated():
-            from workflow import lab, session, subject
+        if model.schema.is_activated():
+            from workflow import pipeline
 
-            for schema in (train.schema, model.schema, session.schema, subject.schema,
-                           lab.schema):
+            for schema in pipeline.schemas_in_drop_order():
                 schema.drop(prompt=False)
     except Exception:  # the session may never have connected
         pass

@@ -53,6 +53,5 @@ def test_demo_load_mode_and_status(tmp_path):
 
 def _drop(env):
     code = ("from workflow import pipeline as p\n"
-            "for s in (p.train.schema, p.model.schema, p.session.schema, p.subject.schema, "
-            "p.lab.schema): s.drop(prompt=False)")
+            "for s in p.schemas_in_drop_order(): s.drop(prompt=False)")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)

@@ -9,12 +9,15 @@ This module is also the linking module of element-pose: it provides ``Session``,
 ``Device`` and the root-directory functions.
 """
 
-from element_pose import model, train
+import sys
+
+from element_pose import analysis, model, publish, train
 from element_pose.config import connect, schema_prefix
 from element_pose.paths import default_processed_dir, default_root_dirs
 from workflow import lab, session, subject
 
-__all__ = ["Device", "Lab", "Session", "Subject", "lab", "model", "session", "subject", "train"]
+__all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "publish",
+           "session", "subject", "train"]
 
 connect()
 _prefix = schema_prefix()
@@ -39,3 +42,49 @@ def get_pose_processed_data_dir():
 
 model.activate(f"{_prefix}model", linking_module=__name__)
 train.activate(f"{_prefix}train", linking_module=__name__)
+analysis.activate(f"{_prefix}analysis")
+publish.activate(f"{_prefix}publish", linking_module=sys.modules[__name__])
+
+
+def schemas_in_drop_order() -> list:
+    """Every activated schema of the pipeline, dependants first (for teardown)."""
+    import sys
+
+    modules = [sys.modules.get(name) for name in (
+        "element_pose.publish", "element_pose.multicam", "element_pose.analysis",
+        "element_pose.train", "element_pose.model", "workflow.session", "workflow.subject",
+        "workflow.lab")]
+    return [m.schema for m in modules if m is not None and m.schema.is_activated()]
+
+
+def get_nwb_metadata(session_key: dict):
+    """NWB subject and session metadata from the lab, subject and session tables."""
+    import datetime
+    import zoneinfo
+
+    from element_pose.export.nwb import SessionMetadata, SubjectMetadata
+
+    subject_row = (Subject & session_key).fetch1()
+    session_row = (Session & session_key).fetch1()
+    labs = (Lab * Subject.Lab & session_key).to_dicts()
+    lab_row = labs[0] if labs else {}
+    zone = zoneinfo.ZoneInfo(lab_row.get("time_zone") or "UTC")
+    start = session_row["session_datetime"].replace(tzinfo=zone)
+    birth = subject_row["subject_birth_date"]
+    subject = SubjectMetadata(
+        subject_id=str(subject_row["subject"]),
+        species=subject_row["species"] or None,
+        sex=subject_row["sex"],
+        date_of_birth=(datetime.datetime.combine(birth, datetime.time(), tzinfo=zone)
+                       if birth else None),
+        description=subject_row["subject_description"] or None,
+    )
+    session = SessionMetadata(
+        session_id=str(session_row["session_id"]),
+        session_start_time=start,
+        description=session_row["session_description"] or "pose estimation session",
+        lab=lab_row.get("lab_name"),
+        institution=lab_row.get("institution") or None,
+        experimenters=list((Session.Experimenter & session_key).to_arrays("experimenter")),
+    )
+    return subject, session

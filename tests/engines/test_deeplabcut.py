@@ -278,8 +278,9 @@ def test_fine_tune_from_snapshot_and_failing_run(tiny_model, tmp_path):
     broken.write_bytes(b"this is not a torch file")
     params["weight_init"] = {"snapshot_path": str(broken)}
     engine.patch_pytorch_config(config, params)
+    handlers = list(logging.getLogger().handlers)
     with pytest.raises(engine.EngineError, match="DeepLabCut failed training shuffle 1") as err:
         engine.train(config, params, device="cpu")
     assert err.value.__cause__ is not None
     # and the root logger is left as it was (DeepLabCut reconfigures it)
-    assert all(not isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers)
+    assert logging.getLogger().handlers == handlers

@@ -1,0 +1,359 @@
+"""DataJoint schema ``publish``: NWB export of query results and DANDI uploads.
+
+* :func:`export_nwb` maps PoseEstimation keys to NWB files (ndx-pose 0.4), one
+  per subject and session (one per individual for multi-animal data), from the
+  database, not by re-reading DeepLabCut files.
+* :func:`dandi_sync` exports what is new, organises it in the DANDI layout,
+  validates it, uploads new or changed files with the real ``dandi`` client and
+  records every upload in :class:`DandiUpload`.  Safe from cron: a second copy
+  started while one runs exits at once; nothing on the archive is ever deleted.
+
+Linking module contract (optional): ``get_nwb_metadata(session_key) ->
+(SubjectMetadata, SessionMetadata)``; without it, ids come from the key and the
+export refuses to write until DANDI's required fields are given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+from element_pose import model
+from element_pose.config import import_datajoint
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+schema = dj.Schema()
+_linking_module: ModuleType | None = None
+LOCK_NAME = ".element-pose-sync.lock"
+
+
+class SyncBusyError(RuntimeError):
+    """Another dandi-sync holds the lock of this dandiset folder."""
+
+
+def activate(schema_name: str, *, create_schema: bool = True, create_tables: bool = True,
+             linking_module: ModuleType | None = None) -> None:
+    """Activate the ``publish`` schema (after :func:`element_pose.model.activate`)."""
+    if not model.schema.is_activated():
+        raise RuntimeError("activate element_pose.model before element_pose.publish")
+    global _linking_module
+    _linking_module = linking_module
+    schema.activate(schema_name, create_schema=create_schema, create_tables=create_tables)
+
+
+@schema
+class DandiUpload(dj.Manual):
+    """The latest upload of each asset of a dandiset (one row per asset path)."""
+
+    definition = """
+    dandiset_id: varchar(16)
+    asset_path: varchar(500)          # path inside the dandiset
+    ---
+    local_path: varchar(1000)         # the uploaded file
+    sha256: char(64)
+    dandi_etag: varchar(64)
+    asset_id = '': varchar(64)        # the archive's asset id
+    size: int64                       # bytes
+    status: enum('uploaded', 'replaced', 'unchanged', 'failed')
+    message = '': varchar(2000)
+    uploaded_at: datetime
+    source_keys = null: json          # PoseEstimation keys exported into this file
+    """
+
+
+# ------------------------------------------------------------------- metadata
+def nwb_metadata(session_key: dict):
+    """(SubjectMetadata, SessionMetadata) of a session, from the linking module."""
+    from element_pose.export.nwb import SessionMetadata, SubjectMetadata
+
+    getter = getattr(_linking_module, "get_nwb_metadata", None)
+    if getter is not None:
+        return getter(session_key)
+    subject_id = str(session_key.get("subject", "unknown"))
+    session_id = "_".join(str(v) for k, v in session_key.items() if k != "subject")
+    return (SubjectMetadata(subject_id=subject_id),
+            SessionMetadata(session_id=session_id or "0",
+                            session_start_time=datetime.datetime.now(datetime.UTC)))
+
+
+def _session_key(key: dict) -> dict:
+    names = [k for k in model.VideoRecording.primary_key if k != "recording_id"]
+    return {k: key[k] for k in names}
+
+
+def _camera_and_video(key: dict):
+    from element_pose.export.nwb import CameraMetadata, VideoMetadata
+
+    recording = (model.VideoRecording & key).fetch1()
+    device_attrs = [k for k in model.VideoRecording.heading.secondary_attributes
+                    if k in model.linked("Device").primary_key]
+    device_table = model.linked("Device")
+    device = (device_table & {k: recording[k] for k in device_attrs}).fetch1()
+    name = "_".join(str(device[k]) for k in device_table.primary_key)
+    camera = CameraMetadata(name=name, description=device.get("description") or None,
+                            manufacturer=device.get("manufacturer") or None)
+    info = (model.RecordingInfo & key).fetch1()
+    counts = [int(n) for n in (model.RecordingInfo.File & key).to_arrays(
+        "nframes", order_by="file_id")]
+    video = VideoMetadata(paths=model.VideoRecording.file_paths(key), fps=float(info["fps"]),
+                          frame_counts=counts, width=int(info["px_width"]),
+                          height=int(info["px_height"]), name=f"{name}_video")
+    return camera, video
+
+
+# --------------------------------------------------------------------- export
+@dataclasses.dataclass
+class ExportedFile:
+    """One NWB file written by :func:`export_nwb`."""
+
+    path: Path
+    relpath: str                 # DANDI layout path: sub-<id>/sub-<id>_ses-<id>_...nwb
+    source_keys: list[dict]      # PoseEstimation keys it holds
+
+
+def plan_export(query, filter_paramset_idx: int | None = None) -> dict[str, list[dict]]:
+    """DANDI path -> PoseEstimation keys that go into it (no file is written)."""
+    from element_pose.export.dandi import dandi_relpath
+
+    keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
+    plan: dict[str, list[dict]] = {}
+    for key in keys:
+        subject, session = nwb_metadata(_session_key(key))
+        individuals = _individuals(key)
+        if len(individuals) == 1:
+            paths = [dandi_relpath(subject.subject_id, session.session_id)]
+        else:
+            paths = [dandi_relpath(f"{subject.subject_id}-{i}", session.session_id)
+                     for i in individuals]
+        for relpath in paths:
+            plan.setdefault(relpath, []).append(_plain(key))
+    return plan
+
+
+def _individuals(key: dict) -> list[str]:
+    rows = (model.PoseEstimation.BodyPartPosition & key).to_arrays("individual")
+    return sorted({str(i) for i in rows})
+
+
+def _plain(key: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else
+                v.item() if hasattr(v, "item") else v) for k, v in key.items()}
+
+
+def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None = None,
+               include_training: bool = False, overwrite: bool = False
+               ) -> list[ExportedFile]:
+    """Write NWB files for PoseEstimation keys, one per subject and session.
+
+    Files go to ``output_dir/<DANDI path>``.  Within a session, one estimation is
+    named ``PoseEstimation`` (what movement and keypoint-moseq read by default);
+    several (cameras or models) are named ``PoseEstimation_<camera>_<model>``.
+    Multi-animal estimations give one file per individual (NWB holds one subject).
+
+    Args:
+        query: PoseEstimation restriction (dict, list of dicts or query).
+        output_dir: Folder for the files.
+        filter_paramset_idx: Export filtered poses of this pipeline instead of raw.
+        include_training: Add the model's labelled frames as ndx-pose PoseTraining.
+        overwrite: Replace existing files.
+
+    Raises:
+        element_pose.export.nwb.MetadataError: DANDI metadata missing (listed), before
+            any file is written.
+        FileExistsError: a file exists and ``overwrite`` is false.
+    """
+    from element_pose.export.nwb import check_dandi_metadata
+
+    output_dir = Path(output_dir)
+    plan = plan_export(query, filter_paramset_idx)
+    if not plan:
+        raise ValueError(f"no pose estimation matches {query}")
+    # all metadata problems first, before any file is written
+    problems = []
+    for keys in plan.values():
+        subject, session = nwb_metadata(_session_key(keys[0]))
+        try:
+            check_dandi_metadata(subject, session)
+        except Exception as exc:  # MetadataError lists every field
+            problems.append(exc)
+    if problems:
+        raise problems[0]
+    exported = []
+    for relpath, keys in plan.items():
+        target = output_dir / relpath
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True")
+        exported.append(ExportedFile(target, relpath, keys))
+    for item in exported:
+        _write_file(item, filter_paramset_idx, include_training)
+    return exported
+
+
+def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
+                include_training: bool) -> None:
+    from element_pose.export.nwb import TrainingData, append_to_nwb, write_nwb
+
+    keys = item.source_keys
+    subject, session = nwb_metadata(_session_key(keys[0]))
+    many = len(keys) > 1
+    tmp = item.path.with_name(f".tmp-{item.path.name}")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for n, key in enumerate(keys):
+            pose = _fetch(key, filter_paramset_idx)
+            individuals = pose.individuals
+            if len(individuals) > 1:
+                individual = item.relpath.split("/")[0].removeprefix(
+                    f"sub-{subject.subject_id}-")
+                pose = pose.select(individuals=[individual])
+                this_subject = dataclasses.replace(
+                    subject, subject_id=f"{subject.subject_id}-{individual}")
+            else:
+                this_subject = subject
+            camera, video = _camera_and_video(key)
+            name = (f"PoseEstimation_{camera.name}_{key['model_name']}" if many
+                    else "PoseEstimation")
+            training = None
+            if include_training and n == 0:
+                training = TrainingData.from_dlc_project(model.Model.config_path(key))
+            if n == 0:
+                write_nwb(tmp, pose, this_subject, session, camera=camera, video=video,
+                          training=training, name=name, overwrite=True)
+            else:
+                append_to_nwb(tmp, pose, camera=camera, video=video, name=name)
+        os.replace(tmp, item.path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fetch(key: dict, filter_paramset_idx: int | None):
+    if filter_paramset_idx is None:
+        return model.PoseEstimation.fetch_pose(key)
+    from element_pose import analysis
+
+    return analysis.FilteredPose.fetch_pose({**key, "filter_paramset_idx": filter_paramset_idx})
+
+
+# ----------------------------------------------------------------- dandi sync
+@dataclasses.dataclass
+class SyncReport:
+    """What a :func:`dandi_sync` run did."""
+
+    exported: list[str] = dataclasses.field(default_factory=list)
+    uploaded: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _sync_lock(dandiset_dir: Path) -> Iterator[None]:
+    dandiset_dir.mkdir(parents=True, exist_ok=True)
+    with open(dandiset_dir / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise SyncBusyError(f"another dandi-sync is running on {dandiset_dir}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def dandi_sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
+               api_key: str | None = None, query=None, filter_paramset_idx: int | None = None
+               ) -> SyncReport:
+    """Export what is new since the last run, validate it and upload new or changed files.
+
+    A file is (re-)exported when it is not in ``dandiset_dir`` yet or when the
+    estimations that belong in it changed.  Uploaded files are those whose sha256
+    differs from the last successful upload recorded in :class:`DandiUpload`.
+
+    Args:
+        dandiset_id: e.g. ``"000123"``.
+        dandiset_dir: Local dandiset folder (holds ``dandiset.yaml``; created if needed).
+        instance: ``dandi``, ``dandi-sandbox``, ... or an API URL.
+        api_key: Key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
+        query: Restrict which PoseEstimations are published.
+        filter_paramset_idx: Publish filtered poses of this pipeline.
+
+    Raises:
+        SyncBusyError: another sync holds this folder's lock.
+        element_pose.export.dandi.DandiValidationError: exported files are invalid.
+        element_pose.export.dandi.DandiAuthError: no or wrong API key.
+    """
+    from element_pose.export import dandi
+
+    dandiset_dir = Path(dandiset_dir).resolve()
+    report = SyncReport()
+    with _sync_lock(dandiset_dir):
+        if not (dandiset_dir / "dandiset.yaml").is_file():
+            dandi.write_dandiset_yaml(dandiset_dir, dandiset_id,
+                                      f"element-pose dandiset {dandiset_id}")
+        recorded = {r["asset_path"]: r for r in (
+            DandiUpload & {"dandiset_id": dandiset_id} & "status != 'failed'").to_dicts()}
+        plan = plan_export(query if query is not None else {}, filter_paramset_idx)
+        stale = {rel: keys for rel, keys in plan.items()
+                 if not (dandiset_dir / rel).is_file()
+                 or (rel in recorded and recorded[rel]["source_keys"] != keys)}
+        if stale:
+            staging = dandiset_dir / ".staging"
+            shutil.rmtree(staging, ignore_errors=True)
+            files = export_nwb([k for keys in stale.values() for k in keys], staging,
+                               filter_paramset_idx=filter_paramset_idx)
+            written = [f.path for f in files if f.relpath in stale]
+            dandi.organize(written, dandiset_dir, files_mode="move")
+            shutil.rmtree(staging, ignore_errors=True)
+            report.exported = sorted(stale)
+        dandi.require_valid([dandiset_dir / rel for rel in plan])
+        assets = dandi.local_assets(dandiset_dir)
+        checksums = {rel: dandi.file_checksum(path) for rel, path in assets.items()}
+        sync_plan = dandi.plan_sync({rel: c.sha256 for rel, c in checksums.items()},
+                                    {rel: r["sha256"] for rel, r in recorded.items()})
+        report.unchanged = list(sync_plan.unchanged)
+        if not sync_plan.to_upload:
+            log.info("dandi-sync %s: nothing new", dandiset_id)
+            return report
+        error = None
+        try:
+            results = dandi.upload([assets[rel] for rel in sync_plan.to_upload], dandiset_id,
+                                   instance, api_key=api_key)
+        except dandi.DandiUploadError as exc:  # record what got through, retry the rest
+            results, error = list(exc.results), exc
+        now = datetime.datetime.now().replace(microsecond=0)
+        for result in results:
+            row = {
+                "dandiset_id": dandiset_id, "asset_path": result.asset_path,
+                "local_path": str(result.path), "sha256": result.sha256,
+                "dandi_etag": result.dandi_etag, "asset_id": result.asset_id or "",
+                "size": result.size, "status": result.status, "message": result.message[:2000],
+                "uploaded_at": now, "source_keys": plan.get(result.asset_path),
+            }
+            with DandiUpload.connection.transaction:
+                (DandiUpload & {"dandiset_id": dandiset_id,
+                                "asset_path": result.asset_path}).delete_quick()
+                DandiUpload.insert1(row)
+            (report.failed if result.status == "failed" else report.uploaded).append(
+                result.asset_path)
+        if error is not None:
+            raise error
+    log.info("dandi-sync %s: exported %d, uploaded %d, unchanged %d, failed %d", dandiset_id,
+             len(report.exported), len(report.uploaded), len(report.unchanged),
+             len(report.failed))
+    return report
+
+
+def sync_report_json(report: SyncReport) -> str:
+    """The report as JSON (for the CLI)."""
+    return json.dumps(dataclasses.asdict(report), indent=2)

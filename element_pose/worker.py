@@ -1,0 +1,662 @@
+"""Populate workers: run the pipeline's computed tables from a job queue, on any number of hosts.
+
+A worker loops over the auto-populated tables of the activated schemas
+(:func:`element_pose.operations.populated_tables`, in dependency order) and runs
+one job at a time with DataJoint's distributed populate
+(``populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1)``): each
+job is reserved in the table's job queue (``Table.jobs``) before ``make()`` runs,
+so any number of workers on any number of machines can share one database
+without doing a job twice.  A failing job is recorded as ``error`` (with its
+traceback) and is not retried until its error row is cleared
+(:func:`clear_errors`, ``element-pose jobs clear-errors``).
+
+Stopping.  SIGTERM or SIGINT (``docker stop``, Ctrl-C) asks the worker to stop:
+the job in progress runs to completion, then the worker exits cleanly.  During a
+job both signals are held back (so neither DataJoint's own SIGTERM handler nor a
+``KeyboardInterrupt`` can abort it half-way); to abort a job at once, kill the
+worker (SIGKILL).  A killed worker leaves no partial rows (``make_insert`` runs in
+one transaction) but its job stays ``reserved``: :func:`release_stale_jobs`
+(``element-pose jobs release-stale``, or ``worker --release-stale``) puts such
+jobs back in the queue.
+
+Devices.  ``device`` (``element-pose worker --device``) chooses the accelerator
+before anything imports torch: ``"cpu"`` hides every GPU; ``"0"``, ``"cuda:1"`` or
+``"0,1"`` set ``CUDA_VISIBLE_DEVICES`` to those GPUs (seen by torch as ``cuda:0``,
+...); ``"cuda"``/``"auto"`` leave the visible GPUs as they are.  The choice is also
+exported as ``ELEMENT_POSE_DEVICE`` (``cpu``, ``cuda`` or ``auto``), the torch
+device that the pose-estimation engine uses when a task's parameters name none.
+
+This module imports only the standard library at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEVICE_ENV = "ELEMENT_POSE_DEVICE"
+ORDERS = ("original", "reverse", "random")
+DEFAULT_POLL_INTERVAL = 30.0
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_CANDIDATES = 20  # pending keys looked at per step
+
+
+class WorkerUsageError(ValueError):
+    """Bad worker arguments: an unknown table, order or device."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFailure:
+    """One job that raised in ``make()`` (it is now ``error`` in the table's job queue)."""
+
+    table: str
+    key: dict[str, Any]
+    message: str
+
+
+@dataclasses.dataclass
+class WorkerReport:
+    """What one :func:`run_worker` call did."""
+
+    completed: dict[str, int] = dataclasses.field(default_factory=dict)
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)
+    failures: list[JobFailure] = dataclasses.field(default_factory=list)
+    released: int = 0
+    passes: int = 0
+    stop_reason: str = ""  # "idle" (once), "max_jobs", "signal", "stop_event"
+    duration_s: float = 0.0
+
+    @property
+    def jobs(self) -> int:
+        """Jobs attempted (completed + failed)."""
+        return sum(self.completed.values()) + sum(self.failed.values())
+
+    @property
+    def ok(self) -> bool:
+        """True when no job failed."""
+        return not self.failures
+
+
+# ------------------------------------------------------------------ tables
+def select_tables(tables: Sequence[str] | None = None) -> dict[str, Any]:
+    """The populated tables to work on, in dependency order.
+
+    Args:
+        tables: Names like ``"model.PoseEstimation"`` (or a bare class name when it
+            is unique); ``None`` or empty for every auto-populated table.
+
+    Raises:
+        WorkerUsageError: a name matches no table (the message lists the known ones).
+    """
+    from element_pose.operations import populated_tables
+
+    available = populated_tables()
+    if not tables:
+        return dict(available)
+    wanted: set[str] = set()
+    for name in tables:
+        matches = [n for n in available if n == name or n.rsplit(".", 1)[-1] == name]
+        if len(matches) != 1:
+            raise WorkerUsageError(
+                f"unknown table {name!r}; populated tables: {', '.join(available) or '(none)'}")
+        wanted.add(matches[0])
+    return {n: t for n, t in available.items() if n in wanted}
+
+
+# ----------------------------------------------------------------- devices
+def set_device(device: str | None) -> str | None:
+    """Select the accelerator for this process (before torch is imported).
+
+    Args:
+        device: ``None`` (leave everything), ``"cpu"``, ``"cuda"``/``"auto"``, a GPU
+            index or indices (``"1"``, ``"0,1"``) or ``"cuda:N"``.
+
+    Returns:
+        The value exported as ``ELEMENT_POSE_DEVICE``, or ``None``.
+
+    Raises:
+        WorkerUsageError: an unrecognised device.
+    """
+    if device is None or device == "":
+        return None
+    value = device.strip().lower()
+    if value == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        engine_device = "cpu"
+    elif value in ("cuda", "gpu", "auto"):
+        engine_device = "auto" if value == "auto" else "cuda"
+    else:
+        indices = value.split(":", 1)[1] if value.startswith(("cuda:", "gpu:")) else value
+        if not all(part.strip().isdigit() for part in indices.split(",")):
+            raise WorkerUsageError(
+                f"device must be cpu, cuda, auto, a GPU index (0, 0,1) or cuda:N, not {device!r}")
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(p.strip() for p in indices.split(","))
+        engine_device = "cuda"
+    os.environ[DEVICE_ENV] = engine_device
+    if "torch" in sys.modules:
+        log.warning("torch was imported before the device was chosen; "
+                    "CUDA_VISIBLE_DEVICES may not take effect in this process")
+    log.info("device %s: CUDA_VISIBLE_DEVICES=%r, %s=%s", device,
+             os.environ.get("CUDA_VISIBLE_DEVICES"), DEVICE_ENV, engine_device)
+    return engine_device
+
+
+# ------------------------------------------------------------- job queues
+def _as_restriction(restriction: Any) -> Any:
+    if isinstance(restriction, str) and restriction.strip().startswith("{"):
+        return json.loads(restriction)
+    return restriction
+
+
+def release_stale_jobs(
+    older_than_s: float,
+    tables: Sequence[str] | None = None,
+    *,
+    check_connections: bool = True,
+) -> dict[str, int]:
+    """Put jobs reserved longer than ``older_than_s`` seconds back in the queue.
+
+    A worker that died (SIGKILL, a lost machine) leaves its job ``reserved``
+    forever; this makes such jobs ``pending`` again, keeping their priority, so
+    the next worker runs them.  The transaction of the dead worker was rolled
+    back by the server, so there is nothing to clean up in the tables.
+
+    Args:
+        older_than_s: Minimum age of a reservation, in seconds (database server time).
+        tables: Table names as in :func:`select_tables` (default: all).
+        check_connections: Also require that the database connection that made
+            the reservation is gone (PostgreSQL ``pg_stat_activity``, MySQL
+            ``information_schema.PROCESSLIST``), so that a long job of a live
+            worker is never handed out twice.  When the server's session list
+            cannot be read, the age alone decides.  (On MySQL, a user without the
+            PROCESS privilege sees only its own sessions, and an idle connection
+            may be closed by ``wait_timeout`` while its worker still computes: pick
+            ``older_than_s`` longer than your longest job there.)
+
+    Returns:
+        Number of jobs released per table (tables with none are omitted).
+    """
+    if older_than_s < 0:
+        raise WorkerUsageError("older_than_s must be >= 0")
+    from datajoint.errors import DuplicateError
+
+    released: dict[str, int] = {}
+    live: set[int] | None = None
+    for name, table in select_tables(tables).items():
+        jobs = table.jobs
+        interval = jobs.adapter.interval_expr(float(older_than_s), "second")
+        stale = (jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP - {interval}").to_dicts()
+        if not stale:
+            continue
+        if check_connections and live is None:
+            live = _live_connection_ids(jobs.connection)
+        count = 0
+        for row in stale:
+            key = {k: row[k] for k in jobs.primary_key}
+            if check_connections and live is not None and int(row["connection_id"]) in live:
+                log.debug("%s %s: reserved by a live connection %s (host %s, pid %s); kept",
+                          name, key, row["connection_id"], row["host"], row["pid"])
+                continue
+            # the DELETE only matches while the job is still reserved (the owner may
+            # just have finished); re-insert it as pending with its priority
+            if not (jobs & key & "status='reserved'").delete_quick(get_count=True):
+                continue
+            with contextlib.suppress(DuplicateError):  # a refresh re-added it meanwhile
+                jobs.insert1({**key, "status": "pending", "priority": row["priority"],
+                              "scheduled_time": _server_time(jobs.connection, -1)})
+            count += 1
+            log.warning("%s %s: released the stale reservation of host %s pid %s (reserved %s)",
+                        name, key, row["host"], row["pid"], row["reserved_time"])
+        if count:
+            released[name] = count
+    return released
+
+
+def _server_time(connection, offset_s: float = 0):
+    interval = connection.adapter.interval_expr(float(offset_s), "second")
+    return connection.query(f"SELECT CURRENT_TIMESTAMP(3) + {interval}").fetchone()[0]
+
+
+def _live_connection_ids(connection) -> set[int] | None:
+    """Ids of the database server's current sessions, or ``None`` if they cannot be read."""
+    backend = connection.adapter.backend
+    query = ("SELECT pid FROM pg_stat_activity" if backend == "postgresql"
+             else "SELECT ID FROM information_schema.PROCESSLIST")
+    try:
+        return {int(row[0]) for row in connection.query(query).fetchall()}
+    except Exception as exc:  # no privilege, unknown backend: fall back to the age alone
+        log.warning("cannot list the database sessions (%s); releasing by age only", exc)
+        return None
+
+
+def clear_errors(tables: Sequence[str] | None = None, restriction: Any = None) -> dict[str, int]:
+    """Delete the ``error`` rows of the job queues so that those jobs are retried.
+
+    Args:
+        tables: Table names as in :func:`select_tables` (default: all).
+        restriction: Optional restriction of the keys (a dict, a JSON object string or
+            a DataJoint restriction string).
+
+    Returns:
+        Number of error rows deleted per table (tables with none are omitted).
+    """
+    restriction = _as_restriction(restriction)
+    cleared: dict[str, int] = {}
+    for name, table in select_tables(tables).items():
+        errors = table.jobs.errors
+        if restriction is not None:
+            errors = errors.restrict(table.key_source & restriction, semantic_check=False)
+        count = errors.delete_quick(get_count=True)
+        if count:
+            cleared[name] = count
+            log.info("%s: cleared %d error job(s); they will be retried", name, count)
+    return cleared
+
+
+def prepare_job_queues(tables: Sequence[str] | None = None, restriction: Any = None,
+                       attempts: int = 5) -> None:
+    """Create and refresh the job queues (do this once before starting many workers).
+
+    On PostgreSQL, two workers creating the same lazy job table at the same
+    instant can crash one of them; this retries a few times.
+    """
+    restriction = _as_restriction(restriction)
+    for name, table in select_tables(tables).items():
+        for attempt in range(attempts):
+            try:
+                _refresh(table, restriction)
+                break
+            except Exception as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.debug("%s: refreshing the job queue failed (%s); retrying", name, exc)
+                time.sleep(0.2 + random.random())
+
+
+def _refresh(table, restriction) -> None:
+    args = () if restriction is None else (restriction,)
+    # delay=-1: new jobs are schedulable at once (DataJoint's own populate does the same)
+    table.jobs.refresh(*args, delay=-1)
+
+
+def _candidates(table, restriction, priority: int | None, order: str,
+                skip: set[tuple]) -> list[dict]:
+    """Pending keys to try next, most urgent first, in ``order`` within a priority."""
+    jobs = table.jobs
+    query = jobs.pending & "scheduled_time <= CURRENT_TIMESTAMP(3)"
+    if restriction is not None:
+        query = query.restrict(table.key_source & restriction, semantic_check=False)
+    if priority is not None:
+        query = query & f"priority <= {int(priority)}"
+    pk = jobs.primary_key
+    direction = "DESC" if order == "reverse" else "ASC"
+    limit = len(skip) + (_CANDIDATES * 10 if order == "random" else _CANDIDATES)
+    rows = query.proj("priority", "scheduled_time").to_dicts(
+        order_by=["priority ASC", f"scheduled_time {direction}",
+                  *(f"{k} {direction}" for k in pk)],
+        limit=limit)
+    rows = [r for r in rows if _frozen({k: r[k] for k in pk}) not in skip]
+    if order == "random":
+        random.shuffle(rows)
+        rows.sort(key=lambda r: r["priority"])  # stable: random within a priority
+    return [{k: r[k] for k in pk} for r in rows[:_CANDIDATES]]
+
+
+def _frozen(key: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in key.items()))
+
+
+# ----------------------------------------------------------------- signals
+class _StopSignals:
+    """SIGTERM/SIGINT set a flag, and are only let in between jobs.
+
+    The stop signals stay blocked while the worker runs and are unblocked for an
+    instant at each :meth:`checkpoint` (between jobs, and every 0.25 s while idle).  Threads
+    started meanwhile (numexpr, torch, ...) inherit the blocked mask, so the
+    signal can only be delivered to the main thread at a checkpoint: never in the
+    middle of a job, where DataJoint's own SIGTERM handler would abort it.
+    """
+
+    def __init__(self, flag: threading.Event) -> None:
+        self.flag = flag
+        self.active = threading.current_thread() is threading.main_thread()
+        self.masking = self.active and hasattr(signal, "pthread_sigmask")
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+        self._old_mask: set | None = None
+
+    def _handler(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if not self.flag.is_set():
+            log.warning("%s received: stopping after the current job", name)
+        self.signal_name = name
+        self.flag.set()
+
+    def __enter__(self) -> _StopSignals:
+        if self.active:
+            for sig in _STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        if self.masking:
+            self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old_mask is not None:
+            self.checkpoint()  # a late signal still reaches our handler, not the caller's
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            self._old_mask = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def checkpoint(self) -> None:
+        """Let pending stop signals in (our handler sets the flag)."""
+        if self.masking:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def block_stop_signals() -> None:
+    """Hold SIGTERM/SIGINT back in this thread and the threads it starts from now on.
+
+    Call it first thing in a worker process (``element-pose worker`` does), before
+    imports start threads: :func:`run_worker` then lets the signals in between jobs.
+    """
+    if hasattr(signal, "pthread_sigmask") and \
+            threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+# ------------------------------------------------------------------ worker
+def run_worker(
+    tables: Sequence[str] | None = None,
+    *,
+    max_jobs: int | None = None,
+    priority: int | None = None,
+    order: str = "original",
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    once: bool = False,
+    device: str | None = None,
+    stale_after: float | None = None,
+    restriction: Any = None,
+    stop_event: threading.Event | None = None,
+) -> WorkerReport:
+    """Run populate jobs until stopped (or, with ``once``, until none is left).
+
+    Needs activated schemas (``from workflow import pipeline``) and, to handle
+    SIGTERM/SIGINT, the main thread (DataJoint's distributed populate needs it too).
+
+    Args:
+        tables: Table names (``"model.PoseEstimation"``); default all, in dependency order.
+        max_jobs: Stop after this many jobs (completed or failed).
+        priority: Only run jobs whose priority is at most this (lower is more urgent;
+            new jobs get ``dj.config["jobs.default_priority"]``, 5 by default).
+        order: Order of the jobs within a priority: ``"original"`` (oldest first),
+            ``"reverse"`` (newest first) or ``"random"`` (fewer collisions between
+            many workers).
+        poll_interval: Seconds to wait when there is nothing to do.
+        once: Exit when no job is pending instead of waiting for more.
+        device: Accelerator for this worker, see :func:`set_device`.
+        stale_after: When set, release reservations older than this many seconds of
+            dead workers (:func:`release_stale_jobs`) before every pass.
+        restriction: Only jobs matching this restriction (a dict such as
+            ``{"subject": "m1"}``, a JSON object string, or a DataJoint restriction
+            string), applied to every table's key source.
+        stop_event: Stop (after the current job) when this event is set.
+
+    Returns:
+        What was done.
+
+    Raises:
+        WorkerUsageError: bad arguments.
+    """
+    if order not in ORDERS:
+        raise WorkerUsageError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if max_jobs is not None and max_jobs < 1:
+        raise WorkerUsageError("max_jobs must be at least 1")
+    if poll_interval < 0:
+        raise WorkerUsageError("poll_interval must be >= 0")
+    set_device(device)
+    restriction = _as_restriction(restriction)
+    selected = select_tables(tables)
+    if not selected:
+        raise WorkerUsageError("no populated tables: are the schemas activated?")
+
+    started = time.monotonic()
+    report = WorkerReport()
+    flag = threading.Event()
+    signals = _StopSignals(flag)
+
+    def stopping() -> bool:
+        signals.checkpoint()
+        return flag.is_set() or (stop_event is not None and stop_event.is_set())
+
+    def limit_reached() -> bool:
+        return max_jobs is not None and report.jobs >= max_jobs
+
+    log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
+    with signals:
+        prepare_job_queues(list(selected), restriction)
+        idle_logged = False
+        while not stopping() and not limit_reached():
+            report.passes += 1
+            try:
+                if stale_after is not None:
+                    released = release_stale_jobs(stale_after, list(selected))
+                    report.released += sum(released.values())
+                done = _one_pass(selected, restriction, priority, order, report, stopping,
+                                 limit_reached)
+            except Exception as exc:
+                if once:
+                    raise
+                log.error("worker pass failed (%s: %s); retrying in %.0f s",
+                          type(exc).__name__, exc, poll_interval)
+                log.debug("traceback", exc_info=True)
+                done = 0
+            if done:
+                idle_logged = False
+                continue
+            if once:
+                report.stop_reason = "idle"
+                break
+            if not idle_logged:
+                log.info("nothing to do; checking every %.0f s", poll_interval)
+                idle_logged = True
+            _sleep(poll_interval, stopping)  # stopping() lets signals in every 0.25 s
+        if not report.stop_reason:
+            if flag.is_set():
+                report.stop_reason = "signal"
+            elif stop_event is not None and stop_event.is_set():
+                report.stop_reason = "stop_event"
+            else:
+                report.stop_reason = "max_jobs"
+    report.duration_s = time.monotonic() - started
+    log.info("worker %s stopping (%s%s): %d completed, %d failed in %.1f s", os.getpid(),
+             report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
+             sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
+    return report
+
+
+def _one_pass(selected, restriction, priority, order, report, stopping, limit_reached) -> int:
+    """Run jobs of every table in turn until none is pending; return how many ran."""
+    done = 0
+    for name, table in selected.items():
+        if stopping() or limit_reached():
+            break
+        _refresh(table, restriction)
+        skip: set[tuple] = set()
+        while not stopping() and not limit_reached():
+            keys = _candidates(table, restriction, priority, order, skip)
+            if not keys:
+                break
+            for key in keys:
+                ran = _run_job(name, table, key, report)
+                if ran:
+                    done += 1
+                    break
+                # taken by another worker, or no longer in the key source: not again
+                skip.add(_frozen(key))
+    return done
+
+
+def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
+    """Reserve and make one key; False when another worker had it or it is not to do."""
+    start = time.monotonic()
+    result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
+                            refresh=False)
+    seconds = time.monotonic() - start
+    if result["success_count"]:
+        report.completed[name] = report.completed.get(name, 0) + 1
+        log.info("%s %s: done in %.1f s (%d done so far)", name, key, seconds,
+                 sum(report.completed.values()))
+        return True
+    if result["error_list"]:
+        error_key, message = result["error_list"][0]
+        report.failed[name] = report.failed.get(name, 0) + 1
+        report.failures.append(JobFailure(name, dict(error_key), str(message)))
+        log.error("%s %s: failed after %.1f s: %s", name, key, seconds, message)
+        return True
+    return False
+
+
+def _sleep(seconds: float, stopping) -> None:
+    deadline = time.monotonic() + seconds
+    while not stopping():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.25))
+
+
+def _hostname() -> str:
+    import platform
+
+    return platform.node()
+
+
+# --------------------------------------------------------------------- CLI
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _activate() -> None:
+    from workflow import pipeline  # noqa: F401  (connects and activates the schemas)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``element-pose worker``: run populate jobs."""
+    logging.getLogger(__name__).setLevel(
+        min(logging.getLogger(__name__).getEffectiveLevel(), logging.INFO))
+    block_stop_signals()  # before imports start threads; let in between jobs
+    try:
+        set_device(args.device)  # before anything can import torch
+        _activate()
+        report = run_worker(
+            args.table, max_jobs=args.max_jobs, priority=args.priority, order=args.order,
+            poll_interval=args.poll_interval, once=args.once, stale_after=args.release_stale,
+            restriction=args.restrict)
+    except (WorkerUsageError, json.JSONDecodeError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    _out(f"worker: {sum(report.completed.values())} completed, "
+         f"{sum(report.failed.values())} failed ({report.stop_reason})")
+    for failure in report.failures:
+        _out(f"  failed {failure.table} {failure.key}: {failure.message}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """``element-pose jobs release-stale|clear-errors``."""
+    try:
+        _activate()
+        if args.action == "release-stale":
+            counts = release_stale_jobs(args.older_than, args.table,
+                                        check_connections=not args.no_connection_check)
+            verb = "released"
+        else:
+            counts = clear_errors(args.table, args.restrict)
+            verb = "cleared"
+    except (WorkerUsageError, json.JSONDecodeError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    for name, count in counts.items():
+        _out(f"{name}: {verb} {count}")
+    _out(f"{verb} {sum(counts.values())} job(s)")
+    return EXIT_OK
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``worker`` and ``jobs`` subcommands to the ``element-pose`` parser."""
+    table_help = "table to work on, e.g. model.PoseEstimation (repeatable; default: all)"
+    restrict_help = ("only keys matching this restriction: a JSON object such as "
+                     "'{\"subject\": \"m1\"}' or a DataJoint restriction string")
+
+    worker = subparsers.add_parser(
+        "worker", help="run populate jobs from the job queues (many workers may share a DB)",
+        description="Run populate jobs until stopped. SIGTERM/SIGINT finish the current job "
+                    "and exit. Exit code 1 when a job failed.")
+    worker.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
+    worker.add_argument("--max-jobs", type=_positive_int, metavar="N",
+                        help="stop after N jobs")
+    worker.add_argument("--priority", type=int, metavar="P",
+                        help="only jobs of priority <= P (lower is more urgent)")
+    worker.add_argument("--order", choices=ORDERS, default="original",
+                        help="job order within a priority (default: original)")
+    worker.add_argument("--once", action="store_true",
+                        help="exit when no job is pending instead of waiting for more")
+    worker.add_argument("--device", metavar="DEV",
+                        help="cpu, cuda, auto, a GPU index (0, 0,1) or cuda:N; sets "
+                             f"CUDA_VISIBLE_DEVICES and {DEVICE_ENV}")
+    worker.add_argument("--poll-interval", type=_non_negative, default=DEFAULT_POLL_INTERVAL,
+                        metavar="S", help="seconds between checks when idle "
+                                          f"(default {DEFAULT_POLL_INTERVAL:.0f})")
+    worker.add_argument("--release-stale", type=_non_negative, metavar="SECONDS",
+                        help="release reservations of dead workers older than SECONDS, "
+                             "at start and before every pass")
+    worker.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
+    worker.set_defaults(func=cmd_worker)
+
+    jobs = subparsers.add_parser("jobs", help="manage the job queues: release stale "
+                                              "reservations, clear errors")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    release = actions.add_parser(
+        "release-stale", help="put jobs reserved by dead workers back in the queue")
+    release.add_argument("--older-than", type=_non_negative, required=True, metavar="S",
+                         help="minimum age of the reservation in seconds")
+    release.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
+    release.add_argument("--no-connection-check", action="store_true",
+                         help="release by age alone, even if the reserving DB session is alive")
+    release.set_defaults(func=cmd_jobs)
+    clear = actions.add_parser("clear-errors",
+                               help="delete error rows so that those jobs are retried")
+    clear.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
+    clear.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
+    clear.set_defaults(func=cmd_jobs)

@@ -1,0 +1,355 @@
+"""Populate workers on a real database: sharing a queue, signals, killed workers, the CLI.
+
+Workers run as subprocesses (they inherit the test session's environment, set by
+conftest) through a tiny argparse harness around :func:`element_pose.worker.register_cli`,
+the same code that ``element-pose worker`` runs once the CLI registers it.
+
+To stall a job deterministically, a second database session locks the pose part
+table (``LOCK TABLE ... IN SHARE MODE``): a worker then blocks inside ``make_insert``
+after inserting the master row, holding its reservation and an open transaction.
+These tests need PostgreSQL (the embedded database) and are skipped on MySQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from element_pose import sample, worker
+
+pytestmark = pytest.mark.usefixtures("pipeline")
+
+HARNESS = """
+import argparse, logging, sys
+from element_pose.worker import register_cli
+logging.basicConfig(level=logging.INFO,
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+parser = argparse.ArgumentParser(prog="element-pose")
+register_cli(parser.add_subparsers(dest="command", required=True))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.func(args))
+"""
+POSE = "model.PoseEstimation"
+INFO = "model.RecordingInfo"
+DONE = re.compile(r"(model\.\w+) (\{.*?\}): done in")
+
+
+# ----------------------------------------------------------------- helpers
+def start_worker(*args: str) -> subprocess.Popen:
+    """A worker process running ``element-pose <args>`` through the harness."""
+    return subprocess.Popen([sys.executable, "-c", HARNESS, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def run_cli(*argv: str) -> int:
+    """``element-pose <argv>`` in this process; argparse errors give their exit code."""
+    parser = argparse.ArgumentParser(prog="element-pose")
+    worker.register_cli(parser.add_subparsers(dest="command", required=True))
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code)
+    return args.func(args)
+
+
+def done_keys(stderr: str) -> list[tuple[str, str]]:
+    """(table, key) of every job a worker's log reports as done."""
+    return DONE.findall(stderr)
+
+
+def make_batch(pipeline, raw_root, processed_root, unique, n: int) -> dict:
+    """``n`` recordings of one video with load-mode tasks, all under a fresh subject."""
+    subject = f"wk{unique}"
+    pipeline.lab.Device.insert1({"device": "cam0"}, skip_duplicates=True)
+    pipeline.subject.Subject.insert1({"subject": subject, "sex": "F", "species": "Mus musculus",
+                                      "subject_birth_date": datetime.date(2025, 1, 1)})
+    session_key = {"subject": subject, "session_id": 1}
+    pipeline.session.Session.insert1({**session_key,
+                                      "session_datetime": datetime.datetime(2026, 1, 2)})
+    folder = raw_root / f"worker_{unique}"
+    video = folder / "cam.mp4"
+    truth = sample.make_video(video, n_frames=20, seed=1)
+    outputs = processed_root / f"worker_{unique}"
+    sample.make_dlc_output(truth, video, outputs, seed=1)
+    project = sample.make_dlc_project(folder / "project", n_frames=10, n_labeled=2)
+    model_key = pipeline.model.Model.insert_new_model(f"wk_{unique}", project, shuffle=1)
+    tasks = []
+    for i in range(n):
+        key = pipeline.model.VideoRecording.insert_recording(session_key, i, {"device": "cam0"},
+                                                             [video])
+        tasks.append(pipeline.model.PoseEstimationTask.insert_estimation_task(
+            {**key, **model_key}, "load", output_dir=outputs))
+    restriction = {"subject": subject}
+    return {"tasks": tasks, "restriction": restriction, "restrict": json.dumps(restriction),
+            "model": model_key, "session": session_key, "video": video, "truth": truth}
+
+
+@pytest.fixture
+def batch(pipeline, raw_root, processed_root, unique):
+    return lambda n: make_batch(pipeline, raw_root, processed_root, unique, n)
+
+
+def jobs_of(table, restriction):
+    """The table's job rows for keys matching ``restriction``."""
+    return table.jobs.restrict(table.key_source & restriction, semantic_check=False)
+
+
+@pytest.fixture
+def postgres(db_backend):
+    if db_backend != "embedded":
+        pytest.skip("stalls jobs with a PostgreSQL table lock")
+
+
+class TableLock:
+    """A second PostgreSQL session holding a SHARE lock: other sessions cannot insert."""
+
+    def __init__(self, table) -> None:
+        import datajoint as dj
+        import psycopg2
+
+        self.table = table
+        self.conn = psycopg2.connect(
+            host=dj.config["database.host"], port=dj.config["database.port"],
+            user=dj.config["database.user"], dbname=dj.config["database.name"] or "postgres")
+        self.conn.cursor().execute(f"LOCK TABLE {table.full_table_name} IN SHARE MODE")
+
+    def waiting(self) -> list[int]:
+        """Backend pids waiting to write to the locked table."""
+        cur = self.conn.cursor()
+        cur.execute("SELECT pid FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+                    (self.table.full_table_name,))
+        return sorted(row[0] for row in cur.fetchall())
+
+    def wait_for(self, n: int, procs, timeout: float = 180) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.waiting()
+            if len(pids) >= n:
+                return pids
+            for proc in procs:
+                if proc.poll() is not None:
+                    pytest.fail(f"worker exited early ({proc.returncode}): "
+                                f"{proc.communicate()[1][-3000:]}")
+            time.sleep(0.2)
+        pytest.fail(f"{n} worker(s) did not reach the locked insert in {timeout} s")
+
+    def holds_row_lock(self, pid: int, table) -> bool:
+        """Whether backend ``pid`` has written to ``table`` in its open transaction."""
+        cur = self.conn.cursor()
+        cur.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND relation = %s::regclass "
+                    "AND mode = 'RowExclusiveLock' AND granted", (pid, table.full_table_name))
+        return cur.fetchone()[0] == 1
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()
+            self.conn.close()
+            self.conn = None
+
+
+@contextlib.contextmanager
+def locked(table):
+    lock = TableLock(table)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def finish(procs, timeout: float = 300) -> list[tuple[int, str, str]]:
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        results.append((proc.returncode, out, err))
+    return results
+
+
+# ------------------------------------------------------------------- tests
+def test_two_workers_share_the_queue_without_duplicates_or_losses(pipeline, batch, postgres):
+    model = pipeline.model
+    n = 6
+    b = batch(n)
+    worker.prepare_job_queues([INFO, POSE], b["restriction"])  # once, before the workers
+    args = ["worker", "--once", "--table", INFO, "--table", POSE, "--restrict", b["restrict"],
+            "--order", "random", "--poll-interval", "0"]
+    with locked(model.PoseEstimation.BodyPartPosition) as lock:
+        procs = [start_worker(*args) for _ in range(2)]
+        # both workers are inside a pose job at the same time: both take part
+        lock.wait_for(2, procs)
+    results = finish(procs)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+
+    per_worker = [done_keys(err) for _, _, err in results]
+    assert all(any(table == POSE for table, _ in keys) for keys in per_worker)
+    everything = per_worker[0] + per_worker[1]
+    assert len(everything) == len(set(everything)) == 2 * n  # nothing twice, nothing lost
+    r = b["restriction"]
+    assert len(model.RecordingInfo & r) == n
+    assert len(model.PoseEstimation & r) == n
+    assert len(model.PoseEstimation.BodyPartPosition & r) == n * 4
+    for table in (model.RecordingInfo, model.PoseEstimation):
+        assert len(jobs_of(table, r)) == 0  # no pending, reserved or error jobs left
+
+
+def test_sigterm_finishes_the_current_job_then_exits_0(pipeline, batch, postgres):
+    model = pipeline.model
+    b = batch(2)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    with locked(model.PoseEstimation.BodyPartPosition) as lock:
+        proc = start_worker("worker", "--table", POSE, "--restrict", b["restrict"],
+                            "--poll-interval", "1")
+        lock.wait_for(1, [proc])
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert proc.poll() is None  # the job is not aborted: still waiting on the lock
+    (code, out, err), = finish([proc])
+    assert code == 0, err[-3000:]
+    assert "SIGTERM received: stopping after the current job" in err
+    assert "1 completed, 0 failed (signal)" in out
+    assert len(model.PoseEstimation & r) == 1
+    assert len(model.PoseEstimation.BodyPartPosition & r) == 4  # the whole job
+    jobs = jobs_of(model.PoseEstimation, r)
+    assert len(jobs.pending) == 1 and len(jobs) == 1  # the second job was left untouched
+    report = worker.run_worker([POSE], once=True, restriction=r, poll_interval=0)
+    assert report.completed == {POSE: 1} and report.stop_reason == "idle"
+
+
+def test_killed_worker_leaves_no_partial_rows_and_its_job_is_recovered(
+        pipeline, batch, postgres):
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    with locked(model.PoseEstimation.BodyPartPosition) as lock:
+        proc = start_worker("worker", "--once", "--table", POSE, "--restrict", b["restrict"])
+        (backend,) = lock.wait_for(1, [proc])
+        # the master row is written in the worker's open transaction...
+        assert lock.holds_row_lock(backend, model.PoseEstimation)
+        proc.kill()
+        proc.wait(timeout=60)
+    # ...and is gone with it: no partial rows
+    assert not (model.PoseEstimation & r)
+    assert not (model.PoseEstimation.BodyPartPosition & r)
+    jobs = jobs_of(model.PoseEstimation, r)
+    assert len(jobs.reserved) == 1
+
+    assert worker.release_stale_jobs(3600, [POSE]) == {}  # too young
+    deadline = time.monotonic() + 60
+    released: dict = {}
+    while not released and time.monotonic() < deadline:  # until the server drops the session
+        released = worker.release_stale_jobs(0, [POSE])
+        time.sleep(0.2)
+    assert released == {POSE: 1}
+    assert len(jobs.pending) == 1 and not jobs.reserved
+
+    report = worker.run_worker([POSE], once=True, restriction=r, poll_interval=0)
+    assert report.completed == {POSE: 1} and report.ok
+    assert len(model.PoseEstimation.BodyPartPosition & r) == 4
+    assert len(jobs) == 0
+
+
+def test_release_stale_spares_reservations_of_live_sessions(pipeline, batch):
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    (task,) = b["tasks"]
+    assert model.PoseEstimation.jobs.reserve(task)  # reserved by this live connection
+    assert worker.release_stale_jobs(0, [POSE]) == {}
+    assert worker.release_stale_jobs(0, [POSE], check_connections=False) == {POSE: 1}
+    assert run_cli("worker", "--once", "--table", POSE, "--restrict", b["restrict"]) == 0
+    assert len(model.PoseEstimation & r) == 1
+
+
+def test_cli_exit_codes_and_clear_errors(pipeline, batch, processed_root, unique, capsys):
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    # a second task whose outputs are missing fails
+    missing = processed_root / f"missing_{unique}"
+    other = model.Model.insert_new_model(f"wk2_{unique}", b["video"].parent / "project",
+                                         shuffle=1)
+    bad = model.PoseEstimationTask.insert_estimation_task(
+        {**b["session"], "recording_id": 0, **other}, "load", output_dir=missing)
+    worker_args = ["worker", "--once", "--table", INFO, "--table", POSE, "--restrict",
+                   b["restrict"], "--poll-interval", "0"]
+    assert run_cli(*worker_args) == 1
+    out = capsys.readouterr().out
+    assert "2 completed, 1 failed (idle)" in out and "output folder not found" in out
+    assert len(model.PoseEstimation.jobs.errors & bad) == 1
+
+    assert run_cli(*worker_args) == 0  # errors are not retried
+    assert "0 completed, 0 failed" in capsys.readouterr().out
+
+    assert run_cli("jobs", "clear-errors", "--table", POSE, "--restrict", b["restrict"]) == 0
+    assert "model.PoseEstimation: cleared 1" in capsys.readouterr().out
+    assert not model.PoseEstimation.jobs.errors & bad
+    sample.make_dlc_output(b["truth"], b["video"], missing, seed=1)  # fix the cause
+    assert run_cli(*worker_args) == 0
+    assert "1 completed, 0 failed" in capsys.readouterr().out
+    assert len(model.PoseEstimation & r) == 2
+
+    assert run_cli("jobs", "release-stale", "--older-than", "0", "--table", POSE) == 0
+    assert "released 0 job(s)" in capsys.readouterr().out
+    assert run_cli("worker", "--once", "--max-jobs", "1", "--table", POSE,
+                   "--restrict", b["restrict"]) == 0
+
+    # usage errors exit 2, before any work
+    assert run_cli("worker", "--table", "model.NoSuchTable", "--once") == 2
+    assert run_cli("worker", "--device", "banana", "--once") == 2
+    assert run_cli("worker", "--order", "sideways") == 2
+    assert run_cli("worker", "--max-jobs", "0") == 2
+    assert run_cli("worker", "--once", "--restrict", "{not json") == 2
+    assert run_cli("jobs") == 2
+    assert run_cli("jobs", "release-stale") == 2  # --older-than is required
+    assert run_cli("jobs", "clear-errors", "--table", "nope") == 2
+
+
+def test_worker_honours_max_jobs_stop_event_and_order(pipeline, batch):
+    import threading
+
+    model = pipeline.model
+    b = batch(3)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    report = worker.run_worker([POSE], max_jobs=1, order="reverse", restriction=r,
+                               poll_interval=0)
+    assert report.completed == {POSE: 1} and report.stop_reason == "max_jobs"
+    # reverse: the newest job first (the last task inserted)
+    assert (model.PoseEstimation & r).fetch1("recording_id") == 2
+    stop = threading.Event()
+    stop.set()
+    report = worker.run_worker([POSE], restriction=r, stop_event=stop)
+    assert report.jobs == 0 and report.stop_reason == "stop_event"
+    report = worker.run_worker(["PoseEstimation"], restriction=r, once=True, priority=9)
+    assert report.completed == {POSE: 2}
+
+
+def test_set_device_exports_the_choice(monkeypatch):
+    for name in ("CUDA_VISIBLE_DEVICES", worker.DEVICE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert worker.set_device(None) is None and worker.DEVICE_ENV not in os.environ
+    assert worker.set_device("cuda:1") == "cuda"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker.set_device("0, 2") == "cuda"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,2"
+    assert worker.set_device("cpu") == "cpu"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "" and os.environ[worker.DEVICE_ENV] == "cpu"
+    assert worker.set_device("auto") == "auto"
+    with pytest.raises(worker.WorkerUsageError):
+        worker.set_device("tpu")
