@@ -82,6 +82,44 @@ def cmd_status(args: argparse.Namespace) -> int:
         else EXIT_OK
 
 
+def _restriction(args: argparse.Namespace) -> dict:
+    restriction: dict = {}
+    for item in args.key or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise CommandError(f"--key takes NAME=VALUE, not {item!r}", EXIT_USAGE)
+        restriction[name] = int(value) if value.lstrip("-").isdigit() else value
+    return restriction
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write NWB files for the selected pose estimations."""
+    from workflow import pipeline
+
+    files = pipeline.publish.export_nwb(
+        _restriction(args), args.output, filter_paramset_idx=args.filter,
+        include_training=args.training, overwrite=args.overwrite)
+    for item in files:
+        _out(str(item.path))
+    return EXIT_OK
+
+
+def cmd_dandi_sync(args: argparse.Namespace) -> int:
+    """Export and upload everything new to a dandiset (cron-safe)."""
+    from workflow import pipeline
+
+    publish = pipeline.publish
+    try:
+        report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
+                                    instance=args.instance, query=_restriction(args),
+                                    filter_paramset_idx=args.filter)
+    except publish.SyncBusyError as exc:
+        log.warning("%s; nothing to do", exc)
+        return EXIT_OK
+    _out(publish.sync_report_json(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
 # ------------------------------------------------------------------ parsing
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
@@ -111,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--fail-on-error", action="store_true",
                         help="exit 1 when any job is in error")
     status.set_defaults(func=cmd_status)
+
+    key_help = "restrict to NAME=VALUE (repeatable), e.g. --key subject=m1"
+    export = sub.add_parser("export", help="write NWB files (ndx-pose) for pose estimations")
+    export.add_argument("output", help="output folder (files in DANDI layout below it)")
+    export.add_argument("--key", action="append", help=key_help)
+    export.add_argument("--filter", type=int, help="export filtered poses of this filter id")
+    export.add_argument("--training", action="store_true", help="include labelled frames")
+    export.add_argument("--overwrite", action="store_true", help="replace existing files")
+    export.set_defaults(func=cmd_export)
+
+    sync = sub.add_parser(
+        "dandi-sync", help="export and upload what is new to a dandiset (safe from cron)")
+    sync.add_argument("--dandiset", required=True, help="dandiset id, e.g. 000123")
+    sync.add_argument("--dandiset-dir", help="local dandiset folder (default: ./<id>)")
+    sync.add_argument("--instance", default="dandi",
+                      help="dandi, dandi-sandbox, ... or an API URL (key from "
+                           "<INSTANCE>_API_KEY or DANDI_API_KEY)")
+    sync.add_argument("--key", action="append", help=key_help)
+    sync.add_argument("--filter", type=int, help="publish filtered poses of this filter id")
+    sync.set_defaults(func=cmd_dandi_sync)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

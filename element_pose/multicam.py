@@ -783,15 +783,30 @@ class Triangulation(dj.Computed):
 
 
 def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
-    """2D poses per camera, checked to cover the same individuals and body parts.
+    """2D poses per camera, checked to agree in frames, rate, individuals and body parts.
 
     Returns:
         ``{camera: PoseData}`` restricted to the shared body parts (model order), and
         the ``(individual, body part)`` pairs that were estimated.
 
     Raises:
-        TriangulationError: a camera lacks body parts or individuals another has.
+        TriangulationError: frame counts or rates differ (naming cameras and
+            recordings), or a camera lacks body parts or individuals another has.
     """
+    infos = {}
+    for camera, est_items, _ in members:
+        est_key = dict(est_items)
+        nframes, fps = (model.RecordingInfo & est_key).fetch1("nframes", "fps")
+        infos[camera] = (est_key["recording_id"], int(nframes), float(fps))
+    for what, index in (("number of frames", 1), ("frame rate", 2)):
+        values = {info[index] for info in infos.values()}
+        if max(values) - min(values) > (1e-3 * max(values) if index == 2 else 0):
+            listed = ", ".join(f"{c!r} (recording {info[0]}): {info[index]:g}"
+                               for c, info in infos.items())
+            raise TriangulationError(
+                f"cameras disagree on the {what}: {listed}; the recordings of a camera group "
+                "must be synchronised (frame i of every camera taken at the same time)"
+            )
     pairs: dict[str, set[tuple[str, str]]] = {}
     for camera, est_items, _ in members:
         est_key = dict(est_items)
@@ -805,7 +820,7 @@ def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
         if not lacking:
             continue
         others = [c for c in cameras if c != camera and pairs[c] & lacking]
-        rid = dict(next(m[1] for m in members if m[0] == camera))["recording_id"]
+        rid = infos[camera][0]
         by_individual: dict[str, list[str]] = {}
         for individual, part in sorted(lacking):
             by_individual.setdefault(individual, []).append(part)

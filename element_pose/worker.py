@@ -42,7 +42,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,39 @@ class _StopSignals:
             signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
 
+class _SignalModuleKeepingHandlers:
+    """Stands in for :mod:`signal` inside ``datajoint.autopopulate`` during a worker's job.
+
+    DataJoint's distributed populate installs a SIGTERM handler that raises
+    ``SystemExit`` and so aborts the job in progress (recording it as an error).
+    A worker wants the opposite: finish the job, then stop.  Threads that exist
+    before the worker blocks the signals (e.g. the BLAS thread pool that numpy
+    starts at import) can receive SIGTERM, and the main thread then runs whatever
+    Python handler is installed; so while a job runs, DataJoint's calls to
+    ``signal.signal`` are made no-ops and the worker's own handler stays in place.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(signal, name)
+
+    @staticmethod
+    def signal(signum: int, handler: Any) -> Any:
+        return signal.getsignal(signum)
+
+
+@contextlib.contextmanager
+def _keep_our_handlers(active: bool) -> Iterator[None]:
+    module = sys.modules.get("datajoint.autopopulate")
+    if not active or module is None or getattr(module, "signal", None) is not signal:
+        yield
+        return
+    module.signal = _SignalModuleKeepingHandlers()
+    try:
+        yield
+    finally:
+        module.signal = signal
+
+
 def block_stop_signals() -> None:
     """Hold SIGTERM/SIGINT back in this thread and the threads it starts from now on.
 
@@ -516,8 +549,9 @@ def _one_pass(selected, restriction, priority, order, report, stopping, limit_re
 def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
     """Reserve and make one key; False when another worker had it or it is not to do."""
     start = time.monotonic()
-    result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
-                            refresh=False)
+    with _keep_our_handlers(threading.current_thread() is threading.main_thread()):
+        result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
+                                refresh=False)
     seconds = time.monotonic() - start
     if result["success_count"]:
         report.completed[name] = report.completed.get(name, 0) + 1

@@ -1,9 +1,11 @@
 """The element-pose command line: help, exit codes, the demo."""
 
+import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,29 @@ def test_demo_load_mode_and_status(tmp_path):
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert '"model.PoseEstimation"' in status.stdout
+
+    exported = run_cli("export", str(tmp_path / "nwb"), "--key", "subject=demo-mouse", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.strip().endswith("sub-demo-mouse_ses-1_behavior+image.nwb")
+    again = run_cli("export", str(tmp_path / "nwb"), "--key", "subject=demo-mouse", env=env)
+    assert again.returncode == 1 and "exists" in again.stderr  # never silently overwritten
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from support.dandi_server import LocalDandiArchive
+
+    env = {**env, "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore"}
+    env.pop("DANDI_API_KEY", None)
+    with LocalDandiArchive(api_key="cli-key-123456", dandisets=("000123",)) as archive:
+        sync = ["dandi-sync", "--dandiset", "000123", "--dandiset-dir",
+                str(tmp_path / "000123"), "--instance", archive.api_url]
+        no_key = run_cli(*sync, env=env)
+        assert no_key.returncode == 1 and "DANDI_API_KEY" in no_key.stderr
+        first = run_cli(*sync, env={**env, "DANDI_API_KEY": "cli-key-123456"})
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["uploaded"]
+        second = run_cli(*sync, env={**env, "DANDI_API_KEY": "cli-key-123456"})
+        assert second.returncode == 0 and json.loads(second.stdout)["uploaded"] == []
+        assert "cli-key-123456" not in first.stderr + second.stderr + no_key.stderr
     _drop(env)
 
 

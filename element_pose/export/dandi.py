@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import logging
 import os
 import re
@@ -483,6 +484,16 @@ def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, st
     )
 
 
+class _LogWriter(io.TextIOBase):
+    """A stdout stand-in that sends the dandi client's progress table to our log."""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                log.debug("dandi: %s", line.rstrip())
+        return len(text)
+
+
 @contextlib.contextmanager
 def _env(var: str, value: str) -> Iterator[None]:
     old = os.environ.get(var)
@@ -604,7 +615,7 @@ def upload(
         before = {rel: _remote_etag(a) for rel, a in _remote_assets(remote, list(selected)).items()}
 
     error: Exception | None = None
-    with _env(var, key):
+    with _env(var, key), contextlib.redirect_stdout(_LogWriter()):
         try:
             dandi_upload(
                 [str(p) for p in selected.values()],
