@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,8 @@ def multicam(pipeline):
     if activated_here:
         try:
             mc.schema.drop(prompt=False)
-        except Exception as exc:
-            print("DROP FAILED", exc)
-            raise
+        except Exception as exc:  # the model schema's drop at exit would then fail too
+            warnings.warn(f"could not drop the multicam test schema: {exc}", stacklevel=1)
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +157,7 @@ def _error_message(table, key) -> str:
     result = table.populate(key, reserve_jobs=True, suppress_errors=True)
     assert result["success_count"] == 0
     assert not (table & key)
-    message = (table.jobs.errors & key).fetch1("error_message")
-    print(message)
-    return message
+    return (table.jobs.errors & key).fetch1("error_message")
 
 
 # ------------------------------------------------------------------ calibration

@@ -202,7 +202,8 @@ def test_two_workers_share_the_queue_without_duplicates_or_losses(pipeline, batc
         assert len(jobs_of(table, r)) == 0  # no pending, reserved or error jobs left
 
 
-def test_sigterm_finishes_the_current_job_then_exits_0(pipeline, batch, postgres):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_finishes_the_current_job_then_exits_0(pipeline, batch, postgres, sig):
     model = pipeline.model
     b = batch(2)
     r = b["restriction"]
@@ -212,12 +213,12 @@ def test_sigterm_finishes_the_current_job_then_exits_0(pipeline, batch, postgres
         proc = start_worker("worker", "--table", POSE, "--restrict", b["restrict"],
                             "--poll-interval", "1")
         lock.wait_for(1, [proc])
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         time.sleep(1.0)
         assert proc.poll() is None  # the job is not aborted: still waiting on the lock
     (code, out, err), = finish([proc])
     assert code == 0, err[-3000:]
-    assert "SIGTERM received: stopping after the current job" in err
+    assert f"{sig.name} received: stopping after the current job" in err
     assert "1 completed, 0 failed (signal)" in out
     assert len(model.PoseEstimation & r) == 1
     assert len(model.PoseEstimation.BodyPartPosition & r) == 4  # the whole job

@@ -181,9 +181,11 @@ class TrainingResult:
         new_snapshots: Snapshots written (or rewritten) by this run.
         best_snapshot: The snapshot marked best, or ``None``.
         last_snapshot: The snapshot with the most epochs.
-        learning_stats: ``learning_stats.csv`` as a DataFrame (one row per epoch;
-            columns such as ``step``, ``losses/train.total_loss``, ``metrics/test.rmse``,
-            ``metrics/test.mAP``, ``learning_rate``), or ``None`` when absent.
+        learning_stats: ``learning_stats.csv`` as a DataFrame, one row per epoch:
+            ``step`` (the epoch), ``losses/train.total_loss`` and the head losses,
+            and on evaluation epochs (every ``eval_interval``; NaN otherwise)
+            ``losses/eval.*``, ``metrics/test.rmse``, ``metrics/test.rmse_pcutoff``,
+            ``metrics/test.mAP``, ``metrics/test.mAR``.  ``None`` when absent.
         wall_time: Seconds spent in ``deeplabcut.train_network``.
         device: Torch device trained on.
         versions: Software versions (``deeplabcut``, ``torch``, ``element_pose``).
