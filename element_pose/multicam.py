@@ -553,7 +553,14 @@ class TriangulationTask(dj.Manual):
 
 @schema
 class Triangulation(dj.Computed):
-    """3D poses of a camera group: float32 arrays per individual and body part."""
+    """3D poses of a camera group: float32 arrays per individual and body part.
+
+    ``make_fetch`` reads the calibration, the parameters and each member estimation's
+    ``output_checksum``; ``make_compute`` reads the 2D poses (outside the transaction),
+    checks that the cameras agree in frames, rate, individuals and body parts, and
+    triangulates (then filters, when the parameter set asks for it).  The checksums are
+    fetched again before the insert, so a re-ingested estimation fails the job.
+    """
 
     definition = """
     -> TriangulationTask
@@ -769,9 +776,17 @@ class Triangulation(dj.Computed):
     @classmethod
     def to_tidy(cls, key: Mapping[str, Any], identifiers: Mapping[str, Any] | None = None,
                 individual_layout: str = "column"):
-        """Per-frame tidy table (``<part> x/y/z/likelihood`` columns), see
-        :func:`element_pose.processing.tidy.to_tidy`; frames are numbered per file of the
-        time-base recording."""
+        """Per-frame tidy table with ``<body part> x/y/z/likelihood`` columns.
+
+        See :func:`element_pose.processing.tidy.to_tidy`; ``Movie number`` and
+        ``Local frame number`` follow the files of the time-base recording
+        (:meth:`reference_recording`), and ``likelihood`` is the 3D score.
+
+        Args:
+            key: Selects exactly one triangulation.
+            identifiers: Constant columns put first (e.g. subject, session).
+            individual_layout: ``"column"`` or ``"prefix"`` for multi-animal data.
+        """
         from element_pose.processing.tidy import to_tidy
 
         pose = cls.fetch_pose3d(key)

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def populated_tables() -> dict[str, Any]:
     """Auto-populated tables of the activated schemas, in dependency order."""
-    from element_pose import analysis, model, train
+    from element_pose import analysis, model, multicam, train
 
     tables: dict[str, Any] = {}
     if model.schema.is_activated():
@@ -27,6 +27,9 @@ def populated_tables() -> dict[str, Any]:
         tables["analysis.FilteredPose"] = analysis.FilteredPose
         tables["analysis.PoseQC"] = analysis.PoseQC
         tables["analysis.FilteredPoseQC"] = analysis.FilteredPoseQC
+    if multicam.schema.is_activated():
+        tables["multicam.Calibration"] = multicam.Calibration
+        tables["multicam.Triangulation"] = multicam.Triangulation
     for extra in _extra_tables():
         tables.update(extra())
     return tables

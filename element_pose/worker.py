@@ -496,10 +496,12 @@ def run_worker(
             except Exception as exc:
                 if once:
                     raise
+                backoff = max(poll_interval, 5.0)
                 log.error("worker pass failed (%s: %s); retrying in %.0f s",
-                          type(exc).__name__, exc, poll_interval)
+                          type(exc).__name__, exc, backoff)
                 log.debug("traceback", exc_info=True)
-                done = 0
+                _sleep(backoff, stopping)
+                continue
             if done:
                 idle_logged = False
                 continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +56,17 @@ TRIANGULATION_PARAMS = {
 
 @pytest.fixture(scope="module")
 def multicam(pipeline):
-    """The multicam module, activated here unless the workflow already did it."""
+    """The multicam module, activated here unless the workflow already did it.
+
+    The test session's teardown drops it with the pipeline's other schemas
+    (``workflow.pipeline.schemas_in_drop_order``).
+    """
     from element_pose import multicam as mc
 
-    activated_here = False
     if not mc.schema.is_activated():
         mc.activate(os.environ["ELEMENT_POSE_SCHEMA_PREFIX"] + "multicam",
                     linking_module=pipeline)
-        activated_here = True
-    yield mc
-    if activated_here:
-        try:
-            mc.schema.drop(prompt=False)
-        except Exception as exc:  # the model schema's drop at exit would then fail too
-            warnings.warn(f"could not drop the multicam test schema: {exc}", stacklevel=1)
+    return mc
 
 
 @pytest.fixture(scope="module")

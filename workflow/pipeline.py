@@ -11,12 +11,12 @@ This module is also the linking module of element-pose: it provides ``Session``,
 
 import sys
 
-from element_pose import analysis, model, publish, train
+from element_pose import analysis, model, multicam, publish, train
 from element_pose.config import connect, schema_prefix
 from element_pose.paths import default_processed_dir, default_root_dirs
 from workflow import lab, session, subject
 
-__all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "publish",
+__all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "multicam", "publish",
            "session", "subject", "train"]
 
 connect()
@@ -43,6 +43,7 @@ def get_pose_processed_data_dir():
 model.activate(f"{_prefix}model", linking_module=__name__)
 train.activate(f"{_prefix}train", linking_module=__name__)
 analysis.activate(f"{_prefix}analysis")
+multicam.activate(f"{_prefix}multicam", linking_module=__name__)
 publish.activate(f"{_prefix}publish", linking_module=sys.modules[__name__])
 
 
