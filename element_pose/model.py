@@ -34,6 +34,7 @@ import numpy as np
 
 from element_pose.config import import_datajoint
 from element_pose.io import dlc
+from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.paths import Roots, default_processed_dir, default_root_dirs
 from element_pose.pose import PoseData, concatenate
 
@@ -94,6 +95,18 @@ def roots() -> Roots:
     root_fn = getattr(module, "get_pose_root_data_dirs", None) or default_root_dirs
     processed_fn = getattr(module, "get_pose_processed_data_dir", None) or default_processed_dir
     return Roots(root_fn, processed_fn)
+
+
+def snapshot_argument(snapshot: str) -> str | int:
+    """A Model's stored snapshot label as the engine takes it (epoch numbers as int)."""
+    return int(snapshot) if str(snapshot).isdigit() else str(snapshot)
+
+
+def worker_device(params: dict | None = None) -> str | None:
+    """Device for engine work: the parameters' ``device``, else ``ELEMENT_POSE_DEVICE``."""
+    import os
+
+    return (params or {}).get("device") or os.environ.get("ELEMENT_POSE_DEVICE") or None
 
 
 # ============================================================== recordings
@@ -394,35 +407,44 @@ class ModelEvaluation(dj.Computed):
         from element_pose.engines import get_engine
 
         result = get_engine(engine).evaluate(
-            config_path, shuffle=shuffle, trainingsetindex=trainingsetindex, snapshot=snapshot
-        )
+            config_path, shuffle=shuffle, trainingsetindex=trainingsetindex,
+            snapshot=snapshot_argument(snapshot), device=worker_device())
         return (result, body_parts)
 
     def make_insert(self, key, result, body_parts):
         """Insert the evaluation and its per body part errors."""
-        metrics = result.metrics
         self.insert1({
             **key,
-            "evaluated_snapshot": str(result.snapshot),
-            "training_epochs": result.epochs,
-            "train_rmse": metrics.get("train rmse"),
-            "test_rmse": metrics.get("test rmse"),
-            "train_rmse_pcutoff": metrics.get("train rmse_pcutoff"),
-            "test_rmse_pcutoff": metrics.get("test rmse_pcutoff"),
-            "train_map": metrics.get("train mAP"),
-            "test_map": metrics.get("test mAP"),
-            "train_mar": metrics.get("train mAR"),
-            "test_mar": metrics.get("test mAR"),
+            "evaluated_snapshot": result.snapshot.name,
+            "training_epochs": int(result.snapshot.epoch),
+            "train_rmse": _finite(result.train_rmse),
+            "test_rmse": _finite(result.test_rmse),
+            "train_rmse_pcutoff": _finite(result.train_rmse_pcutoff),
+            "test_rmse_pcutoff": _finite(result.test_rmse_pcutoff),
+            "train_map": _finite(result.train_map),
+            "test_map": _finite(result.test_map),
+            "train_mar": _finite(result.train_mar),
+            "test_mar": _finite(result.test_mar),
             "pcutoff": float(result.pcutoff),
-            "evaluation_time": float(result.run_time),
-            "results_file": roots().relative(result.results_file),
+            "evaluation_time": float(result.wall_time),
+            "results_file": roots().relative(result.results_csv),
         })
-        errors = result.per_bodypart_errors or {}
-        self.BodyPartError.insert(
-            {**key, "body_part": bp, "train_error": errors.get(bp, {}).get("train"),
-             "test_error": errors.get(bp, {}).get("test")}
-            for bp in body_parts if bp in errors
-        )
+        per_part = result.per_bodypart
+        if per_part is not None and len(per_part):
+            self.BodyPartError.insert(
+                {**key, "body_part": bp,
+                 "train_error": _finite(per_part.loc[bp].get("train_rmse")),
+                 "test_error": _finite(per_part.loc[bp].get("test_rmse"))}
+                for bp in body_parts if bp in per_part.index
+            )
+
+
+def _finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 # ========================================================== pose estimation
@@ -557,18 +579,19 @@ class PoseEstimation(dj.Computed):
         if task_mode == "trigger":
             from element_pose.engines import get_engine
 
+            options = {k: v for k, v in params.items() if k != "device"}
             result = get_engine(engine).infer(
                 config_path, files, output_dir, shuffle=shuffle,
-                trainingsetindex=trainingsetindex, snapshot=snapshot, **params)
-            h5_files = [Path(p) for p in result.h5_paths]
+                trainingsetindex=trainingsetindex, snapshot=snapshot_argument(snapshot),
+                device=worker_device(params), **options)
+            h5_files = [Path(o.h5) for o in result.outputs]
             run = {
-                "run_duration": result.run_time,
-                "processing_fps": result.fps,
-                "device": result.device,
-                "batch_size": result.batch_size,
-                "engine_version": result.engine_version,
+                "run_duration": float(result.run_time),
+                "processing_fps": float(result.frames_per_second),
+                "device": str(result.device),
+                "batch_size": int(result.batch_size),
+                "engine_version": f"{engine} {result.versions.get(engine, '')}".strip(),
             }
-            scorer = result.scorer
         else:
             if not output_dir.is_dir():
                 raise PoseEstimationError(f"output folder not found: {output_dir}")
@@ -727,3 +750,99 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
             pose.position[:, i, k, 1] = _load(row["y"])
             pose.confidence[:, i, k] = _load(row["likelihood"])
     return pose
+
+
+# ============================================================ labelled videos
+LABELED_VIDEO_OPTIONS = ("pcutoff", "dotsize", "colormap", "draw_skeleton", "trailpoints",
+                         "keypoints_only", "output_fps", "filtered")
+
+
+@schema
+class LabeledVideoParamSet(dj.Lookup):
+    """Options of labelled videos: pcutoff, dotsize, colormap, draw_skeleton, trailpoints,
+    keypoints_only, output_fps, filtered (DeepLabCut's names)."""
+
+    definition = """
+    labeled_video_paramset_idx: int16
+    ---
+    """ + PARAMSET_DEFINITION
+
+    @classmethod
+    def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
+                          labeled_video_paramset_idx: int | None = None) -> int:
+        """Insert video options (unknown options are refused) and return the id."""
+        unknown = sorted(set(params) - set(LABELED_VIDEO_OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown labelled-video options {unknown}; "
+                             f"known: {list(LABELED_VIDEO_OPTIONS)}")
+        return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
+                             labeled_video_paramset_idx)
+
+
+@schema
+class LabeledVideoTask(dj.Manual):
+    """Which pose estimation to draw, with which options."""
+
+    definition = """
+    -> PoseEstimation
+    -> LabeledVideoParamSet
+    """
+
+
+@schema
+class LabeledVideo(dj.Computed):
+    """Videos with the estimated poses drawn on them, one per recording file."""
+
+    definition = """
+    -> LabeledVideoTask
+    ---
+    run_duration: float64    # seconds
+    """
+
+    class File(dj.Part):
+        """The labelled video of one recording file."""
+
+        definition = """
+        -> master
+        -> VideoRecording.File
+        ---
+        file_path: varchar(1000)   # relative to the processed root
+        """
+
+    def make_fetch(self, key: dict):
+        """Model, files and options (small and deterministic)."""
+        row = (Model & key).fetch1()
+        params = (LabeledVideoParamSet & key).fetch1("params")
+        file_ids = tuple(int(i) for i in (VideoRecording.File & key).to_arrays(
+            "file_id", order_by="file_id"))
+        return (row["engine"], str(Model.config_path(key)), row["shuffle"],
+                row["trainingsetindex"], row["snapshot"],
+                tuple(str(p) for p in VideoRecording.file_paths(key)), file_ids,
+                str(PoseEstimationTask.output_path(key)), json.dumps(params, sort_keys=True))
+
+    def make_compute(self, key, engine, config_path, shuffle, trainingsetindex, snapshot,
+                     files, file_ids, analysis_dir, params_json):
+        """Draw the videos (outside the transaction) into the task's output folder."""
+        import time
+
+        from element_pose.engines import get_engine
+
+        params = json.loads(params_json)
+        out_dir = Path(analysis_dir) / "labeled_videos" / (
+            f"options{key['labeled_video_paramset_idx']}")
+        start = time.perf_counter()
+        videos = [
+            get_engine(engine).label_video(
+                config_path, video, out_dir, shuffle=shuffle,
+                trainingsetindex=trainingsetindex, snapshot=snapshot_argument(snapshot),
+                analysis_dir=analysis_dir, **params)
+            for video in files
+        ]
+        return [str(v) for v in videos], file_ids, time.perf_counter() - start
+
+    def make_insert(self, key, videos, file_ids, run_duration):
+        """Insert the master row and one file row per recording file."""
+        r = roots()
+        self.insert1({**key, "run_duration": float(run_duration)})
+        self.File.insert({**key, "file_id": fid, "file_path": r.relative_to_processed(v)}
+                         for fid, v in zip(file_ids, videos, strict=True))

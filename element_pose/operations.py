@@ -23,6 +23,7 @@ def populated_tables() -> dict[str, Any]:
     if model.schema.is_activated():
         tables["model.ModelEvaluation"] = model.ModelEvaluation
         tables["model.PoseEstimation"] = model.PoseEstimation
+        tables["model.LabeledVideo"] = model.LabeledVideo
     if analysis.schema.is_activated():
         tables["analysis.FilteredPose"] = analysis.FilteredPose
         tables["analysis.PoseQC"] = analysis.PoseQC

@@ -13,6 +13,7 @@ import importlib
 import inspect
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -185,44 +186,43 @@ class ModelTraining(dj.Computed):
         return json.dumps(params, sort_keys=True), task["project_path"], files
 
     def make_compute(self, key, params_json, project_path, files):
-        """Prepare the task's own project copy and train outside the transaction."""
+        """Prepare the task's own project copy and train, outside the transaction."""
         from element_pose.engines import get_engine
 
         params = resolve_weight_init(json.loads(params_json))
         if not files:
             raise ValueError(f"VideoSet {key['video_set_id']} is empty: nothing to train on")
-        r = model.roots()
-        source_config = r.find(project_path) / "config.yaml"
-        labelled = [r.find(f) for f in files]
-        engine = get_engine(params.get("engine", "deeplabcut"))
+        engine = get_engine(params.pop("engine", "deeplabcut"))
         workdir = TrainingTask.training_dir(key)
-        config = engine.prepare_training_project(source_config, workdir, params,
-                                                 labeled_files=labelled)
-        result = engine.train(config, params)
+        source = _source_view(model.roots().find(project_path), files,
+                              workdir.with_name(workdir.name + "-source"))
+        device = params.pop("device", None) or os.environ.get("ELEMENT_POSE_DEVICE")
+        config = engine.prepare_training_project(source, workdir, params, overwrite=True)
+        result = engine.train(config, params, device=device)
         return (result,)
 
     def make_insert(self, key, result):
         """Insert the run and its snapshots."""
         r = model.roots()
-        snapshots = sorted(result.snapshots, key=lambda s: s[0])
+        best = result.best_snapshot or result.last_snapshot
         self.insert1({
             **key,
-            "training_dir": r.relative_to_processed(result.project_dir),
+            "training_dir": r.relative_to_processed(Path(result.config_path).parent),
             "config_path": r.relative_to_processed(result.config_path),
             "shuffle": result.shuffle,
             "trainingsetindex": result.trainingsetindex,
-            "best_snapshot": Path(result.best_snapshot).name,
-            "latest_snapshot": Path(snapshots[-1][1]).name,
-            "train_time": result.train_time,
-            "device": result.device,
-            "engine_versions": result.versions,
+            "best_snapshot": best.name,
+            "latest_snapshot": result.last_snapshot.name,
+            "train_time": float(result.wall_time),
+            "device": str(result.device),
+            "engine_versions": dict(result.versions),
             "learning_stats": _json_columns(result.learning_stats),
             "pytorch_config": json.loads(json.dumps(result.pytorch_config, default=str)),
         })
         self.Snapshot.insert(
-            {**key, "snapshot_name": Path(path).name, "epoch": int(epoch),
-             "snapshot_path": r.relative_to_processed(path)}
-            for epoch, path in snapshots
+            {**key, "snapshot_name": snap.name, "epoch": int(snap.epoch),
+             "snapshot_path": r.relative_to_processed(snap.path)}
+            for snap in result.snapshots
         )
 
     @classmethod
@@ -256,8 +256,8 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
         row = (model.Model & model_key).fetch1()
         snapshot = get_engine(row["engine"]).resolve_snapshot(
             model.Model.config_path(model_key), row["shuffle"], row["trainingsetindex"],
-            row["snapshot"])
-        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot)}}
+            model.snapshot_argument(row["snapshot"]))
+        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot.path)}}
         params["weight_init"].pop("model")
     elif isinstance(init, dict) and "snapshot_path" in init:
         path = model.roots().find(init["snapshot_path"])
@@ -273,7 +273,26 @@ def _json_columns(stats) -> dict[str, list] | None:
     return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
 
 
-def labelled_files(video_set_key: dict) -> Sequence[Path]:
-    """Absolute paths of a VideoSet's files."""
+def _source_view(project: Path, files: Sequence[str], view: Path) -> Path:
+    """A folder holding the project's config and exactly the VideoSet's files.
+
+    Files are linked at their place inside the project, so the engine trains on
+    the VideoSet and nothing else, and the user's project stays untouched.
+
+    Raises:
+        ValueError: a VideoSet file lies outside the project folder.
+    """
+    import shutil
+
     r = model.roots()
-    return [r.find(f) for f in (VideoSet.File & video_set_key).to_arrays("file_path")]
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir(parents=True)
+    shutil.copy2(project / "config.yaml", view / "config.yaml")
+    for relative in files:
+        path = r.find(relative)
+        if project not in path.parents:
+            raise ValueError(f"VideoSet file {relative} is outside the project {project}")
+        target = view / path.relative_to(project)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, target)
+    return view / "config.yaml"

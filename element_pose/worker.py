@@ -199,7 +199,7 @@ def release_stale_jobs(
     for name, table in select_tables(tables).items():
         jobs = table.jobs
         interval = jobs.adapter.interval_expr(float(older_than_s), "second")
-        stale = (jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP - {interval}").to_dicts()
+        stale = (jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()
         if not stale:
             continue
         if check_connections and live is None:

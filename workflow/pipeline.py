@@ -16,8 +16,8 @@ from element_pose.config import connect, schema_prefix
 from element_pose.paths import default_processed_dir, default_root_dirs
 from workflow import lab, session, subject
 
-__all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "multicam", "publish",
-           "session", "subject", "train"]
+__all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "multicam",
+           "publish", "session", "subject", "train"]
 
 connect()
 _prefix = schema_prefix()

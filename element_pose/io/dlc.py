@@ -259,11 +259,9 @@ def find_outputs(
         for p in output_dir.glob(f"{stem}*.h5")
         if not p.stem.endswith(FILTERED_SUFFIX) and p.stem.startswith(stem + "DLC")
     )
-    if scorer:
-        chosen = [p for p in candidates if p.stem[len(stem):].startswith(scorer)]
-        if not chosen:
-            chosen = [p for p in candidates if p.stem[len(stem):] == scorer]
-        candidates = chosen
+    if scorer:  # the exact scorer first: "..._snapshot_10" is a prefix of "..._snapshot_100"
+        exact = [p for p in candidates if p.stem[len(stem):] == scorer]
+        candidates = exact or [p for p in candidates if p.stem[len(stem):].startswith(scorer)]
     if not candidates:
         raise DLCFormatError(
             f"no DeepLabCut output for video {video_path.name} in {output_dir}"

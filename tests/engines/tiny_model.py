@@ -21,6 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from element_pose.demo import DEMO_TRAINING_PARAMS
+
 # Hub downloads must fail at once: tests are offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -30,24 +32,7 @@ N_LABELED = 24
 WIDTH, HEIGHT = 160, 120
 
 #: Training parameters of the tiny model (keys of ``TRAINING_DEFAULTS``).
-TINY_PARAMS: dict[str, Any] = {
-    "net_type": "cspnext_s",
-    "weight_init": "random",  # offline: no hub download
-    "train_fraction": 0.8,
-    "epochs": 20,
-    "batch_size": 8,
-    "save_epochs": 10,
-    "eval_interval": 5,
-    # test mAP stays 0 for such small objects early on; pick the best by test RMSE
-    "key_metric": "test.rmse",
-    "key_metric_asc": False,
-    "learning_rate": 2e-3,
-    "scheduler": False,
-    # synthetic discs need no augmentation, and learn much faster without
-    "augmentation": {"affine": None, "motion_blur": False, "gaussian_noise": False},
-    "seed": 0,
-    "device": "cpu",
-}
+TINY_PARAMS: dict[str, Any] = {**DEMO_TRAINING_PARAMS, "device": "cpu"}
 
 
 @dataclasses.dataclass

@@ -56,6 +56,9 @@ def test_find_outputs_ignores_filtered_and_needs_scorer_when_ambiguous(tmp_path)
     with pytest.raises(dlc.DLCFormatError, match="several DeepLabCut outputs"):
         dlc.find_outputs(video, tmp_path)
     assert dlc.find_outputs(video, tmp_path, scorer="DLC_A")[0] == a
+    ten = sample.make_dlc_output(truth, video, tmp_path, scorer="DLC_C_snapshot_10")
+    sample.make_dlc_output(truth, video, tmp_path, scorer="DLC_C_snapshot_100")
+    assert dlc.find_outputs(video, tmp_path, scorer="DLC_C_snapshot_10")[0] == ten
     with pytest.raises(dlc.DLCFormatError, match="no DeepLabCut output for video other.mp4"):
         dlc.find_outputs(tmp_path / "other.mp4", tmp_path)
 

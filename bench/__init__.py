@@ -1,0 +1,1 @@
+"""Benchmarks of element-pose against its peers (``python -m bench.run``)."""
