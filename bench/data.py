@@ -6,7 +6,7 @@ A dataset is a folder with ``<video stem><scorer>.h5`` (key ``df_with_missing``)
 ``config.yaml`` (also saved as ``dj_dlc_config.yaml``, which element-deeplabcut
 reads from the output folder).  Positions come from
 :func:`element_pose.sample.ground_truth` plus noise, so the same arguments give
-the same files; datasets are cached under ``bench/results/tmp/processed/datasets``.
+the same files (float64 values, as DeepLabCut writes them); datasets are cached under ``bench/results/tmp/processed/datasets``.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
                                 n_individuals=n_individuals, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     sample.make_dlc_output(truth, video, folder, scorer=SCORER, seed=seed, write_meta=False)
+    _as_float64(h5)
     meta = {
         "start": 0.0, "stop": 1.0, "run_duration": 1.0, "Scorer": SCORER,
         "DLC-model-config file": {}, "fps": FPS, "batch_size": 8,
@@ -113,6 +114,16 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
     dlc.write_config(cfg, config)
     dlc.write_config(cfg, folder / "dj_dlc_config.yaml")
     return ds
+
+
+def _as_float64(h5: Path) -> None:
+    """Rewrite an h5 with float64 values, as DeepLabCut writes them (sample writes float32)."""
+    import pandas as pd
+
+    df = pd.read_hdf(h5).astype(np.float64)
+    tmp = h5.with_name(h5.name + ".tmp")
+    df.to_hdf(tmp, key="df_with_missing", format="table", mode="w")
+    tmp.replace(h5)
 
 
 def positions_checksum(h5: Path) -> float:

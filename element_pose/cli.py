@@ -178,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
+def _register_worker(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.worker import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_worker)
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 

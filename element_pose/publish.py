@@ -238,6 +238,45 @@ def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
             tmp.unlink()
 
 
+def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None = None
+               ) -> list[str]:
+    """Add the estimations of a query to an existing NWB file (nothing is rewritten).
+
+    Containers are named ``PoseEstimation`` when that name is free in the file,
+    otherwise ``PoseEstimation_<camera>_<model>``.  Multi-animal estimations must
+    be restricted to one individual's file (NWB holds one subject per file).
+
+    Returns:
+        The names of the containers added.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no estimation matches, or an estimation has several individuals.
+    """
+    from element_pose.export.nwb import append_to_nwb, list_pose_estimations
+
+    nwb_path = Path(nwb_path)
+    if not nwb_path.is_file():
+        raise FileNotFoundError(f"no NWB file to append to: {nwb_path}")
+    keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
+    if not keys:
+        raise ValueError(f"no pose estimation matches {query}")
+    poses = [(key, _fetch(key, filter_paramset_idx)) for key in keys]
+    several = [key for key, pose in poses if len(pose.individuals) > 1]
+    if several:
+        raise ValueError(f"{several[0]} holds several individuals; NWB holds one subject "
+                         "per file: use export_nwb for multi-animal data")
+    added = []
+    for key, pose in poses:
+        camera, video = _camera_and_video(key)
+        present = {name.rsplit("/", 1)[-1] for name in list_pose_estimations(nwb_path)}
+        name = ("PoseEstimation" if "PoseEstimation" not in present
+                else f"PoseEstimation_{camera.name}_{key['model_name']}")
+        append_to_nwb(nwb_path, pose, camera=camera, video=video, name=name)
+        added.append(name)
+    return added
+
+
 def _fetch(key: dict, filter_paramset_idx: int | None):
     if filter_paramset_idx is None:
         return model.PoseEstimation.fetch_pose(key)

@@ -23,7 +23,8 @@ def own_home(monkeypatch):
 def test_start_is_shared_and_stop_stops(own_home):
     assert embedded.status() is None
     info = embedded.start()
-    assert info.pgdata == own_home / "pgdata" and (info.socket_dir / f".s.PGSQL.{info.port}").exists()
+    assert info.pgdata == own_home / "pgdata"
+    assert (info.socket_dir / f".s.PGSQL.{info.port}").exists()
     # another process attaches to the same server instead of starting a second one
     code = ("from element_pose import embedded; i = embedded.start(); print(i.pid)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import os
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 from element_pose import sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.dandi_server import LocalDandiArchive  # noqa: E402
+from support.dandi_server import LocalDandiArchive
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 API_KEY = "publish-test-key-0123456789"
@@ -64,7 +62,7 @@ def test_export_round_trip_inspector_and_time(pipeline, raw_root, processed_root
                                               tmp_path):
     from element_pose.export.nwb import check_nwb, read_pose_from_nwb
 
-    session, tasks, truths = _estimation(pipeline, raw_root, processed_root, f"e{unique}")
+    session, tasks, _ = _estimation(pipeline, raw_root, processed_root, f"e{unique}")
     files = pipeline.publish.export_nwb(session, tmp_path)
     assert [f.relpath for f in files] == [f"sub-e{unique}/sub-e{unique}_ses-3_behavior+image.nwb"]
     pose = read_pose_from_nwb(files[0].path)  # default container name: PoseEstimation
@@ -137,7 +135,7 @@ def test_dandi_sync_uploads_new_only_and_retries(pipeline, raw_root, processed_r
         # and the record still holds the last good upload
         from element_pose.export.dandi import DandiAuthError
 
-        with pytest.raises(DandiAuthError, match="(?i)key"):
+        with pytest.raises(DandiAuthError, match=r"(?i)key"):
             publish.dandi_sync("000123", tmp_path / "fresh" / "000123",
                                instance=archive.api_url, api_key="wrong-key", query=session)
         assert "wrong-key" not in str((publish.DandiUpload & {"asset_path": nwb_rel}).to_dicts())
@@ -150,3 +148,38 @@ def test_dandi_sync_refuses_a_second_copy(pipeline, tmp_path):
     with publish._sync_lock(dandiset):
         with pytest.raises(publish.SyncBusyError, match="another dandi-sync"):
             publish.dandi_sync("000123", dandiset, api_key=API_KEY)
+
+
+def test_append_to_an_existing_session_file(pipeline, raw_root, processed_root, unique,
+                                            tmp_path):
+    from pynwb import NWBHDF5IO, NWBFile
+
+    from element_pose.export.nwb import read_pose_from_nwb
+
+    session, tasks, _ = _estimation(pipeline, raw_root, processed_root, f"ap{unique}")
+    path = tmp_path / "session.nwb"
+    with NWBHDF5IO(str(path), "w") as io:  # the lab's own file, e.g. from ephys
+        io.write(NWBFile(session_description="ephys", identifier=f"id-{unique}",
+                         session_start_time=datetime.datetime(2026, 3, 1, 9, 30,
+                                                              tzinfo=datetime.UTC)))
+    inode = path.stat().st_ino
+    assert pipeline.publish.append_nwb(session, path) == ["PoseEstimation"]
+    assert path.stat().st_ino == inode  # appended in place, not rewritten
+    pose = read_pose_from_nwb(path)
+    stored = pipeline.model.PoseEstimation.fetch_pose(tasks[0])
+    assert np.array_equal(pose.position, stored.position, equal_nan=True)
+    assert pipeline.publish.append_nwb(session, path) == [f"PoseEstimation_cam0_pub_ap{unique}"]
+    with pytest.raises(FileNotFoundError):
+        pipeline.publish.append_nwb(session, tmp_path / "missing.nwb")
+
+
+def test_export_with_training_frames(pipeline, raw_root, processed_root, unique, tmp_path):
+    from pynwb import NWBHDF5IO
+
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, f"tr{unique}")
+    files = pipeline.publish.export_nwb(session, tmp_path, include_training=True)
+    with NWBHDF5IO(str(files[0].path), "r", load_namespaces=True) as io:
+        behavior = io.read().processing["behavior"]
+        training = [c for c in behavior.data_interfaces.values()
+                    if type(c).__name__ == "PoseTraining"]
+        assert training and len(training[0].training_frames.training_frames) == 2

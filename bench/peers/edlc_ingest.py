@@ -174,7 +174,13 @@ def _run(args, dj, conn, prefix: str, old_packet: int) -> dict[str, Any]:
     table_bytes = (_table_bytes(conn, db, model.PoseEstimation.table_name)
                    + _table_bytes(conn, db, model.PoseEstimation.BodyPartPosition.table_name))
     n_keypoints = args.frames * len(parts)
+    payload = conn.query(
+        "SELECT SUM(LENGTH(frame_index) + LENGTH(x_pos) + LENGTH(y_pos) + LENGTH(likelihood)"
+        " + IFNULL(LENGTH(z_pos), 0)) FROM "
+        f"{model.PoseEstimation.BodyPartPosition.full_table_name}").fetchone()[0]
     result["storage"] = {"table_bytes_per_estimation": table_bytes,
+                         "blob_payload_bytes": int(payload),
+                         "payload_bytes_per_keypoint": int(payload) / n_keypoints,
                          "bytes_per_keypoint": table_bytes / n_keypoints}
     return result
 

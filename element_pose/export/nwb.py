@@ -522,6 +522,17 @@ def _skeleton_edges(pose: PoseData) -> np.ndarray:
     return np.asarray(edges, dtype=dtype).reshape(-1, 2)
 
 
+def _irregular_timestamps(pose: PoseData) -> np.ndarray | None:
+    """The pose's timestamps, or ``None`` when they are regular at its frame rate."""
+    if pose.timestamps is None:
+        return None
+    timestamps = np.asarray(pose.timestamps, np.float64)
+    if pose.fps and len(timestamps) > 1 and np.allclose(
+            np.diff(timestamps), 1.0 / pose.fps, rtol=1e-6, atol=1e-9):
+        return None
+    return timestamps
+
+
 def add_pose_estimation(
     nwbfile,
     pose: PoseData,
@@ -534,6 +545,7 @@ def add_pose_estimation(
     unit: str | None = None,
     reference_frame: str | None = None,
     relative_to: str | Path | None = None,
+    link_timestamps: bool = True,
 ):
     """Add one ``PoseEstimation`` (and its device, skeleton, video) to an ``NWBFile``.
 
@@ -589,11 +601,14 @@ def add_pose_estimation(
     unit = unit or ("a.u." if three_d else "pixels")
     reference_frame = reference_frame or (REFERENCE_FRAME_3D if three_d else REFERENCE_FRAME_2D)
 
+    # regular sampling is written as rate + starting time (NWB best practice); only
+    # irregular timestamps are stored, once, and linked from the other series
+    timestamps = _irregular_timestamps(pose)
     time_kwargs: dict[str, Any]
-    if pose.timestamps is not None:
-        time_kwargs = {"timestamps": _compressed(np.asarray(pose.timestamps, np.float64))}
+    if timestamps is not None:
+        time_kwargs = {"timestamps": _compressed(timestamps)}
     else:
-        time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.start_time)}
+        time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.time()[0])}
     series = []
     for k, keypoint in enumerate(pose.keypoints):
         pes = PoseEstimationSeries(
@@ -607,7 +622,7 @@ def add_pose_estimation(
             **time_kwargs,
         )
         series.append(pes)
-        if pose.timestamps is not None and k == 0:
+        if timestamps is not None and k == 0 and link_timestamps:
             time_kwargs = {"timestamps": pes}  # link, do not duplicate
 
     source_video = None
@@ -633,8 +648,9 @@ def add_pose_estimation(
             if video.width and video.height:
                 kwargs["dimension"] = [int(video.width), int(video.height)]
             fps = video.fps or pose.fps
-            if pose.timestamps is not None and (n_samples == pose.n_frames or fps is None):
-                kwargs["timestamps"] = series[0]  # one frame per pose sample: share the times
+            if timestamps is not None and (n_samples == pose.n_frames or fps is None):
+                # one frame per pose sample: share the times
+                kwargs["timestamps"] = series[0] if link_timestamps else timestamps
             else:
                 kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
                               num_samples=n_samples)
@@ -794,8 +810,9 @@ def append_to_nwb(
         raise MetadataError(problems, context=f"append to {path}")
     with NWBHDF5IO(str(path), mode="a") as io:
         nwbfile = io.read()
+        # hdmf cannot link to a dataset created in the same append: store times per series
         add_pose_estimation(nwbfile, pose, camera=camera, video=video, name=name,
-                            relative_to=path.parent, **pose_kwargs)
+                            relative_to=path.parent, link_timestamps=False, **pose_kwargs)
         if training is not None:
             add_pose_training(nwbfile, training, pose, relative_to=path.parent)
         io.write(nwbfile)

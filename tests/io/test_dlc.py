@@ -59,7 +59,7 @@ def test_find_outputs_ignores_filtered_and_needs_scorer_when_ambiguous(tmp_path)
     ten = sample.make_dlc_output(truth, video, tmp_path, scorer="DLC_C_snapshot_10")
     sample.make_dlc_output(truth, video, tmp_path, scorer="DLC_C_snapshot_100")
     assert dlc.find_outputs(video, tmp_path, scorer="DLC_C_snapshot_10")[0] == ten
-    with pytest.raises(dlc.DLCFormatError, match="no DeepLabCut output for video other.mp4"):
+    with pytest.raises(dlc.DLCFormatError, match=r"no DeepLabCut output for video other\.mp4"):
         dlc.find_outputs(tmp_path / "other.mp4", tmp_path)
 
 

@@ -22,7 +22,7 @@ def test_recording_joins_files_and_rejects_mismatch(tmp_path):
     assert info.n_frames == 15 and info.frame_counts == [10, 5]
     assert np.all(np.diff(info.timestamps) > 0)
     sample.make_video(tmp_path / "c.mp4", n_frames=5, fps=60.0)
-    with pytest.raises(VideoError, match="c.mp4 runs at 60 fps"):
+    with pytest.raises(VideoError, match=r"c\.mp4 runs at 60 fps"):
         probe_recording([tmp_path / "a.mp4", tmp_path / "c.mp4"])
 
 
