@@ -6,7 +6,8 @@ A dataset is a folder with ``<video stem><scorer>.h5`` (key ``df_with_missing``)
 ``config.yaml`` (also saved as ``dj_dlc_config.yaml``, which element-deeplabcut
 reads from the output folder).  Positions come from
 :func:`element_pose.sample.ground_truth` plus noise, so the same arguments give
-the same files (float64 values, as DeepLabCut writes them); datasets are cached under ``bench/results/tmp/processed/datasets``.
+the same files (float64 values, as DeepLabCut writes them); datasets are cached
+under ``bench/results/tmp/processed/datasets``.
 """
 
 from __future__ import annotations

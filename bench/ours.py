@@ -238,6 +238,8 @@ def cmd_scale_worker(args: argparse.Namespace) -> dict[str, Any]:
     model = pipeline.model
     restriction = {"subject": args.subject}
     len(model.PoseEstimationTask & restriction)  # connect and load the heading now
+    import pandas.io.pytables  # noqa: F401  (a long-running worker has these loaded)
+    import tables  # noqa: F401
     sys.stdout.write("READY\n")
     sys.stdout.flush()
     sys.stdin.readline()
@@ -341,9 +343,13 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     direct(warm_video)  # torch/DLC warm-up, untimed
     direct_times, trigger_times, inner = [], [], []
-    for _ in range(args.reps):
-        direct_times.append(direct(video))
-        elapsed, row = trigger()
+    for rep in range(args.reps):  # alternate the order: neither always runs first
+        if rep % 2:
+            elapsed, row = trigger()
+            direct_times.append(direct(video))
+        else:
+            direct_times.append(direct(video))
+            elapsed, row = trigger()
         trigger_times.append(elapsed)
         inner.append(float(row["run_duration"]))
     d, p = summarize(direct_times), summarize(trigger_times)
@@ -351,6 +357,8 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
         "frames": args.frames, "batch_size": args.batch_size, "device": "cpu",
         "deeplabcut_import_s": import_s, "tiny_model_build_s": tiny.get("build_s"),
         "direct": d, "populate": p, "engine_run_duration": summarize(inner),
+        # element-pose's own time around analyze_videos inside populate
+        "populate_minus_engine_s": p["median"] - summarize(inner)["median"],
         "overhead_fraction": p["median"] / d["median"] - 1,
         "direct_fps": args.frames / d["median"], "populate_fps": args.frames / p["median"],
     }

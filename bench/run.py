@@ -204,7 +204,7 @@ def bench_scaling(sz: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_workers(env: dict[str, str], subject: str, n: int, tasks: int) -> dict[str, Any]:
-    logs = [open(TMP / f"scale-worker-{n}-{i}.log", "w") for i in range(n)]  # noqa: SIM115
+    logs = [open(TMP / f"scale-worker-{n}-{i}.log", "w") for i in range(n)]
     procs = [subprocess.Popen([PY, "-m", "bench.ours", "scale-worker", "--subject", subject],
                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=logs[i], text=True) for i in range(n)]

@@ -192,8 +192,294 @@ QUICK_START: list[Cell] = [
 ]
 
 # ================================================================ registry
+# ====================================================== 02 train and evaluate
+TRAIN_AND_EVALUATE: list[Cell] = [
+    md("""
+        # Train and evaluate a DeepLabCut 3 model
+
+        Labelled frames in, a trained and evaluated model out, all through `populate()`.
+        The sample project has 24 labelled frames of coloured markers; a small network
+        (`cspnext_s`, random initialisation, so no download) learns them on a CPU in a
+        minute or two. With your own project, use `"weight_init": "pretrained"` (online)
+        or `{"model": "<a registered model>"}` to fine-tune.
+    """),
+    code("""
+        import logging
+
+        from element_pose.demo import DEMO_TRAINING_PARAMS, make_sample_data, prepare_environment
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        root = prepare_environment()
+        files = make_sample_data(root, root / "processed")
+        from workflow.pipeline import model, train
+    """),
+    md("## 1. Labelled data and parameters"),
+    code("""
+        if not (train.VideoSet & {"video_set_id": 2}):
+            train.VideoSet.insert_from_project(2, files["config"], "notebook 02 labelled frames")
+        params = {**DEMO_TRAINING_PARAMS, "epochs": 10, "save_epochs": 5}
+        paramset_idx = train.TrainingParamSet.insert_new_params("notebook: tiny CPU", params)
+        task = {"video_set_id": 2, "paramset_idx": paramset_idx, "training_id": 0}
+        train.TrainingTask.insert1({**task, "project_path": model.roots().relative(
+            files["config"].parent)}, skip_duplicates=True)
+        train.TrainingParamSet & {"paramset_idx": paramset_idx}
+    """),
+    md("""
+        ## 2. Train
+
+        Training runs outside any database transaction (DataJoint's tripartite make) on a
+        copy of the project that the task owns; your `config.yaml` is never rewritten.
+    """),
+    code("""
+        train.ModelTraining.populate(task, reserve_jobs=True)
+        row = (train.ModelTraining & task).fetch1()
+        print(f"trained on {row['device']} in {row['train_time']:.0f} s, "
+              f"best snapshot {row['best_snapshot']}, versions {row['engine_versions']}")
+        train.ModelTraining.Snapshot & task
+    """),
+    code("""
+        import matplotlib.pyplot as plt
+
+        stats = row["learning_stats"]
+        loss = [v for k, v in stats.items() if "loss" in k]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(loss[0])
+        ax.set(xlabel="epoch", ylabel="train loss", title="learning curve")
+        plt.show()
+    """),
+    md("## 3. Register and evaluate"),
+    code("""
+        model_key = {"model_name": "notebook_model"}
+        if not (model.Model & model_key):
+            train.ModelTraining.register_model(task, "notebook_model")
+        model.ModelEvaluation.populate(model_key)
+        model.ModelEvaluation & model_key
+    """),
+    code("""
+        model.ModelEvaluation.BodyPartError & model_key
+    """),
+]
+
+# ================================================ 03 pose estimation and QC
+POSE_AND_QC: list[Cell] = [
+    md("""
+        # Pose estimation, filtering and quality control
+
+        Poses of a session (here ingested from DeepLabCut outputs; trigger mode runs
+        inference instead), filtered beside the raw estimates, checked with QC figures,
+        exported as a tidy table, and turned into speed and rest/movement states.
+    """),
+    code("""
+        %matplotlib inline
+        from IPython.display import Image, display
+
+        from element_pose.demo import run_demo
+
+        run_demo(mode="load")
+        from workflow.pipeline import analysis, model
+
+        key = (model.PoseEstimation & {"model_name": "demo_load"}).keys()[0]
+        key
+    """),
+    md("## 1. Filter (raw poses stay untouched)"),
+    code("""
+        idx = analysis.FilterParamSet.insert_new_params("clean", {"steps": [
+            {"step": "confidence_threshold", "threshold": 0.6},
+            {"step": "median", "window": 5},
+            {"step": "offset_threshold", "window": 7, "threshold": 10},
+            {"step": "interpolate", "max_gap": 5},
+        ]})
+        filtered_key = {**key, "filter_paramset_idx": idx}
+        analysis.FilteringTask.insert1(filtered_key, skip_duplicates=True)
+        analysis.FilteredPose.populate(filtered_key)
+        [step["step"] for step in (analysis.FilteredPose & filtered_key).fetch1("provenance")]
+    """),
+    md("## 2. QC figures (PNG files under the processed root, recorded in a table)"),
+    code("""
+        analysis.PoseQC.populate(key)
+        analysis.FilteredPoseQC.populate(filtered_key)
+        for name, path in analysis.FilteredPoseQC.figure_paths(filtered_key).items():
+            print(name, path)
+            display(Image(filename=str(path), width=480))
+    """),
+    md("## 3. Tidy table and kinematics"),
+    code("""
+        table = analysis.tidy_table(key, filter_paramset_idx=idx)
+        table.head()
+    """),
+    code("""
+        import matplotlib.pyplot as plt
+
+        loco = analysis.locomotion(key, threshold=40.0, keypoints=["left_ear", "right_ear"],
+                                   filter_paramset_idx=idx)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(loco.time, loco.speed[:, 0], label="speed (px/s)")
+        ax.fill_between(loco.time, 0, loco.speed.max(), where=loco.moving[:, 0], alpha=0.2,
+                        label="moving")
+        ax.set(xlabel="time (s)")
+        ax.legend()
+        plt.show()
+        print(f"moving {100 * loco.fraction_moving()[0]:.0f}% of the time")
+    """),
+]
+
+# ============================================== 04 export to NWB and DANDI
+NWB_AND_DANDI: list[Cell] = [
+    md("""
+        # Export to NWB and publish on DANDI
+
+        Query results become NWB files (ndx-pose): one per subject and session, with the
+        camera, the skeleton, the source video and real time. They pass nwbinspector and
+        `dandi validate`, and `dandi_sync` uploads only what is new.
+
+        To upload, set `DANDI_INSTANCE` (`dandi-sandbox`, `dandi` or an API URL) and
+        `DANDI_API_KEY` before starting Jupyter; without them the upload cell only says so.
+    """),
+    code("""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        from element_pose.demo import run_demo
+
+        run_demo(mode="load")
+        from workflow.pipeline import model, publish
+
+        query = {"subject": "demo-mouse", "model_name": "demo_load"}
+        out = Path(tempfile.mkdtemp(prefix="element-pose-nwb-"))
+        files = publish.export_nwb(query, out)
+        files[0].relpath
+    """),
+    code("""
+        from element_pose.export.nwb import check_nwb, read_pose_from_nwb
+
+        check_nwb(files[0].path)  # raises on any critical nwbinspector message
+        pose = read_pose_from_nwb(files[0].path)  # what movement reads by default
+        print(pose.keypoints, pose.position.shape, f"{pose.time()[-1]:.2f} s")
+    """),
+    md("""
+        ## Publish
+
+        `dandi_sync` exports what is new into a local dandiset folder (DANDI layout,
+        videos beside the files), validates it, uploads new or changed files and records
+        each upload in `publish.DandiUpload`. The same runs from cron as
+        `element-pose dandi-sync --dandiset 000123`.
+    """),
+    code("""
+        instance = os.environ.get("DANDI_INSTANCE")
+        if instance and os.environ.get("DANDI_API_KEY"):
+            dandiset_id = os.environ.get("DANDISET_ID", "000123")
+            report = publish.dandi_sync(dandiset_id, out / dandiset_id, instance=instance,
+                                        query=query)
+            print("uploaded:", report.uploaded)
+            display(publish.DandiUpload & {"dandiset_id": dandiset_id})
+        else:
+            print("set DANDI_INSTANCE and DANDI_API_KEY to upload")
+    """),
+]
+
+# ==================================================== 05 multi-camera 3D
+MULTICAMERA_3D: list[Cell] = [
+    md("""
+        # Multi-camera 3D: calibration and triangulation
+
+        A synthetic scene with three known cameras: ChArUco board videos calibrate the
+        cameras (aniposelib), 2D estimations of each camera are triangulated into 3D,
+        and a joint angle is computed. With your data, only the inputs change.
+    """),
+    code("""
+        %matplotlib inline
+        import datetime
+
+        import numpy as np
+
+        from element_pose import sample, sample3d
+        from element_pose.demo import prepare_environment
+        from element_pose.io import dlc
+        from element_pose.io.video import write_video
+        from workflow.pipeline import lab, model, multicam, session, subject
+
+        root = prepare_environment()
+        folder = root / "multicam"
+        cameras = sample3d.make_cameras(distortion=False)
+        lab.Device.insert(({"device": f"cam_{c.name}"} for c in cameras), skip_duplicates=True)
+        subject.Subject.insert1({"subject": "mc-mouse", "sex": "F", "species": "Mus musculus",
+                                 "subject_birth_date": datetime.date(2025, 1, 1)},
+                                skip_duplicates=True)
+        session_key = {"subject": "mc-mouse", "session_id": 1}
+        session.Session.insert1({**session_key, "session_datetime": datetime.datetime(2026, 5, 1)},
+                                skip_duplicates=True)
+    """),
+    md("## 1. Calibrate from board videos"),
+    code("""
+        videos = sample3d.render_board_videos(cameras, folder / "calibration")
+        board = multicam.CalibrationParamSet.insert_new_params("6x5 charuco", sample3d.BOARD)
+        calibration = {**session_key, "calibration_id": 1}
+        if not (multicam.CalibrationTask & calibration):
+            multicam.CalibrationTask.insert_calibration_task(session_key, 1, videos, board)
+        multicam.Calibration.populate(calibration)
+        multicam.Calibration.Camera & calibration
+    """),
+    md("## 2. 2D estimations of each camera, a camera group, triangulation"),
+    code("""
+        parts = ["nose", "left_ear", "right_ear", "tail_base"]
+        truth = sample3d.make_trajectory(30, body=np.array(
+            [[0, 0, 0], [30, 0, 0], [30, 0, 30], [80, 5, 10]], float))[:, None]
+        poses = sample3d.project_scene(cameras, truth, individuals=["individual_0"],
+                                       keypoints=parts)
+        project = sample.make_dlc_project(folder / "project", n_frames=10, n_labeled=2)
+        model_key = model.Model.insert_new_model("mc_model", project, skip_duplicates=True)
+        scorer = "DLC_Resnet50_demoJan1shuffle1_snapshot_best-10"
+        members = {}
+        for rid, (camera, pose) in enumerate(poses.items()):
+            video = folder / f"{camera}.mp4"
+            if not video.is_file():
+                write_video(video, [np.zeros((48, 64, 3), np.uint8)] * 30, fps=30.0)
+            outputs = model.roots().processed_dir() / "multicam" / camera
+            dlc.write_dlc_h5(pose, outputs / f"{video.stem}{scorer}.h5", scorer=scorer)
+            key = model.VideoRecording.insert_recording(
+                session_key, rid, {"device": f"cam_{camera}"}, [video], skip_duplicates=True)
+            model.RecordingInfo.populate(key)
+            model.PoseEstimationTask.insert_estimation_task(
+                {**key, **model_key}, "load", output_dir=outputs, skip_duplicates=True)
+            members[camera] = rid
+        model.PoseEstimation.populate(session_key)
+        if not (multicam.CameraGroup & session_key):
+            multicam.CameraGroup.insert_camera_group(session_key, 1, 1, members)
+        params = multicam.TriangulationParamSet.insert_new_params("3d", {
+            "score_threshold": 0.5, "angles": {"ear_angle": ["left_ear", "nose", "right_ear"]}})
+        task = {**session_key, "camera_group_id": 1, **model_key,
+                "triangulation_paramset_id": params}
+        multicam.TriangulationTask.insert1(task, skip_duplicates=True)
+        multicam.Triangulation.populate(task)
+        multicam.Triangulation & task
+    """),
+    code("""
+        import matplotlib.pyplot as plt
+
+        pose3d = multicam.Triangulation.fetch_pose3d(task)
+        angles = multicam.Triangulation.joint_angles(task)
+        fig = plt.figure(figsize=(8, 3))
+        ax = fig.add_subplot(1, 2, 1, projection="3d")
+        for k, name in enumerate(pose3d.keypoints):
+            ax.plot(*pose3d.position[:, 0, k].T, label=name)
+        ax.legend(fontsize=6)
+        ax2 = fig.add_subplot(1, 2, 2)
+        ax2.plot(pose3d.time(), angles["ear_angle"][:, 0])
+        ax2.set(xlabel="time (s)", ylabel="ear angle (deg)")
+        plt.show()
+        error = np.linalg.norm(pose3d.position - truth, axis=-1)
+        print(f"median 3D error {np.nanmedian(error):.2f} mm (before aligning axes)")
+    """),
+]
+
+
 NOTEBOOKS: dict[str, list[Cell]] = {
     "01_quick_start.ipynb": QUICK_START,
+    "02_train_and_evaluate.ipynb": TRAIN_AND_EVALUATE,
+    "03_pose_estimation_and_qc.ipynb": POSE_AND_QC,
+    "04_export_nwb_and_dandi.ipynb": NWB_AND_DANDI,
+    "05_multicamera_3d.ipynb": MULTICAMERA_3D,
 }
 
 

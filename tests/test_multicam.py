@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,15 @@ import pytest
 pytest.importorskip("cv2")
 pytest.importorskip("aniposelib")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "processing"))
-from threed_scene import (
+from element_pose import sample
+from element_pose.io import dlc
+from element_pose.io.video import write_video
+from element_pose.pose import SINGLE_INDIVIDUAL
+from element_pose.processing.threed import (
+    CalibrationResult,
+    ThreeDParamsError,
+)
+from element_pose.sample3d import (
     BOARD,
     FOCAL,
     H,
@@ -29,15 +35,6 @@ from threed_scene import (
     project_scene,
     relative_pose,
     render_board_videos,
-)
-
-from element_pose import sample
-from element_pose.io import dlc
-from element_pose.io.video import write_video
-from element_pose.pose import SINGLE_INDIVIDUAL
-from element_pose.processing.threed import (
-    CalibrationResult,
-    ThreeDParamsError,
 )
 
 pytestmark = pytest.mark.usefixtures("pipeline")

@@ -72,8 +72,26 @@ def test_notebooks_match_their_generator_and_have_no_outputs():
                 assert not cell.outputs and cell.execution_count is None, path.name
 
 
+@pytest.fixture
+def notebook_env(request, monkeypatch):
+    """Notebook 04 uploads to a local DANDI archive (real HTTP, real dandi client)."""
+    path = request.getfixturevalue("path")
+    if not path.name.startswith("04_"):
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from support.dandi_server import LocalDandiArchive
+
+    with LocalDandiArchive(api_key="notebook-key-123456", dandisets=("000123",)) as archive:
+        for name, value in {"DANDI_INSTANCE": archive.api_url, "DANDISET_ID": "000123",
+                            "DANDI_API_KEY": "notebook-key-123456", "DANDI_NO_ET": "1",
+                            "DANDI_CACHE": "ignore"}.items():
+            monkeypatch.setenv(name, value)
+        yield archive
+
+
 @pytest.mark.parametrize("path", _params())
-def test_notebook_runs(path: Path, pipeline, kernel_name):
+def test_notebook_runs(path: Path, pipeline, kernel_name, notebook_env):
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, kernel_name=kernel_name, timeout=TIMEOUTS.get(path.name, DEFAULT_TIMEOUT),
@@ -84,6 +102,8 @@ def test_notebook_runs(path: Path, pipeline, kernel_name):
     print(f"{path.name}: {seconds:.1f} s")
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    if notebook_env is not None:  # notebook 04 really uploaded
+        assert any(a.endswith(".nwb") for a in notebook_env.assets("000123"))
     if path.name == "01_quick_start.ipynb":
         assert any("image/png" in o.get("data", {}) for o in outputs), "no trajectory plot"
         assert any("nb-mouse" in json.dumps(o.get("data", {})) for o in outputs)

@@ -1,6 +1,6 @@
 """DB-free tests of the multi-camera 3D core on synthetic scenes with known geometry.
 
-The scenes (cameras, trajectories, rendered ChArUco videos) come from ``threed_scene``.
+The scenes (cameras, trajectories, rendered ChArUco videos) come from ``element_pose.sample3d``.
 """
 
 from __future__ import annotations
@@ -12,21 +12,6 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("aniposelib")
-
-from threed_scene import (  # noqa: E402
-    BOARD,
-    BODY,
-    FOCAL,
-    KEYPOINTS,
-    H,
-    W,
-    errors_mm,
-    make_cameras,
-    make_trajectory,
-    project_scene,
-    relative_pose,
-    render_board_videos,
-)
 
 from element_pose.pose import PoseData  # noqa: E402
 from element_pose.processing.threed import (  # noqa: E402
@@ -47,6 +32,20 @@ from element_pose.processing.threed import (  # noqa: E402
     validate_calibration_params,
     validate_filter_3d_params,
     validate_triangulation_params,
+)
+from element_pose.sample3d import (  # noqa: E402
+    BOARD,
+    BODY,
+    FOCAL,
+    KEYPOINTS,
+    H,
+    W,
+    errors_mm,
+    make_cameras,
+    make_trajectory,
+    project_scene,
+    relative_pose,
+    render_board_videos,
 )
 
 

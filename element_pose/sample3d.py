@@ -1,9 +1,9 @@
-"""Synthetic multi-camera scenes with known geometry, shared by the 3D tests.
+"""Generated multi-camera sample data: scenes with known 3D geometry.
 
 Cameras, 3D trajectories and ChArUco board poses are known; 2D points are projected
 with OpenCV (plus noise) and board views are rendered with ``cv2.warpPerspective``
-and written as short videos.  Used by ``tests/processing/test_threed.py`` (DB-free)
-and ``tests/test_multicam.py`` (the ``multicam`` schema).
+and written as short videos.  Used by the 3D tutorial notebook and the tests
+(``tests/processing/test_threed.py``, ``tests/test_multicam.py``).
 """
 
 from __future__ import annotations
