@@ -343,7 +343,7 @@ NWB_AND_DANDI: list[Cell] = [
         from element_pose.demo import run_demo
 
         run_demo(mode="load")
-        from workflow.pipeline import model, publish
+        from workflow.pipeline import publish
 
         query = {"subject": "demo-mouse", "model_name": "demo_load"}
         out = Path(tempfile.mkdtemp(prefix="element-pose-nwb-"))
