@@ -277,6 +277,36 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
     return added
 
 
+def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bool = False
+                             ) -> ExportedFile:
+    """Write one triangulation's 3D poses (ndx-pose 3D series) to an NWB file.
+
+    The file follows the DANDI layout with the suffix ``behavior``; the container is
+    ``PoseEstimation3D`` in ``behavior`` (x, y, z in the calibration's units; the
+    confidence is the triangulation score).
+
+    Raises:
+        element_pose.export.nwb.MetadataError: DANDI metadata missing (listed).
+        FileExistsError: the file exists and ``overwrite`` is false.
+    """
+    from element_pose import multicam
+    from element_pose.export.dandi import dandi_relpath
+    from element_pose.export.nwb import write_nwb
+
+    row = (multicam.Triangulation & key).fetch1()
+    key = {k: row[k] for k in multicam.Triangulation.primary_key}
+    pose = multicam.Triangulation.fetch_pose3d(key)
+    subject, session = nwb_metadata(_session_key(multicam.Triangulation.reference_recording(key)))
+    relpath = dandi_relpath(subject.subject_id, session.session_id, suffix="behavior")
+    path = Path(output_dir) / relpath
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True")
+    write_nwb(path, pose, subject, session, name="PoseEstimation3D", overwrite=overwrite,
+              unit=str(row.get("units") or "mm"),
+              description=f"3D poses triangulated from cameras {row.get('cameras')}")
+    return ExportedFile(path, relpath, [_plain(key)])
+
+
 def _fetch(key: dict, filter_paramset_idx: int | None):
     if filter_paramset_idx is None:
         return model.PoseEstimation.fetch_pose(key)

@@ -226,7 +226,7 @@ def test_camera_group_checks_members(pipeline, multicam, scene):
 
 
 # ---------------------------------------------------------------- triangulation
-def test_triangulation_recovers_known_3d(pipeline, multicam, scene):
+def test_triangulation_recovers_known_3d(pipeline, multicam, scene, tmp_path):
     _group, task, truth = _add_group(pipeline, multicam, scene, 1)
     multicam.Triangulation.populate(task)
     row = (multicam.Triangulation & task).fetch1()
@@ -264,6 +264,17 @@ def test_triangulation_recovers_known_3d(pipeline, multicam, scene):
     assert len(df) == N_FRAMES
     assert {"nose x", "nose y", "nose z", "nose likelihood"} <= set(df.columns)
     assert df.columns[0] == "camera_group"
+
+    # 3D poses to NWB (ndx-pose 3D series), read back equal
+    from element_pose.export.nwb import check_nwb, read_pose_from_nwb
+
+    exported = pipeline.publish.export_triangulation_nwb(task, tmp_path)
+    assert exported.relpath.endswith("_behavior.nwb")
+    back = read_pose_from_nwb(exported.path, name="PoseEstimation3D")
+    pose3d = multicam.Triangulation.fetch_pose3d(task)
+    assert back.n_space == 3
+    assert np.array_equal(back.position, pose3d.position, equal_nan=True)
+    check_nwb(exported.path)
 
 
 def test_waits_for_every_member_estimation(pipeline, multicam, scene):
