@@ -676,19 +676,30 @@ def read_estimation_outputs(
         raise PoseEstimationError(
             f"{len(h5_files)} output files for a recording of {len(file_frames)} video files"
         )
-    parts, digest = [], hashlib.md5()
-    for path, expected in zip(h5_files, file_frames, strict=True):
-        pose = dlc.check_keypoints(dlc.read_dlc_h5(path), body_parts, str(path))
-        if pose.n_frames != expected:
-            raise PoseEstimationError(
-                f"{path} has {pose.n_frames} frames but its video has {expected} "
-                "(RecordingInfo): the output does not belong to this video"
-            )
-        parts.append(pose)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing overlaps the reading
+        checksum = pool.submit(_md5_files, list(h5_files))
+        parts = []
+        for path, expected in zip(h5_files, file_frames, strict=True):
+            pose = dlc.check_keypoints(dlc.read_dlc_h5(path), body_parts, str(path))
+            if pose.n_frames != expected:
+                raise PoseEstimationError(
+                    f"{path} has {pose.n_frames} frames but its video has {expected} "
+                    "(RecordingInfo): the output does not belong to this video"
+                )
+            parts.append(pose)
+        digest = checksum.result()
+    return (parts[0] if len(parts) == 1 else concatenate(parts)), digest
+
+
+def _md5_files(paths: Sequence[Path]) -> str:
+    digest = hashlib.md5()
+    for path in paths:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+            for block in iter(lambda: f.read(4 << 20), b""):
                 digest.update(block)
-    return concatenate(parts), digest.hexdigest()
+    return digest.hexdigest()
 
 
 def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
@@ -697,20 +708,17 @@ def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
     Combinations absent from the data (all missing, e.g. multi-animal unique body
     parts on other individuals) are not stored.
     """
+    # one transpose, then contiguous views: (individual, keypoint, coordinate, frame)
+    position = np.ascontiguousarray(pose.position.transpose(1, 2, 3, 0))
+    confidence = np.ascontiguousarray(pose.confidence.transpose(1, 2, 0))
     rows = []
     for i, individual in enumerate(pose.individuals):
         for k, body_part in enumerate(pose.keypoints):
-            x = pose.position[:, i, k, 0]
-            if np.isnan(x).all() and np.isnan(pose.confidence[:, i, k]).all():
+            x = position[i, k, 0]
+            if np.isnan(x).all() and np.isnan(confidence[i, k]).all():
                 continue
-            rows.append({
-                **key,
-                "individual": individual,
-                "body_part": body_part,
-                "x": np.ascontiguousarray(x),
-                "y": np.ascontiguousarray(pose.position[:, i, k, 1]),
-                "likelihood": np.ascontiguousarray(pose.confidence[:, i, k]),
-            })
+            rows.append({**key, "individual": individual, "body_part": body_part,
+                         "x": x, "y": position[i, k, 1], "likelihood": confidence[i, k]})
     return rows
 
 

@@ -146,6 +146,8 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None) -> PoseData:
 
 
 def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
+    import pandas as pd
+
     columns = df.columns
     names = list(columns.names) if columns.nlevels > 1 else []
     if names[-1:] != ["coords"] or columns.nlevels not in (3, 4):
@@ -169,6 +171,16 @@ def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
     space = [c for c in ("x", "y", "z") if c in coords]
     if space not in (["x", "y"], ["x", "y", "z"]) or "likelihood" not in coords:
         raise DLCFormatError(f"{source}: coords {coords} lack x, y or likelihood")
+    fields = dict(fps=fps, scorer=str(scorers[0]), source_software="DeepLabCut")
+
+    # fast path: the full grid in DeepLabCut's own order is a plain reshape
+    names_grid = [list(scorers), *([individuals] if individual_level is not None else []),
+                  keypoints, [*space, "likelihood"]]
+    if columns.equals(pd.MultiIndex.from_product(names_grid)):
+        grid = df.to_numpy(dtype=np.float32).reshape(
+            len(df), len(individuals), len(keypoints), len(space) + 1)
+        return PoseData(position=grid[..., : len(space)], confidence=grid[..., len(space)],
+                        keypoints=keypoints, individuals=individuals, **fields)
 
     keypoint_pos = {k: i for i, k in enumerate(keypoints)}
     individual_pos = {k: i for i, k in enumerate(individuals)}
@@ -187,15 +199,8 @@ def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
         (n_frames, len(individuals), len(keypoints), len(space) + 1), np.nan, dtype=np.float32
     )
     out[:, ii, ki, ci] = values
-    return PoseData(
-        position=out[..., : len(space)],
-        confidence=out[..., len(space)],
-        keypoints=keypoints,
-        individuals=individuals,
-        fps=fps,
-        scorer=str(scorers[0]),
-        source_software="DeepLabCut",
-    )
+    return PoseData(position=out[..., : len(space)], confidence=out[..., len(space)],
+                    keypoints=keypoints, individuals=individuals, **fields)
 
 
 def write_dlc_h5(pose: PoseData, path: str | Path, scorer: str | None = None) -> Path:
