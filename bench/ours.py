@@ -201,6 +201,13 @@ def _nwb(pipeline, task: dict, ds: Dataset, reps: int) -> dict[str, Any]:
     result: dict[str, Any] = {"export_nwb": median_time(export, reps)}
     path = exported[0].path
     result["export_nwb_file_bytes"] = path.stat().st_size
+    fast_out = TMP / "nwb" / "ours_uncompressed"
+
+    def export_uncompressed() -> None:
+        exported[:] = publish.export_nwb(task, fast_out, overwrite=True, compression=None)
+
+    result["export_nwb_uncompressed"] = median_time(export_uncompressed, reps)
+    result["export_nwb_uncompressed_file_bytes"] = exported[0].path.stat().st_size
     subject, session = publish.nwb_metadata({k: task[k] for k in ("subject", "session_id")})
     h5_target = out / "from_h5.nwb"
 

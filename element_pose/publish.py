@@ -152,8 +152,8 @@ def _plain(key: dict) -> dict:
 
 
 def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None = None,
-               include_training: bool = False, overwrite: bool = False
-               ) -> list[ExportedFile]:
+               include_training: bool = False, overwrite: bool = False,
+               compression: str | None = "gzip") -> list[ExportedFile]:
     """Write NWB files for PoseEstimation keys, one per subject and session.
 
     Files go to ``output_dir/<DANDI path>``.  Within a session, one estimation is
@@ -167,6 +167,7 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
         filter_paramset_idx: Export filtered poses of this pipeline instead of raw.
         include_training: Add the model's labelled frames as ndx-pose PoseTraining.
         overwrite: Replace existing files.
+        compression: ``"gzip"`` (default, for archives), ``"lzf"`` or ``None`` (faster).
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed), before
@@ -196,12 +197,12 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
             raise FileExistsError(f"{target} exists; pass overwrite=True")
         exported.append(ExportedFile(target, relpath, keys))
     for item in exported:
-        _write_file(item, filter_paramset_idx, include_training)
+        _write_file(item, filter_paramset_idx, include_training, compression)
     return exported
 
 
 def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
-                include_training: bool) -> None:
+                include_training: bool, compression: str | None) -> None:
     from element_pose.export.nwb import TrainingData, append_to_nwb, write_nwb
 
     keys = item.source_keys
@@ -229,9 +230,11 @@ def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
                 training = TrainingData.from_dlc_project(model.Model.config_path(key))
             if n == 0:
                 write_nwb(tmp, pose, this_subject, session, camera=camera, video=video,
-                          training=training, name=name, overwrite=True)
+                          training=training, name=name, overwrite=True,
+                          compression=compression)
             else:
-                append_to_nwb(tmp, pose, camera=camera, video=video, name=name)
+                append_to_nwb(tmp, pose, camera=camera, video=video, name=name,
+                              compression=compression)
         os.replace(tmp, item.path)
     finally:
         if tmp.exists():

@@ -70,6 +70,11 @@ def test_export_round_trip_inspector_and_time(pipeline, raw_root, processed_root
     assert np.array_equal(pose.position, stored.position, equal_nan=True)
     assert np.allclose(pose.time(), np.arange(30) / 30, atol=1e-6)  # seconds, not frames
     check_nwb(files[0].path)  # no critical nwbinspector message
+    fast = pipeline.publish.export_nwb(session, tmp_path / "fast", compression=None)
+    assert np.array_equal(read_pose_from_nwb(fast[0].path).position, stored.position,
+                          equal_nan=True)
+    with pytest.raises(Exception, match="compression must be"):
+        pipeline.publish.export_nwb(session, tmp_path / "bad", compression="zstd")
 
 
 def test_two_cameras_get_distinct_containers(pipeline, raw_root, processed_root, unique,

@@ -410,11 +410,17 @@ def check_dandi_metadata(
 
 
 # ------------------------------------------------------------------- building
-def _compressed(data: np.ndarray):
+def _compressed(data: np.ndarray, compression: str | None = COMPRESSION):
+    """Wrap data for HDF5 with a filter: ``"gzip"`` (portable, default), ``"lzf"`` (fast,
+    h5py-only readers) or ``None`` (no filter, fastest)."""
     from hdmf.backends.hdf5.h5_utils import H5DataIO
 
-    return H5DataIO(data=data, compression=COMPRESSION, compression_opts=COMPRESSION_LEVEL,
-                    shuffle=True)
+    if compression is None:
+        return data
+    if compression not in ("gzip", "lzf"):
+        raise NWBExportError(f"compression must be 'gzip', 'lzf' or None, not {compression!r}")
+    options = COMPRESSION_LEVEL if compression == "gzip" else None
+    return H5DataIO(data=data, compression=compression, compression_opts=options, shuffle=True)
 
 
 def _make_subject(subject: SubjectMetadata):
@@ -546,6 +552,7 @@ def add_pose_estimation(
     reference_frame: str | None = None,
     relative_to: str | Path | None = None,
     link_timestamps: bool = True,
+    compression: str | None = COMPRESSION,
 ):
     """Add one ``PoseEstimation`` (and its device, skeleton, video) to an ``NWBFile``.
 
@@ -566,6 +573,10 @@ def add_pose_estimation(
         reference_frame: What (0, 0) means; a default per dimensionality.
         relative_to: Directory the NWB file will live in: external video paths are
             written relative to it (absolute when ``None``).
+        link_timestamps: Link the series' timestamps to the first series' (set False
+            when appending: hdmf cannot link to a dataset created in the same write).
+        compression: HDF5 filter of the arrays: ``"gzip"`` (default; readable
+            everywhere), ``"lzf"`` or ``None`` (several times faster to write).
 
     Returns:
         The ``ndx_pose.PoseEstimation``.
@@ -606,7 +617,7 @@ def add_pose_estimation(
     timestamps = _irregular_timestamps(pose)
     time_kwargs: dict[str, Any]
     if timestamps is not None:
-        time_kwargs = {"timestamps": _compressed(timestamps)}
+        time_kwargs = {"timestamps": _compressed(timestamps, compression)}
     else:
         time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.time()[0])}
     series = []
@@ -614,10 +625,12 @@ def add_pose_estimation(
         pes = PoseEstimationSeries(
             name=keypoint,
             description=f"Estimated position of {keypoint}.",
-            data=_compressed(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32)),
+            data=_compressed(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32),
+                             compression),
             unit=unit,
             reference_frame=reference_frame,
-            confidence=_compressed(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32)),
+            confidence=_compressed(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32),
+                                   compression),
             confidence_definition=confidence_definition,
             **time_kwargs,
         )
