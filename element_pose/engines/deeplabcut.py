@@ -36,6 +36,13 @@ What DeepLabCut 3.0.2 writes, and what this module relies on:
   ``_full.pickle`` into ``destfolder`` and silently skips a video whose
   ``_full.pickle`` already exists; this module therefore runs it in a fresh
   temporary folder and moves the results into place.
+* Multi-animal projects (``multianimalproject: true``) train bottom-up models
+  (heatmaps + part-affinity fields; ``create_training_dataset`` returns ``None``
+  for them even on success).  ``analyze_videos`` writes ``_full.pickle`` and
+  ``_assemblies.pickle`` (no ``.h5``); tracking writes ``_el.pickle`` (tracklets)
+  and the tracked ``<stem><scorer>_el.h5`` (``_bx``/``_sk`` for the box/skeleton
+  trackers), one column group per individual of the config, ending at the last
+  tracked frame.  :func:`infer` returns that file, padded to the video's length.
 """
 
 from __future__ import annotations
@@ -194,6 +201,8 @@ class TrainingResult:
         net_type: Network type, e.g. ``cspnext_s``.
         scorer_prefix: Scorer without the snapshot part,
             ``DLC_<NetType>_<Task><date>shuffle<k>``.
+        individuals: Multi-animal only: the individuals the model assembles (empty
+            for single-animal projects).
     """
 
     config_path: Path
@@ -213,6 +222,7 @@ class TrainingResult:
     bodyparts: list[str]
     net_type: str
     scorer_prefix: str
+    individuals: list[str] = dataclasses.field(default_factory=list)
 
     def learning_stats_arrays(self) -> dict[str, np.ndarray]:
         """Learning statistics as ``{column: float array}`` (empty when none)."""
@@ -325,6 +335,11 @@ class InferenceResult:
         device: Torch device used.
         batch_size: Inference batch size.
         versions: Software versions.
+        individuals: Multi-animal only: the model's individuals (the tracks' names).
+        track_method: Multi-animal only: the tracker used (``ellipse``, ``box``,
+            ``skeleton``), ``None`` when not tracked.
+        tracking_time: Seconds spent building and stitching tracklets (not in
+            ``run_time``).
     """
 
     outputs: list[VideoOutput]
@@ -338,6 +353,9 @@ class InferenceResult:
     device: str
     batch_size: int
     versions: dict[str, str]
+    individuals: list[str] = dataclasses.field(default_factory=list)
+    track_method: str | None = None
+    tracking_time: float = 0.0
 
     def read_pose(self, index: int = 0):
         """Read one video's output as :class:`~element_pose.pose.PoseData`.
@@ -589,12 +607,20 @@ class LabeledDataSummary:
         n_images: Labelled images (rows with at least one labelled point).
         bodyparts: Body parts labelled.
         frame_size: ``(width, height)`` of the largest labelled image.
+        individuals: Individuals of a multi-animal project, as in the config (plus
+            ``single`` when it has unique body parts); empty for single-animal ones.
     """
 
     files: list[Path]
     n_images: int
     bodyparts: list[str]
     frame_size: tuple[int, int]
+    individuals: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def multi_animal(self) -> bool:
+        """Whether the project is a multi-animal (maDLC) project."""
+        return bool(self.individuals)
 
 
 def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
@@ -602,7 +628,10 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
 
     For every video in ``video_sets`` with a ``labeled-data/<stem>`` folder, the
     ``CollectedData_<scorer>.h5`` must exist, use the config's scorer, label
-    exactly the config's body parts and point at images that exist.
+    exactly the config's body parts and point at images that exist.  Labels of a
+    multi-animal project (``multianimalproject: true``) must have an ``individuals``
+    column level naming only the config's ``individuals`` (and ``single`` for
+    ``uniquebodyparts``); a single-animal project must not.
 
     Raises:
         EngineError: naming the file and the body parts, images or scorer at fault,
@@ -619,6 +648,8 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
     root = config_path.resolve().parent
     scorer = cfg["scorer"]
     expected = dlc_io.config_bodyparts(cfg)
+    multi = dlc_io.is_multi_animal(cfg)
+    individuals = _check_multi_animal_config(cfg, config_path) if multi else []
     videos = list((cfg.get("video_sets") or {}).keys())
     if not videos:
         raise EngineError(f"{config_path} lists no videos (video_sets); no labelled data")
@@ -647,6 +678,7 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
         scorers = list(dict.fromkeys(df.columns.get_level_values(0)))
         if scorers != [scorer]:
             raise EngineError(f"{h5} is labelled by {scorers}, but {config_path} names {scorer!r}")
+        _check_labelled_individuals(df, h5, config_path, individuals, multi)
         labelled = list(dict.fromkeys(df.columns.get_level_values("bodyparts")))
         extra = [b for b in labelled if b not in expected]
         missing = [b for b in expected if b not in labelled]
@@ -684,8 +716,73 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
             f"the labelled data of {config_path} are empty: {[str(f) for f in files]}"
         )
     return LabeledDataSummary(
-        files=files, n_images=n_images, bodyparts=expected, frame_size=(width, height)
+        files=files,
+        n_images=n_images,
+        bodyparts=expected,
+        frame_size=(width, height),
+        individuals=individuals,
     )
+
+
+def _check_multi_animal_config(cfg: Mapping[str, Any], config_path: Path) -> list[str]:
+    """The individuals of a multi-animal config, after checking its multi-animal keys.
+
+    Raises:
+        EngineError: no ``individuals`` (or duplicates), no ``multianimalbodyparts``,
+            or a body part that is both a multi-animal and a unique one.
+    """
+    names = [str(i) for i in cfg.get("individuals") or []]
+    if not names:
+        raise EngineError(
+            f"{config_path} is a multi-animal project (multianimalproject: true) but lists "
+            "no individuals"
+        )
+    if len(set(names)) != len(names):
+        raise EngineError(f"{config_path} lists duplicate individuals: {names}")
+    if dlc_io.UNIQUE_INDIVIDUAL in names:
+        raise EngineError(
+            f"{config_path}: {dlc_io.UNIQUE_INDIVIDUAL!r} is reserved by DeepLabCut for "
+            "unique body parts and cannot be an individual"
+        )
+    multi_parts = list(cfg.get("multianimalbodyparts") or [])
+    unique_parts = list(cfg.get("uniquebodyparts") or [])
+    if not multi_parts:
+        raise EngineError(
+            f"{config_path} is a multi-animal project but lists no multianimalbodyparts"
+        )
+    both = sorted(set(multi_parts) & set(unique_parts))
+    if both:
+        raise EngineError(
+            f"{config_path}: body parts {both} are both multianimalbodyparts and uniquebodyparts"
+        )
+    return names + ([dlc_io.UNIQUE_INDIVIDUAL] if unique_parts else [])
+
+
+def _check_labelled_individuals(
+    df: Any, h5: Path, config_path: Path, individuals: Sequence[str], multi: bool
+) -> None:
+    """Check the ``individuals`` level of labelled data against the project kind."""
+    levels = list(df.columns.names)
+    if multi and "individuals" not in levels:
+        raise EngineError(
+            f"{config_path} is a multi-animal project (multianimalproject: true), but the "
+            f"labelled data {h5} have no 'individuals' column level (columns {levels}): "
+            "they were labelled in a single-animal project"
+        )
+    if not multi and "individuals" in levels:
+        raise EngineError(
+            f"labelled data {h5} are multi-animal (columns {levels}), but {config_path} is a "
+            "single-animal project: set multianimalproject: true with individuals and "
+            "multianimalbodyparts"
+        )
+    if multi:
+        labelled = list(dict.fromkeys(df.columns.get_level_values("individuals")))
+        extra = [i for i in labelled if i not in individuals]
+        if extra:
+            raise EngineError(
+                f"labelled data {h5} name individuals {extra} that are not in the "
+                f"individuals {list(individuals)} of {config_path}"
+            )
 
 
 # ======================================================= preparing a project
@@ -701,9 +798,17 @@ def prepare_training_project(
     The user's project is never modified: ``config.yaml`` and ``labeled-data/``
     (and ``videos/`` with ``copy_videos``) are copied into ``workdir``, the copy's
     config is updated (``project_path``, ``TrainingFraction``, ``default_net_type``,
-    ``pcutoff``), ``deeplabcut.create_training_dataset`` makes the shuffle with the
-    PyTorch engine, and the shuffle's ``pytorch_config.yaml`` is patched with the
-    training parameters (see :func:`patch_pytorch_config`).
+    ``pcutoff``; ``default_track_method`` for multi-animal projects),
+    ``deeplabcut.create_training_dataset`` makes the shuffle with the PyTorch engine,
+    and the shuffle's ``pytorch_config.yaml`` is patched with the training
+    parameters (see :func:`patch_pytorch_config`).
+
+    Multi-animal projects (``multianimalproject: true``, labels with an
+    ``individuals`` level) get a bottom-up model: a backbone net type
+    (``cspnext_s``, ``resnet_50``, ``hrnet_w32``, ...) gets DeepLabCut's heatmap +
+    part-affinity-field head, and ``dlcrnet_stride32_ms5`` / ``dekr_w18`` are
+    multi-animal architectures.  Top-down net types (``top_down_*``, ``rtmpose_*``)
+    also need an object detector, which ``weight_init="random"`` cannot provide.
 
     On any error the half-made ``workdir`` is removed.
 
@@ -741,6 +846,17 @@ def prepare_training_project(
 
     shuffle = int(p["shuffle"])
     tsi = int(p["trainingsetindex"])
+    if p["train_indices"] is not None and p["test_indices"] is not None:
+        # DeepLabCut names the shuffle after the fraction of the given split, rounded
+        # to 2 decimals, whatever TrainingFraction says: make the config agree.
+        n_train, n_test = len(p["train_indices"]), len(p["test_indices"])
+        split_frac = round(n_train / max(n_train + n_test, 1), 2)
+        if p["train_fraction"] is not None and abs(float(p["train_fraction"]) - split_frac) > 0.005:
+            raise EngineError(
+                f"train_fraction {p['train_fraction']} disagrees with the given split "
+                f"({n_train} train / {n_test} test images = {split_frac})"
+            )
+        p["train_fraction"] = split_frac
     if p["train_fraction"] is not None:
         frac = float(p["train_fraction"])
         if not 0 < frac <= 1:
@@ -770,6 +886,9 @@ def prepare_training_project(
             cfg["default_net_type"] = p["net_type"]
         if p["pcutoff"] is not None:
             cfg["pcutoff"] = float(p["pcutoff"])
+        if summary.multi_animal:
+            # Written now so that DeepLabCut never rewrites the config while tracking.
+            cfg["default_track_method"] = _track_method(cfg, None)
         config_path = dlc_io.write_config(cfg, workdir / "config.yaml")
 
         _create_training_dataset(config_path, p)
@@ -806,11 +925,14 @@ def _create_training_dataset(config_path: Path, p: Mapping[str, Any]) -> None:
             raise EngineError("train_indices and test_indices must be given together")
         kwargs["trainIndices"] = [list(map(int, p["train_indices"]))]
         kwargs["testIndices"] = [list(map(int, p["test_indices"]))]
+    cfg = dlc_io.read_config(config_path)
     log.info("creating DeepLabCut training dataset for %s (%s)", config_path, kwargs)
     with _dlc_errors(f"creating the training dataset for {config_path}"), _keep_cwd():
         out = deeplabcut.create_training_dataset(str(config_path), **kwargs)
     pt_cfg = pytorch_config_path(config_path, int(p["shuffle"]), int(p["trainingsetindex"]))
-    if out is None or not pt_cfg.is_file():
+    # Multi-animal projects go through create_multianimaltraining_dataset, which
+    # returns None even on success: the shuffle's pytorch_config.yaml is the proof.
+    if not pt_cfg.is_file() or (out is None and not dlc_io.is_multi_animal(cfg)):
         raise EngineError(
             f"DeepLabCut did not create a training dataset for {config_path} "
             f"(no {pt_cfg}); check the labelled data"
@@ -897,6 +1019,14 @@ def patch_pytorch_config(
         pt.setdefault("train_settings", {}).pop("weight_init", None)
         pt.pop("resume_training_from", None)
     elif spec["mode"] == "random":
+        if pt.get("detector"):
+            raise EngineError(
+                f"net type {pt.get('net_type')!r} is a top-down model that needs an object "
+                "detector, and weight_init='random' builds only the pose model; use a "
+                "bottom-up net type (e.g. cspnext_s, resnet_50, dlcrnet_stride32_ms5, "
+                "dekr_w18) or weight_init={'snapshot_path': ..., "
+                "'detector_snapshot_path': ...}"
+            )
         init = _make_random_init(pt, train_folder / RANDOM_INIT_NAME, seed=p["seed"])
         pt.setdefault("train_settings", {})["weight_init"] = _weight_init_dict(init)
         pt.pop("resume_training_from", None)
@@ -1101,7 +1231,35 @@ def train(
         bodyparts=bodyparts or dlc_io.config_bodyparts(cfg),
         net_type=str(pt_after.get("net_type")),
         scorer_prefix=scorer_name(config_path, shuffle, tsi),
+        individuals=(
+            list(metadata.get("individuals") or []) if dlc_io.is_multi_animal(cfg) else []
+        ),
     )
+
+
+@contextlib.contextmanager
+def _no_paf_graph_pruning() -> Iterator[None]:
+    """Keep ``evaluate_network`` from pruning the PAF graph of the model's config.
+
+    DeepLabCut's evaluation calls ``prune_paf_graph.benchmark_paf_graphs`` for
+    ``DLCRNetHead`` models, which rewrites ``edges_to_keep`` in
+    ``pytorch_config.yaml`` (and ``paf_best`` in ``test/pose_cfg.yaml``) from the
+    test images' mAP: a side effect that makes later inference depend on whether,
+    and with which snapshot, the shuffle was evaluated first.
+    """
+    from deeplabcut.pose_estimation_pytorch.apis import prune_paf_graph
+
+    original = prune_paf_graph.benchmark_paf_graphs
+
+    def keep_graph(*args: Any, **kwargs: Any) -> list[dict]:
+        log.debug("PAF graph kept as configured (evaluate(prune_paf_graph=False))")
+        return []
+
+    prune_paf_graph.benchmark_paf_graphs = keep_graph
+    try:
+        yield
+    finally:
+        prune_paf_graph.benchmark_paf_graphs = original
 
 
 def _read_learning_stats(path: Path):
@@ -1126,6 +1284,7 @@ def evaluate(
     *,
     pcutoff: float | None = None,
     per_keypoint: bool = True,
+    prune_paf_graph: bool = False,
 ) -> EvaluationResult:
     """Evaluate one snapshot on the labelled train and test images.
 
@@ -1141,6 +1300,13 @@ def evaluate(
         device: Torch device; default CUDA when available, else CPU.
         pcutoff: Likelihood cutoff for ``rmse_pcutoff``; default the config's.
         per_keypoint: Also compute per-body-part RMSE.
+        prune_paf_graph: Multi-animal models with part-affinity fields only: let
+            DeepLabCut choose the PAF edges that give the best test mAP and write
+            them into ``pytorch_config.yaml`` (``edges_to_keep``), which changes how
+            every later :func:`infer` assembles animals.  DeepLabCut does this on
+            the first evaluation of a shuffle; by default it is skipped here, so
+            evaluating never changes the model and the metrics are those of the
+            graph that :func:`infer` uses.
 
     Raises:
         EngineError: a missing snapshot or a failure inside DeepLabCut.
@@ -1161,7 +1327,11 @@ def evaluate(
     log.info("evaluating %s (shuffle %d) on %s", snap.path, shuffle, dev)
     start = time.time()
     t0 = time.perf_counter()
-    with _dlc_errors(f"evaluating {snap.path}", t0=t0), _keep_cwd():
+    with (
+        _dlc_errors(f"evaluating {snap.path}", t0=t0),
+        _keep_cwd(),
+        contextlib.nullcontext() if prune_paf_graph else _no_paf_graph_pruning(),
+    ):
         deeplabcut.evaluate_network(
             str(config_path),
             shuffles=[shuffle],
@@ -1249,6 +1419,10 @@ def infer(
     device: str | None = None,
     *,
     save_as_csv: bool = False,
+    auto_track: bool = True,
+    track_method: str | None = None,
+    n_tracks: int | None = None,
+    min_tracklet_length: int = 10,
 ) -> InferenceResult:
     """Run ``deeplabcut.analyze_videos`` with one exact snapshot.
 
@@ -1257,6 +1431,20 @@ def infer(
     its files are then moved into ``output_dir``, replacing earlier outputs of the
     same snapshot.  Outputs of other snapshots in ``output_dir`` are left alone and
     never returned: every returned path carries this snapshot's scorer.
+
+    Multi-animal projects (``multianimalproject: true``) are tracked as DeepLabCut's
+    ``auto_track`` does: after ``analyze_videos`` (assemblies in
+    ``_full.pickle``/``_assemblies.pickle``), ``convert_detections2tracklets`` builds
+    tracklets (``_<el|bx|sk>.pickle``) and ``stitch_tracklets`` joins them into one
+    track per individual, written as ``<stem><scorer>_<el|bx|sk>.h5`` (columns
+    scorer/individuals/bodyparts/coords, individuals named as in the config).  The
+    two steps are run here one by one so that a failure names the step, and with
+    the track method passed explicitly so DeepLabCut never rewrites ``config.yaml``.
+    ``VideoOutput.h5`` is that tracked file; DeepLabCut ends it at the last tracked
+    frame, so it is padded with missing rows to the video's frame count.  With
+    ``auto_track=False`` no tracking is done and ``VideoOutput.h5`` is the untracked
+    ``<stem><scorer>.h5`` (assemblies per frame; identities are not kept across
+    frames).
 
     Args:
         config_path: Project ``config.yaml``.
@@ -1268,10 +1456,20 @@ def infer(
         batch_size: Inference batch size.
         device: Torch device; default CUDA when available, else CPU.
         save_as_csv: Also write DeepLabCut's ``.csv``.
+        auto_track: Multi-animal only: track identities across frames.
+        track_method: Multi-animal only: ``ellipse``, ``box`` or ``skeleton``; default
+            the config's ``default_track_method``, else ``ellipse`` (``box`` when the
+            project has a single multi-animal body part, as DeepLabCut requires).
+        n_tracks: Multi-animal only: number of tracks to stitch; default the number of
+            individuals in the config.
+        min_tracklet_length: Multi-animal only: tracklets shorter than this (frames)
+            are only attached to tracks afterwards (``stitch_tracklets(min_length=)``;
+            at least 3).
 
     Raises:
-        EngineError: a video that cannot be opened, a missing snapshot, or a
-            failure inside DeepLabCut.
+        EngineError: a video that cannot be opened, a missing snapshot, bad tracking
+            options, a failure inside DeepLabCut, or (multi-animal) tracking that
+            produced no tracks.
     """
     from element_pose.io.video import VideoError, probe_video
 
@@ -1282,6 +1480,13 @@ def infer(
     stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
         raise EngineError(f"videos to analyse together must have distinct names: {stems}")
+    try:
+        cfg = dlc_io.read_config(config_path)
+    except dlc_io.DLCFormatError as exc:
+        raise EngineError(str(exc)) from exc
+    tracking = _tracking_options(
+        cfg, config_path, auto_track, track_method, n_tracks, min_tracklet_length
+    )
     infos = []
     for video in videos:
         try:
@@ -1307,6 +1512,10 @@ def infer(
         batch_size,
         output_dir,
     )
+    multi_kwargs: dict[str, Any] = {}
+    if tracking is not None:
+        # Tracking is run below, step by step; without it, keep the untracked table.
+        multi_kwargs = {"auto_track": False, "save_as_df": not tracking["auto_track"]}
     with tempfile.TemporaryDirectory(prefix=".infer-", dir=output_dir) as tmp:
         tmp_dir = Path(tmp)
         t0 = time.perf_counter()
@@ -1323,6 +1532,7 @@ def infer(
                 batch_size=int(batch_size),
                 save_as_csv=save_as_csv,
                 overwrite=True,
+                **multi_kwargs,
             )
         run_time = time.perf_counter() - t0
         scorer = str(scorer)
@@ -1331,16 +1541,35 @@ def infer(
                 f"DeepLabCut analysed with scorer {scorer}, not the requested snapshot "
                 f"{snap.name} (expected {expected_scorer})"
             )
+        tracking_time = 0.0
+        if tracking is not None and tracking["auto_track"]:
+            t1 = time.perf_counter()
+            for video, info in zip(videos, infos, strict=True):
+                _track_video(
+                    config_path,
+                    video,
+                    info.n_frames,
+                    tmp_dir,
+                    scorer,
+                    shuffle=shuffle,
+                    trainingsetindex=trainingsetindex,
+                    snapshot_index=index,
+                    save_as_csv=save_as_csv,
+                    **{k: v for k, v in tracking.items() if k != "auto_track"},
+                )
+            tracking_time = time.perf_counter() - t1
         outputs = []
         for video, info in zip(videos, infos, strict=True):
             prefix = video.stem + scorer
             written = sorted(p for p in tmp_dir.iterdir() if p.name.startswith(prefix))
-            h5_name = next(
-                (n for n in (f"{prefix}_el.h5", f"{prefix}.h5") if (tmp_dir / n).is_file()), None
-            )
+            if tracking is not None and tracking["auto_track"]:
+                candidates = [f"{prefix}_{tracking['suffix']}.h5"]
+            else:
+                candidates = [f"{prefix}.h5"]
+            h5_name = next((n for n in candidates if (tmp_dir / n).is_file()), None)
             if h5_name is None:
                 raise EngineError(
-                    f"DeepLabCut wrote no pose output for {video} "
+                    f"DeepLabCut wrote no pose output {candidates[0]} for {video} "
                     f"(found {[p.name for p in written]})"
                 )
             moved = []
@@ -1381,15 +1610,221 @@ def infer(
         device=dev,
         batch_size=int(batch_size),
         versions=versions(),
+        individuals=list(metadata.get("individuals") or []) if tracking is not None else [],
+        track_method=(
+            tracking["track_method"] if tracking is not None and tracking["auto_track"] else None
+        ),
+        tracking_time=tracking_time,
     )
     log.info(
-        "analysed %d frame(s) in %.1f s (%.1f fps) with scorer %s",
+        "analysed %d frame(s) in %.1f s (%.1f fps) with scorer %s%s",
         n_frames,
         run_time,
         result.frames_per_second,
         scorer,
+        f"; tracked ({result.track_method}) in {tracking_time:.1f} s"
+        if result.track_method
+        else "",
     )
     return result
+
+
+#: DeepLabCut's multi-animal trackers and the suffix of their output files.
+TRACK_METHODS = {"ellipse": "el", "box": "bx", "skeleton": "sk"}
+
+
+def _track_method(cfg: Mapping[str, Any], track_method: str | None) -> str:
+    """The tracker for a multi-animal project: given, else the config's, else ``ellipse``.
+
+    DeepLabCut itself switches to ``box`` when there is one multi-animal body part
+    (and then rewrites ``config.yaml``); choosing it here avoids that rewrite.
+    """
+    method = track_method or cfg.get("default_track_method") or "ellipse"
+    if len(cfg.get("multianimalbodyparts") or []) == 1:
+        if track_method and track_method != "box":
+            log.warning("one multi-animal body part: DeepLabCut tracks it with 'box'")
+        method = "box"
+    if method not in TRACK_METHODS:
+        raise EngineError(
+            f"track_method {method!r} is not one of DeepLabCut's trackers {sorted(TRACK_METHODS)}"
+            + ("" if track_method else " (default_track_method in config.yaml)")
+        )
+    return str(method)
+
+
+def _tracking_options(
+    cfg: Mapping[str, Any],
+    config_path: Path,
+    auto_track: bool,
+    track_method: str | None,
+    n_tracks: int | None,
+    min_tracklet_length: int,
+) -> dict[str, Any] | None:
+    """Validated tracking options for a multi-animal project; ``None`` for single-animal."""
+    if not dlc_io.is_multi_animal(cfg):
+        return None
+    individuals = _check_multi_animal_config(cfg, config_path)
+    animals = [i for i in individuals if i != dlc_io.UNIQUE_INDIVIDUAL]
+    method = _track_method(cfg, track_method)
+    tracks = len(animals) if n_tracks is None else int(n_tracks)
+    if tracks < 1:
+        raise EngineError(f"n_tracks must be at least 1, got {n_tracks}")
+    if int(min_tracklet_length) < 3:
+        raise EngineError(
+            f"min_tracklet_length must be at least 3 (DeepLabCut), got {min_tracklet_length}"
+        )
+    return {
+        "auto_track": bool(auto_track),
+        "track_method": method,
+        "suffix": TRACK_METHODS[method],
+        "n_tracks": tracks,
+        "min_tracklet_length": int(min_tracklet_length),
+    }
+
+
+def _track_video(
+    config_path: Path,
+    video: Path,
+    n_frames: int,
+    folder: Path,
+    scorer: str,
+    *,
+    shuffle: int,
+    trainingsetindex: int,
+    snapshot_index: int,
+    save_as_csv: bool,
+    track_method: str,
+    suffix: str,
+    n_tracks: int,
+    min_tracklet_length: int,
+) -> Path:
+    """Track one analysed multi-animal video in ``folder``; return the tracked ``.h5``.
+
+    Runs what ``analyze_videos(auto_track=True)`` runs, step by step, with the
+    PyTorch functions it calls (``deeplabcut.convert_detections2tracklets`` would
+    drop ``snapshot_index`` and look for the outputs of the config's snapshot).
+
+    Raises:
+        EngineError: naming the step that failed, or saying that no track came out.
+    """
+    from deeplabcut.pose_estimation_pytorch.apis.tracklets import (
+        convert_detections2tracklets,
+    )
+    from deeplabcut.refine_training_dataset.stitch import stitch_tracklets
+
+    prefix = video.stem + scorer
+    tracklets = folder / f"{prefix}_{suffix}.pickle"
+    tracked = folder / f"{prefix}_{suffix}.h5"
+    common = {
+        "shuffle": shuffle,
+        "trainingsetindex": trainingsetindex,
+        "destfolder": str(folder),
+        "track_method": track_method,
+        "snapshot_index": snapshot_index,
+    }
+    log.info("tracking %s (%s tracker, %d tracks)", video.name, track_method, n_tracks)
+    t0 = time.perf_counter()
+    what = f"building {track_method} tracklets for {video.name}"
+    with _dlc_errors(what, t0=t0), _keep_cwd(), _kalman_filter_fix():
+        convert_detections2tracklets(str(config_path), str(video), overwrite=True, **common)
+    if not tracklets.is_file():
+        raise EngineError(f"DeepLabCut wrote no tracklets {tracklets.name} for {video}")
+    try:
+        with _keep_cwd():
+            stitch_tracklets(
+                str(config_path),
+                [str(video)],
+                n_tracks=n_tracks,
+                min_length=min_tracklet_length,
+                save_as_csv=save_as_csv,
+                **common,
+            )
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        hint = ""
+        if "Tracklets are empty" in str(exc):
+            hint = (
+                f" (no animal was tracked for {min_tracklet_length} or more frames in a row: "
+                "(an undertrained model, a video shorter than min_tracklet_length, or "
+                "a pcutoff in the shuffle's test/inference_cfg.yaml that is too high); "
+                "infer with auto_track=False to get the untracked detections)"
+            )
+        raise EngineError(
+            f"DeepLabCut failed stitching the tracklets of {video.name} into {n_tracks} "
+            f"track(s) after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}"
+            f"{hint}"
+        ) from exc
+    if not tracked.is_file():
+        raise EngineError(
+            f"DeepLabCut stitched no tracks for {video} (no {tracked.name}; "
+            f"found {sorted(p.name for p in folder.iterdir() if p.name.startswith(prefix))})"
+        )
+    _pad_tracks(tracked, n_frames)
+    return tracked
+
+
+@contextlib.contextmanager
+def _kalman_filter_fix() -> Iterator[None]:
+    """Give DeepLabCut's Kalman trackers a correct measurement matrix, if filterpy does not.
+
+    DeepLabCut's ``ellipse`` and ``skeleton`` trackers build their filters with
+    ``filterpy.common.kinematic_kf(dim, 1, dim_z=..., order_by_dim=False)`` and rely on
+    filterpy 1.x, which measures the ``dim`` positions (``H`` = identity on them).
+    filterpy 2.0.0 fills each row of ``H`` with ones instead, so every update mixes
+    all coordinates, the tracks diverge after one frame and no tracklet is longer
+    than a frame or two ("Tracklets are empty").  When the installed filterpy
+    behaves so, DeepLabCut's reference is replaced by a 1.x-compatible builder for
+    the duration of the block (pinning ``filterpy<2`` makes this a no-op).
+    """
+    from deeplabcut.core import trackingutils
+
+    original = trackingutils.kinematic_kf
+    probe = original(2, 1, dim_z=2, order_by_dim=False)
+    if np.array_equal(probe.H, np.eye(2, 4)):
+        yield
+        return
+
+    def kinematic_kf(dim, order, dt=1.0, dim_z=1, order_by_dim=True, kf=None):
+        # filterpy 1.4.5: one measurement per dimension, of that dimension's position.
+        out = original(dim, order, dt=dt, dim_z=dim, order_by_dim=order_by_dim)
+        out.H[:] = 0.0
+        for i in range(dim):
+            out.H[i, i * (order + 1) if order_by_dim else i] = 1.0
+        return out
+
+    log.warning(
+        "the installed filterpy builds a wrong Kalman measurement matrix "
+        "(kinematic_kf, filterpy 2.x); using a filterpy 1.x-compatible one for "
+        "DeepLabCut's tracker (pin filterpy<2 to avoid this)"
+    )
+    trackingutils.kinematic_kf = kinematic_kf
+    try:
+        yield
+    finally:
+        trackingutils.kinematic_kf = original
+
+
+def _pad_tracks(h5: Path, n_frames: int) -> None:
+    """Give a stitched ``.h5`` one row per video frame (DeepLabCut ends it at the last track).
+
+    Raises:
+        EngineError: if the file holds frames beyond the video's end.
+    """
+    import pandas as pd
+
+    df = pd.read_hdf(h5)
+    if len(df) and int(df.index.max()) >= n_frames:
+        raise EngineError(
+            f"{h5} holds frame {int(df.index.max())}, but the video has {n_frames} frames"
+        )
+    if len(df) == n_frames and list(df.index) == list(range(n_frames)):
+        return
+    log.info("padding %s from %d to %d frames (untracked: missing)", h5, len(df), n_frames)
+    df = df.reindex(range(n_frames))
+    tmp = h5.with_name(h5.name + ".tmp")
+    df.to_hdf(tmp, key="tracks", format="table", mode="w")
+    tmp.replace(h5)
 
 
 # ============================================================== label video
@@ -1410,6 +1845,7 @@ def label_video(
     filtered: bool = False,
     *,
     analysis_dir: str | Path | None = None,
+    track_method: str | None = None,
 ) -> Path:
     """Draw a snapshot's predictions on a video with ``deeplabcut.create_labeled_video``.
 
@@ -1434,6 +1870,8 @@ def label_video(
         output_fps: Frame rate of the labelled video; default the source's.
         filtered: Use the ``_filtered.h5`` output.
         analysis_dir: Folder holding the ``.h5``/``_meta.pickle`` of ``video``.
+        track_method: Multi-animal only: the tracker whose tracks to draw (the
+            ``_<el|bx|sk>.h5`` written by :func:`infer`); default as in :func:`infer`.
 
     Returns:
         The labelled ``.mp4``.
@@ -1457,7 +1895,9 @@ def label_video(
     output_dir = Path(output_dir).resolve()
     source_dir = Path(analysis_dir).resolve() if analysis_dir is not None else output_dir
     prefix = video.stem + scorer
-    needed = [f"{prefix}_filtered.h5" if filtered else f"{prefix}.h5", f"{prefix}_meta.pickle"]
+    method = _track_method(cfg, track_method) if dlc_io.is_multi_animal(cfg) else ""
+    stem = f"{prefix}_{TRACK_METHODS[method]}" if method else prefix
+    needed = [f"{stem}_filtered.h5" if filtered else f"{stem}.h5", f"{prefix}_meta.pickle"]
     optional = [f"{prefix}_full.pickle"]
     missing = [n for n in needed if not (source_dir / n).is_file()]
     if missing:
@@ -1486,6 +1926,8 @@ def label_video(
             "colormap": colormap or cfg.get("colormap", "rainbow"),
             "max_workers": 1,
         }
+        if method:
+            kwargs["track_method"] = method
         if output_fps is not None:
             kwargs["outputframerate"] = output_fps
         log.info("labelling %s with %s", video, snap.name)
