@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-embedded test-mysql lint bench clean-db
+.PHONY: setup demo lab docs test test-embedded test-mysql lint bench clean-db
 
 setup: $(STAMP)
 
@@ -25,6 +25,14 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/element-pose -v demo
+
+# JupyterLab on the tutorials, on the same database and roots as `make demo`
+lab: setup
+	$(BIN)/element-pose -v lab
+
+# execute the tutorials and build the documentation site (strict) into site/
+docs: setup
+	$(BIN)/python docs/build.py site
 
 test: setup
 	$(MAKE) --no-print-directory test-embedded

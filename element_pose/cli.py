@@ -187,6 +187,15 @@ def _register_worker(subparsers: argparse._SubParsersAction) -> None:
 _EXTRA_COMMANDS.append(_register_worker)
 
 
+def _register_lab(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.jupyter import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_lab)
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 

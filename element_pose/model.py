@@ -649,6 +649,35 @@ class PoseEstimation(dj.Computed):
         """An ``xarray.Dataset`` in movement's layout (time, space, keypoints, individuals)."""
         return cls.fetch_pose(key, body_parts, individuals).to_xarray()
 
+    @classmethod
+    def show_frames(cls, key: dict, frames: Sequence[int] | None = None, *,
+                    lowest: int | None = None, body_part: str | None = None,
+                    individual: str | None = None, **options):
+        """Video frames of one estimation with its keypoints and skeleton drawn on them.
+
+        Args:
+            key: Selects exactly one estimation.
+            frames: Frame indices to show; default six frames spread over the recording.
+            lowest: Instead, the ``lowest`` frames of lowest likelihood (of ``body_part``
+                and ``individual`` when given): the frames worth relabelling.
+            body_part: Body part that ranks frames for ``lowest``.
+            individual: Individual that ranks frames for ``lowest`` (and the only one drawn).
+            **options: Passed to :func:`element_pose.processing.viewer.show_frames`.
+
+        Returns:
+            A matplotlib Figure.
+        """
+        from element_pose.processing import viewer
+
+        pose = cls.fetch_pose(key)
+        key = (cls & key).fetch1("KEY")
+        chosen = viewer.frames_to_show(pose, frames, lowest, body_part, individual)
+        counts = (RecordingInfo.File & key).to_arrays("nframes", order_by="file_id")
+        images = viewer.read_recording_frames(VideoRecording.file_paths(key), counts, chosen)
+        if individual is not None:
+            options.setdefault("individuals", [individual])
+        return viewer.show_frames(images, pose, **options)
+
 
 def _load(value) -> np.ndarray:
     return np.asarray(value.load() if hasattr(value, "load") else value)
