@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import time
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -602,7 +603,12 @@ class Triangulation(dj.Computed):
 
     # ---- tripartite make: triangulation runs outside any transaction
     def make_fetch(self, key: dict):
-        """Calibration, parameters, members and estimation checksums (deterministic)."""
+        """Everything the triangulation needs, read in one place (deterministic).
+
+        Returns the calibration and parameters (as JSON text) and, per camera, its
+        estimation key, ``output_checksum``, recording geometry, the estimated
+        ``(individual, body part)`` pairs and the 2D poses of the model's body parts.
+        """
         group = (CameraGroup & key).fetch1()
         calibration = (Calibration & group).fetch1("calibration")
         params = (TriangulationParamSet & key).fetch1("params")
@@ -610,7 +616,15 @@ class Triangulation(dj.Computed):
         for camera, rec_key in CameraGroup.members(key):
             est_key = {**rec_key, "model_name": key["model_name"]}
             checksum = (model.PoseEstimation & est_key).fetch1("output_checksum")
-            members.append((camera, tuple(sorted(est_key.items())), checksum))
+            nframes, fps = (model.RecordingInfo & est_key).fetch1("nframes", "fps")
+            rows = (model.PoseEstimation.BodyPartPosition & est_key).proj().to_dicts()
+            pairs = tuple(sorted((r["individual"], r["body_part"]) for r in rows))
+            pose = model.PoseEstimation.fetch_pose(est_key)
+            members.append(_Member(camera, tuple(sorted(est_key.items())), checksum,
+                                   int(est_key["recording_id"]), int(nframes), float(fps),
+                                   pairs, pose.position, pose.confidence,
+                                   tuple(pose.keypoints), tuple(pose.individuals),
+                                   pose.fps, pose.timestamps, tuple(pose.skeleton)))
         return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True),
                 tuple(members))
 
@@ -632,7 +646,7 @@ class Triangulation(dj.Computed):
                                     ("n_removed_score", "n_removed_offset", "n_interpolated")}
         if params.get("angles"):
             joint_angles(pose3d, params["angles"])  # fail now on unknown body parts
-        checksums = {camera: checksum for camera, _, checksum in members}
+        checksums = {m.camera: m.checksum for m in members}
         return (pose3d, result.reprojection_error, result.n_cameras, sorted(present),
                 _plain_json(summary), _plain_json(result.transform),
                 json.loads(calibration_json).get("units") or "mm", checksums,
@@ -797,8 +811,30 @@ class Triangulation(dj.Computed):
                        individual_layout=individual_layout)
 
 
-def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
+class _Member(typing.NamedTuple):
+    """One camera of a triangulation, as read by ``Triangulation.make_fetch``."""
+
+    camera: str
+    est_items: tuple
+    checksum: str
+    recording_id: int
+    nframes: int
+    fps: float
+    pairs: tuple[tuple[str, str], ...]
+    position: np.ndarray
+    confidence: np.ndarray
+    keypoints: tuple[str, ...]
+    individuals: tuple[str, ...]
+    pose_fps: float | None
+    timestamps: np.ndarray | None
+    skeleton: tuple[tuple[str, str], ...]
+
+
+def _member_poses(members: Sequence[_Member]
+                  ) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
     """2D poses per camera, checked to agree in frames, rate, individuals and body parts.
+
+    Pure: works on what ``make_fetch`` read.
 
     Returns:
         ``{camera: PoseData}`` restricted to the shared body parts (model order), and
@@ -808,11 +844,7 @@ def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
         TriangulationError: frame counts or rates differ (naming cameras and
             recordings), or a camera lacks body parts or individuals another has.
     """
-    infos = {}
-    for camera, est_items, _ in members:
-        est_key = dict(est_items)
-        nframes, fps = (model.RecordingInfo & est_key).fetch1("nframes", "fps")
-        infos[camera] = (est_key["recording_id"], int(nframes), float(fps))
+    infos = {m.camera: (m.recording_id, m.nframes, m.fps) for m in members}
     for what, index in (("number of frames", 1), ("frame rate", 2)):
         values = {info[index] for info in infos.values()}
         if max(values) - min(values) > (1e-3 * max(values) if index == 2 else 0):
@@ -822,11 +854,7 @@ def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
                 f"cameras disagree on the {what}: {listed}; the recordings of a camera group "
                 "must be synchronised (frame i of every camera taken at the same time)"
             )
-    pairs: dict[str, set[tuple[str, str]]] = {}
-    for camera, est_items, _ in members:
-        est_key = dict(est_items)
-        rows = (model.PoseEstimation.BodyPartPosition & est_key).proj().to_dicts()
-        pairs[camera] = {(r["individual"], r["body_part"]) for r in rows}
+    pairs = {m.camera: set(m.pairs) for m in members}
     cameras = list(pairs)
     union = set().union(*pairs.values())
     problems = []
@@ -848,13 +876,12 @@ def _member_poses(members) -> tuple[dict[str, PoseData], set[tuple[str, str]]]:
             "; ".join(problems) + ". Every camera must track the same body parts and "
             "individuals (check the model outputs of these recordings)"
         )
-    first_key = dict(members[0][1])
-    body_parts = [b for b in model.Model.body_parts(first_key)
-                  if any(p == b for _, p in union)]
+    model_parts = members[0].keypoints  # the model's body parts, in its order
+    body_parts = [b for b in model_parts if any(p == b for _, p in union)]
     individuals = sorted({i for i, _ in union}, key=_natural_key)
-    poses = {
-        camera: model.PoseEstimation.fetch_pose(dict(est_items), body_parts=body_parts,
-                                                individuals=individuals)
-        for camera, est_items, _ in members
-    }
+    poses = {}
+    for m in members:
+        full = PoseData(m.position, m.confidence, list(m.keypoints), list(m.individuals),
+                        fps=m.pose_fps, timestamps=m.timestamps, skeleton=list(m.skeleton))
+        poses[m.camera] = full.select(keypoints=body_parts, individuals=individuals)
     return poses, union

@@ -299,3 +299,20 @@ def test_body_part_missing_in_one_camera_is_an_error(pipeline, multicam, scene):
     assert "camera 'centre' (recording 41) has no estimates" in message
     assert "['tail_base']" in message and "['left', 'right']" in message
     assert not (multicam.Triangulation.BodyPart3D & task)
+
+
+def test_triangulation_compute_reads_nothing_from_the_database(pipeline, multicam, scene):
+    """make_fetch reads everything; make_compute works on it alone (tripartite contract)."""
+    _group, task, truth = _add_group(pipeline, multicam, scene, 7)
+    table = multicam.Triangulation()
+    fetched = table.make_fetch(task)
+    # the 2D estimations vanish before the compute step: it must not need them
+    members = multicam.CameraGroup.Member & task
+    rows = pipeline.model.PoseEstimation & members.proj() & scene["model"]
+    assert len(rows) == 3
+    (pipeline.model.PoseEstimation.BodyPartPosition & rows.proj()).delete_quick()
+    rows.delete_quick()
+    assert not rows
+    pose3d, *_ = table.make_compute(task, *fetched)
+    assert pose3d.position.shape == (N_FRAMES, 1, len(PARTS), 3)
+    assert np.isfinite(pose3d.position).mean() > 0.9
