@@ -303,7 +303,7 @@ def test_body_part_missing_in_one_camera_is_an_error(pipeline, multicam, scene):
 
 def test_triangulation_compute_reads_nothing_from_the_database(pipeline, multicam, scene):
     """make_fetch reads everything; make_compute works on it alone (tripartite contract)."""
-    _group, task, truth = _add_group(pipeline, multicam, scene, 7)
+    _group, task, _truth = _add_group(pipeline, multicam, scene, 7)
     table = multicam.Triangulation()
     fetched = table.make_fetch(task)
     # the 2D estimations vanish before the compute step: it must not need them
