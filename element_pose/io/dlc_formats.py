@@ -27,10 +27,10 @@ __all__ = ["detect_dlc_h5", "read_dlc_h5_checked", "validate_dlc_h5"]
 
 
 def _h5_keys(path: Path) -> list[str]:
-    import h5py
+    import pandas as pd
 
-    with h5py.File(path, "r") as f:
-        return list(f.keys())
+    with pd.HDFStore(path, mode="r") as store:
+        return [k.lstrip("/") for k in store.keys()]
 
 
 def validate_dlc_h5(path: Path) -> None:
@@ -44,7 +44,7 @@ def validate_dlc_h5(path: Path) -> None:
         raise PoseFormatError(f"{path} is not an HDF5 file (DeepLabCut .h5 output expected)")
     try:
         keys = _h5_keys(path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise PoseFormatError(f"cannot open DeepLabCut output {path}: {exc}") from exc
     if dlc.H5_KEY not in keys:
         raise PoseFormatError(

@@ -82,3 +82,18 @@ def test_import_element_pose_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_wrong_hdf5_for_the_format_is_named(tmp_path):
+    import sleap_io as sio
+
+    skeleton = sio.Skeleton(["a", "b"])
+    video = sio.Video(filename="v.mp4", open_backend=False)
+    labels = sio.Labels([sio.LabeledFrame(video=video, frame_idx=0, instances=[
+        sio.PredictedInstance.from_numpy(np.ones((2, 2)), skeleton=skeleton,
+                                         point_scores=np.ones(2), score=1.0)])])
+    path = tmp_path / "sleap.h5"
+    sio.save_analysis_h5(labels, str(path))
+    assert detect_format(path) == "sleap_analysis_h5"
+    with pytest.raises(PoseFormatError, match=r"sleap\.h5 is not a DeepLabCut pose output"):
+        read_pose(path, fmt="dlc_h5")
