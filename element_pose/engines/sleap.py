@@ -40,7 +40,9 @@ class SleapEngine(FileEngine):
         Raises:
             EngineError: naming the source when no skeleton can be read from it.
         """
-        import sleap_io as sio
+        from element_pose.io.sleap import import_sleap_io
+
+        sio = import_sleap_io()
 
         path = Path(source)
         if path.is_dir():

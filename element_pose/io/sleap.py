@@ -50,6 +50,7 @@ __all__ = [
     "SleapFormatError",
     "detect_sleap_analysis_h5",
     "detect_slp",
+    "import_sleap_io",
     "read_sleap",
     "validate_sleap_analysis_h5",
     "validate_slp",
@@ -62,6 +63,17 @@ ANALYSIS_DATASETS = ("tracks", "node_names")
 
 class SleapFormatError(PoseFormatError):
     """A SLEAP file is missing, unreadable or not in the expected layout."""
+
+
+def import_sleap_io():
+    """Import sleap-io, with an install hint when it is missing."""
+    try:
+        import sleap_io
+    except ImportError as exc:
+        raise ImportError(
+            "reading SLEAP files needs sleap-io: pip install 'element-pose[sleap]'"
+        ) from exc
+    return sleap_io
 
 
 # ------------------------------------------------------------------ validators
@@ -118,7 +130,7 @@ def detect_sleap_analysis_h5(path: Path) -> bool:
 
 # ---------------------------------------------------------------------- reader
 def _load_labels(path: Path):
-    import sleap_io as sio
+    sio = import_sleap_io()
 
     try:
         if path.suffix.lower() == ".slp":
@@ -163,7 +175,7 @@ def _track_names(tracks: list) -> list[str]:
 
 def _frame_instances(lf, slot_of: dict[int, int] | None, user_instances: bool) -> list:
     """``[(slot, instance)]`` of one labelled frame (user labels override predictions)."""
-    import sleap_io as sio
+    sio = import_sleap_io()
 
     if slot_of is not None:  # tracked: one instance per track
         chosen: dict[int, object] = {}
@@ -183,7 +195,7 @@ def _frame_instances(lf, slot_of: dict[int, int] | None, user_instances: bool) -
 
 def _fill(labels, video, keypoints: list[str], user_instances: bool):
     """Arrays ``(frames, slots, keypoints, 2)``, point and instance scores, slot names."""
-    import sleap_io as sio
+    sio = import_sleap_io()
 
     frames = sorted(labels.find(video), key=lambda lf: lf.frame_idx)
     tracks = list(labels.tracks)

@@ -148,3 +148,16 @@ def test_getting_engines_imports_no_pose_package():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_sleap_model_from_a_skeleton_file_or_model_folder(tmp_path):
+    skeleton = sio.Skeleton(["head", "tail"], edges=[("head", "tail")])
+    folder = tmp_path / "model"
+    folder.mkdir()
+    sio.save_skeleton(skeleton, str(folder / "skeleton.json"))
+    engine = get_engine("sleap")
+    model = engine.describe_model(folder / "skeleton.json")
+    assert model.keypoints == ["head", "tail"] and model.skeleton == [("head", "tail")]
+    assert model.individuals == ["individual_0"] and not model.multi_animal
+    with pytest.raises(EngineError, match=r"model.training_config\.json"):
+        engine.describe_model(folder)
