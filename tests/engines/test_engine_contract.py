@@ -161,3 +161,18 @@ def test_sleap_model_from_a_skeleton_file_or_model_folder(tmp_path):
     assert model.individuals == ["individual_0"] and not model.multi_animal
     with pytest.raises(EngineError, match=r"model.training_config\.json"):
         engine.describe_model(folder)
+
+
+def test_lightning_pose_model_from_csv_and_multi_view_config(tmp_path):
+    engine = get_engine("lightning_pose")
+    model_dir, _, _, _, keypoints = _lightning_pose_case(tmp_path)
+    from_csv = engine.describe_model(model_dir / "video_preds" / "mouse.csv")
+    assert from_csv.keypoints == keypoints and from_csv.scorer == "heatmap_tracker"
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(
+        {"data": {"keypoint_names": keypoints, "view_names": ["top", "side"]},
+         "model": {"model_type": "heatmap_mhcrnn"}}))
+    multi = engine.describe_model(model_dir)
+    assert multi.options == {"views": ["top", "side"], "model_type": "heatmap_mhcrnn"}
+    (model_dir / "config.yaml").write_text(yaml.safe_dump({"data": {}}))
+    with pytest.raises(EngineError, match=r"config\.yaml names no keypoints"):
+        engine.describe_model(model_dir)

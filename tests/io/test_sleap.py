@@ -83,9 +83,10 @@ def test_analysis_h5_reads_the_same_values(tmp_path):
     _check_multi_animal(read_pose(path))
 
 
-def test_instance_scores_as_confidence(tmp_path):
-    path = tmp_path / "preds.slp"
-    sio.save_slp(_labels(), str(path))
+@pytest.mark.parametrize("name", ["preds.slp", "preds.analysis.h5"])
+def test_instance_scores_as_confidence(tmp_path, name):
+    path = tmp_path / name
+    (sio.save_slp if name.endswith(".slp") else sio.save_analysis_h5)(_labels(), str(path))
     pose = read_sleap(path, confidence="instance")
     np.testing.assert_allclose(pose.confidence[5, 0], [0.75] * 3, rtol=1e-6)
     np.testing.assert_allclose(pose.confidence[5, 1], [0.85] * 3, rtol=1e-6)
