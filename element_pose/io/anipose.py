@@ -1,0 +1,272 @@
+"""anipose files: 3D pose CSVs in, ``calibration.toml`` in and out.
+
+* 3D CSV (``pose-3d/<trial>.csv``, written by ``anipose triangulate``): one row per
+  frame and, per keypoint ``bp``, the columns ``bp_x, bp_y, bp_z`` (calibration unit),
+  ``bp_error`` (mean reprojection error, px), ``bp_ncams`` (cameras used; NaN when
+  fewer than 2) and ``bp_score`` (smallest 2D score of the cameras used, in [0, 1]);
+  then ``M_00`` .. ``M_22`` and ``center_0`` .. ``center_2`` (the axis alignment:
+  written points are ``M @ p - center``) and ``fnum``.
+  :func:`read_anipose_3d` returns the structure :mod:`element_pose.processing.threed`
+  and the ``multicam.Triangulation`` table store (a
+  :class:`~element_pose.processing.threed.TriangulationResult`); the registered
+  reader ``anipose_3d_csv`` returns its 3D :class:`PoseData`.
+* ``calibration.toml`` (``[cam_0]`` ... tables of ``name``, ``size``, ``matrix``,
+  ``distortions``, ``rotation``, ``translation``, and ``[metadata]``), read into and
+  written from :class:`~element_pose.processing.threed.CalibrationResult`, so a
+  calibration made here can be used by anipose, and one made by anipose stored here.
+
+anipose 3D files hold one animal: one individual ``individual_0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from element_pose.io.registry import (
+    PoseFormatError,
+    check_scores,
+    register_format,
+    require_file,
+)
+from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CAMERA_KEYS",
+    "AniposeFormatError",
+    "detect_anipose_3d_csv",
+    "read_anipose_3d",
+    "read_anipose_3d_pose",
+    "read_anipose_calibration",
+    "validate_anipose_3d_csv",
+    "validate_anipose_calibration",
+    "write_anipose_calibration",
+]
+
+SOFTWARE = "anipose"
+POINT_FIELDS = ("x", "y", "z", "error", "ncams", "score")
+CAMERA_KEYS = ("name", "size", "matrix", "distortions", "rotation", "translation")
+_TRANSFORM_COLUMNS = (*(f"M_{i}{j}" for i in range(3) for j in range(3)),
+                      *(f"center_{i}" for i in range(3)))
+
+
+class AniposeFormatError(PoseFormatError):
+    """An anipose file is missing, unreadable or not in the expected layout."""
+
+
+# -------------------------------------------------------------------- 3D CSV
+def _csv_columns(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AniposeFormatError(f"cannot read anipose 3D CSV {path}: {exc}") from exc
+    return [c.strip() for c in line.rstrip("\r\n").split(",")]
+
+
+def _keypoints(columns: list[str]) -> list[str]:
+    names = [c[:-2] for c in columns if c.endswith("_x")]
+    return [k for k in dict.fromkeys(names) if all(f"{k}_{f}" in columns for f in "yz")]
+
+
+def validate_anipose_3d_csv(path: Path) -> None:
+    """Check the header of an anipose 3D CSV.
+
+    Raises:
+        AniposeFormatError: naming the file and the missing columns.
+    """
+    path = require_file(path, "anipose 3D CSV", AniposeFormatError)
+    columns = _csv_columns(path)
+    keypoints = _keypoints(columns)
+    if not keypoints:
+        raise AniposeFormatError(
+            f"{path} is not an anipose 3D CSV: no <keypoint>_x/_y/_z columns in {columns[:8]}"
+        )
+    missing = [f"{k}_{f}" for k in keypoints for f in POINT_FIELDS if f"{k}_{f}" not in columns]
+    if missing:
+        raise AniposeFormatError(f"{path}: anipose 3D CSV lacks the columns {missing}")
+
+
+def detect_anipose_3d_csv(path: Path) -> bool:
+    """Whether a file looks like an anipose 3D CSV."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        validate_anipose_3d_csv(path)
+    except PoseFormatError:
+        return False
+    return True
+
+
+def read_anipose_3d(path: str | Path, *, fps: float | None = None):
+    """Read an anipose 3D CSV into a :class:`~element_pose.processing.threed.TriangulationResult`.
+
+    Args:
+        path: The CSV.
+        fps: Frame rate to attach (the CSV stores none).
+
+    Returns:
+        The 3D pose (confidence = anipose's score), the per-point reprojection
+        error and number of cameras (0 where anipose wrote NaN), and the axis
+        transform when the file carries a non-trivial one.  ``cameras`` is empty
+        (anipose does not write which cameras were used) and ``params`` is
+        ``{"source": "anipose"}``.
+
+    Raises:
+        AniposeFormatError: naming the file for missing columns, non-numeric
+            values, scores outside [0, 1], negative errors or camera counts.
+    """
+    import pandas as pd
+
+    from element_pose.processing.threed import TriangulationResult
+
+    path = require_file(path, "anipose 3D CSV", AniposeFormatError)
+    validate_anipose_3d_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise AniposeFormatError(f"cannot read anipose 3D CSV {path}: {exc}") from exc
+    keypoints = _keypoints(list(df.columns))
+    try:
+        table = {c: pd.to_numeric(df[c], errors="raise").to_numpy(np.float64)
+                 for c in df.columns if c.rsplit("_", 1)[-1] in POINT_FIELDS
+                 or c in _TRANSFORM_COLUMNS or c == "fnum"}
+    except (TypeError, ValueError) as exc:
+        raise AniposeFormatError(f"{path}: non-numeric value: {exc}") from exc
+    n_rows = len(df)
+    rows = np.arange(n_rows)
+    if "fnum" in table:
+        fnum = table["fnum"]
+        if not np.all(np.isfinite(fnum)) or np.any(fnum < 0) or np.any(fnum != np.round(fnum)) \
+                or len(np.unique(fnum)) != n_rows:
+            raise AniposeFormatError(f"{path}: fnum holds negative, repeated or non-integer "
+                                     "frame numbers")
+        rows = fnum.astype(np.int64)
+    n_frames = int(rows.max()) + 1 if n_rows else 0
+
+    def grid(field: str) -> np.ndarray:
+        out = np.full((n_frames, 1, len(keypoints)), np.nan)
+        for j, k in enumerate(keypoints):
+            out[rows, 0, j] = table[f"{k}_{field}"]
+        return out
+
+    position = np.stack([grid(a) for a in "xyz"], axis=-1)
+    score, error, ncams = grid("score"), grid("error"), grid("ncams")
+    check_scores(score, path, "score", 0.0, 1.0, error=AniposeFormatError)
+    check_scores(error, path, "reprojection error", 0.0, None, error=AniposeFormatError)
+    check_scores(ncams, path, "ncams", 0.0, None, error=AniposeFormatError)
+    pose = PoseData(position=position, confidence=score, keypoints=keypoints,
+                    individuals=[SINGLE_INDIVIDUAL], fps=fps, source_software=SOFTWARE)
+    return TriangulationResult(
+        pose=pose,
+        reprojection_error=error.astype(np.float32),
+        n_cameras=np.nan_to_num(ncams, nan=0.0).astype(np.int16),
+        cameras=[],
+        params={"source": SOFTWARE},
+        transform=_transform(table, path),
+    )
+
+
+def _transform(table: dict[str, np.ndarray], path: Path) -> dict[str, list] | None:
+    if not all(c in table for c in _TRANSFORM_COLUMNS) or not len(table["M_00"]):
+        return None
+    first = {c: table[c][0] for c in _TRANSFORM_COLUMNS}
+    if any(not np.allclose(table[c], v, equal_nan=True) for c, v in first.items()):
+        raise AniposeFormatError(f"{path}: the M_ij/center_i columns change between rows")
+    m = np.array([[first[f"M_{i}{j}"] for j in range(3)] for i in range(3)])
+    center = np.array([first[f"center_{i}"] for i in range(3)])
+    if np.allclose(m, np.eye(3)) and np.allclose(center, 0):
+        return None
+    if not np.allclose(m @ m.T, np.eye(3), atol=1e-6):
+        raise AniposeFormatError(f"{path}: M_ij is not a rotation matrix")
+    # anipose writes M @ p - center; element-pose's transform is rotation @ (p - origin)
+    return {"rotation": m.tolist(), "origin": (m.T @ center).tolist()}
+
+
+def read_anipose_3d_pose(path: str | Path, *, fps: float | None = None) -> PoseData:
+    """The 3D :class:`PoseData` of an anipose 3D CSV (see :func:`read_anipose_3d`)."""
+    return read_anipose_3d(path, fps=fps).pose
+
+
+# --------------------------------------------------------- calibration.toml
+def validate_anipose_calibration(path: str | Path) -> dict:
+    """Check an anipose ``calibration.toml`` and return its parsed tables.
+
+    Raises:
+        AniposeFormatError: naming the file and the table or key that is wrong.
+    """
+    path = require_file(path, "anipose calibration", AniposeFormatError)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AniposeFormatError(f"{path} is not valid TOML: {exc}") from exc
+    cams = [k for k, v in data.items() if k.startswith("cam_") and isinstance(v, dict)]
+    if not cams:
+        raise AniposeFormatError(f"{path}: no [cam_N] tables (anipose calibration expected)")
+    for key in cams:
+        missing = [c for c in CAMERA_KEYS if c not in data[key]]
+        if missing:
+            raise AniposeFormatError(f"{path}: [{key}] lacks {missing}")
+        cam = data[key]
+        shapes = {"size": (2,), "matrix": (3, 3), "rotation": (3,), "translation": (3,)}
+        for field, shape in shapes.items():
+            try:
+                value = np.asarray(cam[field], dtype=np.float64)
+            except (TypeError, ValueError):
+                value = np.empty(0)
+            if value.shape != shape or not np.all(np.isfinite(value)):
+                raise AniposeFormatError(
+                    f"{path}: [{key}] {field} must be {shape} finite numbers, got {cam[field]!r}")
+    names = [str(data[k]["name"]) for k in cams]
+    if len(set(names)) != len(names):
+        raise AniposeFormatError(f"{path}: camera names repeat: {names}")
+    return data
+
+
+def read_anipose_calibration(path: str | Path):
+    """Read an anipose ``calibration.toml`` into a ``CalibrationResult``.
+
+    Raises:
+        AniposeFormatError: naming the file when it is not a valid calibration.
+    """
+    from element_pose.processing.threed import CalibrationResult, ThreeDParamsError
+
+    validate_anipose_calibration(path)
+    try:
+        return CalibrationResult.from_toml(Path(path))
+    except ThreeDParamsError as exc:
+        raise AniposeFormatError(f"{path}: {exc}") from exc
+
+
+def write_anipose_calibration(calibration, path: str | Path) -> Path:
+    """Write a ``CalibrationResult`` as an anipose ``calibration.toml`` (atomically).
+
+    The file is what ``aniposelib.cameras.CameraGroup.load`` and ``anipose`` read.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(calibration.to_toml(), encoding="utf-8")
+        validate_anipose_calibration(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("wrote anipose calibration of %d cameras to %s", len(calibration.cameras), path)
+    return path
+
+
+register_format(
+    "anipose_3d_csv",
+    read_anipose_3d_pose,
+    validator=validate_anipose_3d_csv,
+    detector=detect_anipose_3d_csv,
+    suffixes=(".csv",),
+    software=SOFTWARE,
+    description="anipose triangulate output (3D CSV: x, y, z, error, ncams, score)",
+)
