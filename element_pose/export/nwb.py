@@ -39,11 +39,17 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.export.nwb_layout import (
+    DEFAULT_NAME,
+    ExpectedContainer,
+    NWBReadBackError,  # noqa: F401  (re-exported: raised by write_nwb / append_to_nwb)
+    open_nwb,
+    verify_pose_containers,
+)
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NAME = "PoseEstimation"
 BEHAVIOR_MODULE = "behavior"
 TRAINING_NAME = "PoseTraining"
 REFERENCE_FRAME_2D = "(0,0) is the top-left corner of the video frame"
@@ -675,6 +681,9 @@ def add_pose_estimation(
         description = (f"Estimated positions of {len(pose.keypoints)} keypoints"
                        f"{' (3D)' if three_d else ''} by {software}"
                        f"{' model ' + pose.scorer if pose.scorer else ''}.")
+        if pose.individuals[0] != SINGLE_INDIVIDUAL:
+            description += (f" Individual {pose.individuals[0]!r} of the pose estimation "
+                            "(its name in the original tracking output).")
         if pose.provenance:
             steps = ", ".join(str(s.get("step", s)) for s in pose.provenance)
             description += f" Processing steps: {steps}."
@@ -684,7 +693,7 @@ def add_pose_estimation(
         "description": description,
         "scorer": pose.scorer or None,
         "source_software": software,
-        "source_software_version": pose.source_software_version,
+        "source_software_version": pose.source_software_version or None,
         "skeleton": skeleton,
         "device": device,
         "source_video": source_video,
@@ -780,6 +789,7 @@ def write_nwb(
     try:
         with NWBHDF5IO(str(tmp), mode="w") as io:
             io.write(nwbfile)
+        verify_pose_containers(tmp, [_expected(name, pose)])
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -810,8 +820,6 @@ def append_to_nwb(
         NWBExportError: name already used, several individuals, no time base.
         MetadataError: invalid video metadata.
     """
-    from pynwb import NWBHDF5IO
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no NWB file to append to: {path}")
@@ -821,7 +829,7 @@ def append_to_nwb(
     problems = [p for p in problems if not p.startswith("session")]
     if problems:
         raise MetadataError(problems, context=f"append to {path}")
-    with NWBHDF5IO(str(path), mode="a") as io:
+    with open_nwb(path, mode="a") as io:  # ndx-pose registered before the file is read
         nwbfile = io.read()
         # hdmf cannot link to a dataset created in the same append: store times per series
         add_pose_estimation(nwbfile, pose, camera=camera, video=video, name=name,
@@ -829,8 +837,14 @@ def append_to_nwb(
         if training is not None:
             add_pose_training(nwbfile, training, pose, relative_to=path.parent)
         io.write(nwbfile)
+    verify_pose_containers(path, [_expected(name, pose)])
     log.info("appended %s to %s", name, path)
     return path
+
+
+def _expected(name: str, pose: PoseData) -> ExpectedContainer:
+    return ExpectedContainer(name=name, keypoints=list(pose.keypoints),
+                             n_frames=pose.n_frames, n_space=pose.n_space)
 
 
 # ---------------------------------------------------------------- multi-animal
@@ -855,6 +869,31 @@ class IndividualExport:
 
 def _safe_id(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", value).strip("-") or "x"
+
+
+def individual_metadata(subject: SubjectMetadata, session: SessionMetadata, individual: str,
+                        *, subject_id: str | None = None,
+                        ) -> tuple[SubjectMetadata, SessionMetadata]:
+    """Subject and session metadata of one individual's file of a multi-animal recording.
+
+    The individual's original name (e.g. ``animal0``) goes where readers find it:
+
+    * ``Subject.subject_id``: ``<subject_id>-<individual>`` (made safe for DANDI) unless
+      ``subject_id`` is given; ``Subject.description`` names the individual;
+    * ``NWBFile.identifier`` (movement names the individual after it):
+      ``<individual>_sub-<subject id>_ses-<session id>``, or
+      ``<session.identifier>-<individual>`` when the session has an identifier.
+
+    The PoseEstimation's description names it too (see :func:`add_pose_estimation`).
+    """
+    sub_id = subject_id or f"{subject.subject_id}-{_safe_id(individual)}"
+    note = f"individual {individual!r} of a multi-animal recording"
+    sub = dataclasses.replace(
+        subject, subject_id=sub_id,
+        description=(subject.description + "; " if subject.description else "") + note)
+    identifier = (f"{session.identifier}-{individual}" if session.identifier
+                  else f"{individual}_sub-{subject.subject_id}_ses-{session.session_id}")
+    return sub, dataclasses.replace(session, identifier=identifier)
 
 
 def plan_individual_files(
@@ -889,24 +928,10 @@ def plan_individual_files(
     names = list(individuals) if individuals is not None else list(pose.individuals)
     plans = []
     for individual in names:
-        if individual in subjects:
-            sub = subjects[individual]
-        elif len(pose.individuals) == 1:
-            sub = subject
-        else:
-            sub = dataclasses.replace(
-                subject,
-                subject_id=f"{subject.subject_id}-{_safe_id(individual)}",
-                description=(subject.description + "; " if subject.description else "")
-                + f"individual {individual!r} of a multi-animal recording",
-            )
-        ses = session
-        if len(names) > 1 or len(pose.individuals) > 1:
-            ses = dataclasses.replace(
-                session,
-                identifier=(f"{session.identifier}-{_safe_id(individual)}"
-                            if session.identifier else None),
-            )
+        sub, ses = subject, session
+        if len(pose.individuals) > 1 or len(names) > 1:
+            sub, ses = individual_metadata(subject, session, individual)
+        sub = subjects.get(individual, sub)
         plans.append(IndividualExport(
             individual=individual,
             pose=pose.select(individuals=[individual]),
@@ -1116,9 +1141,7 @@ def read_pose_from_nwb(path: str | Path, name: str = DEFAULT_NAME) -> PoseData:
     Raises:
         KeyError: no PoseEstimation of that name (the message lists those present).
     """
-    from pynwb import NWBHDF5IO
-
-    with NWBHDF5IO(str(path), mode="r") as io:
+    with open_nwb(path, mode="r") as io:
         nwbfile = io.read()
         pe = _find_pose_estimation(nwbfile, name)
         series = pe.pose_estimation_series
@@ -1163,9 +1186,7 @@ def read_pose_from_nwb(path: str | Path, name: str = DEFAULT_NAME) -> PoseData:
 
 def list_pose_estimations(path: str | Path) -> list[str]:
     """Names of the PoseEstimation containers in a file (``module/name``)."""
-    from pynwb import NWBHDF5IO
-
-    with NWBHDF5IO(str(path), mode="r") as io:
+    with open_nwb(path, mode="r") as io:
         nwbfile = io.read()
         return [f"{m.name}/{k}" for m in nwbfile.processing.values()
                 for k, v in m.data_interfaces.items() if v.neurodata_type == "PoseEstimation"]
