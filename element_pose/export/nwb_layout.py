@@ -227,6 +227,8 @@ class ExpectedContainer:
 
 def _attr(obj, name: str) -> str:
     value = obj.attrs.get(name)
+    if value is None:
+        return "?"
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
