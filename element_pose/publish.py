@@ -257,6 +257,8 @@ def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
                     subject_id=f"{subject.subject_id}-{individual}")
             placed.append(place_videos(video.paths, item.path, videos, prefix=camera.name))
             video = dataclasses.replace(video, paths=placed[-1].paths)
+            if sum(c.name == camera.name for c, _ in media) > 1:  # one series per recording
+                video.name = f"{video.name}_rec{key['recording_id']}"
             training = None
             if include_training and n == 0:
                 training = TrainingData.from_dlc_project(model.Model.config_path(key))
@@ -318,7 +320,13 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
                               "recording": key["recording_id"]}
                              for (key, _), (camera, _) in zip(poses, media, strict=True)],
                             taken=present)
-    for (_, pose), (camera, video), name in zip(poses, media, names, strict=True):
+    import h5py
+
+    with h5py.File(nwb_path, "r") as h5:
+        series = set(h5["acquisition"]) if "acquisition" in h5 else set()
+    for (key, pose), (camera, video), name in zip(poses, media, names, strict=True):
+        if video.name in series or sum(c.name == camera.name for c, _ in media) > 1:
+            video.name = f"{video.name}_rec{key['recording_id']}"  # never another's video
         append_to_nwb(nwb_path, pose, camera=camera, video=video, name=name)
     return names
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import filecmp
 import logging
 import os
 import re
@@ -132,10 +131,14 @@ def _candidates(src: Path, prefix: str) -> Iterator[str]:
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """The same file, or a copy of it (same size and modification time, as copy2 keeps)."""
     try:
-        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=True)
+        if os.path.samefile(a, b):
+            return True
+        sa, sb = a.stat(), b.stat()
     except OSError:
         return False
+    return sa.st_size == sb.st_size and sa.st_mtime_ns == sb.st_mtime_ns
 
 
 def place_videos(paths: Sequence[str | Path], nwb_path: str | Path, mode: str = "hardlink",
