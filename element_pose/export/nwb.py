@@ -559,6 +559,8 @@ def add_pose_estimation(
     relative_to: str | Path | None = None,
     link_timestamps: bool = True,
     compression: str | None = COMPRESSION,
+    device: Any = None,
+    parent: Any = None,
 ):
     """Add one ``PoseEstimation`` (and its device, skeleton, video) to an ``NWBFile``.
 
@@ -583,6 +585,10 @@ def add_pose_estimation(
             when appending: hdmf cannot link to a dataset created in the same write).
         compression: HDF5 filter of the arrays: ``"gzip"`` (default; readable
             everywhere), ``"lzf"`` or ``None`` (several times faster to write).
+        device: A device already in the file (e.g. an ndx-pose ``CalibratedCamera``)
+            to link instead of one made from ``camera``.
+        parent: A ``MultiCameraPoseEstimation`` that holds this (per camera view)
+            PoseEstimation instead of the ``behavior`` module.
 
     Returns:
         The ``ndx_pose.PoseEstimation``.
@@ -590,7 +596,7 @@ def add_pose_estimation(
     Raises:
         NWBExportError: several individuals, a name already used, no time base.
     """
-    from ndx_pose import PoseEstimation, PoseEstimationSeries
+    from ndx_pose import PoseEstimation
     from pynwb.image import ImageSeries
 
     if len(pose.individuals) != 1:
@@ -602,13 +608,14 @@ def add_pose_estimation(
     if pose.timestamps is None and pose.fps is None:
         raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
     module = _behavior_module(nwbfile)
-    if name in module.data_interfaces:
+    if name in (module.data_interfaces if parent is None else parent.pose_estimations):
         raise NWBExportError(
             f"processing/{BEHAVIOR_MODULE} already holds {name!r}; pass a distinct name= "
             "(e.g. 'PoseEstimation_<camera>') for another camera or model"
         )
     subject = nwbfile.subject
-    device = _get_or_create_device(nwbfile, camera) if camera is not None else None
+    if device is None and camera is not None:
+        device = _get_or_create_device(nwbfile, camera)
     skeleton_owner = subject.subject_id if subject is not None else pose.individuals[0]
     skeleton = _get_or_create_skeleton(
         module, f"{skeleton_owner}_skeleton", list(pose.keypoints), _skeleton_edges(pose),
@@ -618,32 +625,9 @@ def add_pose_estimation(
     unit = unit or ("a.u." if three_d else "pixels")
     reference_frame = reference_frame or (REFERENCE_FRAME_3D if three_d else REFERENCE_FRAME_2D)
 
-    # regular sampling is written as rate + starting time (NWB best practice); only
-    # irregular timestamps are stored, once, and linked from the other series
-    timestamps = _irregular_timestamps(pose)
-    time_kwargs: dict[str, Any]
-    if timestamps is not None:
-        time_kwargs = {"timestamps": _compressed(timestamps, compression)}
-    else:
-        time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.time()[0])}
-    series = []
-    for k, keypoint in enumerate(pose.keypoints):
-        pes = PoseEstimationSeries(
-            name=keypoint,
-            description=f"Estimated position of {keypoint}.",
-            data=_compressed(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32),
-                             compression),
-            unit=unit,
-            reference_frame=reference_frame,
-            confidence=_compressed(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32),
-                                   compression),
-            confidence_definition=confidence_definition,
-            **time_kwargs,
-        )
-        series.append(pes)
-        if timestamps is not None and k == 0 and link_timestamps:
-            time_kwargs = {"timestamps": pes}  # link, do not duplicate
-
+    series, timestamps = pose_series(pose, unit=unit, reference_frame=reference_frame,
+                                     confidence_definition=confidence_definition,
+                                     link_timestamps=link_timestamps, compression=compression)
     source_video = None
     if video is not None:
         video_name = video.name or f"{camera.name if camera else 'camera'}_video"
@@ -699,8 +683,52 @@ def add_pose_estimation(
         "source_video": source_video,
     }
     pose_estimation = PoseEstimation(**{k: v for k, v in pe_kwargs.items() if v is not None})
-    module.add(pose_estimation)
+    if parent is None:
+        module.add(pose_estimation)
+    else:
+        parent.add_pose_estimation(pose_estimation)
     return pose_estimation
+
+
+def pose_series(pose: PoseData, *, unit: str, reference_frame: str,
+                confidence_definition: str = CONFIDENCE_DEFINITION,
+                link_timestamps: bool = True, compression: str | None = COMPRESSION,
+                ) -> tuple[list[Any], np.ndarray | None]:
+    """The data-writing path: one ``PoseEstimationSeries`` per keypoint (float32 arrays).
+
+    Regular sampling is written as rate + starting time (NWB best practice); only
+    irregular timestamps are stored, once, and linked from the other series.
+
+    Returns:
+        The series (in keypoint order) and the irregular timestamps (``None`` when
+        the sampling is regular).
+    """
+    from ndx_pose import PoseEstimationSeries
+
+    timestamps = _irregular_timestamps(pose)
+    time_kwargs: dict[str, Any]
+    if timestamps is not None:
+        time_kwargs = {"timestamps": _compressed(timestamps, compression)}
+    else:
+        time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.time()[0])}
+    series = []
+    for k, keypoint in enumerate(pose.keypoints):
+        pes = PoseEstimationSeries(
+            name=keypoint,
+            description=f"Estimated position of {keypoint}.",
+            data=_compressed(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32),
+                             compression),
+            unit=unit,
+            reference_frame=reference_frame,
+            confidence=_compressed(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32),
+                                   compression),
+            confidence_definition=confidence_definition,
+            **time_kwargs,
+        )
+        series.append(pes)
+        if timestamps is not None and k == 0 and link_timestamps:
+            time_kwargs = {"timestamps": pes}  # link, do not duplicate
+    return series, timestamps
 
 
 def build_nwbfile(
