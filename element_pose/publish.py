@@ -331,13 +331,17 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
     return names
 
 
-def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bool = False
-                             ) -> ExportedFile:
-    """Write one triangulation's 3D poses (ndx-pose 3D series) to an NWB file.
+def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bool = False,
+                             videos: str = "hardlink") -> ExportedFile:
+    """Write one triangulation's 3D poses to an NWB file (ndx-pose ``MultiCameraPoseEstimation``).
 
-    The file follows the DANDI layout with the suffix ``behavior``; the container is
-    ``PoseEstimation3D`` in ``behavior`` (x, y, z in the calibration's units; the
-    confidence is the triangulation score).
+    The file follows the DANDI layout with the suffix ``behavior``.  The 3D container
+    is ``behavior/PoseEstimation`` (movement reads it with default arguments): x, y, z
+    in the calibration's length unit (``mm`` -> ``millimeters``), confidence = the
+    triangulation score, source software ``element-pose`` with its version; each
+    camera is a ``CalibratedCamera`` device and has a per-view ``PoseEstimation``
+    child with its 2D poses and its video (placed beside the file, see
+    :func:`export_nwb`).  See :mod:`element_pose.export.nwb_3d`.
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed).
@@ -345,19 +349,47 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     """
     from element_pose import multicam
     from element_pose.export.dandi import dandi_relpath
-    from element_pose.export.nwb import write_nwb
+    from element_pose.export.nwb_3d import (
+        REFERENCE_FRAME_WORLD,
+        views_from_calibration,
+        write_nwb_3d,
+    )
+    from element_pose.export.nwb_layout import place_videos
 
     row = (multicam.Triangulation & key).fetch1()
     key = {k: row[k] for k in multicam.Triangulation.primary_key}
     pose = multicam.Triangulation.fetch_pose3d(key)
+    version = (row.get("software") or {}).get("element-pose")
+    pose = pose.replace(source_software="element-pose", source_software_version=version)
     subject, session = nwb_metadata(_session_key(multicam.Triangulation.reference_recording(key)))
     relpath = dandi_relpath(subject.subject_id, session.session_id, suffix="behavior")
     path = Path(output_dir) / relpath
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True")
-    write_nwb(path, pose, subject, session, name="PoseEstimation3D", overwrite=overwrite,
-              unit=str(row.get("units") or "mm"),
-              description=f"3D poses triangulated from cameras {row.get('cameras')}")
+    group = (multicam.CameraGroup & key).fetch1()
+    calibrated = {c["camera_name"]: c for c in (multicam.Calibration.Camera & group).to_dicts()}
+    views = views_from_calibration([calibrated[c] for c in row["cameras"]])
+    recordings = dict(multicam.CameraGroup.members(key))
+    placed = []
+    try:
+        for view in views:
+            est_key = {**recordings[view.camera.name], "model_name": key["model_name"]}
+            view.pose = _fetch(est_key, None)
+            _, video = _camera_and_video(est_key)
+            placed.append(place_videos(video.paths, path, videos, prefix=view.camera.name))
+            view.video = dataclasses.replace(video, paths=placed[-1].paths,
+                                             name=f"{view.camera.name}_video")
+        frame = REFERENCE_FRAME_WORLD
+        if row.get("transform"):
+            frame = (f"calibration world frame moved by the transform {row['transform']} "
+                     "(the cameras' rotation and translation are in the calibration frame "
+                     "before it)")
+        write_nwb_3d(path, pose, subject, session, views, overwrite=overwrite,
+                     unit=str(row.get("units") or "mm"), reference_frame=frame)
+    except BaseException:
+        for item in placed:
+            item.remove_created()
+        raise
     return ExportedFile(path, relpath, [_plain(key)])
 
 

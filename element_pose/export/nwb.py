@@ -1189,8 +1189,9 @@ def read_pose_from_nwb(path: str | Path, name: str = DEFAULT_NAME) -> PoseData:
             if first.timestamps is not None else None
         fps = float(first.rate) if first.rate is not None else None
         start = float(first.starting_time) if first.starting_time is not None else 0.0
-        if fps is None and pe.source_video is not None and pe.source_video.rate is not None:
-            fps = float(pe.source_video.rate)
+        source_video = getattr(pe, "source_video", None)  # MultiCameraPoseEstimation: none
+        if fps is None and source_video is not None and source_video.rate is not None:
+            fps = float(source_video.rate)
         skeleton = []
         if pe.skeleton is not None and pe.skeleton.edges is not None:
             skeleton = [(keypoints[int(a)], keypoints[int(b)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -390,3 +391,63 @@ def test_videos_beside_the_file_survive_a_copy(tmp_path, recording, subject, ses
     nwb.check_nwb(moved, skip_validate=True)  # the inspector finds the video
     with pytest.raises(ValueError, match="video mode"):
         place_videos([video], target, "move")
+
+
+def test_3d_export_multicamera_calibrated_cameras_and_movement_default(
+        tmp_path, recording, subject, session):
+    """3D: metric unit NWB Inspector accepts, triangulation-score confidence, calibrated
+    cameras linked through per-view PoseEstimations, version, movement's default name."""
+    from movement.io import load_poses
+    from pynwb import NWBHDF5IO
+
+    from element_pose.export.nwb_3d import (
+        CalibratedCameraMetadata,
+        CameraView,
+        nwb_length_unit,
+        write_nwb_3d,
+    )
+
+    video, truth = recording
+    video = Path(shutil.copy(video, tmp_path / video.name))
+    z = np.linspace(0, 1, truth.n_frames, dtype=np.float32)[:, None, None, None]
+    pose3d = truth.replace(position=np.concatenate(
+        [truth.position, np.broadcast_to(z, (*truth.position.shape[:3], 1))], axis=3),
+        source_software="element-pose", source_software_version="9.9.9")
+    k = [[500.0, 0, 80], [0, 500.0, 60], [0, 0, 1]]
+    views = [CameraView(CalibratedCameraMetadata(
+        name=name, intrinsic_matrix=k, rotation_matrix=np.eye(3),
+        translation_vector=[shift, 0, 0], distortion_coefficients=[0.1, 0, 0, 0, 0]),
+        pose=truth, video=nwb.VideoMetadata.from_files([video]))
+        for name, shift in (("left", -50.0), ("right", 50.0))]
+    path = write_nwb_3d(tmp_path / "3d.nwb", pose3d, subject, session, views, unit="mm")
+
+    with NWBHDF5IO(str(path), "r") as io:
+        f = io.read()
+        pe = f.processing["behavior"]["PoseEstimation"]
+        assert pe.neurodata_type == "MultiCameraPoseEstimation"
+        assert pe.source_software == "element-pose" and pe.source_software_version == "9.9.9"
+        series = pe.pose_estimation_series["nose"]
+        assert series.unit == "millimeters" and series.data.shape == (truth.n_frames, 3)
+        assert series.confidence_definition.startswith("Triangulation score")
+        for name, shift in (("left", -50.0), ("right", 50.0)):
+            camera = f.devices[name]
+            assert camera.neurodata_type == "CalibratedCamera"
+            np.testing.assert_allclose(camera.intrinsic_matrix[:], k)
+            np.testing.assert_allclose(camera.translation_vector[:], [shift, 0, 0])
+            view = pe.pose_estimations[name]
+            assert view.device is camera
+            assert view.source_video.external_file[0] == video.name
+            np.testing.assert_array_equal(view.pose_estimation_series["nose"].data[:],
+                                          truth.position[:, 0, 0])
+    ds = load_poses.from_nwb_file(path)  # default arguments find the 3D poses
+    assert list(ds.space.values) == ["x", "y", "z"]
+    np.testing.assert_array_equal(
+        ds.position.sel(keypoints="nose").transpose("time", "space", "individuals").values[:, :, 0],
+        pose3d.position[:, 0, 0])
+    back = nwb.read_pose_from_nwb(path)
+    np.testing.assert_array_equal(back.position, pose3d.position)
+    messages = nwb.check_nwb(path)  # no critical message, and no unit complaint
+    assert not [m for m in messages if "unit" in m.check_function_name]
+    assert nwb_length_unit("m") == "meters"
+    with pytest.raises(NWBExportError, match="length unit"):
+        nwb_length_unit("pixels")
