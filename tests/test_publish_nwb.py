@@ -235,3 +235,33 @@ def test_multi_animal_export_names_the_individuals(pipeline, raw_root, processed
         seen = json.loads(_run([sys.executable, "-c", _READERS, str(item.path),
                                 str(tmp_path / "read.npz")]))
         assert seen["individuals"] == [f"{individual}_sub-ma{unique}_ses-1"]
+
+
+def _readme_snippet(marker: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"# {marker}")
+    return text[start:text.index("```", start)]
+
+
+def test_readme_snippet_reads_several_estimations(pipeline, raw_root, processed_root, unique,
+                                                  tmp_path):
+    """The README's snippet for files with several containers, run as written."""
+    from element_pose.export.nwb import list_pose_estimations
+
+    session, tasks = _session(pipeline, raw_root, processed_root, f"rd{unique}",
+                              [(0, "cam0"), (1, "cam1")])
+    path = pipeline.publish.export_nwb(session, tmp_path / "all")[0].path
+    scope = {"path": path, "publish": pipeline.publish, "session_key": session,
+             "model": f"nwb_rd{unique}", "out": tmp_path}
+    exec(compile(_readme_snippet("nwb-readers snippet"), "README.md", "exec"), scope)
+    views = scope["views"]
+    assert sorted(views) == [f"PoseEstimation_cam0_nwb_rd{unique}",
+                             f"PoseEstimation_cam1_nwb_rd{unique}"]
+    for task, camera in zip(tasks, ("cam0", "cam1"), strict=True):
+        ds = views[f"PoseEstimation_{camera}_nwb_rd{unique}"]
+        stored = pipeline.model.PoseEstimation.fetch_pose(task)
+        np.testing.assert_array_equal(
+            ds.position.transpose("time", "individuals", "keypoints", "space")
+            .sel(keypoints=stored.keypoints).values, stored.position)
+    (one,) = scope["files"]
+    assert list_pose_estimations(one.path) == ["behavior/PoseEstimation"]  # keypoint-moseq
