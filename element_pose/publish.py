@@ -161,7 +161,7 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
     (``sub-<id>/<file stem>/<video>``, linked by relative path), so the export folder
     can be copied or moved as a whole.  Within a session, one estimation is named
     ``PoseEstimation`` (what movement and keypoint-moseq read by default); several
-    get unique names (:func:`element_pose.export.nwb_layout.container_names`:
+    get unique names (:func:`element_pose.export.nwb.layout.container_names`:
     ``PoseEstimation_<camera>_<model>``, plus ``_rec<recording_id>`` for several
     recordings of one camera with one model).  Multi-animal estimations give one
     file per individual (NWB holds one subject).  Every file is read back before
@@ -228,7 +228,7 @@ def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
         individual_metadata,
         write_nwb,
     )
-    from element_pose.export.nwb_layout import (
+    from element_pose.export.nwb.layout import (
         ExpectedContainer,
         container_names,
         place_videos,
@@ -301,7 +301,7 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
         ValueError: no estimation matches, or an estimation has several individuals.
     """
     from element_pose.export.nwb import append_to_nwb, list_pose_estimations
-    from element_pose.export.nwb_layout import container_names
+    from element_pose.export.nwb.layout import container_names
 
     nwb_path = Path(nwb_path)
     if not nwb_path.is_file():
@@ -341,7 +341,7 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     triangulation score, source software ``element-pose`` with its version; each
     camera is a ``CalibratedCamera`` device and has a per-view ``PoseEstimation``
     child with its 2D poses and its video (placed beside the file, see
-    :func:`export_nwb`).  See :mod:`element_pose.export.nwb_3d`.
+    :func:`export_nwb`).  See :mod:`element_pose.export.nwb.three_d`.
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed).
@@ -349,12 +349,12 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     """
     from element_pose import multicam
     from element_pose.export.dandi import dandi_relpath
-    from element_pose.export.nwb_3d import (
+    from element_pose.export.nwb.layout import place_videos
+    from element_pose.export.nwb.three_d import (
         REFERENCE_FRAME_WORLD,
         views_from_calibration,
         write_nwb_3d,
     )
-    from element_pose.export.nwb_layout import place_videos
 
     row = (multicam.Triangulation & key).fetch1()
     key = {k: row[k] for k in multicam.Triangulation.primary_key}

@@ -294,7 +294,7 @@ def test_append_in_a_fresh_process_writes_typed_containers(tmp_path, recording, 
 
 def test_read_back_catches_missing_or_empty_containers(tmp_path, recording, subject, session):
     """Every write is read back: an untyped or empty container is an error, not success."""
-    from element_pose.export.nwb_layout import (
+    from element_pose.export.nwb.layout import (
         ExpectedContainer,
         NWBReadBackError,
         verify_pose_containers,
@@ -350,7 +350,7 @@ def test_multi_animal_files_carry_the_individual_name(tmp_path, subject, session
 
 
 def test_container_names_are_unique_for_every_set():
-    from element_pose.export.nwb_layout import container_names
+    from element_pose.export.nwb.layout import container_names
 
     one = [{"camera": "cam0", "model": "m", "recording": 0}]
     assert container_names(one) == ["PoseEstimation"]
@@ -370,7 +370,7 @@ def test_container_names_are_unique_for_every_set():
 
 
 def test_videos_beside_the_file_survive_a_copy(tmp_path, recording, subject, session, camera):
-    from element_pose.export.nwb_layout import place_videos
+    from element_pose.export.nwb.layout import place_videos
 
     video, truth = recording
     target = tmp_path / "export" / "sub-mouse1" / "sub-mouse1_ses-session1_behavior+image.nwb"
@@ -400,7 +400,7 @@ def test_3d_export_multicamera_calibrated_cameras_and_movement_default(
     from movement.io import load_poses
     from pynwb import NWBHDF5IO
 
-    from element_pose.export.nwb_3d import (
+    from element_pose.export.nwb.three_d import (
         CalibratedCameraMetadata,
         CameraView,
         nwb_length_unit,

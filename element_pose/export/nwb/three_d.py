@@ -32,25 +32,27 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.export.nwb import (
+from element_pose.export.nwb.layout import (
+    DEFAULT_NAME,
+    ExpectedContainer,
+    verify_pose_containers,
+)
+from element_pose.export.nwb.metadata import (
     COMPRESSION,
     CameraMetadata,
     NWBExportError,
     SessionMetadata,
     SubjectMetadata,
     VideoMetadata,
+    check_dandi_metadata,
+)
+from element_pose.export.nwb.write import (
     _behavior_module,
     _get_or_create_skeleton,
     _skeleton_edges,
     add_pose_estimation,
-    check_dandi_metadata,
     new_nwbfile,
     pose_series,
-)
-from element_pose.export.nwb_layout import (
-    DEFAULT_NAME,
-    ExpectedContainer,
-    verify_pose_containers,
 )
 from element_pose.pose import PoseData
 
@@ -231,9 +233,9 @@ def write_nwb_3d(path: str | Path, pose: PoseData, subject: SubjectMetadata | No
     Raises:
         MetadataError: before anything is written.
         FileExistsError: ``path`` exists and ``overwrite`` is false.
-        element_pose.export.nwb_layout.NWBReadBackError: the file does not hold the poses.
+        element_pose.export.nwb.layout.NWBReadBackError: the file does not hold the poses.
     """
-    from element_pose.export.nwb_layout import open_nwb
+    from element_pose.export.nwb.layout import open_nwb
 
     path = Path(path)
     if path.suffix != ".nwb":
