@@ -292,8 +292,9 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
     One estimation is named ``PoseEstimation`` when that name is free in the file;
     otherwise every name is unique in the file
     (:func:`element_pose.export.nwb.layout.container_names`).  Videos are linked where
-    they are (relative to the file); each recording gets its own video series.  Multi-animal estimations must
-    be restricted to one individual's file (NWB holds one subject per file).
+    they are (relative to the file); each recording gets its own video series.
+    Multi-animal estimations must be restricted to one individual's file (NWB holds
+    one subject per file).
 
     Returns:
         The names of the containers added.

@@ -133,6 +133,11 @@ def test_two_recordings_of_one_camera_with_one_model_export(pipeline, raw_root,
                   for r in (0, 1)}
     assert len(videos) == 2
 
+    # a failed export leaves nothing behind: no file, no placed video
+    with pytest.raises(Exception, match="compression must be"):
+        pipeline.publish.export_nwb(session, tmp_path / "bad", compression="zstd")
+    assert [p for p in (tmp_path / "bad").rglob("*") if p.is_file()] == []
+
     # appending the same estimations to a lab's own file: unique names there too
     lab_file = tmp_path / "lab.nwb"
     shutil.copy(files[0].path, lab_file)
