@@ -98,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     files = pipeline.publish.export_nwb(
         _restriction(args), args.output, filter_paramset_idx=args.filter,
-        include_training=args.training, overwrite=args.overwrite)
+        include_training=args.training, overwrite=args.overwrite, videos=args.videos)
     for item in files:
         _out(str(item.path))
     return EXIT_OK
@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--filter", type=int, help="export filtered poses of this filter id")
     export.add_argument("--training", action="store_true", help="include labelled frames")
     export.add_argument("--overwrite", action="store_true", help="replace existing files")
+    export.add_argument("--videos", choices=["hardlink", "copy", "symlink", "none"],
+                        default="hardlink",
+                        help="how the videos go beside the files (default hardlink, a copy "
+                             "across file systems; none links the originals)")
     export.set_defaults(func=cmd_export)
 
     sync = sub.add_parser(

@@ -153,13 +153,19 @@ def _plain(key: dict) -> dict:
 
 def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None = None,
                include_training: bool = False, overwrite: bool = False,
-               compression: str | None = "gzip") -> list[ExportedFile]:
+               compression: str | None = "gzip", videos: str = "hardlink",
+               ) -> list[ExportedFile]:
     """Write NWB files for PoseEstimation keys, one per subject and session.
 
-    Files go to ``output_dir/<DANDI path>``.  Within a session, one estimation is
-    named ``PoseEstimation`` (what movement and keypoint-moseq read by default);
-    several (cameras or models) are named ``PoseEstimation_<camera>_<model>``.
-    Multi-animal estimations give one file per individual (NWB holds one subject).
+    Files go to ``output_dir/<DANDI path>``, their videos beside them
+    (``sub-<id>/<file stem>/<video>``, linked by relative path), so the export folder
+    can be copied or moved as a whole.  Within a session, one estimation is named
+    ``PoseEstimation`` (what movement and keypoint-moseq read by default); several
+    get unique names (:func:`element_pose.export.nwb.layout.container_names`:
+    ``PoseEstimation_<camera>_<model>``, plus ``_rec<recording_id>`` for several
+    recordings of one camera with one model).  Multi-animal estimations give one
+    file per individual (NWB holds one subject).  Every file is read back before
+    it takes its name.
 
     Args:
         query: PoseEstimation restriction (dict, list of dicts or query).
@@ -168,6 +174,9 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
         include_training: Add the model's labelled frames as ndx-pose PoseTraining.
         overwrite: Replace existing files.
         compression: ``"gzip"`` (default, for archives), ``"lzf"`` or ``None`` (faster).
+        videos: How videos go beside the files: ``"hardlink"`` (default; a copy
+            across file systems), ``"copy"``, ``"symlink"`` or ``"none"`` (link the
+            originals by relative path; the folder then cannot be moved alone).
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed), before
@@ -197,57 +206,95 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
             raise FileExistsError(f"{target} exists; pass overwrite=True")
         exported.append(ExportedFile(target, relpath, keys))
     for item in exported:
-        _write_file(item, filter_paramset_idx, include_training, compression)
+        _write_file(item, filter_paramset_idx, include_training, compression, videos)
     return exported
 
 
+def _own_individual(pose, subject_id: str, session_id: str, relpath: str) -> str:
+    """The individual of a multi-animal estimation that the file at ``relpath`` holds."""
+    from element_pose.export.dandi import dandi_relpath
+
+    for individual in pose.individuals:
+        if dandi_relpath(f"{subject_id}-{individual}", session_id) == relpath:
+            return individual
+    raise ValueError(f"no individual of {pose.individuals} belongs in {relpath}")
+
+
 def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
-                include_training: bool, compression: str | None) -> None:
-    from element_pose.export.nwb import TrainingData, append_to_nwb, write_nwb
+                include_training: bool, compression: str | None, videos: str) -> None:
+    from element_pose.export.nwb import (
+        TrainingData,
+        append_to_nwb,
+        individual_metadata,
+        write_nwb,
+    )
+    from element_pose.export.nwb.layout import (
+        ExpectedContainer,
+        container_names,
+        place_videos,
+        verify_pose_containers,
+    )
 
     keys = item.source_keys
     subject, session = nwb_metadata(_session_key(keys[0]))
-    many = len(keys) > 1
+    media = [_camera_and_video(key) for key in keys]
+    names = container_names([{"camera": camera.name, "model": key["model_name"],
+                              "recording": key["recording_id"]}
+                             for key, (camera, _) in zip(keys, media, strict=True)])
     tmp = item.path.with_name(f".tmp-{item.path.name}")
     tmp.parent.mkdir(parents=True, exist_ok=True)
+    placed, expected, done = [], [], False
     try:
-        for n, key in enumerate(keys):
+        for n, (key, (camera, video), name) in enumerate(zip(keys, media, names, strict=True)):
             pose = _fetch(key, filter_paramset_idx)
-            individuals = pose.individuals
-            if len(individuals) > 1:
-                individual = item.relpath.split("/")[0].removeprefix(
-                    f"sub-{subject.subject_id}-")
+            this_subject, this_session = subject, session
+            if len(pose.individuals) > 1:
+                individual = _own_individual(pose, subject.subject_id, session.session_id,
+                                             item.relpath)
                 pose = pose.select(individuals=[individual])
-                this_subject = dataclasses.replace(
-                    subject, subject_id=f"{subject.subject_id}-{individual}")
-            else:
-                this_subject = subject
-            camera, video = _camera_and_video(key)
-            name = (f"PoseEstimation_{camera.name}_{key['model_name']}" if many
-                    else "PoseEstimation")
+                this_subject, this_session = individual_metadata(
+                    subject, session, individual,
+                    subject_id=f"{subject.subject_id}-{individual}")
+            placed.append(place_videos(video.paths, item.path, videos, prefix=camera.name))
+            video = dataclasses.replace(video, paths=placed[-1].paths)
+            if sum(c.name == camera.name for c, _ in media) > 1:  # one series per recording
+                video.name = f"{video.name}_rec{key['recording_id']}"
             training = None
             if include_training and n == 0:
                 training = TrainingData.from_dlc_project(model.Model.config_path(key))
+                training.videos = {
+                    k: place_videos([v], item.path, videos, prefix="training").paths[0]
+                    for k, v in training.videos.items()}
             if n == 0:
-                write_nwb(tmp, pose, this_subject, session, camera=camera, video=video,
+                write_nwb(tmp, pose, this_subject, this_session, camera=camera, video=video,
                           training=training, name=name, overwrite=True,
                           compression=compression)
             else:
                 append_to_nwb(tmp, pose, camera=camera, video=video, name=name,
                               compression=compression)
+            expected.append(ExpectedContainer(name, list(pose.keypoints), pose.n_frames,
+                                              pose.n_space))
+        verify_pose_containers(tmp, expected)  # all of them, in a fresh read
         os.replace(tmp, item.path)
+        done = True
     finally:
         if tmp.exists():
             tmp.unlink()
+        if not done:
+            for p in placed:
+                p.remove_created()
 
 
 def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None = None
                ) -> list[str]:
     """Add the estimations of a query to an existing NWB file (nothing is rewritten).
 
-    Containers are named ``PoseEstimation`` when that name is free in the file,
-    otherwise ``PoseEstimation_<camera>_<model>``.  Multi-animal estimations must
-    be restricted to one individual's file (NWB holds one subject per file).
+    One estimation is named ``PoseEstimation`` when that name is free in the file;
+    otherwise every name is unique in the file
+    (:func:`element_pose.export.nwb.layout.container_names`).  Videos are linked where
+    they are (relative to the file); each recording gets its own video series.
+    Multi-animal estimations must be restricted to one individual's file (NWB holds
+    one subject per file).
 
     Returns:
         The names of the containers added.
@@ -257,6 +304,7 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
         ValueError: no estimation matches, or an estimation has several individuals.
     """
     from element_pose.export.nwb import append_to_nwb, list_pose_estimations
+    from element_pose.export.nwb.layout import container_names
 
     nwb_path = Path(nwb_path)
     if not nwb_path.is_file():
@@ -269,24 +317,34 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
     if several:
         raise ValueError(f"{several[0]} holds several individuals; NWB holds one subject "
                          "per file: use export_nwb for multi-animal data")
-    added = []
-    for key, pose in poses:
-        camera, video = _camera_and_video(key)
-        present = {name.rsplit("/", 1)[-1] for name in list_pose_estimations(nwb_path)}
-        name = ("PoseEstimation" if "PoseEstimation" not in present
-                else f"PoseEstimation_{camera.name}_{key['model_name']}")
+    media = [_camera_and_video(key) for key, _ in poses]
+    present = [name.rsplit("/", 1)[-1] for name in list_pose_estimations(nwb_path)]
+    names = container_names([{"camera": camera.name, "model": key["model_name"],
+                              "recording": key["recording_id"]}
+                             for (key, _), (camera, _) in zip(poses, media, strict=True)],
+                            taken=present)
+    import h5py
+
+    with h5py.File(nwb_path, "r") as h5:
+        series = set(h5["acquisition"]) if "acquisition" in h5 else set()
+    for (key, pose), (camera, video), name in zip(poses, media, names, strict=True):
+        if video.name in series or sum(c.name == camera.name for c, _ in media) > 1:
+            video.name = f"{video.name}_rec{key['recording_id']}"  # never another's video
         append_to_nwb(nwb_path, pose, camera=camera, video=video, name=name)
-        added.append(name)
-    return added
+    return names
 
 
-def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bool = False
-                             ) -> ExportedFile:
-    """Write one triangulation's 3D poses (ndx-pose 3D series) to an NWB file.
+def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bool = False,
+                             videos: str = "hardlink") -> ExportedFile:
+    """Write one triangulation's 3D poses to an NWB file (ndx-pose ``MultiCameraPoseEstimation``).
 
-    The file follows the DANDI layout with the suffix ``behavior``; the container is
-    ``PoseEstimation3D`` in ``behavior`` (x, y, z in the calibration's units; the
-    confidence is the triangulation score).
+    The file follows the DANDI layout with the suffix ``behavior``.  The 3D container
+    is ``behavior/PoseEstimation`` (movement reads it with default arguments): x, y, z
+    in the calibration's length unit (``mm`` -> ``millimeters``), confidence = the
+    triangulation score, source software ``element-pose`` with its version; each
+    camera is a ``CalibratedCamera`` device and has a per-view ``PoseEstimation``
+    child with its 2D poses and its video (placed beside the file, see
+    :func:`export_nwb`).  See :mod:`element_pose.export.nwb.three_d`.
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed).
@@ -294,19 +352,47 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     """
     from element_pose import multicam
     from element_pose.export.dandi import dandi_relpath
-    from element_pose.export.nwb import write_nwb
+    from element_pose.export.nwb.layout import place_videos
+    from element_pose.export.nwb.three_d import (
+        REFERENCE_FRAME_WORLD,
+        views_from_calibration,
+        write_nwb_3d,
+    )
 
     row = (multicam.Triangulation & key).fetch1()
     key = {k: row[k] for k in multicam.Triangulation.primary_key}
     pose = multicam.Triangulation.fetch_pose3d(key)
+    version = (row.get("software") or {}).get("element-pose")
+    pose = pose.replace(source_software="element-pose", source_software_version=version)
     subject, session = nwb_metadata(_session_key(multicam.Triangulation.reference_recording(key)))
     relpath = dandi_relpath(subject.subject_id, session.session_id, suffix="behavior")
     path = Path(output_dir) / relpath
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True")
-    write_nwb(path, pose, subject, session, name="PoseEstimation3D", overwrite=overwrite,
-              unit=str(row.get("units") or "mm"),
-              description=f"3D poses triangulated from cameras {row.get('cameras')}")
+    group = (multicam.CameraGroup & key).fetch1()
+    calibrated = {c["camera_name"]: c for c in (multicam.Calibration.Camera & group).to_dicts()}
+    views = views_from_calibration([calibrated[c] for c in row["cameras"]])
+    recordings = dict(multicam.CameraGroup.members(key))
+    placed = []
+    try:
+        for view in views:
+            est_key = {**recordings[view.camera.name], "model_name": key["model_name"]}
+            view.pose = _fetch(est_key, None)
+            _, video = _camera_and_video(est_key)
+            placed.append(place_videos(video.paths, path, videos, prefix=view.camera.name))
+            view.video = dataclasses.replace(video, paths=placed[-1].paths,
+                                             name=f"{view.camera.name}_video")
+        frame = REFERENCE_FRAME_WORLD
+        if row.get("transform"):
+            frame = (f"calibration world frame moved by the transform {row['transform']} "
+                     "(the cameras' rotation and translation are in the calibration frame "
+                     "before it)")
+        write_nwb_3d(path, pose, subject, session, views, overwrite=overwrite,
+                     unit=str(row.get("units") or "mm"), reference_frame=frame)
+    except BaseException:
+        for item in placed:
+            item.remove_created()
+        raise
     return ExportedFile(path, relpath, [_plain(key)])
 
 

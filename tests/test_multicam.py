@@ -270,11 +270,25 @@ def test_triangulation_recovers_known_3d(pipeline, multicam, scene, tmp_path):
 
     exported = pipeline.publish.export_triangulation_nwb(task, tmp_path)
     assert exported.relpath.endswith("_behavior.nwb")
-    back = read_pose_from_nwb(exported.path, name="PoseEstimation3D")
+    back = read_pose_from_nwb(exported.path)  # behavior/PoseEstimation: movement's default
     pose3d = multicam.Triangulation.fetch_pose3d(task)
     assert back.n_space == 3
     assert np.array_equal(back.position, pose3d.position, equal_nan=True)
-    check_nwb(exported.path)
+    assert back.source_software == "element-pose" and back.source_software_version
+    messages = check_nwb(exported.path)
+    assert not [m for m in messages if "unit" in m.check_function_name]
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(exported.path), "r") as io:  # calibrated cameras linked per view
+        f = io.read()
+        pe = f.processing["behavior"]["PoseEstimation"]
+        assert pe.pose_estimation_series["nose"].unit == "millimeters"
+        assert "Triangulation score" in pe.pose_estimation_series["nose"].confidence_definition
+        assert sorted(pe.pose_estimations) == ["centre", "left", "right"]
+        for name, view in pe.pose_estimations.items():
+            assert view.device is f.devices[name]
+            assert view.device.neurodata_type == "CalibratedCamera"
+            assert (exported.path.parent / view.source_video.external_file[0]).is_file()
 
 
 def test_waits_for_every_member_estimation(pipeline, multicam, scene):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -226,3 +227,227 @@ def test_refuses_to_overwrite(tmp_path, recording, subject, session):
     with pytest.raises(FileExistsError):
         nwb.write_nwb(path, truth, subject, session)
     nwb.write_nwb(path, truth, subject, session, overwrite=True)
+
+
+# ------------------------------------------------------------ issue 11 (NWB side)
+def _fresh_python(code: str, *args: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet); return its stdout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import element_pose
+
+    env = {**os.environ, "PYTHONPATH": str(Path(element_pose.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+_APPEND_IN_FRESH_PROCESS = """
+import sys
+from element_pose import sample
+from element_pose.export import nwb
+pose = sample.make_video(sys.argv[2], n_frames=60, fps=30.0, seed=7)
+nwb.append_to_nwb(sys.argv[1], pose, camera=nwb.CameraMetadata("camera_side"),
+                  name="PoseEstimation_side")
+"""
+
+_READ_IN_FRESH_PROCESS = """
+import json, sys
+from pynwb import NWBHDF5IO
+with NWBHDF5IO(sys.argv[1], "r") as io:
+    f = io.read()
+    out = {}
+    for name, c in f.processing["behavior"].data_interfaces.items():
+        entry = {"type": c.neurodata_type}
+        if c.neurodata_type == "PoseEstimation":
+            entry["series"] = {k: [list(s.data.shape), s.data[:].tolist()]
+                               for k, s in c.pose_estimation_series.items()}
+            entry["device"] = c.device.name if c.device is not None else None
+        out[name] = entry
+    print(json.dumps(out))
+"""
+
+
+def test_append_in_a_fresh_process_writes_typed_containers(tmp_path, recording, subject,
+                                                            session, camera):
+    """Defect 7: append in a process that has not imported ndx_pose, read in another."""
+    import json
+
+    _, truth = recording
+    path = nwb.write_nwb(tmp_path / "a.nwb", truth, subject, session, camera=camera)
+    _fresh_python(_APPEND_IN_FRESH_PROCESS, str(path), str(tmp_path / "side.mp4"))
+    seen = json.loads(_fresh_python(_READ_IN_FRESH_PROCESS, str(path)))
+    assert seen["PoseEstimation_side"]["type"] == "PoseEstimation"
+    assert seen["Skeletons"]["type"] == "Skeletons"
+    assert seen["PoseEstimation_side"]["device"] == "camera_side"
+    side = sample.make_video(tmp_path / "again.mp4", n_frames=60, fps=30.0, seed=7)
+    for k, keypoint in enumerate(side.keypoints):
+        shape, data = seen["PoseEstimation_side"]["series"][keypoint]
+        assert shape == [60, 2]
+        np.testing.assert_array_equal(np.asarray(data, np.float32), side.position[:, 0, k])
+    assert seen["PoseEstimation"]["type"] == "PoseEstimation"
+
+
+def test_read_back_catches_missing_or_empty_containers(tmp_path, recording, subject, session):
+    """Every write is read back: an untyped or empty container is an error, not success."""
+    from element_pose.export.nwb.layout import (
+        ExpectedContainer,
+        NWBReadBackError,
+        verify_pose_containers,
+    )
+
+    _, truth = recording
+    path = nwb.write_nwb(tmp_path / "r.nwb", truth, subject, session)
+    expected = [ExpectedContainer("PoseEstimation", truth.keypoints, truth.n_frames, 2)]
+    verify_pose_containers(path, expected)
+    with h5py.File(path, "a") as h5:  # what a pre-fix append left: an empty untyped group
+        del h5["processing/behavior/PoseEstimation/nose"]
+        group = h5["processing/behavior"].create_group("PoseEstimation_side")
+        group.attrs["neurodata_type"] = "NWBDataInterface"
+        group.attrs["namespace"] = "core"
+    with pytest.raises(NWBReadBackError, match="nose") as info:
+        verify_pose_containers(path, [*expected, ExpectedContainer(
+            "PoseEstimation_side", truth.keypoints, truth.n_frames, 2)])
+    assert "PoseEstimation_side: type core:NWBDataInterface" in str(info.value)
+
+
+def test_source_software_version_written_when_known_never_empty(tmp_path, recording, subject,
+                                                                session):
+    _, truth = recording
+    known = nwb.write_nwb(tmp_path / "k.nwb", truth, subject, session)
+    unknown = nwb.write_nwb(tmp_path / "u.nwb", truth.replace(source_software_version=""),
+                            subject, session)
+    with h5py.File(known, "r") as h5:
+        software = h5["processing/behavior/PoseEstimation/source_software"]
+        assert software.attrs["version"] == "3.0.2"
+    with h5py.File(unknown, "r") as h5:
+        assert "version" not in h5["processing/behavior/PoseEstimation/source_software"].attrs
+    assert nwb.read_pose_from_nwb(unknown).source_software_version is None
+
+
+def test_multi_animal_files_carry_the_individual_name(tmp_path, subject, session):
+    """animal0 in the Subject and PoseEstimation descriptions and in the identifier,
+    which movement uses as the individual's name."""
+    from movement.io import load_poses
+
+    truth = sample.make_video(tmp_path / "two.mp4", n_frames=20, n_individuals=2, seed=3)
+    written = nwb.write_nwb_per_individual(tmp_path / "ds", truth, subject, session)
+    from pynwb import NWBHDF5IO
+
+    for individual, path in written.items():
+        with NWBHDF5IO(str(path), "r") as io:
+            f = io.read()
+            assert f.identifier == f"{individual}_sub-mouse1_ses-session1"
+            assert repr(individual) in f.subject.description
+            assert repr(individual) in f.processing["behavior"]["PoseEstimation"].description
+        ds = load_poses.from_nwb_file(path)
+        assert list(ds.individuals.values) == [f"{individual}_sub-mouse1_ses-session1"]
+        assert str(ds.individuals.values[0]).split("_")[0] == individual
+
+
+def test_container_names_are_unique_for_every_set():
+    from element_pose.export.nwb.layout import container_names
+
+    one = [{"camera": "cam0", "model": "m", "recording": 0}]
+    assert container_names(one) == ["PoseEstimation"]
+    assert container_names(one, taken=["PoseEstimation"]) == ["PoseEstimation_cam0_m"]
+    two_cameras = [{"camera": "camA", "model": "m", "recording": 0},
+                   {"camera": "camB", "model": "m", "recording": 1}]
+    assert container_names(two_cameras) == ["PoseEstimation_camA_m", "PoseEstimation_camB_m"]
+    same_camera = [{"camera": "cam0", "model": "m", "recording": 0},
+                   {"camera": "cam0", "model": "m", "recording": 1},
+                   {"camera": "cam0", "model": "other", "recording": 1}]
+    assert container_names(same_camera) == [
+        "PoseEstimation_cam0_m_rec0", "PoseEstimation_cam0_m_rec1", "PoseEstimation_cam0_other"]
+    unsafe = [{"camera": "a/b", "model": "m", "recording": 0},
+              {"camera": "a_b", "model": "m", "recording": 0}]
+    names = container_names(unsafe)
+    assert len(set(names)) == 2 and not any("/" in n for n in names)
+
+
+def test_videos_beside_the_file_survive_a_copy(tmp_path, recording, subject, session, camera):
+    from element_pose.export.nwb.layout import place_videos
+
+    video, truth = recording
+    target = tmp_path / "export" / "sub-mouse1" / "sub-mouse1_ses-session1_behavior+image.nwb"
+    placed = place_videos([video], target)
+    assert placed.paths == [target.parent / target.stem / video.name]
+    again = place_videos([video], target)  # the same file again: reused, nothing created
+    assert again.paths == placed.paths and again.created == []
+    nwb.write_nwb(target, truth, subject, session, camera=camera,
+                  video=nwb.VideoMetadata.from_files(placed.paths))
+    copy = shutil.copytree(tmp_path / "export", tmp_path / "elsewhere")
+    moved = copy / "sub-mouse1" / target.name
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(moved), "r") as io:
+        link = io.read().acquisition["camera_top_video"].external_file[0]
+    assert link == f"{target.stem}/{video.name}"
+    assert (moved.parent / link).is_file()
+    nwb.check_nwb(moved, skip_validate=True)  # the inspector finds the video
+    with pytest.raises(ValueError, match="video mode"):
+        place_videos([video], target, "move")
+
+
+def test_3d_export_multicamera_calibrated_cameras_and_movement_default(
+        tmp_path, recording, subject, session):
+    """3D: metric unit NWB Inspector accepts, triangulation-score confidence, calibrated
+    cameras linked through per-view PoseEstimations, version, movement's default name."""
+    from movement.io import load_poses
+    from pynwb import NWBHDF5IO
+
+    from element_pose.export.nwb.three_d import (
+        CalibratedCameraMetadata,
+        CameraView,
+        nwb_length_unit,
+        write_nwb_3d,
+    )
+
+    video, truth = recording
+    video = Path(shutil.copy(video, tmp_path / video.name))
+    z = np.linspace(0, 1, truth.n_frames, dtype=np.float32)[:, None, None, None]
+    pose3d = truth.replace(position=np.concatenate(
+        [truth.position, np.broadcast_to(z, (*truth.position.shape[:3], 1))], axis=3),
+        source_software="element-pose", source_software_version="9.9.9")
+    k = [[500.0, 0, 80], [0, 500.0, 60], [0, 0, 1]]
+    views = [CameraView(CalibratedCameraMetadata(
+        name=name, intrinsic_matrix=k, rotation_matrix=np.eye(3),
+        translation_vector=[shift, 0, 0], distortion_coefficients=[0.1, 0, 0, 0, 0]),
+        pose=truth, video=nwb.VideoMetadata.from_files([video]))
+        for name, shift in (("left", -50.0), ("right", 50.0))]
+    path = write_nwb_3d(tmp_path / "3d.nwb", pose3d, subject, session, views, unit="mm")
+
+    with NWBHDF5IO(str(path), "r") as io:
+        f = io.read()
+        pe = f.processing["behavior"]["PoseEstimation"]
+        assert pe.neurodata_type == "MultiCameraPoseEstimation"
+        assert pe.source_software == "element-pose" and pe.source_software_version == "9.9.9"
+        series = pe.pose_estimation_series["nose"]
+        assert series.unit == "millimeters" and series.data.shape == (truth.n_frames, 3)
+        assert series.confidence_definition.startswith("Triangulation score")
+        for name, shift in (("left", -50.0), ("right", 50.0)):
+            camera = f.devices[name]
+            assert camera.neurodata_type == "CalibratedCamera"
+            np.testing.assert_allclose(camera.intrinsic_matrix[:], k)
+            np.testing.assert_allclose(camera.translation_vector[:], [shift, 0, 0])
+            view = pe.pose_estimations[name]
+            assert view.device is camera
+            assert view.source_video.external_file[0] == video.name
+            np.testing.assert_array_equal(view.pose_estimation_series["nose"].data[:],
+                                          truth.position[:, 0, 0])
+    ds = load_poses.from_nwb_file(path)  # default arguments find the 3D poses
+    assert list(ds.space.values) == ["x", "y", "z"]
+    np.testing.assert_array_equal(
+        ds.position.sel(keypoints="nose").transpose("time", "space", "individuals").values[:, :, 0],
+        pose3d.position[:, 0, 0])
+    back = nwb.read_pose_from_nwb(path)
+    np.testing.assert_array_equal(back.position, pose3d.position)
+    messages = nwb.check_nwb(path)  # no critical message, and no unit complaint
+    assert not [m for m in messages if "unit" in m.check_function_name]
+    assert nwb_length_unit("m") == "meters"
+    with pytest.raises(NWBExportError, match="length unit"):
+        nwb_length_unit("pixels")

@@ -1,0 +1,161 @@
+"""Labelled frames (DeepLabCut CollectedData) -> ndx-pose PoseTraining."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from element_pose.export.nwb.metadata import (
+    BEHAVIOR_MODULE,
+    NWBExportError,
+    TrainingData,
+)
+from element_pose.export.nwb.write import (
+    _behavior_module,
+    _external_path,
+)
+from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
+
+__all__ = [
+    "add_pose_training",
+    "read_dlc_labels",
+]
+
+
+# -------------------------------------------------------------------- training
+def read_dlc_labels(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
+    """Read a DeepLabCut ``CollectedData_<scorer>.h5`` (labelled frames).
+
+    Returns:
+        ``(scorer, rows)``; each row ``{"video", "image", "frame_index",
+        "individual", "bodyparts": {name: (x, y)}}`` with NaN for unlabelled points.
+    """
+    import pandas as pd
+
+    df = pd.read_hdf(path)
+    names = list(df.columns.names)
+    scorer = str(df.columns.get_level_values(0)[0])
+    rows = []
+    for index, values in df.iterrows():
+        parts = list(index) if isinstance(index, tuple) else Path(str(index)).parts
+        image = str(parts[-1])
+        video = str(parts[-2]) if len(parts) >= 2 else Path(path).parent.name
+        digits = re.findall(r"\d+", Path(image).stem)
+        if not digits:
+            raise NWBExportError(f"cannot read a frame number from image name {image!r}")
+        per_individual: dict[str, dict[str, list[float]]] = {}
+        for column, value in values.items():
+            level = dict(zip(names, column, strict=True))
+            individual = str(level.get("individuals", SINGLE_INDIVIDUAL))
+            bodypart = str(level["bodyparts"])
+            xy = per_individual.setdefault(individual, {}).setdefault(
+                bodypart, [np.nan, np.nan])
+            if level["coords"] in ("x", "y"):
+                xy["xy".index(level["coords"])] = float(value)
+        for individual, bodyparts in per_individual.items():
+            rows.append({"video": video, "image": image, "frame_index": int(digits[-1]),
+                         "individual": individual,
+                         "bodyparts": {k: tuple(v) for k, v in bodyparts.items()}})
+    return scorer, rows
+
+
+def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = None, *,
+                      relative_to: str | Path | None = None):
+    """Add ndx-pose ``PoseTraining`` from DeepLabCut labelled frames.
+
+    Node order follows the skeleton written for ``pose`` (the file's first skeleton
+    when ``pose`` is ``None``). Each labelled video becomes an external ImageSeries
+    in ``SourceVideos``; each labelled image a ``TrainingFrame`` with one
+    ``SkeletonInstance`` per labelled individual.
+
+    Raises:
+        NWBExportError: labels name body parts the skeleton lacks, or a video is missing.
+    """
+    from ndx_pose import (
+        PoseTraining,
+        SkeletonInstance,
+        SkeletonInstances,
+        SourceVideos,
+        TrainingFrame,
+        TrainingFrames,
+    )
+    from pynwb.image import ImageSeries
+
+    from element_pose.io.video import probe_video
+
+    module = _behavior_module(nwbfile)
+    if training.name in module.data_interfaces:
+        raise NWBExportError(f"processing/{BEHAVIOR_MODULE} already holds {training.name!r}")
+    if "Skeletons" not in module.data_interfaces or not module["Skeletons"].skeletons:
+        raise NWBExportError("add pose data (and its skeleton) before the training data")
+    skeletons = module["Skeletons"].skeletons
+    skeleton = next(iter(skeletons.values()))
+    if pose is not None:
+        owner = nwbfile.subject.subject_id if nwbfile.subject else pose.individuals[0]
+        skeleton = skeletons.get(f"{owner}_skeleton", skeleton)
+    nodes = [str(n) for n in skeleton.nodes[:]]
+
+    videos: dict[str, Any] = {}
+    frames = []
+    for label_file in training.labels:
+        scorer, rows = read_dlc_labels(label_file)
+        annotator = training.annotator or scorer
+        by_frame: dict[tuple[str, str], list[dict]] = {}
+        for row in rows:
+            by_frame.setdefault((row["video"], row["image"]), []).append(row)
+        for (video_name, image), instances in by_frame.items():
+            unknown = set().union(*(r["bodyparts"] for r in instances)) - set(nodes)
+            if unknown:
+                raise NWBExportError(
+                    f"{label_file}: labelled body parts {sorted(unknown)} are not in the "
+                    f"skeleton {nodes}"
+                )
+            if video_name not in videos:
+                if video_name not in training.videos:
+                    raise NWBExportError(
+                        f"{label_file}: no video given for labelled video {video_name!r} "
+                        f"(known: {sorted(training.videos)})"
+                    )
+                vpath = Path(training.videos[video_name])
+                info = probe_video(vpath)
+                videos[video_name] = ImageSeries(
+                    name=video_name,
+                    description=f"Training video {vpath.name} (external file)",
+                    unit="n.a.",
+                    format="external",
+                    external_file=[_external_path(vpath, relative_to)],
+                    starting_frame=[0],
+                    rate=float(info.fps),
+                    num_samples=int(info.n_frames),
+                    dimension=[int(info.width), int(info.height)],
+                )
+            skeleton_instances = []
+            for i, row in enumerate(instances):
+                xy = np.array([row["bodyparts"].get(n, (np.nan, np.nan)) for n in nodes],
+                              dtype=np.float64)
+                visible = np.isfinite(xy).all(axis=1)
+                if not visible.any():
+                    continue
+                skeleton_instances.append(SkeletonInstance(
+                    name=row["individual"], id=np.uint8(i), node_locations=xy,
+                    node_visibility=visible.tolist(), skeleton=skeleton,
+                ))
+            if not skeleton_instances:
+                continue
+            frames.append(TrainingFrame(
+                name=f"{video_name}_{Path(image).stem}",
+                annotator=annotator,
+                skeleton_instances=SkeletonInstances(skeleton_instances=skeleton_instances),
+                source_video=videos[video_name],
+                source_video_frame_index=np.uint64(instances[0]["frame_index"]),
+            ))
+    training_container = PoseTraining(
+        name=training.name,
+        training_frames=TrainingFrames(training_frames=frames),
+        source_videos=SourceVideos(image_series=list(videos.values())),
+    )
+    module.add(training_container)
+    return training_container
