@@ -34,8 +34,18 @@ FILTERED_SUFFIX = "_filtered"
 UNIQUE_INDIVIDUAL = "single"
 
 
+#: Largest |x| or |y| (pixels) accepted when the frame size is not known.
+MAX_ABS_COORDINATE = 100_000.0
+#: Tolerance on DeepLabCut's likelihood range [0, 1] (float32 rounding).
+LIKELIHOOD_TOLERANCE = 1e-6
+
+
 class DLCFormatError(ValueError):
     """A DeepLabCut file is missing, unreadable or not in the expected layout."""
+
+
+class DLCValueError(DLCFormatError):
+    """A DeepLabCut output holds values that cannot be poses (likelihood or x/y range)."""
 
 
 # ---------------------------------------------------------------- config.yaml
@@ -117,19 +127,24 @@ def config_skeleton(cfg: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------- pose h5 files
-def read_dlc_h5(path: str | Path, *, fps: float | None = None) -> PoseData:
+def read_dlc_h5(path: str | Path, *, fps: float | None = None,
+                frame_size: tuple[int, int] | None = None) -> PoseData:
     """Read a DeepLabCut pose output (``.h5``) into :class:`PoseData`.
 
     Single-animal files get one individual, ``individual_0``.  Multi-animal
     files keep their individuals; unique body parts (individual ``single``) are
-    placed on their own individual with the other body parts missing.
+    placed on their own individual with the other body parts missing.  Values
+    are checked with :func:`check_dlc_values`.
 
     Args:
         path: The ``.h5`` file.
         fps: Frame rate to attach, when known.
+        frame_size: ``(width, height)`` of the video in pixels, when known: x/y
+            are then checked against the frame rather than an absolute bound.
 
     Raises:
         DLCFormatError: if the file is missing, truncated or not a pose table.
+        DLCValueError: a likelihood outside [0, 1] or an impossible x/y (named).
     """
     import pandas as pd
 
@@ -142,7 +157,75 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None) -> PoseData:
         raise DLCFormatError(
             f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
         ) from exc
-    return _pose_from_dataframe(df, source=str(path), fps=fps)
+    pose = _pose_from_dataframe(df, source=str(path), fps=fps)
+    return check_dlc_values(pose, str(path), frame_size=frame_size)
+
+
+def coordinate_bounds(frame_size: tuple[int, int] | None) -> list[tuple[float, float]]:
+    """The accepted range of each coordinate (x, y[, z]) of a DeepLabCut output.
+
+    With a known frame of ``width x height`` pixels, x must lie in
+    ``[-width, 2 * width]`` and y in ``[-height, 2 * height]`` (one frame beyond
+    every edge: DeepLabCut's predictions lie inside the frame or a few pixels
+    outside it).  Otherwise every coordinate must satisfy
+    ``|value| <= MAX_ABS_COORDINATE`` (100,000 pixels).
+    """
+    if frame_size and all(frame_size):
+        width, height = (float(v) for v in frame_size)
+        return [(-width, 2 * width), (-height, 2 * height),
+                (-MAX_ABS_COORDINATE, MAX_ABS_COORDINATE)]
+    return [(-MAX_ABS_COORDINATE, MAX_ABS_COORDINATE)] * 3
+
+
+def check_dlc_values(pose: PoseData, source: str,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+    """Refuse DeepLabCut values that cannot be poses; return ``pose`` unchanged.
+
+    NaN is legal everywhere (a point not detected).  Refused: a likelihood
+    outside [0, 1] (including +/-inf), and x/y that are infinite or outside
+    :func:`coordinate_bounds`.  The score range is DeepLabCut's: other
+    formats' readers apply their own.
+
+    Raises:
+        DLCValueError: naming the file, the body part (and individual), the
+            first bad frame and its value.
+    """
+    confidence = pose.confidence
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(confidence) & ((confidence < -LIKELIHOOD_TOLERANCE)
+                                       | (confidence > 1 + LIKELIHOOD_TOLERANCE))
+    if bad.any():
+        frame, individual, keypoint = _first(bad)
+        raise DLCValueError(
+            f"{source}: likelihood {confidence[frame, individual, keypoint]!r} of body part "
+            f"{pose.keypoints[keypoint]!r}{_who(pose, individual)} at frame {frame} is outside "
+            "[0, 1] (NaN is the only other value allowed)")
+    bounds = coordinate_bounds(frame_size)
+    for axis in range(pose.position.shape[-1]):
+        values = pose.position[..., axis]
+        low, high = bounds[axis]
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
+        if bad.any():
+            frame, individual, keypoint = _first(bad)
+            where = (f"the {frame_size[0]} x {frame_size[1]} frame" if frame_size
+                     and all(frame_size) else "the absolute bound")
+            raise DLCValueError(
+                f"{source}: {'xyz'[axis]} = {values[frame, individual, keypoint]!r} of body part "
+                f"{pose.keypoints[keypoint]!r}{_who(pose, individual)} at frame {frame} is "
+                f"outside [{low:g}, {high:g}] ({where}); coordinates must be finite pixels")
+    return pose
+
+
+def _first(mask: np.ndarray) -> tuple[int, int, int]:
+    """(frame, individual, keypoint) of the first True, earliest frame first."""
+    frame = int(np.argmax(mask.any(axis=(1, 2))))
+    individual, keypoint = np.argwhere(mask[frame])[0]
+    return frame, int(individual), int(keypoint)
+
+
+def _who(pose: PoseData, individual: int) -> str:
+    return f" of individual {pose.individuals[individual]!r}" if pose.is_multi_animal else ""
 
 
 def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:

@@ -1,0 +1,86 @@
+"""Validation at the door, through the real tables: bad values never become rows."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from element_pose import sample
+from element_pose.io import dlc
+
+pytestmark = pytest.mark.usefixtures("pipeline")
+
+
+def _session(pipeline, name: str) -> dict:
+    pipeline.lab.Device.insert1({"device": "cam0"}, skip_duplicates=True)
+    pipeline.subject.Subject.insert1(
+        {"subject": name, "sex": "M", "species": "Mus musculus",
+         "subject_birth_date": datetime.date(2025, 1, 1)})
+    key = {"subject": name, "session_id": 1}
+    pipeline.session.Session.insert1({**key, "session_datetime": datetime.datetime(2026, 1, 2)})
+    return key
+
+
+@pytest.fixture
+def load_task(pipeline, raw_root, processed_root, unique):
+    """A one-file recording, a model and a load-mode task over generated outputs."""
+    model = pipeline.model
+    project = sample.make_dlc_project(raw_root / f"dproject_{unique}", n_frames=20,
+                                      n_labeled=4)
+    folder = raw_root / f"dsession_{unique}"
+    truth = sample.make_video(folder / "cam.mp4", n_frames=30)
+    key = model.VideoRecording.insert_recording(
+        _session(pipeline, f"d{unique}"), 0, {"device": "cam0"}, [folder / "cam.mp4"])
+    outputs = processed_root / f"doutputs_{unique}"
+    h5 = sample.make_dlc_output(truth, folder / "cam.mp4", outputs)
+    model_key = model.Model.insert_new_model(f"dmodel_{unique}", project)
+    model.RecordingInfo.populate(key)
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**key, **model_key}, "load", output_dir=outputs)
+    return {"task": task, "h5": h5, "model": model_key}
+
+
+def _populate_error(pipeline, task) -> str:
+    model = pipeline.model
+    result = model.PoseEstimation.populate(task, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0
+    assert not (model.PoseEstimation & task)
+    assert not (model.PoseEstimation.BodyPartPosition & task)
+    return (model.PoseEstimation.jobs.errors & task).fetch1("error_message")
+
+
+def _edit(h5: Path, **arrays) -> None:
+    pose = dlc.read_dlc_h5(h5)
+    dlc.write_dlc_h5(pose.replace(**{k: f(pose) for k, f in arrays.items()}), h5)
+
+
+def _set(array, index, value):
+    out = array.copy()
+    out[index] = value
+    return out
+
+
+def test_likelihood_out_of_range_is_not_stored(pipeline, load_task):
+    _edit(load_task["h5"], confidence=lambda p: _set(p.confidence, (11, 0, 1), 1.5))
+    message = _populate_error(pipeline, load_task["task"])
+    assert load_task["h5"].name in message and "'left_ear'" in message
+    assert "frame 11" in message and "[0, 1]" in message
+
+
+def test_x_outside_the_frame_is_not_stored(pipeline, load_task):
+    # 160 x 120 video: x = 1000 is beyond one frame width from the edge
+    _edit(load_task["h5"], position=lambda p: _set(p.position, (4, 0, 0, 0), 1000.0))
+    message = _populate_error(pipeline, load_task["task"])
+    assert load_task["h5"].name in message and "frame 4" in message
+    assert "160 x 120" in message
+
+
+def test_all_nan_output_is_refused(pipeline, load_task):
+    _edit(load_task["h5"], position=lambda p: np.full_like(p.position, np.nan),
+          confidence=lambda p: np.full_like(p.confidence, np.nan))
+    message = _populate_error(pipeline, load_task["task"])
+    assert "NaN" in message and load_task["h5"].name in message
+    assert "no detection" in message
