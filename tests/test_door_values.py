@@ -84,3 +84,25 @@ def test_all_nan_output_is_refused(pipeline, load_task):
     message = _populate_error(pipeline, load_task["task"])
     assert "NaN" in message and load_task["h5"].name in message
     assert "no detection" in message
+
+
+@pytest.mark.parametrize("bodyparts, fragment", [
+    ("nose", "list of names"),
+    (["nose", "nose"], "more than once"),
+    (["nose", None], "entry 1"),
+    (["nose", "n" * 80], "at most 64"),
+])
+def test_bad_config_registers_nothing(pipeline, raw_root, unique, bodyparts, fragment):
+    import yaml
+
+    config = sample.make_dlc_project(raw_root / f"cfg_{unique}", n_frames=8, n_labeled=2)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["bodyparts"] = bodyparts
+    config.write_text(yaml.safe_dump(cfg))
+    body_parts_before = len(pipeline.model.BodyPart())
+    with pytest.raises(dlc.DLCFormatError) as err:
+        pipeline.model.Model.insert_new_model(f"cfg_{unique}", config)
+    assert str(config) in str(err.value) and "'bodyparts'" in str(err.value)
+    assert fragment in str(err.value)
+    assert not (pipeline.model.Model & {"model_name": f"cfg_{unique}"})
+    assert len(pipeline.model.BodyPart()) == body_parts_before
