@@ -187,6 +187,15 @@ def _register_worker(subparsers: argparse._SubParsersAction) -> None:
 _EXTRA_COMMANDS.append(_register_worker)
 
 
+def _register_params(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.params import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_params)
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 

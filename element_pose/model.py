@@ -794,11 +794,15 @@ class LabeledVideoParamSet(dj.Lookup):
     @classmethod
     def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
                           labeled_video_paramset_idx: int | None = None) -> int:
-        """Insert video options (unknown options are refused) and return the id."""
-        unknown = sorted(set(params) - set(LABELED_VIDEO_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown labelled-video options {unknown}; "
-                             f"known: {list(LABELED_VIDEO_OPTIONS)}")
+        """Insert video options and return the id.
+
+        Raises:
+            element_pose.params.ParamsError: an option that is unknown, of the wrong
+                type or out of range (see ``element-pose params labeled_video``).
+        """
+        from element_pose.param_schemas import LABELED_VIDEO
+
+        LABELED_VIDEO.validate(params)
         return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
                              labeled_video_paramset_idx)
 

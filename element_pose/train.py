@@ -118,11 +118,22 @@ class TrainingParamSet(dj.Lookup):
                           paramset_idx: int | None = None) -> int:
         """Insert a parameter set and return its id.
 
-        Inserting the same parameters again under the same id is a no-op.
+        Inserting the same parameters again under the same id is a no-op.  The
+        parameters are checked against :data:`element_pose.param_schemas.TRAINING`
+        (``element-pose params training``).
 
         Raises:
+            element_pose.params.ParamsError: unknown key, wrong type or value (named).
             DuplicateParamsError: the parameters exist under another id (named).
         """
+        from element_pose.param_schemas import TRAINING
+        from element_pose.params import ParamsError
+
+        TRAINING.validate(params)
+        init = (params or {}).get("weight_init")
+        if isinstance(init, dict) and not (init.get("snapshot_path") or init.get("model")):
+            raise ParamsError(f"{TRAINING.title} params: 'weight_init' as a mapping needs "
+                              f"'snapshot_path' or 'model', got {init!r}")
         return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
 
 
