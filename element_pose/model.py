@@ -149,9 +149,12 @@ class VideoRecording(dj.Manual):
         """
         if not files:
             raise ValueError("a recording needs at least one video file")
+        from element_pose.limits import check_text_lengths
+
         r = roots()
         relative = [r.relative(r.find(f)) for f in files]
         key = {**session_key, "recording_id": recording_id}
+        check_text_lengths(cls, {"recording_description": description})
         with cls.connection.transaction:
             cls.insert1({**key, **device_key, "recording_description": description},
                         skip_duplicates=skip_duplicates)
@@ -328,6 +331,9 @@ class Model(dj.Manual):
             "config_template": json.loads(json.dumps(cfg, default=str)),
             "model_description": model_description,
         }
+        from element_pose.limits import check_text_lengths
+
+        check_text_lengths(cls, row, source=str(config_path))
         with cls.connection.transaction:
             BodyPart.insert_from_names(bodyparts, body_part_descriptions)
             cls.insert1(row, skip_duplicates=skip_duplicates)

@@ -106,3 +106,54 @@ def test_bad_config_registers_nothing(pipeline, raw_root, unique, bodyparts, fra
     assert fragment in str(err.value)
     assert not (pipeline.model.Model & {"model_name": f"cfg_{unique}"})
     assert len(pipeline.model.BodyPart()) == body_parts_before
+
+
+def _long_path(root: Path, total: int) -> Path:
+    """A real file whose path below ``root`` has more than ``total`` characters."""
+    folder = root
+    while len(str(folder.relative_to(root))) < total:
+        folder = folder / ("d" * 200)
+    folder.mkdir(parents=True)
+    path = folder / "cam.mp4"
+    path.write_bytes(b"\0" * 16)
+    return path
+
+
+def test_path_longer_than_its_column_is_named(pipeline, raw_root, unique):
+    from element_pose.paths import PathError
+
+    video = _long_path(raw_root / f"long_{unique}", 1000)
+    session_key = _session(pipeline, f"l{unique}")
+    with pytest.raises(PathError) as err:
+        pipeline.model.VideoRecording.insert_recording(session_key, 0, {"device": "cam0"},
+                                                       [video])
+    assert str(video) in str(err.value) and "at most 1000" in str(err.value)
+    assert not (pipeline.model.VideoRecording & session_key)
+
+
+def test_labelled_file_longer_than_767_is_named(pipeline, raw_root, unique):
+    from element_pose.paths import PathError
+
+    project = sample.make_dlc_project(raw_root / f"lp_{unique}", n_frames=8, n_labeled=2)
+    long_file = _long_path(project.parent / "labeled-data", 800).with_suffix(".png")
+    long_file.write_bytes(b"\0")
+    with pytest.raises(PathError, match="at most 767"):
+        pipeline.train.VideoSet.insert_from_project(int(unique[:6], 16), project)
+    assert not (pipeline.train.VideoSet & {"video_set_id": int(unique[:6], 16)})
+
+
+def test_names_longer_than_their_columns_are_named(pipeline, raw_root, unique):
+    from element_pose.limits import ColumnLengthError
+
+    project = sample.make_dlc_project(raw_root / f"ln_{unique}", n_frames=8, n_labeled=2)
+    with pytest.raises(ColumnLengthError, match=r"Model\.model_name holds at most 64"):
+        pipeline.model.Model.insert_new_model("m" * 65, project)
+    with pytest.raises(ColumnLengthError, match=r"Model\.scorer holds at most 255"):
+        pipeline.model.Model.insert_new_model(f"ln_{unique}", project, scorer="s" * 300)
+    assert not (pipeline.model.Model & {"model_name": f"ln_{unique}"})
+    session_key = _session(pipeline, f"ln{unique}")
+    video = raw_root / f"ln_{unique}" / "v.mp4"
+    video.write_bytes(b"\0")
+    with pytest.raises(ColumnLengthError, match=r"VideoRecording\.recording_description"):
+        pipeline.model.VideoRecording.insert_recording(session_key, 0, {"device": "cam0"},
+                                                       [video], description="x" * 1001)
