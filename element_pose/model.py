@@ -236,11 +236,15 @@ class BodyPart(dj.Lookup):
     def insert_from_names(cls, names: Sequence[str], descriptions: dict[str, str] | None = None
                           ) -> list[str]:
         """Insert body parts not yet known; return the new names (no prompt)."""
+        from element_pose.limits import check_text_lengths
+
         descriptions = descriptions or {}
         known = set(cls.to_arrays("body_part"))
-        new = [n for n in names if n not in known]
-        cls.insert(({"body_part": n, "body_part_description": descriptions.get(n, "")}
-                    for n in new), skip_duplicates=True)
+        rows = [{"body_part": n, "body_part_description": descriptions.get(n, "")}
+                for n in names if n not in known]
+        check_text_lengths(cls, rows)
+        cls.insert(rows, skip_duplicates=True)
+        new = [r["body_part"] for r in rows]
         return new
 
 

@@ -145,9 +145,14 @@ def test_labelled_file_longer_than_767_is_named(pipeline, raw_root, unique):
 def test_names_longer_than_their_columns_are_named(pipeline, raw_root, unique):
     from element_pose.limits import ColumnLengthError
 
-    project = sample.make_dlc_project(raw_root / f"ln_{unique}", n_frames=8, n_labeled=2)
+    parts = [f"nose_{unique}", f"tail_{unique}"]
+    project = sample.make_dlc_project(raw_root / f"ln_{unique}", n_frames=8, n_labeled=2,
+                                      bodyparts=parts)
     with pytest.raises(ColumnLengthError, match=r"Model\.model_name holds at most 64"):
         pipeline.model.Model.insert_new_model("m" * 65, project)
+    with pytest.raises(ColumnLengthError, match=r"BodyPart\.body_part_description"):
+        pipeline.model.Model.insert_new_model(f"ln_{unique}", project,
+                                              body_part_descriptions={parts[0]: "n" * 1001})
     with pytest.raises(ColumnLengthError, match=r"Model\.scorer holds at most 255"):
         pipeline.model.Model.insert_new_model(f"ln_{unique}", project, scorer="s" * 300)
     assert not (pipeline.model.Model & {"model_name": f"ln_{unique}"})
