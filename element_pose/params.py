@@ -34,6 +34,7 @@ __all__ = [
     "params_hash",
     "params_markdown",
     "register_cli",
+    "update_markdown",
 ]
 
 PARAMSET_DEFINITION = """
@@ -119,7 +120,9 @@ class Param:
             if kind in ("text", "bool") and self.choices:
                 values = [c for c in self.choices if isinstance(c, str if kind == "text"
                                                                else bool)]
-                text = "one of " + ", ".join(json.dumps(c) for c in values) if values else ""
+                text = ", ".join(json.dumps(c) for c in values)
+                if len(values) > 1:
+                    text = "one of " + text
                 if kind == "text" and self.pattern:
                     text += f"{' or ' if text else ''}text matching {self.pattern}"
                 parts.append(text or _KINDS[kind])
@@ -147,10 +150,14 @@ class Param:
         if self.minimum is None and self.maximum is None:
             return ""
         if self.maximum is None:
-            return f" {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+            return f" {'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}"
         low = "(" if self.exclusive_minimum else "["
-        low += "-inf" if self.minimum is None else f"{self.minimum:g}"
-        return f" in {low}, {self.maximum:g}]"
+        low += "-inf" if self.minimum is None else _number(self.minimum)
+        return f" in {low}, {_number(self.maximum)}]"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,12 +339,36 @@ def params_markdown(names: Sequence[str] | None = None) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+MARKDOWN_BEGIN = "<!-- BEGIN element-pose params -->"
+MARKDOWN_END = "<!-- END element-pose params -->"
+
+
+def update_markdown(path: str) -> None:
+    """Rewrite the tables between the ``MARKDOWN_BEGIN``/``MARKDOWN_END`` markers of a file.
+
+    Raises:
+        ParamsError: the file lacks the markers.
+    """
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    if MARKDOWN_BEGIN not in text or MARKDOWN_END not in text:
+        raise ParamsError(f"{path} lacks the markers {MARKDOWN_BEGIN} ... {MARKDOWN_END}")
+    head, rest = text.split(MARKDOWN_BEGIN, 1)
+    tail = rest.split(MARKDOWN_END, 1)[1]
+    Path(path).write_text(f"{head}{MARKDOWN_BEGIN}\n{params_markdown().strip()}\n"
+                          f"{MARKDOWN_END}{tail}")
+
+
 def _cmd_params(args: argparse.Namespace) -> int:
     from element_pose.param_schemas import SCHEMAS
 
     if args.name and args.name not in SCHEMAS:
         sys.stderr.write(f"unknown parameter set {args.name!r}; known: {list(SCHEMAS)}\n")
         return 2
+    if args.update:
+        update_markdown(args.update)
+        return 0
     sys.stdout.write(params_markdown([args.name] if args.name else None))
     return 0
 
@@ -349,6 +380,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("name", nargs="?",
                      help="one parameter set: training, filter, labeled_video, calibration, "
                           "triangulation")
+    cmd.add_argument("--update", metavar="FILE",
+                     help="rewrite the generated tables in FILE (e.g. README.md)")
     cmd.set_defaults(func=_cmd_params)
 
 

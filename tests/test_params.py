@@ -17,10 +17,11 @@ from element_pose.param_schemas import (
     TRAINING,
     TRIANGULATION,
 )
-from element_pose.params import ParamsError, params_markdown
+from element_pose.params import MARKDOWN_BEGIN as BEGIN
+from element_pose.params import MARKDOWN_END as END
+from element_pose.params import ParamsError, params_markdown, update_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BEGIN, END = "<!-- BEGIN element-pose params -->", "<!-- END element-pose params -->"
 
 
 # ----------------------------------------------------------- schema (no DB)
@@ -104,10 +105,22 @@ def test_readme_lists_every_schema_and_is_not_stale():
     block = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert block == params_markdown().strip(), (
         "README parameter tables are stale: regenerate them with "
-        "`element-pose params > ...` (see tests/test_params.py)")
+        "`element-pose params --update README.md`")
     for name, schema in SCHEMAS.items():
         assert f"`{name}`: {schema.title}" in block
         assert all(f"`{row['key']}`" in block for row in schema.rows())
+
+
+def test_update_rewrites_only_the_block(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"before\n{BEGIN}\nSTALE-TABLE\n{END}\nafter\n")
+    update_markdown(str(doc))
+    text = doc.read_text()
+    assert text.startswith("before\n") and text.endswith(f"{END}\nafter\n")
+    assert "STALE-TABLE" not in text and "`epochs`" in text
+    (tmp_path / "plain.md").write_text("no markers")
+    with pytest.raises(ParamsError, match="markers"):
+        update_markdown(str(tmp_path / "plain.md"))
 
 
 def test_cli_prints_the_schemas():
