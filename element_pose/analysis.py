@@ -55,9 +55,10 @@ class FilterParamSet(dj.Lookup):
             element_pose.params.DuplicateParamsError: the same pipeline exists under
                 another id.
         """
-        from element_pose.processing.filters import validate_filter_params
+        from element_pose.param_schemas import FILTER
+        from element_pose.processing.filters import FilterParamsError, validate_filter_params
 
-        normalised = validate_filter_params(params)
+        normalised = FILTER.validate(validate_filter_params(params), error=FilterParamsError)
         return insert_params(cls, "filter_paramset_idx", paramset_desc, normalised,
                              filter_paramset_idx)
 

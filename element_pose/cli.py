@@ -200,6 +200,15 @@ def _register_lab(subparsers: argparse._SubParsersAction) -> None:
 _EXTRA_COMMANDS.append(_register_lab)
 
 
+def _register_params(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.params import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_params)
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 

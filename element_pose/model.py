@@ -149,9 +149,12 @@ class VideoRecording(dj.Manual):
         """
         if not files:
             raise ValueError("a recording needs at least one video file")
+        from element_pose.limits import check_text_lengths
+
         r = roots()
         relative = [r.relative(r.find(f)) for f in files]
         key = {**session_key, "recording_id": recording_id}
+        check_text_lengths(cls, {"recording_description": description})
         with cls.connection.transaction:
             cls.insert1({**key, **device_key, "recording_description": description},
                         skip_duplicates=skip_duplicates)
@@ -233,11 +236,15 @@ class BodyPart(dj.Lookup):
     def insert_from_names(cls, names: Sequence[str], descriptions: dict[str, str] | None = None
                           ) -> list[str]:
         """Insert body parts not yet known; return the new names (no prompt)."""
+        from element_pose.limits import check_text_lengths
+
         descriptions = descriptions or {}
         known = set(cls.to_arrays("body_part"))
-        new = [n for n in names if n not in known]
-        cls.insert(({"body_part": n, "body_part_description": descriptions.get(n, "")}
-                    for n in new), skip_duplicates=True)
+        rows = [{"body_part": n, "body_part_description": descriptions.get(n, "")}
+                for n in names if n not in known]
+        check_text_lengths(cls, rows)
+        cls.insert(rows, skip_duplicates=True)
+        new = [r["body_part"] for r in rows]
         return new
 
 
@@ -328,6 +335,9 @@ class Model(dj.Manual):
             "config_template": json.loads(json.dumps(cfg, default=str)),
             "model_description": model_description,
         }
+        from element_pose.limits import check_text_lengths
+
+        check_text_lengths(cls, row, source=str(config_path))
         with cls.connection.transaction:
             BodyPart.insert_from_names(bodyparts, body_part_descriptions)
             cls.insert1(row, skip_duplicates=skip_duplicates)
@@ -567,11 +577,12 @@ class PoseEstimation(dj.Computed):
             tuple(Model.body_parts(key)),
             tuple(files),
             file_frames,
+            tuple(int(v) for v in (RecordingInfo & key).fetch1("px_width", "px_height")),
         )
 
     def make_compute(self, key, task_mode, output_dir, params_json, engine, config_path,
                      shuffle, trainingsetindex, snapshot, scorer, body_parts, files,
-                     file_frames):
+                     file_frames, frame_size=None):
         """Run inference (trigger mode) and read the outputs with the one DLC reader."""
         params = json.loads(params_json)
         run: dict[str, Any] = {}
@@ -596,7 +607,8 @@ class PoseEstimation(dj.Computed):
             if not output_dir.is_dir():
                 raise PoseEstimationError(f"output folder not found: {output_dir}")
             h5_files = [dlc.find_outputs(f, output_dir, scorer or None)[0] for f in files]
-        pose, checksum = read_estimation_outputs(h5_files, body_parts, file_frames)
+        pose, checksum = read_estimation_outputs(h5_files, body_parts, file_frames,
+                                                 frame_size=frame_size)
         return pose, [str(p) for p in h5_files], checksum, run
 
     def make_insert(self, key, pose: PoseData, h5_files, checksum, run):
@@ -690,16 +702,25 @@ def _natural_key(name: str):
 
 
 def read_estimation_outputs(
-    h5_files: Sequence[Path], body_parts: Sequence[str], file_frames: Sequence[int]
+    h5_files: Sequence[Path], body_parts: Sequence[str], file_frames: Sequence[int],
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[PoseData, str]:
     """Read and validate the outputs of a recording's files (in order) and join them.
+
+    Args:
+        h5_files: One output per video file, in playback order.
+        body_parts: The model's body parts, in output order.
+        file_frames: Frame count of each video file.
+        frame_size: ``(width, height)`` of the video: bounds of x and y.
 
     Returns:
         The joined pose data in model body-part order and an md5 of the files.
 
     Raises:
-        element_pose.io.dlc.DLCFormatError: unreadable file or body parts not the model's.
-        PoseEstimationError: a file's frame count differs from its video's.
+        element_pose.io.dlc.DLCFormatError: unreadable file, values out of range
+            (:class:`~element_pose.io.dlc.DLCValueError`) or body parts not the model's.
+        PoseEstimationError: a file's frame count differs from its video's, or every
+            value of the recording is missing (NaN): nothing was detected.
     """
     if len(h5_files) != len(file_frames):
         raise PoseEstimationError(
@@ -711,7 +732,8 @@ def read_estimation_outputs(
         checksum = pool.submit(_md5_files, list(h5_files))
         parts = []
         for path, expected in zip(h5_files, file_frames, strict=True):
-            pose = dlc.check_keypoints(dlc.read_dlc_h5(path), body_parts, str(path))
+            pose = dlc.check_keypoints(dlc.read_dlc_h5(path, frame_size=frame_size),
+                                       body_parts, str(path))
             if pose.n_frames != expected:
                 raise PoseEstimationError(
                     f"{path} has {pose.n_frames} frames but its video has {expected} "
@@ -719,6 +741,10 @@ def read_estimation_outputs(
                 )
             parts.append(pose)
         digest = checksum.result()
+    if all(np.isnan(p.position).all() and np.isnan(p.confidence).all() for p in parts):
+        raise PoseEstimationError(
+            f"every x, y and likelihood in {[Path(p).name for p in h5_files]} is NaN: the "
+            "outputs hold no detection at all; an estimation with no data is not stored")
     return (parts[0] if len(parts) == 1 else concatenate(parts)), digest
 
 
@@ -807,11 +833,15 @@ class LabeledVideoParamSet(dj.Lookup):
     @classmethod
     def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
                           labeled_video_paramset_idx: int | None = None) -> int:
-        """Insert video options (unknown options are refused) and return the id."""
-        unknown = sorted(set(params) - set(LABELED_VIDEO_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown labelled-video options {unknown}; "
-                             f"known: {list(LABELED_VIDEO_OPTIONS)}")
+        """Insert video options and return the id.
+
+        Raises:
+            element_pose.params.ParamsError: an option that is unknown, of the wrong
+                type or out of range (see ``element-pose params labeled_video``).
+        """
+        from element_pose.param_schemas import LABELED_VIDEO
+
+        LABELED_VIDEO.validate(params)
         return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
                              labeled_video_paramset_idx)
 

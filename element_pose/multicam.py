@@ -204,7 +204,10 @@ class CalibrationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        normalised = validate_calibration_params(params)
+        from element_pose.param_schemas import CALIBRATION
+
+        normalised = CALIBRATION.validate(validate_calibration_params(params),
+                                          error=ThreeDParamsError)
         return insert_params(cls, "calibration_paramset_id", paramset_desc, normalised,
                              paramset_id)
 
@@ -536,7 +539,10 @@ class TriangulationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        normalised = validate_triangulation_paramset(params)
+        from element_pose.param_schemas import TRIANGULATION
+
+        normalised = TRIANGULATION.validate(validate_triangulation_paramset(params),
+                                            error=ThreeDParamsError)
         return insert_params(cls, "triangulation_paramset_id", paramset_desc, normalised,
                              paramset_id)
 

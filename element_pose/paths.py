@@ -22,11 +22,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT_DIRS_ENV = "ELEMENT_POSE_ROOT_DIRS"
+#: Longest relative path the database stores (the path columns are varchar(1000)).
+MAX_PATH_LENGTH = 1000
 PROCESSED_DIR_ENV = "ELEMENT_POSE_PROCESSED_DIR"
 
 
 class PathError(ValueError):
     """A path is missing, outside the configured roots, or no root is configured."""
+
+
+def check_path_length(relative: str, path: str | Path, limit: int = MAX_PATH_LENGTH) -> str:
+    """Return ``relative`` when it fits a path column of ``limit`` characters.
+
+    Raises:
+        PathError: naming the file, its length and the limit.
+    """
+    if len(relative) > limit:
+        raise PathError(
+            f"the path of {path} relative to its root has {len(relative)} characters; the "
+            f"database stores paths of at most {limit}: move or rename the file")
+    return relative
 
 
 def _custom(key: str):
@@ -98,28 +113,29 @@ class Roots:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def relative(self, path: str | Path) -> str:
+    def relative(self, path: str | Path, limit: int = MAX_PATH_LENGTH) -> str:
         """The POSIX path of ``path`` relative to the root that contains it.
 
         Raises:
-            PathError: if the path lies outside every root.
+            PathError: if the path lies outside every root, or is longer than
+                ``limit`` characters (the database column).
         """
         absolute = Path(path).expanduser().resolve()
         for root in self.root_dirs():
             if absolute == root or root in absolute.parents:
-                return absolute.relative_to(root).as_posix()
+                return check_path_length(absolute.relative_to(root).as_posix(), path, limit)
         raise PathError(
             f"{path} is outside the configured root directories "
             f"{[str(r) for r in self.root_dirs()]}"
         )
 
-    def relative_to_processed(self, path: str | Path) -> str:
-        """The path relative to the processed root (error if outside it)."""
+    def relative_to_processed(self, path: str | Path, limit: int = MAX_PATH_LENGTH) -> str:
+        """The path relative to the processed root (error if outside it or too long)."""
         absolute = Path(path).expanduser().resolve()
         root = self.processed_dir()
         if absolute != root and root not in absolute.parents:
             raise PathError(f"{path} is outside the processed root {root}")
-        return absolute.relative_to(root).as_posix()
+        return check_path_length(absolute.relative_to(root).as_posix(), path, limit)
 
     def find(self, relative_path: str | Path, must_exist: bool = True) -> Path:
         """The absolute path of a stored relative path, in the first root holding it.

@@ -30,6 +30,7 @@ dj = import_datajoint()
 log = logging.getLogger(__name__)
 
 schema = dj.Schema()
+VIDEO_SET_PATH_LENGTH = 767  # VideoSet.File.file_path is a primary key: varchar(767)
 
 
 def activate(
@@ -88,6 +89,8 @@ class VideoSet(dj.Manual):
         Raises:
             ValueError: the project has no labelled data.
         """
+        from element_pose.limits import check_text_lengths
+
         r = model.roots()
         config_path = r.find(dlc_config)
         project = config_path.parent if config_path.is_file() else config_path
@@ -96,8 +99,10 @@ class VideoSet(dj.Manual):
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
         videos = sorted((project / "videos").glob("*")) if include_videos else []
-        files = [r.relative(p) for p in [*labelled, *videos] if p.is_file()]
+        files = [r.relative(p, limit=VIDEO_SET_PATH_LENGTH) for p in [*labelled, *videos]
+                 if p.is_file()]
         key = {"video_set_id": video_set_id}
+        check_text_lengths(cls, {"video_set_description": description})
         with cls.connection.transaction:
             cls.insert1({**key, "video_set_description": description})
             cls.File.insert({**key, "file_path": f} for f in files)
@@ -118,11 +123,22 @@ class TrainingParamSet(dj.Lookup):
                           paramset_idx: int | None = None) -> int:
         """Insert a parameter set and return its id.
 
-        Inserting the same parameters again under the same id is a no-op.
+        Inserting the same parameters again under the same id is a no-op.  The
+        parameters are checked against :data:`element_pose.param_schemas.TRAINING`
+        (``element-pose params training``).
 
         Raises:
+            element_pose.params.ParamsError: unknown key, wrong type or value (named).
             DuplicateParamsError: the parameters exist under another id (named).
         """
+        from element_pose.param_schemas import TRAINING
+        from element_pose.params import ParamsError
+
+        TRAINING.validate(params)
+        init = (params or {}).get("weight_init")
+        if isinstance(init, dict) and not (init.get("snapshot_path") or init.get("model")):
+            raise ParamsError(f"{TRAINING.title} params: 'weight_init' as a mapping needs "
+                              f"'snapshot_path' or 'model', got {init!r}")
         return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
 
 

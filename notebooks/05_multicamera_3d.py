@@ -71,7 +71,7 @@ members = {}
 for rid, (camera, pose) in enumerate(poses.items()):
     video = folder / f"{camera}.mp4"
     if not video.is_file():
-        write_video(video, [np.zeros((48, 64, 3), np.uint8)] * 30, fps=30.0)
+        write_video(video, [np.zeros((sample3d.H, sample3d.W, 3), np.uint8)] * 30, fps=30.0)
     outputs = model.roots().processed_dir() / "multicam" / camera
     dlc.write_dlc_h5(pose, outputs / f"{video.stem}{scorer}.h5", scorer=scorer)
     key = model.VideoRecording.insert_recording(

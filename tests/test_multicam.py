@@ -108,7 +108,7 @@ def _add_group(pipeline, multicam, scene, group_id: int, *, frames=None, drop_pa
         rid = 10 * group_id + i
         n = frames.get(camera, N_FRAMES)
         video = write_video(scene["folder"] / f"rec{rid}.mp4",
-                            [np.zeros((48, 64, 3), np.uint8)] * n, fps=30.0)
+                            [np.zeros((H, W, 3), np.uint8)] * n, fps=30.0)
         pose = pose.replace(position=pose.position[:n], confidence=pose.confidence[:n])
         if drop_part and drop_part[0] == camera:
             k = PARTS.index(drop_part[1])

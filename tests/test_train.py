@@ -9,7 +9,7 @@ pytestmark = pytest.mark.usefixtures("pipeline")
 
 def test_params_are_keyed_by_hash(pipeline, unique):
     train = pipeline.train
-    params = {"net_type": "resnet_50", "epochs": 3, "tag": unique}
+    params = {"net_type": "resnet_50", "epochs": 3, "seed": int(unique, 16)}
     idx = train.TrainingParamSet.insert_new_params("first", params)
     assert train.TrainingParamSet.insert_new_params("again", dict(reversed(params.items()))) == idx
     with pytest.raises(train.DuplicateParamsError, match=f"paramset_idx={idx}"):

@@ -34,16 +34,29 @@ FILTERED_SUFFIX = "_filtered"
 UNIQUE_INDIVIDUAL = "single"
 
 
+#: Largest |x| or |y| (pixels) accepted when the frame size is not known.
+MAX_ABS_COORDINATE = 100_000.0
+#: Tolerance on DeepLabCut's likelihood range [0, 1] (float32 rounding).
+LIKELIHOOD_TOLERANCE = 1e-6
+
+
 class DLCFormatError(ValueError):
     """A DeepLabCut file is missing, unreadable or not in the expected layout."""
 
 
+class DLCValueError(DLCFormatError):
+    """A DeepLabCut output holds values that cannot be poses (likelihood or x/y range)."""
+
+
 # ---------------------------------------------------------------- config.yaml
 def read_config(config_path: str | Path) -> dict[str, Any]:
-    """Read a DeepLabCut ``config.yaml`` and check the keys element-pose relies on.
+    """Read a DeepLabCut ``config.yaml`` and validate it (:func:`validate_config`).
+
+    Every reader of a config in element-pose comes through here.
 
     Raises:
-        DLCFormatError: if the file is missing, is not YAML, or lacks body parts.
+        DLCFormatError: if the file is missing, is not YAML, or is not a valid
+            config (the message names the file and the key).
     """
     import yaml
 
@@ -55,17 +68,120 @@ def read_config(config_path: str | Path) -> dict[str, Any]:
             cfg = yaml.safe_load(f)
     except yaml.YAMLError as exc:
         raise DLCFormatError(f"DeepLabCut config {path} is not valid YAML: {exc}") from exc
+    return validate_config(cfg, path)
+
+
+#: Longest body part, individual or Task name (the database columns are varchar(64)).
+NAME_MAX_LENGTH = 64
+
+
+def validate_config(cfg: Any, source: str | Path = "config.yaml") -> dict[str, Any]:
+    """Check the keys of a DeepLabCut config that element-pose relies on.
+
+    Checked: a mapping; ``Task`` (text of at most 64 characters) and ``scorer``
+    present; single-animal ``bodyparts`` a non-empty list; multi-animal
+    (``multianimalproject: true``) ``individuals`` and ``multianimalbodyparts``
+    non-empty lists, ``uniquebodyparts`` a list; every name a non-empty text of
+    at most :data:`NAME_MAX_LENGTH` characters, without duplicates; ``skeleton``
+    a list of pairs; ``TrainingFraction`` numbers in (0, 1]; ``pcutoff`` in [0, 1].
+
+    Args:
+        cfg: The parsed YAML.
+        source: The file, for messages.
+
+    Returns:
+        ``cfg`` itself.
+
+    Raises:
+        DLCFormatError: naming the file and the key.
+    """
+    where = f"DeepLabCut config {source}"
     if not isinstance(cfg, dict):
-        raise DLCFormatError(f"DeepLabCut config {path} is not a mapping")
-    if not config_bodyparts(cfg):
-        raise DLCFormatError(
-            f"DeepLabCut config {path} names no body parts "
-            "(bodyparts or multianimalbodyparts/uniquebodyparts)"
-        )
+        raise DLCFormatError(f"{where} is not a mapping of keys to values")
     for key in ("Task", "scorer"):
-        if key not in cfg:
-            raise DLCFormatError(f"DeepLabCut config {path} lacks the key {key!r}")
+        if cfg.get(key) in (None, ""):
+            raise DLCFormatError(f"{where} lacks the key {key!r}")
+    task = cfg["Task"]
+    if not isinstance(task, str) or len(task) > NAME_MAX_LENGTH:
+        raise DLCFormatError(
+            f"{where}: 'Task' must be a text of at most {NAME_MAX_LENGTH} characters, "
+            f"got {str(task)[:80]!r}")
+    multi = cfg.get("multianimalproject")
+    if multi not in (None, True, False):
+        raise DLCFormatError(f"{where}: 'multianimalproject' must be true or false, got {multi!r}")
+    if multi:
+        individuals = _names(cfg, "individuals", where, required=True)
+        if not individuals:
+            raise DLCFormatError(f"{where} is a multi-animal project (multianimalproject: true) "
+                                 "but lists no individuals ('individuals')")
+        if UNIQUE_INDIVIDUAL in individuals:
+            raise DLCFormatError(f"{where}: 'individuals': {UNIQUE_INDIVIDUAL!r} is reserved by "
+                                 "DeepLabCut for unique body parts")
+        multi_parts = _names(cfg, "multianimalbodyparts", where, required=True)
+        unique_parts = _names(cfg, "uniquebodyparts", where, required=False)
+        if not multi_parts:
+            raise DLCFormatError(f"{where} is a multi-animal project but 'multianimalbodyparts' "
+                                 "is empty: it names no body parts")
+        both = sorted(set(multi_parts) & set(unique_parts))
+        if both:
+            raise DLCFormatError(f"{where}: body parts {both} are in both 'multianimalbodyparts' "
+                                 "and 'uniquebodyparts'")
+    else:
+        if cfg.get("bodyparts") == "MULTI!":
+            raise DLCFormatError(f"{where}: 'bodyparts' is 'MULTI!' (a multi-animal project) but "
+                                 "'multianimalproject' is not true")
+        if not _names(cfg, "bodyparts", where, required=False):
+            raise DLCFormatError(f"{where} names no body parts ('bodyparts' is missing or "
+                                 "empty; multi-animal projects: multianimalbodyparts)")
+    skeleton = cfg.get("skeleton")
+    if skeleton is not None:
+        if not isinstance(skeleton, list) or not all(
+                isinstance(e, list | tuple) and len(e) == 2 for e in skeleton):
+            raise DLCFormatError(f"{where}: 'skeleton' must be a list of [body part, body part] "
+                                 f"pairs, got {str(skeleton)[:200]}")
+    fractions = cfg.get("TrainingFraction")
+    if fractions is not None and (not isinstance(fractions, list) or not all(
+            _is_number(f) and 0 < f <= 1 for f in fractions)):
+        raise DLCFormatError(f"{where}: 'TrainingFraction' must be a list of numbers in (0, 1], "
+                             f"got {fractions!r}")
+    pcutoff = cfg.get("pcutoff")
+    if pcutoff is not None and not (_is_number(pcutoff) and 0 <= pcutoff <= 1):
+        raise DLCFormatError(f"{where}: 'pcutoff' must be a number in [0, 1], got {pcutoff!r}")
     return cfg
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _names(cfg: dict[str, Any], key: str, where: str, required: bool) -> list[str]:
+    """The list of names under ``key``, checked (type, null, length, duplicates)."""
+    if key not in cfg:
+        if required:
+            raise DLCFormatError(f"{where} lacks the key {key!r}")
+        return []
+    value = cfg[key]
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise DLCFormatError(f"{where}: {key!r} must be a list of names, got the text {value!r}"
+                             f" (write it as [{value}] or one '- {value}' line per name)")
+    if not isinstance(value, list):
+        raise DLCFormatError(f"{where}: {key!r} must be a list of names, got {value!r}")
+    for i, name in enumerate(value):
+        if name is None or (isinstance(name, str) and not name.strip()):
+            raise DLCFormatError(f"{where}: {key!r} entry {i} is empty (null); every entry "
+                                 "must be a name")
+        if not isinstance(name, str):
+            raise DLCFormatError(f"{where}: {key!r} entry {i} must be a text name, "
+                                 f"got {name!r}")
+        if len(name) > NAME_MAX_LENGTH:
+            raise DLCFormatError(f"{where}: {key!r} entry {i} ({name[:40]!r}...) has {len(name)} "
+                                 f"characters; names are at most {NAME_MAX_LENGTH}")
+    duplicates = sorted({n for n in value if value.count(n) > 1})
+    if duplicates:
+        raise DLCFormatError(f"{where}: {key!r} lists {duplicates} more than once")
+    return list(value)
 
 
 def write_config(cfg: dict[str, Any], config_path: str | Path) -> Path:
@@ -117,19 +233,24 @@ def config_skeleton(cfg: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------- pose h5 files
-def read_dlc_h5(path: str | Path, *, fps: float | None = None) -> PoseData:
+def read_dlc_h5(path: str | Path, *, fps: float | None = None,
+                frame_size: tuple[int, int] | None = None) -> PoseData:
     """Read a DeepLabCut pose output (``.h5``) into :class:`PoseData`.
 
     Single-animal files get one individual, ``individual_0``.  Multi-animal
     files keep their individuals; unique body parts (individual ``single``) are
-    placed on their own individual with the other body parts missing.
+    placed on their own individual with the other body parts missing.  Values
+    are checked with :func:`check_dlc_values`.
 
     Args:
         path: The ``.h5`` file.
         fps: Frame rate to attach, when known.
+        frame_size: ``(width, height)`` of the video in pixels, when known: x/y
+            are then checked against the frame rather than an absolute bound.
 
     Raises:
         DLCFormatError: if the file is missing, truncated or not a pose table.
+        DLCValueError: a likelihood outside [0, 1] or an impossible x/y (named).
     """
     import pandas as pd
 
@@ -142,7 +263,75 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None) -> PoseData:
         raise DLCFormatError(
             f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
         ) from exc
-    return _pose_from_dataframe(df, source=str(path), fps=fps)
+    pose = _pose_from_dataframe(df, source=str(path), fps=fps)
+    return check_dlc_values(pose, str(path), frame_size=frame_size)
+
+
+def coordinate_bounds(frame_size: tuple[int, int] | None) -> list[tuple[float, float]]:
+    """The accepted range of each coordinate (x, y[, z]) of a DeepLabCut output.
+
+    With a known frame of ``width x height`` pixels, x must lie in
+    ``[-width, 2 * width]`` and y in ``[-height, 2 * height]`` (one frame beyond
+    every edge: DeepLabCut's predictions lie inside the frame or a few pixels
+    outside it).  Otherwise every coordinate must satisfy
+    ``|value| <= MAX_ABS_COORDINATE`` (100,000 pixels).
+    """
+    if frame_size and all(frame_size):
+        width, height = (float(v) for v in frame_size)
+        return [(-width, 2 * width), (-height, 2 * height),
+                (-MAX_ABS_COORDINATE, MAX_ABS_COORDINATE)]
+    return [(-MAX_ABS_COORDINATE, MAX_ABS_COORDINATE)] * 3
+
+
+def check_dlc_values(pose: PoseData, source: str,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+    """Refuse DeepLabCut values that cannot be poses; return ``pose`` unchanged.
+
+    NaN is legal everywhere (a point not detected).  Refused: a likelihood
+    outside [0, 1] (including +/-inf), and x/y that are infinite or outside
+    :func:`coordinate_bounds`.  The score range is DeepLabCut's: other
+    formats' readers apply their own.
+
+    Raises:
+        DLCValueError: naming the file, the body part (and individual), the
+            first bad frame and its value.
+    """
+    confidence = pose.confidence
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(confidence) & ((confidence < -LIKELIHOOD_TOLERANCE)
+                                       | (confidence > 1 + LIKELIHOOD_TOLERANCE))
+    if bad.any():
+        frame, individual, keypoint = _first(bad)
+        raise DLCValueError(
+            f"{source}: likelihood {confidence[frame, individual, keypoint]!r} of body part "
+            f"{pose.keypoints[keypoint]!r}{_who(pose, individual)} at frame {frame} is outside "
+            "[0, 1] (NaN is the only other value allowed)")
+    bounds = coordinate_bounds(frame_size)
+    for axis in range(pose.position.shape[-1]):
+        values = pose.position[..., axis]
+        low, high = bounds[axis]
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
+        if bad.any():
+            frame, individual, keypoint = _first(bad)
+            where = (f"the {frame_size[0]} x {frame_size[1]} frame" if frame_size
+                     and all(frame_size) else "the absolute bound")
+            raise DLCValueError(
+                f"{source}: {'xyz'[axis]} = {values[frame, individual, keypoint]!r} of body part "
+                f"{pose.keypoints[keypoint]!r}{_who(pose, individual)} at frame {frame} is "
+                f"outside [{low:g}, {high:g}] ({where}); coordinates must be finite pixels")
+    return pose
+
+
+def _first(mask: np.ndarray) -> tuple[int, int, int]:
+    """(frame, individual, keypoint) of the first True, earliest frame first."""
+    frame = int(np.argmax(mask.any(axis=(1, 2))))
+    individual, keypoint = np.argwhere(mask[frame])[0]
+    return frame, int(individual), int(keypoint)
+
+
+def _who(pose: PoseData, individual: int) -> str:
+    return f" of individual {pose.individuals[individual]!r}" if pose.is_multi_animal else ""
 
 
 def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
