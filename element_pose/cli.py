@@ -55,6 +55,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
                        n_frames=args.frames)
+    from element_pose.cluster_cli import remember_demo_settings
+
+    remember_demo_settings()  # so that the README's next command finds the demo's data
     _out(summary.to_string(index=False))
     return EXIT_OK
 
@@ -187,6 +190,15 @@ def _register_worker(subparsers: argparse._SubParsersAction) -> None:
 _EXTRA_COMMANDS.append(_register_worker)
 
 
+def _register_cluster(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.cluster_cli import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_cluster)
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -197,6 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from element_pose.userconfig import UserConfigError, apply
+
+    try:
+        apply()  # the user's configuration file; the environment wins over it
+    except UserConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except CommandError as exc:

@@ -90,6 +90,9 @@ def configure(start_embedded: bool = True) -> str:
     Args:
         start_embedded: Start the embedded server if it is not running.
     """
+    from element_pose.userconfig import apply
+
+    apply()  # the user's configuration file fills what the environment does not set
     dj = import_datajoint()
     mode = database_mode()
     if mode == "embedded":
