@@ -81,6 +81,11 @@ def cmd_status(args: argparse.Namespace) -> int:
              f"{row['error']:>7}")
         for error in row["errors"]:
             _out(f"    error {error['key']}: {error['message']}")
+    from element_pose.slurm import reservations
+
+    for held in reservations():  # which worker (and Slurm job) holds each reservation
+        _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
+             + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 

@@ -96,8 +96,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     unset.add_argument("names", nargs="+")
     config.set_defaults(func=cmd_config, action="show", json=False)
 
-    try:
-        from element_pose.slurm import register_cli as register_submit
-    except ImportError:  # pragma: no cover - slurm.py always ships
-        return
+    from element_pose.slurm import register_cli as register_submit
+
     register_submit(subparsers)
