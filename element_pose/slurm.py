@@ -303,7 +303,7 @@ def run(worker_argv: Sequence[str]) -> int:
 # --------------------------------------------------------------------- CLI
 def cmd_submit(args: argparse.Namespace) -> int:
     """``element-pose submit``: submit Slurm arrays of workers."""
-    worker_args = ["--poll-interval", str(args.poll_interval)]
+    worker_args = ["--poll-interval", str(args.poll_interval), "--order", args.order]
     if args.once:
         worker_args.append("--once")
     if args.restrict:
@@ -351,6 +351,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="workers exit when their queue is empty")
     p.add_argument("--poll-interval", type=float, default=30.0)
     p.add_argument("--max-jobs", type=int, help="jobs per worker before it exits")
+    p.add_argument("--order", choices=["original", "reverse", "random"], default="random",
+                   help="job order within a priority (default random: fewer collisions)")
     p.add_argument("--restrict", help="restriction of the keys (JSON object)")
     p.add_argument("--sbatch-option", action="append", metavar="OPT",
                    help="another sbatch option, e.g. --sbatch-option=--qos=long")

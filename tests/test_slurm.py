@@ -208,3 +208,18 @@ def test_submit_script_asks_gpu_tables_for_gpus(monkeypatch, tmp_path):
         tables=["model.RecordingInfo"], log_dir=tmp_path))
     assert "--gres" not in cpu and "#SBATCH --partition=cpu" in cpu
     assert "DJ_PASS" not in gpu + cpu  # secrets travel in the environment only
+
+
+def test_per_table_arrays_run_one_after_the_other(pipeline, cluster, tmp_path):
+    ids = subprocess.run(
+        [sys.executable, "-m", "element_pose.cli", "submit", "--per-table", "--workers", "2",
+         "--once", "--table", INFO, "--table", POSE, "--log-dir", str(tmp_path),
+         "--sbatch-option=--hold"], env=cluster, capture_output=True, text=True, timeout=300)
+    assert ids.returncode == 0, ids.stderr
+    first, second = ids.stdout.split()
+    try:
+        queue = subprocess.run(["squeue", "-h", "-r", "-o", "%F %E", "-j", second], env=cluster,
+                               capture_output=True, text=True, check=True).stdout
+        assert f"afterany:{first}" in queue, queue
+    finally:
+        subprocess.run(["scancel", first, second], env=cluster, check=True)
