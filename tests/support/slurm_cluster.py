@@ -135,6 +135,14 @@ def running_slurm_cluster(cpus: int = 2, timeout: float = 60) -> Iterator[dict[s
             time.sleep(0.5)
         yield {"SLURM_CONF": str(conf)}
     finally:
+        # end every job of this (private) cluster first, so that no job step outlives it
+        if procs and all(p.poll() is None for p in procs):
+            subprocess.run(["scancel", "--full", "--user", str(os.geteuid())], env=env,
+                           capture_output=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and subprocess.run(
+                    ["squeue", "-h"], env=env, capture_output=True, text=True).stdout.strip():
+                time.sleep(0.5)
         for proc in reversed(procs):
             if proc.poll() is None:
                 proc.terminate()
