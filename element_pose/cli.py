@@ -7,10 +7,11 @@ configuration.  ``--help`` never touches the database.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 log = logging.getLogger("element_pose.cli")
 
@@ -55,6 +56,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
                        n_frames=args.frames)
+    from element_pose.cluster_cli import remember_demo_settings
+
+    remember_demo_settings()  # so that the README's next command finds the demo's data
     _out(summary.to_string(index=False))
     return EXIT_OK
 
@@ -78,6 +82,11 @@ def cmd_status(args: argparse.Namespace) -> int:
              f"{row['error']:>7}")
         for error in row["errors"]:
             _out(f"    error {error['key']}: {error['message']}")
+    from element_pose.slurm import reservations
+
+    for held in reservations():  # which worker (and Slurm job) holds each reservation
+        _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
+             + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
@@ -174,39 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--filter", type=int, help="publish filtered poses of this filter id")
     sync.set_defaults(func=cmd_dandi_sync)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register_cli(sub)
     return parser
 
 
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def _register_worker(subparsers: argparse._SubParsersAction) -> None:
-    from element_pose.worker import register_cli
-
-    register_cli(subparsers)
-
-
-_EXTRA_COMMANDS.append(_register_worker)
-
-
-def _register_lab(subparsers: argparse._SubParsersAction) -> None:
-    from element_pose.jupyter import register_cli
-
-    register_cli(subparsers)
-
-
-_EXTRA_COMMANDS.append(_register_lab)
-
-
-def _register_params(subparsers: argparse._SubParsersAction) -> None:
-    from element_pose.params import register_cli
-
-    register_cli(subparsers)
-
-
-_EXTRA_COMMANDS.append(_register_params)
+#: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
+_COMMAND_MODULES = ("element_pose.worker", "element_pose.jupyter", "element_pose.params",
+                    "element_pose.cluster_cli")
 
 
 def _out(text: str) -> None:
@@ -219,6 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from element_pose.userconfig import UserConfigError, apply
+
+    try:
+        apply()  # the user's configuration file; the environment wins over it
+    except UserConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except CommandError as exc:

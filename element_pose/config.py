@@ -15,6 +15,15 @@ Pose arrays live in a DataJoint object store named ``pose``.  When
 (default ``<processed root>/.element-pose-store``) for a server, which workers on
 several machines must share.
 
+An S3 object store (any S3-compatible server) replaces the file store when
+``ELEMENT_POSE_S3_BUCKET`` is set: ``ELEMENT_POSE_S3_ENDPOINT`` (default
+``s3.amazonaws.com``), ``ELEMENT_POSE_S3_LOCATION`` (folder in the bucket, default
+``element-pose``), ``ELEMENT_POSE_S3_SECURE`` (HTTPS; default true unless the
+endpoint is an ``http://`` URL), and the keys from ``ELEMENT_POSE_S3_ACCESS_KEY`` /
+``ELEMENT_POSE_S3_SECRET_KEY`` or ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
+(neither: the AWS credential chain).  The database stores only paths relative to
+the store, so workers may mount or reach it differently.
+
 Secrets (``DJ_PASS``, store keys) come from the environment or DataJoint's
 ``.secrets`` directory and are never logged.
 """
@@ -31,6 +40,10 @@ log = logging.getLogger(__name__)
 DATABASE_ENV = "ELEMENT_POSE_DATABASE"
 PREFIX_ENV = "ELEMENT_POSE_SCHEMA_PREFIX"
 STORE_DIR_ENV = "ELEMENT_POSE_STORE_DIR"
+S3_BUCKET_ENV = "ELEMENT_POSE_S3_BUCKET"
+S3_ENDPOINT_ENV = "ELEMENT_POSE_S3_ENDPOINT"
+S3_LOCATION_ENV = "ELEMENT_POSE_S3_LOCATION"
+S3_SECURE_ENV = "ELEMENT_POSE_S3_SECURE"
 POSE_STORE = "pose"
 DEFAULT_PREFIX = "pose_"
 
@@ -90,6 +103,9 @@ def configure(start_embedded: bool = True) -> str:
     Args:
         start_embedded: Start the embedded server if it is not running.
     """
+    from element_pose.userconfig import apply
+
+    apply()  # the user's configuration file fills what the environment does not set
     dj = import_datajoint()
     mode = database_mode()
     if mode == "embedded":
@@ -120,6 +136,11 @@ def _configure_store(dj, default_dir: Path | None) -> None:
         if stores[POSE_STORE].get("protocol") == "file" and location:
             Path(location).mkdir(parents=True, exist_ok=True)
         return
+    s3 = s3_store_spec()
+    if s3 is not None:
+        stores[POSE_STORE] = s3
+        dj.config["stores"] = stores
+        return
     env_dir = os.environ.get(STORE_DIR_ENV)
     if env_dir:
         directory = Path(env_dir).expanduser()
@@ -141,6 +162,39 @@ def _configure_store(dj, default_dir: Path | None) -> None:
     dj.config["stores"] = stores
 
 
+def s3_store_spec() -> dict | None:
+    """The DataJoint ``s3`` store spec from ``ELEMENT_POSE_S3_*`` (``None`` when unset).
+
+    Raises:
+        ConfigError: when only one of the access key and the secret key is set.
+    """
+    bucket = os.environ.get(S3_BUCKET_ENV, "").strip()
+    if not bucket:
+        return None
+    endpoint = os.environ.get(S3_ENDPOINT_ENV, "").strip() or "s3.amazonaws.com"
+    secure_text = os.environ.get(S3_SECURE_ENV, "").strip().lower()
+    if secure_text:
+        if secure_text not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"{S3_SECURE_ENV} must be true or false, not {secure_text!r}")
+        secure = secure_text in ("1", "true", "yes")
+    else:
+        secure = not endpoint.startswith("http://")
+    spec = {"protocol": "s3", "endpoint": endpoint, "bucket": bucket,
+            "location": os.environ.get(S3_LOCATION_ENV, "element-pose").strip("/"),
+            "secure": secure}
+    access = (os.environ.get("ELEMENT_POSE_S3_ACCESS_KEY")
+              or os.environ.get("AWS_ACCESS_KEY_ID"))
+    secret = (os.environ.get("ELEMENT_POSE_S3_SECRET_KEY")
+              or os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    if bool(access) != bool(secret):
+        raise ConfigError("S3 credentials incomplete: set both ELEMENT_POSE_S3_ACCESS_KEY and "
+                          "ELEMENT_POSE_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY), or neither")
+    if access:
+        spec.update(access_key=access, secret_key=secret)
+    return spec
+
+
 def connect(reset: bool = False):
     """Configure (starting the embedded server when needed) and return the connection."""
     dj = import_datajoint()
@@ -159,5 +213,13 @@ def describe() -> dict[str, str]:
         "port": str(dj.config["database.port"]),
         "user": str(dj.config["database.user"]),
         "schema_prefix": schema_prefix(),
-        "pose_store": str((stores.get(POSE_STORE) or {}).get("location", "(not configured)")),
+        "pose_store": _store_text(stores.get(POSE_STORE)),
     }
+
+
+def _store_text(spec: dict | None) -> str:
+    if not spec:
+        return "(not configured)"
+    if spec.get("protocol") == "s3":
+        return f"s3://{spec.get('bucket')}/{spec.get('location', '')} at {spec.get('endpoint')}"
+    return str(spec.get("location", "(not configured)"))
