@@ -31,7 +31,9 @@ def _get(url: str):
 def test_lab_serves_the_tutorials_with_the_project_kernel(tmp_path):
     port = _free_port()
     root = tmp_path / "demo-root"
-    env = {**os.environ, "ELEMENT_POSE_ROOT_DIRS": str(root), "JUPYTER_RUNTIME_DIR":
+    env = {**os.environ, "ELEMENT_POSE_ROOT_DIRS": str(root),
+           "ELEMENT_POSE_CONFIG": str(tmp_path / "no-settings.json"),  # env only
+           "JUPYTER_RUNTIME_DIR":
            str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     env.pop("ELEMENT_POSE_PROCESSED_DIR", None)
     server = subprocess.Popen(
