@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.json:
         for name, value in config.describe().items():
             _out(f"{name:>14}: {value}")
-    report = job_status()
+    report = job_status(max_errors=args.errors)
     if args.json:
         _out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
@@ -78,6 +78,11 @@ def cmd_status(args: argparse.Namespace) -> int:
              f"{row['error']:>7}")
         for error in row["errors"]:
             _out(f"    error {error['key']}: {error['message']}")
+        if row.get("more_errors"):
+            _out(f"    ... and {row['more_errors']} more error(s) (show them with "
+                 f"--errors {row['error']})")
+        if row.get("retry"):
+            _out(f"    to retry: {row['retry']}")
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
@@ -148,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--fail-on-error", action="store_true",
                         help="exit 1 when any job is in error")
+    status.add_argument("--errors", type=int, default=5, metavar="N",
+                        help="error messages listed per table (default 5)")
     status.set_defaults(func=cmd_status)
 
     key_help = "restrict to NAME=VALUE (repeatable), e.g. --key subject=m1"
@@ -185,6 +192,15 @@ def _register_worker(subparsers: argparse._SubParsersAction) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_worker)
+
+
+def _register_store(subparsers: argparse._SubParsersAction) -> None:
+    from element_pose.store import register_cli
+
+    register_cli(subparsers)
+
+
+_EXTRA_COMMANDS.append(_register_store)
 
 
 def _out(text: str) -> None:
