@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import datajoint as dj
 import pytest
 from test_worker import make_batch, store_files
@@ -67,6 +70,9 @@ def test_store_gc_keeps_files_newer_than_a_live_reservation(pipeline, ingested):
     (task,) = b["tasks"]
     model.PoseEstimation.jobs.refresh(task, delay=-1)
     assert model.PoseEstimation.jobs.reserve(task)  # a live worker, maybe mid-insert
+    time.sleep(1.5)
+    for path in store_files(subject):  # ... that has just written these files
+        os.utime(path)
     report = store.collect_garbage(min_age_s=0)
     assert report.deleted == 0 and report.kept_recent >= 12
     assert len(store_files(subject)) == 13
