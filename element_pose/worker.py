@@ -8,7 +8,14 @@ job is reserved in the table's job queue (``Table.jobs``) before ``make()`` runs
 so any number of workers on any number of machines can share one database
 without doing a job twice.  A failing job is recorded as ``error`` (with its
 traceback) and is not retried until its error row is cleared
-(:func:`clear_errors`, ``element-pose jobs clear-errors``).
+(:func:`retry_errors`, ``element-pose jobs retry TABLE``, which also queues it
+again; or :func:`clear_errors`, ``element-pose jobs clear-errors``).
+
+Tables.  Without ``tables`` a worker runs every auto-populated table except the
+opt-in QC figures (:data:`element_pose.operations.OPT_IN_TABLES`; ``qc=True`` or
+``--qc`` adds them).  It keeps one instance per table for its whole life, so
+DataJoint builds each job table (and loads the dependency graph for it) once per
+worker instead of for every job.
 
 Stopping.  SIGTERM or SIGINT (``docker stop``, Ctrl-C) asks the worker to stop:
 the job in progress runs to completion, then the worker exits cleanly.  During a
@@ -17,7 +24,9 @@ job both signals are held back (so neither DataJoint's own SIGTERM handler nor a
 worker (SIGKILL).  A killed worker leaves no partial rows (``make_insert`` runs in
 one transaction) but its job stays ``reserved``: :func:`release_stale_jobs`
 (``element-pose jobs release-stale``, or ``worker --release-stale``) puts such
-jobs back in the queue.
+jobs back in the queue; ``element-pose jobs release-stale`` then also removes the
+array files such a worker had written to the object store before it died
+(:func:`element_pose.store.collect_garbage`).
 
 Devices.  ``device`` (``element-pose worker --device``) chooses the accelerator
 before anything imports torch: ``"cpu"`` hides every GPU; ``"0"``, ``"cuda:1"`` or
