@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import resource
 import subprocess
@@ -65,13 +66,17 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     """Store files per estimation, job-table cost, delete + gc; drop the schemas at the end."""
+    import logging
+
     from bench.ours import _drop, _pipeline, _store_dir
     from element_pose import store
 
+    logging.basicConfig(level=logging.INFO)
     pipeline = _pipeline()
     model = pipeline.model
     out: dict[str, Any] = {}
-    files = [p for p in _store_dir().rglob("*") if p.is_file()]
+    prefix = os.environ["ELEMENT_POSE_SCHEMA_PREFIX"]  # this run's files, not earlier runs
+    files = [p for p in _store_dir().rglob("*") if p.is_file() and prefix in str(p)]
     n_est = len(model.PoseEstimation())
     out["estimations"] = n_est
     out["store_files"] = len(files)
@@ -103,7 +108,7 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     (pipeline.subject.Subject & {"subject": second}).delete(prompt=False)
     out["plain_delete_s"] = time.perf_counter() - t0
-    left = len([p for p in _store_dir().rglob("*") if p.is_file()])
+    left = len([p for p in _store_dir().rglob("*") if p.is_file() and prefix in str(p)])
     t0 = time.perf_counter()
     gc = store.collect_garbage(min_age_s=0)
     out["gc_s"] = time.perf_counter() - t0
