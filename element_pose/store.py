@@ -249,9 +249,11 @@ def delete(expression, *, part_integrity: str = "enforce") -> dict[str, int]:
         heading = table.heading
         names = list(getattr(heading, "schema_objects", []) or [])
         hashed += len(list(getattr(heading, "hash_objects", []) or []))
-        for name in names:
-            codec = heading.attributes[name].codec
-            for row in table.proj(name).cursor(as_dict=True):
+        if not names:
+            continue
+        codecs = {name: heading.attributes[name].codec for name in names}
+        for row in table.proj(*names).cursor(as_dict=True):  # one query per table
+            for name, codec in codecs.items():
                 for path, store in codec.referenced_paths(row[name]):
                     if store == POSE_STORE:
                         paths.add(path)

@@ -510,6 +510,8 @@ def run_worker(
                 select_tables(tables, include_opt_in=qc).items()}
     if not selected:
         raise WorkerUsageError("no populated tables: are the schemas activated?")
+    if restriction is not None:
+        selected = _restrictable(selected, restriction, explicit=bool(tables))
 
     started = time.monotonic()
     report = WorkerReport()
@@ -566,6 +568,39 @@ def run_worker(
              report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
              sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
     return report
+
+
+def _restrictable(selected: dict[str, Any], restriction: Any, explicit: bool) -> dict[str, Any]:
+    """The tables that ``restriction`` applies to; the others are left out (with a log line).
+
+    A restriction such as ``{"subject": "m1"}`` or ``"subject = 'm1'"`` means "only
+    this subject's jobs": a table without a ``subject`` (``ModelEvaluation``) has none,
+    instead of all of them (a dict) or an error (a string).
+
+    Raises:
+        WorkerUsageError: a table named explicitly cannot take the restriction.
+    """
+    from datajoint.errors import DataJointError
+
+    kept: dict[str, Any] = {}
+    for name, table in selected.items():
+        source = table.key_source
+        if isinstance(restriction, dict):
+            ok = bool(set(restriction) & set(source.heading.names))
+            reason = f"has none of {', '.join(sorted(restriction))}"
+        else:
+            try:
+                source & restriction  # checks the attributes it names
+                ok, reason = True, ""
+            except DataJointError as exc:
+                ok, reason = False, str(exc)
+        if ok:
+            kept[name] = table
+        elif explicit:
+            raise WorkerUsageError(f"--restrict does not apply to {name}: {reason}")
+        else:
+            log.info("%s left out: the restriction does not apply to it (%s)", name, reason)
+    return kept
 
 
 def _one_pass(selected, restriction, priority, order, report, stopping, limit_reached) -> int:
