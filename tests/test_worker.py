@@ -514,6 +514,14 @@ def test_default_worker_on_load_only_data_exits_0(pipeline, batch, capsys):
     assert not (analysis.PoseQC & r)  # QC figures are opt-in
     assert worker.select_tables(None, include_opt_in=False).keys().isdisjoint(
         {"analysis.PoseQC", "analysis.FilteredPoseQC"})
+    # once the project holds a trained snapshot, the model's evaluation is queued
+    from element_pose.engines import deeplabcut
+
+    folder = deeplabcut.model_folder(model.Model.config_path(b["model"]), shuffle=1)
+    folder.mkdir(parents=True)
+    (folder / "snapshot-005.pt").write_bytes(b"")
+    assert model.ModelEvaluation.key_source & b["model"]
+    (folder / "snapshot-005.pt").unlink()  # no fake model for later tests' workers
 
 
 def test_worker_builds_each_job_table_once(pipeline, batch, monkeypatch):
