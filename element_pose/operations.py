@@ -68,7 +68,7 @@ def job_status(max_errors: int = 5) -> dict[str, dict[str, Any]]:
         remaining, total = table().progress()
         jobs = table().jobs
         n_errors = len(jobs.errors) if len(jobs) else 0
-        errors = jobs.errors.to_dicts(limit=max_errors) if n_errors else []
+        errors = jobs.errors.to_dicts(limit=max_errors) if n_errors and max_errors > 0 else []
         key_names = [k for k in jobs.primary_key]
         report[name] = {
             "done": total - remaining,
