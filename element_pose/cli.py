@@ -72,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.json:
         for name, value in config.describe().items():
             _out(f"{name:>14}: {value}")
-    report = job_status()
+    report = job_status(max_errors=args.errors)
     if args.json:
         _out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
@@ -82,6 +82,11 @@ def cmd_status(args: argparse.Namespace) -> int:
              f"{row['error']:>7}")
         for error in row["errors"]:
             _out(f"    error {error['key']}: {error['message']}")
+        if row.get("more_errors"):
+            _out(f"    ... and {row['more_errors']} more error(s) (show them with "
+                 f"--errors {row['error']})")
+        if row.get("retry"):
+            _out(f"    to retry: {row['retry']}")
     from element_pose.slurm import reservations
 
     for held in reservations():  # which worker (and Slurm job) holds each reservation
@@ -157,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--fail-on-error", action="store_true",
                         help="exit 1 when any job is in error")
+    status.add_argument("--errors", type=int, default=5, metavar="N",
+                        help="error messages listed per table (default 5)")
     status.set_defaults(func=cmd_status)
 
     key_help = "restrict to NAME=VALUE (repeatable), e.g. --key subject=m1"
@@ -189,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
-_COMMAND_MODULES = ("element_pose.worker", "element_pose.jupyter", "element_pose.params",
-                    "element_pose.cluster_cli")
+_COMMAND_MODULES = ("element_pose.worker", "element_pose.store", "element_pose.jupyter",
+                    "element_pose.params", "element_pose.cluster_cli")
 
 
 def _out(text: str) -> None:

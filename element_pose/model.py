@@ -399,6 +399,17 @@ class ModelEvaluation(dj.Computed):
         test_error = null: float64
         """
 
+    @property
+    def key_source(self):
+        """Models with a trained snapshot to evaluate.
+
+        A model registered only to load existing outputs (no training dataset or
+        snapshot in its project) is never queued: its evaluation could not succeed.
+        """
+        rows = Model.proj("engine", "project_path", "shuffle", "trainingsetindex").to_dicts()
+        return Model.proj() & [{"model_name": r["model_name"]} for r in rows
+                               if _has_snapshot(r)]
+
     def make_fetch(self, key: dict):
         """Model row needed to evaluate (small and deterministic)."""
         row = (Model & key).fetch1()
@@ -447,6 +458,19 @@ class ModelEvaluation(dj.Computed):
                  "test_error": _finite(per_part.loc[bp].get("test_rmse"))}
                 for bp in body_parts if bp in per_part.index
             )
+
+
+def _has_snapshot(row: dict) -> bool:
+    """Whether a model's project holds a trained snapshot (False when it cannot be read)."""
+    from element_pose.engines import get_engine
+
+    try:
+        config = roots().find(row["project_path"]) / "config.yaml"
+        return bool(get_engine(row["engine"]).snapshots(
+            config, shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"]))
+    except Exception as exc:  # a moved project, an unknown engine: nothing to evaluate
+        log.debug("model %s: no snapshot to evaluate (%s)", row["model_name"], exc)
+        return False
 
 
 def _finite(value) -> float | None:

@@ -36,6 +36,20 @@ def populated_tables() -> dict[str, Any]:
     return tables
 
 
+# Tables a plain worker (no ``--table``) leaves alone: they run for every row
+# upstream, cost far more than the ingest they follow (PoseQC renders 4 figures
+# per estimation) and are asked for explicitly (``worker --qc`` or ``--table``).
+OPT_IN_TABLES = ("analysis.PoseQC", "analysis.FilteredPoseQC")
+
+RETRY_HINT = ("fix the cause, then `element-pose jobs retry {table}` (optionally "
+              "--restrict '{{...}}') so that the next worker or populate runs them again")
+
+
+def retry_hint(table: str) -> str:
+    """How to retry the failed jobs of ``table`` (for error messages and status)."""
+    return RETRY_HINT.format(table=table)
+
+
 _EXTRA_TABLE_PROVIDERS: list = []
 
 
@@ -44,22 +58,29 @@ def _extra_tables():
 
 
 def job_status(max_errors: int = 5) -> dict[str, dict[str, Any]]:
-    """Done/remaining counts and reserved/error jobs (with messages) per table."""
+    """Done/remaining counts and reserved/error jobs (with messages) per table.
+
+    Each table's entry lists at most ``max_errors`` error messages in ``errors``;
+    ``more_errors`` counts the ones left out and ``retry`` says how to retry them.
+    """
     report: dict[str, dict[str, Any]] = {}
     for name, table in populated_tables().items():
         remaining, total = table().progress()
         jobs = table().jobs
-        errors = jobs.errors.to_dicts(limit=max_errors) if len(jobs) else []
+        n_errors = len(jobs.errors) if len(jobs) else 0
+        errors = jobs.errors.to_dicts(limit=max_errors) if n_errors and max_errors > 0 else []
         key_names = [k for k in jobs.primary_key]
         report[name] = {
             "done": total - remaining,
             "remaining": remaining,
             "total": total,
             "reserved": len(jobs.reserved) if len(jobs) else 0,
-            "error": len(jobs.errors) if len(jobs) else 0,
+            "error": n_errors,
             "errors": [
                 {"key": {k: e[k] for k in key_names}, "message": e["error_message"]}
                 for e in errors
             ],
+            "more_errors": max(n_errors - len(errors), 0),
+            "retry": retry_hint(name) if n_errors else "",
         }
     return report

@@ -8,7 +8,14 @@ job is reserved in the table's job queue (``Table.jobs``) before ``make()`` runs
 so any number of workers on any number of machines can share one database
 without doing a job twice.  A failing job is recorded as ``error`` (with its
 traceback) and is not retried until its error row is cleared
-(:func:`clear_errors`, ``element-pose jobs clear-errors``).
+(:func:`retry_errors`, ``element-pose jobs retry TABLE``, which also queues it
+again; or :func:`clear_errors`, ``element-pose jobs clear-errors``).
+
+Tables.  Without ``tables`` a worker runs every auto-populated table except the
+opt-in QC figures (:data:`element_pose.operations.OPT_IN_TABLES`; ``qc=True`` or
+``--qc`` adds them).  It keeps one instance per table for its whole life, so
+DataJoint builds each job table (and loads the dependency graph for it) once per
+worker instead of for every job.
 
 Stopping.  SIGTERM or SIGINT (``docker stop``, Ctrl-C) asks the worker to stop:
 the job in progress runs to completion, then the worker exits cleanly.  During a
@@ -17,7 +24,9 @@ job both signals are held back (so neither DataJoint's own SIGTERM handler nor a
 worker (SIGKILL).  A killed worker leaves no partial rows (``make_insert`` runs in
 one transaction) but its job stays ``reserved``: :func:`release_stale_jobs`
 (``element-pose jobs release-stale``, or ``worker --release-stale``) puts such
-jobs back in the queue.
+jobs back in the queue; ``element-pose jobs release-stale`` then also removes the
+array files such a worker had written to the object store before it died
+(:func:`element_pose.store.collect_garbage`).
 
 Devices.  ``device`` (``element-pose worker --device``) chooses the accelerator
 before anything imports torch: ``"cpu"`` hides every GPU; ``"0"``, ``"cuda:1"`` or
@@ -92,21 +101,25 @@ class WorkerReport:
 
 
 # ------------------------------------------------------------------ tables
-def select_tables(tables: Sequence[str] | None = None) -> dict[str, Any]:
+def select_tables(tables: Sequence[str] | None = None, *,
+                  include_opt_in: bool = True) -> dict[str, Any]:
     """The populated tables to work on, in dependency order.
 
     Args:
         tables: Names like ``"model.PoseEstimation"`` (or a bare class name when it
             is unique); ``None`` or empty for every auto-populated table.
+        include_opt_in: With no ``tables``, also the opt-in tables
+            (:data:`element_pose.operations.OPT_IN_TABLES`, the QC figures).
 
     Raises:
         WorkerUsageError: a name matches no table (the message lists the known ones).
     """
-    from element_pose.operations import populated_tables
+    from element_pose.operations import OPT_IN_TABLES, populated_tables
 
     available = populated_tables()
     if not tables:
-        return dict(available)
+        return {n: t for n, t in available.items()
+                if include_opt_in or n not in OPT_IN_TABLES}
     wanted: set[str] = set()
     for name in tables:
         matches = [n for n in available if n == name or n.rsplit(".", 1)[-1] == name]
@@ -267,6 +280,27 @@ def clear_errors(tables: Sequence[str] | None = None, restriction: Any = None) -
     return cleared
 
 
+def retry_errors(tables: Sequence[str], restriction: Any = None) -> dict[str, int]:
+    """Clear the error jobs of ``tables`` (only those) and queue them again at once.
+
+    Args:
+        tables: Table names as in :func:`select_tables` (at least one).
+        restriction: Optional restriction of the keys, as for :func:`clear_errors`.
+
+    Returns:
+        Number of failed jobs queued again per table (tables with none are omitted).
+
+    Raises:
+        WorkerUsageError: no table given, or an unknown one.
+    """
+    if not tables:
+        raise WorkerUsageError("name the table(s) whose failed jobs to retry")
+    cleared = clear_errors(tables, restriction)
+    if cleared:
+        prepare_job_queues(list(cleared), restriction)
+    return cleared
+
+
 def prepare_job_queues(tables: Sequence[str] | None = None, restriction: Any = None,
                        attempts: int = 5) -> None:
     """Create and refresh the job queues (do this once before starting many workers).
@@ -274,8 +308,11 @@ def prepare_job_queues(tables: Sequence[str] | None = None, restriction: Any = N
     On PostgreSQL, two workers creating the same lazy job table at the same
     instant can crash one of them; this retries a few times.
     """
-    restriction = _as_restriction(restriction)
-    for name, table in select_tables(tables).items():
+    _prepare(select_tables(tables), _as_restriction(restriction), attempts)
+
+
+def _prepare(selected: dict[str, Any], restriction: Any, attempts: int = 5) -> None:
+    for name, table in selected.items():
         for attempt in range(attempts):
             try:
                 _refresh(table, restriction)
@@ -427,6 +464,7 @@ def run_worker(
     stale_after: float | None = None,
     restriction: Any = None,
     stop_event: threading.Event | None = None,
+    qc: bool = False,
 ) -> WorkerReport:
     """Run populate jobs until stopped (or, with ``once``, until none is left).
 
@@ -450,6 +488,7 @@ def run_worker(
             ``{"subject": "m1"}``, a JSON object string, or a DataJoint restriction
             string), applied to every table's key source.
         stop_event: Stop (after the current job) when this event is set.
+        qc: Without ``tables``, also run the opt-in QC tables (figures per estimation).
 
     Returns:
         What was done.
@@ -465,9 +504,14 @@ def run_worker(
         raise WorkerUsageError("poll_interval must be >= 0")
     set_device(device)
     restriction = _as_restriction(restriction)
-    selected = select_tables(tables)
+    # one instance per table for the worker's life: DataJoint caches its job table
+    # (and so the dependency graph loaded to build it) per instance, not per class
+    selected = {name: table() for name, table in
+                select_tables(tables, include_opt_in=qc).items()}
     if not selected:
         raise WorkerUsageError("no populated tables: are the schemas activated?")
+    if restriction is not None:
+        selected = _restrictable(selected, restriction, explicit=bool(tables))
 
     started = time.monotonic()
     report = WorkerReport()
@@ -483,7 +527,7 @@ def run_worker(
 
     log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
     with signals:
-        prepare_job_queues(list(selected), restriction)
+        _prepare(selected, restriction)
         idle_logged = False
         while not stopping() and not limit_reached():
             report.passes += 1
@@ -526,6 +570,39 @@ def run_worker(
     return report
 
 
+def _restrictable(selected: dict[str, Any], restriction: Any, explicit: bool) -> dict[str, Any]:
+    """The tables that ``restriction`` applies to; the others are left out (with a log line).
+
+    A restriction such as ``{"subject": "m1"}`` or ``"subject = 'm1'"`` means "only
+    this subject's jobs": a table without a ``subject`` (``ModelEvaluation``) has none,
+    instead of all of them (a dict) or an error (a string).
+
+    Raises:
+        WorkerUsageError: a table named explicitly cannot take the restriction.
+    """
+    from datajoint.errors import DataJointError
+
+    kept: dict[str, Any] = {}
+    for name, table in selected.items():
+        source = table.key_source
+        if isinstance(restriction, dict):
+            ok = bool(set(restriction) & set(source.heading.names))
+            reason = f"has none of {', '.join(sorted(restriction))}"
+        else:
+            try:
+                source & restriction  # checks the attributes it names
+                ok, reason = True, ""
+            except DataJointError as exc:
+                ok, reason = False, str(exc)
+        if ok:
+            kept[name] = table
+        elif explicit:
+            raise WorkerUsageError(f"--restrict does not apply to {name}: {reason}")
+        else:
+            log.info("%s left out: the restriction does not apply to it (%s)", name, reason)
+    return kept
+
+
 def _one_pass(selected, restriction, priority, order, report, stopping, limit_reached) -> int:
     """Run jobs of every table in turn until none is pending; return how many ran."""
     done = 0
@@ -550,6 +627,8 @@ def _one_pass(selected, restriction, priority, order, report, stopping, limit_re
 
 def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
     """Reserve and make one key; False when another worker had it or it is not to do."""
+    from element_pose.operations import retry_hint
+
     start = time.monotonic()
     with _keep_our_handlers(threading.current_thread() is threading.main_thread()):
         result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
@@ -564,7 +643,8 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
         error_key, message = result["error_list"][0]
         report.failed[name] = report.failed.get(name, 0) + 1
         report.failures.append(JobFailure(name, dict(error_key), str(message)))
-        log.error("%s %s: failed after %.1f s: %s", name, key, seconds, message)
+        log.error("%s %s: failed after %.1f s: %s (%s)", name, key, seconds, message,
+                  retry_hint(name))
         return True
     return False
 
@@ -593,18 +673,40 @@ def _activate() -> None:
     from workflow import pipeline  # noqa: F401  (connects and activates the schemas)
 
 
+def _stop_requests() -> threading.Event:
+    """Handle SIGTERM/SIGINT for the rest of the process: they set the returned event.
+
+    :func:`run_worker` installs its own handler while it runs and puts this one
+    back when it returns, so a stop signal that arrives while the worker starts
+    or is already exiting asks it to stop (or is ignored) instead of killing it
+    with the signal's default action (exit -15).
+    """
+    event = threading.Event()
+
+    def handler(signum, frame) -> None:
+        if not event.is_set():
+            log.info("%s received: the worker is stopping", signal.Signals(signum).name)
+        event.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, handler)
+    return event
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """``element-pose worker``: run populate jobs."""
     logging.getLogger(__name__).setLevel(
         min(logging.getLogger(__name__).getEffectiveLevel(), logging.INFO))
     block_stop_signals()  # before imports start threads; let in between jobs
+    stop = _stop_requests()  # a stop signal before or after run_worker never kills it
     try:
         set_device(args.device)  # before anything can import torch
         _activate()
         report = run_worker(
             args.table, max_jobs=args.max_jobs, priority=args.priority, order=args.order,
             poll_interval=args.poll_interval, once=args.once, stale_after=args.release_stale,
-            restriction=args.restrict)
+            restriction=args.restrict, stop_event=stop, qc=args.qc)
     except (WorkerUsageError, json.JSONDecodeError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -612,17 +714,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
          f"{sum(report.failed.values())} failed ({report.stop_reason})")
     for failure in report.failures:
         _out(f"  failed {failure.table} {failure.key}: {failure.message}")
+    if report.failures:
+        from element_pose.operations import retry_hint
+
+        for table in sorted({f.table for f in report.failures}):
+            _out(f"  to retry {table}: {retry_hint(table)}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    """``element-pose jobs release-stale|clear-errors``."""
+    """``element-pose jobs release-stale|clear-errors|retry``."""
+    gc = None
     try:
         _activate()
         if args.action == "release-stale":
             counts = release_stale_jobs(args.older_than, args.table,
                                         check_connections=not args.no_connection_check)
             verb = "released"
+            if not args.no_gc:  # the files a killed worker wrote before its commit
+                from element_pose.store import collect_garbage
+
+                gc = collect_garbage(min_age_s=args.older_than)
+        elif args.action == "retry":
+            counts = retry_errors(args.table, args.restrict)
+            verb = "queued again"
         else:
             counts = clear_errors(args.table, args.restrict)
             verb = "cleared"
@@ -632,6 +747,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     for name, count in counts.items():
         _out(f"{name}: {verb} {count}")
     _out(f"{verb} {sum(counts.values())} job(s)")
+    if gc is not None:
+        _out(f"store gc: removed {gc.deleted} orphaned file(s) of {gc.orphaned} "
+             f"({gc.kept_recent} kept as too recent)")
     return EXIT_OK
 
 
@@ -678,6 +796,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="release reservations of dead workers older than SECONDS, "
                              "at start and before every pass")
     worker.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
+    worker.add_argument("--qc", action="store_true",
+                        help="also render QC figures (analysis.PoseQC, FilteredPoseQC); "
+                             "without --table they are left out")
     worker.set_defaults(func=cmd_worker)
 
     jobs = subparsers.add_parser("jobs", help="manage the job queues: release stale "
@@ -690,9 +811,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     release.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
     release.add_argument("--no-connection-check", action="store_true",
                          help="release by age alone, even if the reserving DB session is alive")
+    release.add_argument("--no-gc", action="store_true",
+                         help="do not remove orphaned store files (by default, files older "
+                              "than --older-than that no row references are removed)")
     release.set_defaults(func=cmd_jobs)
     clear = actions.add_parser("clear-errors",
                                help="delete error rows so that those jobs are retried")
     clear.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
     clear.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
     clear.set_defaults(func=cmd_jobs)
+    retry = actions.add_parser(
+        "retry", help="clear a table's error jobs (only those) and queue them again",
+        description="After fixing the cause of failed jobs: delete their error rows and "
+                    "put them back in the queue, so the next worker or populate runs them.")
+    retry.add_argument("table", nargs="+", metavar="SCHEMA.TABLE",
+                       help="table(s) whose failed jobs to retry, e.g. model.PoseEstimation")
+    retry.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
+    retry.set_defaults(func=cmd_jobs)

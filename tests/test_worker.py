@@ -360,3 +360,185 @@ def test_set_device_exports_the_choice(monkeypatch):
     assert worker.set_device("auto") == "auto"
     with pytest.raises(worker.WorkerUsageError):
         worker.set_device("tpu")
+
+
+# ------------------------------------------------- faults: orphans, exits, retries
+EXIT_HARNESS = """
+import sys, time
+from element_pose.cli import main
+code = main(sys.argv[1:])
+sys.stderr.write("WORKER RETURNED\\n")
+sys.stderr.flush()
+time.sleep(2)  # a slow interpreter exit (atexit handlers, finalisers, closing files)
+sys.exit(code)
+"""
+
+
+def store_files(token: str) -> list:
+    """Files of the pose store whose path names ``token`` (e.g. a subject)."""
+    from pathlib import Path
+
+    import datajoint as dj
+
+    location = Path(dj.config["stores"]["pose"]["location"])
+    return [p for p in location.rglob("*") if p.is_file() and token in str(p)]
+
+
+def test_killed_worker_leaves_orphan_files_that_release_stale_removes(
+        pipeline, batch, postgres, capsys):
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    subject = r["subject"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    before = len(store_files(subject))  # RecordingInfo's timestamps
+    with locked(model.PoseEstimation.BodyPartPosition) as lock:
+        proc = start_worker("worker", "--once", "--table", POSE, "--restrict", b["restrict"])
+        lock.wait_for(1, [proc])  # the part rows' arrays are in the store, not committed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    orphans = len(store_files(subject)) - before
+    assert orphans >= 12  # x, y, likelihood of 4 body parts (and more)
+    deadline = time.monotonic() + 60
+    code, out = 0, ""
+    while "released 1 job(s)" not in out and time.monotonic() < deadline:
+        code = run_cli("jobs", "release-stale", "--older-than", "0", "--table", POSE)
+        out = capsys.readouterr().out
+        time.sleep(0.2)
+    assert code == 0 and "released 1 job(s)" in out, out
+    assert "store gc: removed" in out
+    assert len(store_files(subject)) == before  # the orphans are gone, live files kept
+    assert len(model.RecordingInfo & r) == 1
+    report = worker.run_worker([POSE], once=True, restriction=r, poll_interval=0)
+    assert report.completed == {POSE: 1}
+    pose = (model.PoseEstimation.BodyPartPosition & r).to_dicts()
+    assert len(pose) == 4 and all(len(row["x"]) == 20 for row in pose)
+
+
+def test_stop_signal_while_the_worker_exits_gives_exit_0(pipeline, batch):
+    b = batch(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EXIT_HARNESS, "worker", "--once", "--table", INFO,
+         "--restrict", b["restrict"], "--poll-interval", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "WORKER RETURNED" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + err
+    assert "1 completed, 0 failed" in out
+
+
+def failing_batch(pipeline, b, processed_root, unique, n_bad: int) -> dict:
+    """``n_bad`` load tasks of a second model whose output folder does not exist."""
+    model = pipeline.model
+    missing = processed_root / f"missing_{unique}"
+    other = model.Model.insert_new_model(f"wk2_{unique}", b["video"].parent / "project",
+                                         shuffle=1)
+    for task in b["tasks"][:n_bad]:
+        model.PoseEstimationTask.insert_estimation_task(
+            {**{k: task[k] for k in model.VideoRecording.primary_key}, **other}, "load",
+            output_dir=missing)
+    return {"model": other, "missing": missing}
+
+
+def test_status_counts_hidden_errors_and_jobs_retry_requeues_only_errors(
+        pipeline, batch, processed_root, unique, capsys):
+    from element_pose import cli
+
+    model = pipeline.model
+    b = batch(7)
+    r = b["restriction"]
+    bad = failing_batch(pipeline, b, processed_root, unique, 7)
+    worker_args = ["worker", "--once", "--table", INFO, "--table", POSE, "--restrict",
+                   b["restrict"], "--poll-interval", "0"]
+    assert run_cli(*worker_args) == 1
+    out = capsys.readouterr().out
+    assert "7 failed" in out
+    assert "to retry model.PoseEstimation: " in out and "element-pose jobs retry" in out
+
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("model.PoseEstimation"):]
+    assert section.count("    error {") == 5
+    assert "... and 2 more error(s)" in section
+    assert "to retry: fix the cause, then `element-pose jobs retry model.PoseEstimation`" \
+        in section
+    assert cli.main(["status", "--errors", "10"]) == 0
+    assert capsys.readouterr().out.count("    error {") == 7
+
+    # one more task, reserved by a live worker: retry must leave it alone
+    jobs = jobs_of(model.PoseEstimation, r)
+    extra = model.PoseEstimationTask.insert_estimation_task(
+        {**{k: b["tasks"][0][k] for k in model.VideoRecording.primary_key},
+         **model.Model.insert_new_model(f"wk3_{unique}", b["video"].parent / "project",
+                                        shuffle=1)},
+        "load", output_dir=processed_root / f"worker_{unique}")
+    model.PoseEstimation.jobs.refresh(extra, delay=-1)
+    assert model.PoseEstimation.jobs.reserve(extra)
+    assert len(jobs.errors) == 7 and len(jobs.reserved) == 1
+
+    sample.make_dlc_output(b["truth"], b["video"], bad["missing"], seed=1)  # fix the cause
+    assert run_cli("jobs", "retry", POSE, "--restrict",
+                   json.dumps({**r, "model_name": bad["model"]["model_name"]})) == 0
+    assert "model.PoseEstimation: queued again 7" in capsys.readouterr().out
+    assert not jobs.errors and len(jobs.pending) == 7 and len(jobs.reserved) == 1
+    # a plain populate takes them now
+    model.PoseEstimation.populate(r, reserve_jobs=True, suppress_errors=True)
+    assert len(model.PoseEstimation & bad["model"] & r) == 7
+    assert len(jobs.reserved) == 1  # still the live reservation's
+    assert run_cli("jobs", "retry") == 2  # the table is required
+    (model.PoseEstimation.jobs & extra).delete_quick()  # this session's reservation
+
+
+def test_default_worker_on_load_only_data_exits_0(pipeline, batch, capsys):
+    model = pipeline.model
+    b = batch(2)
+    r = b["restriction"]
+    # a load-only model has no snapshot: its evaluation is never queued
+    assert not (model.ModelEvaluation.key_source & b["model"])
+    # a restriction string naming an attribute that some tables lack leaves them out
+    subject = f"subject = '{r['subject']}'"
+    assert run_cli("worker", "--once", "--restrict", subject, "--poll-interval", "0") == 0
+    out = capsys.readouterr().out
+    assert "4 completed, 0 failed" in out  # RecordingInfo and PoseEstimation, 2 each
+    assert run_cli("worker", "--once", "--restrict", b["restrict"], "--poll-interval", "0") == 0
+    assert "0 completed, 0 failed" in capsys.readouterr().out
+    assert len(model.PoseEstimation & r) == 2
+    assert not (model.ModelEvaluation.jobs & b["model"])
+    analysis = pipeline.analysis
+    assert not (analysis.PoseQC & r)  # QC figures are opt-in
+    assert worker.select_tables(None, include_opt_in=False).keys().isdisjoint(
+        {"analysis.PoseQC", "analysis.FilteredPoseQC"})
+    # once the project holds a trained snapshot, the model's evaluation is queued
+    from element_pose.engines import deeplabcut
+
+    folder = deeplabcut.model_folder(model.Model.config_path(b["model"]), shuffle=1)
+    folder.mkdir(parents=True)
+    (folder / "snapshot-005.pt").write_bytes(b"")
+    assert model.ModelEvaluation.key_source & b["model"]
+    (folder / "snapshot-005.pt").unlink()  # no fake model for later tests' workers
+
+
+def test_worker_builds_each_job_table_once(pipeline, batch, monkeypatch):
+    from datajoint import jobs as dj_jobs
+
+    model = pipeline.model
+    b = batch(4)
+    built: list[str] = []
+    original = dj_jobs.Job.__init__
+
+    def counting(self, target_table):
+        built.append(target_table.table_name)
+        original(self, target_table)
+
+    monkeypatch.setattr(dj_jobs.Job, "__init__", counting)
+    report = worker.run_worker([INFO, POSE], once=True, restriction=b["restriction"],
+                               poll_interval=0)
+    assert report.completed == {INFO: 4, POSE: 4}
+    assert len(model.PoseEstimation & b["restriction"]) == 4
+    assert sorted(built) == sorted(["_recording_info", "__pose_estimation"])  # not per job
