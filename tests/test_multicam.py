@@ -321,8 +321,9 @@ def test_triangulation_compute_reads_nothing_from_the_database(pipeline, multica
     table = multicam.Triangulation()
     fetched = table.make_fetch(task)
     # the 2D estimations vanish before the compute step: it must not need them
-    members = multicam.CameraGroup.Member & task
-    rows = pipeline.model.PoseEstimation & members.proj() & scene["model"]
+    rids = (multicam.CameraGroup.Member & task).to_arrays("recording_id")
+    rows = (pipeline.model.PoseEstimation & scene["session"] & scene["model"]
+            & [{"recording_id": int(r)} for r in rids])
     assert len(rows) == 3
     (pipeline.model.PoseEstimation.BodyPartPosition & rows.proj()).delete_quick()
     rows.delete_quick()
