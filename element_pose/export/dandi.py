@@ -348,7 +348,12 @@ class FileChecksum:
 
 
 def file_checksum(path: str | Path, chunk_size: int = 8 << 20) -> FileChecksum:
-    """SHA-256 and dandi-etag of a file in one read."""
+    """SHA-256 and dandi-etag of a file in one read.
+
+    ``DandiETag.update`` takes one whole part (64 MiB, as the archive uploads them)
+    per call; blocks of any size go through ``partial_update``, which splits them
+    at the part boundaries.
+    """
     from dandischema.digests.dandietag import DandiETag
 
     path = Path(path)
@@ -358,7 +363,8 @@ def file_checksum(path: str | Path, chunk_size: int = 8 << 20) -> FileChecksum:
     with path.open("rb") as f:
         while block := f.read(chunk_size):
             sha.update(block)
-            etag.update(block)
+            etag.partial_update(block)
+    log.debug("checksummed %s (%d bytes)", path, size)
     return FileChecksum(path=path, size=size, sha256=sha.hexdigest(), dandi_etag=etag.as_str())
 
 

@@ -184,3 +184,43 @@ def test_dandiset_yaml(tmp_path):
     assert path.name == "dandiset.yaml"
     with pytest.raises(ValueError, match="six digits"):
         dandi.write_dandiset_yaml(tmp_path, "42", "x")
+
+
+def _long_nwb(path: Path, n_frames: int, subject_id: str) -> Path:
+    """A real NWB pose file of ``n_frames`` x 20 body parts, uncompressed (~243 B/frame)."""
+    import datetime as dt
+
+    from element_pose.pose import PoseData
+
+    rng = np.random.default_rng(n_frames)
+    pose = PoseData(position=rng.uniform(0, 640, (n_frames, 1, 20, 2)),
+                    confidence=rng.uniform(0, 1, (n_frames, 1, 20)),
+                    keypoints=[f"part{i}" for i in range(20)], individuals=["animal0"],
+                    fps=30.0, scorer="DLC_long", source_software_version="3.0.2")
+    subject = nwb.SubjectMetadata(subject_id, species="Mus musculus", sex="F", age="P90D")
+    session = nwb.SessionMetadata("long", dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+                                  description="long recording")
+    return nwb.write_nwb(path, pose, subject, session, compression=None)
+
+
+def test_files_over_8_and_64_mib_checksum_and_upload(tmp_path, dandi_archive):
+    """Issue 11 defect 1: a file > 8 MiB broke the checksum; > 64 MiB has several parts."""
+    from dandi.support.digests import get_digest
+
+    ds = tmp_path / DANDISET_ID
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "large files")
+    sources = [_long_nwb(tmp_path / "raw" / "mid.nwb", 100_000, "mid"),    # ~23 MiB
+               _long_nwb(tmp_path / "raw" / "big.nwb", 320_000, "big")]    # ~74 MiB
+    organized = dandi.organize(sources, ds, files_mode="move")
+    sizes = sorted(p.stat().st_size for p in organized.values())
+    assert 8 << 20 < sizes[0] < 64 << 20 < sizes[1]
+    for path in organized.values():
+        cs = file_checksum(path)
+        assert cs.dandi_etag == get_digest(path, "dandi-etag")
+        assert cs.sha256 == get_digest(path, "sha256")
+    results = dandi.upload(ds, DANDISET_ID, dandi_archive.api_url, api_key=dandi_archive.api_key)
+    assert sorted(r.status for r in results) == ["uploaded", "uploaded"]
+    parts = {r.asset_path: int(r.dandi_etag.rsplit("-", 1)[1]) for r in results}
+    assert sorted(parts.values()) == [1, 2]  # 64 MiB parts, as the archive cuts them
+    for r in results:
+        assert dandi_archive.asset_bytes(DANDISET_ID, r.asset_path) == r.path.read_bytes()
