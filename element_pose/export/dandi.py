@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from element_pose.redact import redact_url, split_credentials
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SUFFIX = "behavior+image"
@@ -457,10 +459,15 @@ def api_key_env_var(instance_name: str) -> str:
 
 
 def resolve_instance(instance: str):
-    """A ``dandi.consts.DandiInstance`` for a known name or an API URL."""
+    """A ``dandi.consts.DandiInstance`` for a known name or an API URL.
+
+    Credentials inside the URL (``https://user:key@host/api``) are taken out before
+    the dandi client sees it (use :func:`instance_and_key` to get the key too).
+    """
     from dandi.utils import get_instance
 
     os.environ.setdefault("DANDI_NO_ET", "1")  # no version telemetry over the network
+    instance, _ = split_credentials(str(instance))
     try:
         return get_instance(instance)
     except KeyError as exc:
@@ -471,9 +478,23 @@ def resolve_instance(instance: str):
             "or an API URL such as https://api.sandbox.dandiarchive.org/api"
         ) from exc
     except ValueError as exc:  # e.g. the removed "dandi-staging"
-        raise DandiError(str(exc)) from exc
+        raise DandiError(redact_url(exc)) from exc
     except Exception as exc:
-        raise DandiError(f"cannot reach DANDI instance {instance!r}: {exc}") from exc
+        raise DandiError(f"cannot reach DANDI instance {instance!r}: {redact_url(exc)}") from exc
+
+
+def instance_and_key(instance: str, api_key: str | None = None):
+    """``(DandiInstance, variable, key, where the key came from)``; never log the key.
+
+    A key inside the instance URL (``https://user:key@host/api``) is used when no
+    ``api_key`` is given; the URL without it is what the client gets and what is logged.
+    """
+    _, url_key = split_credentials(str(instance))
+    dandi_instance = resolve_instance(instance)
+    if api_key is None and url_key:
+        var = api_key_env_var(dandi_instance.name)
+        return dandi_instance, var, url_key, "in the instance URL"
+    return (dandi_instance, *_find_api_key(dandi_instance.name, api_key))
 
 
 def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, str]:
@@ -601,8 +622,9 @@ def upload(
     if not selected:
         raise DandiError(f"no NWB or video files to upload under {[str(p) for p in paths]}")
 
-    dandi_instance = resolve_instance(instance)
-    var, key, source = _find_api_key(dandi_instance.name, api_key)
+    dandi_instance, var, key, source = instance_and_key(instance, api_key)
+    log.info("dandi upload of %d file(s) to %s, dandiset %s", len(selected),
+             redact_url(dandi_instance.api), dandiset_id)
     checksums = {rel: file_checksum(p) for rel, p in selected.items()}
 
     with DandiAPIClient(dandi_instance=dandi_instance) as client:
@@ -649,7 +671,8 @@ def upload(
         asset = after.get(rel)
         remote_etag = _remote_etag(asset) if asset is not None else None
         if asset is None or remote_etag != cs.dandi_etag:
-            status, message = "failed", (str(error) if error else "asset missing after upload")
+            status, message = "failed", (redact_url(error) if error else
+                                         "asset missing after upload")
         elif rel not in before:
             status, message = "uploaded", ""
         elif before[rel] == cs.dandi_etag:

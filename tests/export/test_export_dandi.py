@@ -224,3 +224,28 @@ def test_files_over_8_and_64_mib_checksum_and_upload(tmp_path, dandi_archive):
     assert sorted(parts.values()) == [1, 2]  # 64 MiB parts, as the archive cuts them
     for r in results:
         assert dandi_archive.asset_bytes(DANDISET_ID, r.asset_path) == r.path.read_bytes()
+
+
+def test_redact_url_helper():
+    from element_pose.redact import redact_url, split_credentials
+
+    assert redact_url("see https://user:s3cret@host/api and http://tok@h:1/x") == \
+        "see https://***@host/api and http://***@h:1/x"
+    assert redact_url("https://s3/b?X-Amz-Signature=abc&part=1&token=zz") == \
+        "https://s3/b?X-Amz-Signature=***&part=1&token=***"
+    assert redact_url("dandi") == "dandi"
+    assert split_credentials("https://user:k%40y@host:8/api") == ("https://host:8/api", "k@y")
+    assert split_credentials("https://host/api") == ("https://host/api", None)
+
+
+def test_secret_in_instance_url_is_never_logged(dandi_archive, dandiset_copy, caplog):
+    """Issue 12: a key inside ``--instance`` was logged verbatim."""
+    caplog.set_level(logging.DEBUG)
+    secret = dandi_archive.api_key
+    host = dandi_archive.api_url.removeprefix("http://")
+    results = dandi.upload(dandiset_copy, DANDISET_ID, f"http://user:{secret}@{host}")
+    assert {r.status for r in results} == {"uploaded"}
+    assert secret not in caplog.text
+    with pytest.raises(DandiAuthError) as info:
+        dandi.upload(dandiset_copy, DANDISET_ID, f"http://user:wrong-{secret}@{host}")
+    assert secret not in str(info.value) and secret not in caplog.text
