@@ -566,6 +566,7 @@ def upload(
     validation: Any = None,
     jobs: int | None = None,
     jobs_per_file: int | None = None,
+    checksums: Mapping[str, FileChecksum] | None = None,
 ) -> list[UploadResult]:
     """Upload organized files to a dandiset's draft with the dandi client.
 
@@ -582,6 +583,7 @@ def upload(
             (invalid files are not uploaded).
         jobs: Files uploaded in parallel.
         jobs_per_file: Parts of one file uploaded in parallel.
+        checksums: Asset path -> :class:`FileChecksum` already known (not recomputed).
 
     Returns:
         One :class:`UploadResult` per file, in path order.
@@ -625,7 +627,8 @@ def upload(
     dandi_instance, var, key, source = instance_and_key(instance, api_key)
     log.info("dandi upload of %d file(s) to %s, dandiset %s", len(selected),
              redact_url(dandi_instance.api), dandiset_id)
-    checksums = {rel: file_checksum(p) for rel, p in selected.items()}
+    known = dict(checksums or {})
+    checksums = {rel: known.get(rel) or file_checksum(p) for rel, p in selected.items()}
 
     with DandiAPIClient(dandi_instance=dandi_instance) as client:
         try:
