@@ -221,7 +221,7 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
                 item.validate |= cs is not None and rel.endswith(".nwb")
             elif rel not in report.failed:
                 report.unchanged.append(rel)
-        staging = Path(tempfile.mkdtemp(prefix=".element-pose-staging-", dir=dandiset_dir))
+        staging = _make_staging(dandiset_dir)
         try:
             _pipeline(list(items.values()), dandiset_id, dandiset_dir, staging, hashes,
                       plan, checksums, records, remote, archive, filter_paramset_idx,
@@ -237,6 +237,31 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
              len(report.failed), len(report.invalid), len(report.checksummed),
              len(report.validated))
     return report
+
+
+_STAGING_PREFIX = ".element-pose-staging-"
+_MARKER = ".element-pose-staging"
+
+
+def _marker_text(folder: Path) -> str:
+    return f"element-pose dandi-sync staging folder {folder.name}\n"
+
+
+def _make_staging(dandiset_dir: Path) -> Path:
+    """A new staging folder (``mkdtemp``: unique, never an existing folder), marked as ours.
+
+    Folders left by a killed run are removed only when they carry the marker that
+    names the folder itself; nothing else in the dandiset folder is touched.
+    """
+    for old in dandiset_dir.glob(f"{_STAGING_PREFIX}*"):
+        marker = old / _MARKER
+        if (old.is_dir() and not old.is_symlink() and marker.is_file()
+                and marker.read_text() == _marker_text(old)):
+            log.info("removing staging folder %s left by an interrupted sync", old.name)
+            shutil.rmtree(old, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=dandiset_dir))
+    (staging / _MARKER).write_text(_marker_text(staging))
+    return staging
 
 
 def _owner(rel: str) -> str:

@@ -325,7 +325,7 @@ def _fetch(key: dict, filter_paramset_idx: int | None):
 @contextlib.contextmanager
 def _sync_lock(dandiset_dir: Path) -> Iterator[None]:
     dandiset_dir.mkdir(parents=True, exist_ok=True)
-    with open(dandiset_dir / LOCK_NAME, "w") as handle:
+    with open(dandiset_dir / LOCK_NAME, "a") as handle:  # never truncates a file
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

@@ -361,3 +361,51 @@ def test_archive_validation_status_is_recorded(pipeline, raw_root, processed_roo
         shown = [a for a in invalid_assets() if a["asset_path"] == nwb_rel]
         assert shown and shown[0]["archive_status"] == "Invalid"
         assert "future" in shown[0]["messages"][0]
+
+
+_KEEP_ALIVE: list = []
+
+
+def _sync_in_child(publish, api_url, dandiset, session):
+    """Runs in a forked child: its own database connection, then a sync (killed mid-way)."""
+    connection = publish.schema.connection
+    _KEEP_ALIVE.append(connection._conn)  # the parent's socket: never closed from here
+    connection.connect()
+    publish.dandi_sync("000123", dandiset, instance=api_url, api_key=API_KEY, query=session)
+
+
+def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tmp_path):
+    """Issue 11: a client killed mid-upload leaves an unfinished upload; the next sync
+    clears it and uploads the file, without exporting or validating it again."""
+    import multiprocessing
+    import os
+    import signal
+
+    publish = pipeline.publish
+    name = f"kill{unique}"
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, name)
+    dandiset = tmp_path / "000123"
+    nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        archive.hold_parts(0)  # the first part upload hangs: kill the client there
+        child = multiprocessing.get_context("fork").Process(
+            target=_sync_in_child, args=(publish, archive.api_url, dandiset, session))
+        child.start()
+        try:
+            assert archive.parts_held.wait(120), "the child never reached the upload"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(30)
+        archive.release_parts()
+        assert archive.active_uploads() and archive.assets() == {}
+        row = (publish.DandiUpload & {"asset_path": nwb_rel}).fetch1()
+        assert row["status"] == "pending" and row["content_hash"]  # state kept as it went
+        assert [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
+
+        report = _sync(publish, archive, dandiset, session)
+        assert report.cleared_uploads >= 1 and archive.active_uploads() == []
+        assert report.exported == [] and report.validated == []
+        assert nwb_rel in report.uploaded and report.ok
+        assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
+        assert archive.deleted == []
+    assert not [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
