@@ -249,3 +249,58 @@ def test_secret_in_instance_url_is_never_logged(dandi_archive, dandiset_copy, ca
     with pytest.raises(DandiAuthError) as info:
         dandi.upload(dandiset_copy, DANDISET_ID, f"http://user:wrong-{secret}@{host}")
     assert secret not in str(info.value) and secret not in caplog.text
+
+
+def test_multipart_upload_killed_midway_then_resumed(tmp_path, dandi_archive):
+    """A client killed after the first of two 64 MiB parts leaves an unfinished upload
+    (``active_uploads``); clearing it and uploading again completes the asset."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from element_pose.export.dandi_remote import Archive
+
+    ds = tmp_path / DANDISET_ID
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "killed upload")
+    big = next(iter(dandi.organize([_long_nwb(tmp_path / "raw" / "big.nwb", 300_000, "k")],
+                                   ds, files_mode="move").values()))
+    assert big.stat().st_size > 64 << 20
+    dandi_archive.hold_parts(1)  # part 1 goes through, part 2 hangs
+    code = ("import sys; from element_pose.export import dandi; "
+            "dandi.upload(sys.argv[1], sys.argv[2], sys.argv[3], api_key=sys.argv[4], "
+            "jobs_per_file=1)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", code, str(big), DANDISET_ID,
+                              dandi_archive.api_url, dandi_archive.api_key], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert dandi_archive.parts_held.wait(120), "the client never reached part 2"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    dandi_archive.release_parts()
+    assert len(dandi_archive.active_uploads(DANDISET_ID)) == 1
+    assert dandi_archive.assets(DANDISET_ID) == {}
+
+    with Archive(dandi_archive.api_url, DANDISET_ID, dandi_archive.api_key) as archive:
+        assert archive.active_uploads() == 1
+        assert archive.clear_active_uploads() == 1 and archive.active_uploads() == 0
+    results = dandi.upload(big, DANDISET_ID, dandi_archive.api_url,
+                           api_key=dandi_archive.api_key)
+    assert [r.status for r in results] == ["uploaded"]
+    assert dandi_archive.asset_bytes(DANDISET_ID, results[0].asset_path) == big.read_bytes()
+    dandi_archive.wait_validated()
+    assert dandi_archive.assets(DANDISET_ID)[results[0].asset_path].status == "Valid"
+
+
+def test_wrong_key_gets_401_on_every_authenticated_call(dandi_archive):
+    import requests
+
+    bad = {"Authorization": "token not-the-key"}
+    for method, path in (("GET", "/dandisets/000123/"), ("GET", "/auth/token"),
+                         ("GET", "/dandisets/000123/versions/draft/assets/"),
+                         ("POST", "/uploads/initialize/"),
+                         ("DELETE", "/dandisets/000123/uploads/")):
+        response = requests.request(method, dandi_archive.api_url + path, headers=bad, timeout=10)
+        assert response.status_code == 401, (method, path)
