@@ -94,15 +94,14 @@ def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int 
     pk = model.PoseEstimation.primary_key
     rows = {tuple(str(r[k]) for k in pk): {f: str(r[f]) for f in fields}
             for r in (model.PoseEstimation & query).to_dicts()}
-    meta_cache: dict[str, Any] = {}
+    sessions = {json.dumps(publish._session_key(keys[0]), sort_keys=True, default=str):
+                publish._session_key(keys[0]) for keys in plan.values()}
+    meta_cache = {skey: [dataclasses.asdict(subject), dataclasses.asdict(session)]
+                  for skey, (subject, session) in zip(
+                      sessions, publish.nwb_metadata_many(list(sessions.values())), strict=True)}
     hashes = {}
     for relpath, keys in plan.items():
-        session = publish._session_key(keys[0])
-        skey = json.dumps(session, sort_keys=True, default=str)
-        if skey not in meta_cache:
-            subject_meta, session_meta = publish.nwb_metadata(session)
-            meta_cache[skey] = [dataclasses.asdict(subject_meta),
-                                dataclasses.asdict(session_meta)]
+        skey = json.dumps(publish._session_key(keys[0]), sort_keys=True, default=str)
         payload = {"format": EXPORT_FORMAT, "filter": filter_paramset_idx, "path": relpath,
                    "metadata": meta_cache[skey],
                    "estimations": [{**key, **rows.get(tuple(str(key[k]) for k in pk), {})}

@@ -90,6 +90,16 @@ def nwb_metadata(session_key: dict):
                             session_start_time=datetime.datetime.now(datetime.UTC)))
 
 
+def nwb_metadata_many(session_keys: list[dict]) -> list:
+    """:func:`nwb_metadata` of many sessions: the linking module's
+    ``get_nwb_metadata_many(keys)`` when it has one (a few queries in all), else one
+    call per session."""
+    getter = getattr(_linking_module, "get_nwb_metadata_many", None)
+    if getter is not None:
+        return list(getter(session_keys))
+    return [nwb_metadata(key) for key in session_keys]
+
+
 def _session_key(key: dict) -> dict:
     names = [k for k in model.VideoRecording.primary_key if k != "recording_id"]
     return {k: key[k] for k in names}
@@ -131,9 +141,17 @@ def plan_export(query, filter_paramset_idx: int | None = None) -> dict[str, list
 
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     plan: dict[str, list[dict]] = {}
+    # metadata and individuals of all keys in a few queries (not a few per key)
+    sessions = {json.dumps(_session_key(k), sort_keys=True, default=str): _session_key(k)
+                for k in keys}
+    metadata = dict(zip(sessions, nwb_metadata_many(list(sessions.values())), strict=True))
+    pk = model.PoseEstimation.primary_key
+    found: dict[tuple, set] = {}
+    for row in (model.PoseEstimation.BodyPartPosition & query).proj("individual").to_dicts():
+        found.setdefault(tuple(row[k] for k in pk), set()).add(str(row["individual"]))
     for key in keys:
-        subject, session = nwb_metadata(_session_key(key))
-        individuals = _individuals(key)
+        subject, session = metadata[json.dumps(_session_key(key), sort_keys=True, default=str)]
+        individuals = sorted(found.get(tuple(key[k] for k in pk), ()))
         if len(individuals) == 1:
             paths = [dandi_relpath(subject.subject_id, session.session_id)]
         else:

@@ -363,23 +363,21 @@ def test_archive_validation_status_is_recorded(pipeline, raw_root, processed_roo
         assert "future" in shown[0]["messages"][0]
 
 
-_KEEP_ALIVE: list = []
-
-
-def _sync_in_child(publish, api_url, dandiset, session):
-    """Runs in a forked child: its own database connection, then a sync (killed mid-way)."""
-    connection = publish.schema.connection
-    _KEEP_ALIVE.append(connection._conn)  # the parent's socket: never closed from here
-    connection.connect()
-    publish.dandi_sync("000123", dandiset, instance=api_url, api_key=API_KEY, query=session)
+_CHILD_SYNC = """
+import json, sys
+from workflow import pipeline
+pipeline.publish.dandi_sync("000123", sys.argv[1], instance=sys.argv[2], api_key=sys.argv[3],
+                            query=json.loads(sys.argv[4]))
+"""
 
 
 def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tmp_path):
     """Issue 11: a client killed mid-upload leaves an unfinished upload; the next sync
     clears it and uploads the file, without exporting or validating it again."""
-    import multiprocessing
+    import json
     import os
     import signal
+    import subprocess
 
     publish = pipeline.publish
     name = f"kill{unique}"
@@ -388,14 +386,17 @@ def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tm
     nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
     with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
         archive.hold_parts(0)  # the first part upload hangs: kill the client there
-        child = multiprocessing.get_context("fork").Process(
-            target=_sync_in_child, args=(publish, archive.api_url, dandiset, session))
-        child.start()
+        # the same sync in its own process (same database and schemas), killed mid-upload
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_SYNC, str(dandiset), archive.api_url, API_KEY,
+             json.dumps(session)], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         try:
-            assert archive.parts_held.wait(120), "the child never reached the upload"
+            assert archive.parts_held.wait(180), "the child never reached the upload"
         finally:
             os.kill(child.pid, signal.SIGKILL)
-            child.join(30)
+            child.wait(30)
         archive.release_parts()
         assert archive.active_uploads() and archive.assets() == {}
         row = (publish.DandiUpload & {"asset_path": nwb_rel}).fetch1()
