@@ -93,7 +93,7 @@ def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int 
               "engine_version"]
     pk = model.PoseEstimation.primary_key
     rows = {tuple(str(r[k]) for k in pk): {f: str(r[f]) for f in fields}
-            for r in (model.PoseEstimation & query).to_dicts()}
+            for r in (model.PoseEstimation & query).proj(*fields).to_dicts()}
     sessions = {json.dumps(publish._session_key(keys[0]), sort_keys=True, default=str):
                 publish._session_key(keys[0]) for keys in plan.values()}
     meta_cache = {skey: [dataclasses.asdict(subject), dataclasses.asdict(session)]
@@ -112,9 +112,13 @@ def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int 
 
 
 # -------------------------------------------------------------------- state
+_STATE = ("local_path", "sha256", "dandi_etag", "asset_id", "size", "mtime_ns",
+          "content_hash", "status", "message")
+
+
 def _records(dandiset_id: str) -> dict[str, dict]:
     return {r["asset_path"]: r for r in
-            (publish.DandiUpload & {"dandiset_id": dandiset_id}).to_dicts()}
+            (publish.DandiUpload & {"dandiset_id": dandiset_id}).proj(*_STATE).to_dicts()}
 
 
 def _record(dandiset_id: str, asset_path: str, **values: Any) -> None:
@@ -407,7 +411,8 @@ def _refresh_validation(dandiset_id: str, archive, report: SyncReport) -> None:
     """Ask the archive for the status of every asset whose validation is not final."""
     table = publish.DandiUpload
     open_rows = (table & {"dandiset_id": dandiset_id} & "asset_id != ''"
-                 & [{"status": s} for s in _DONE]).to_dicts()
+                 & [{"status": s} for s in _DONE]).proj(
+                     "asset_id", "archive_status", "archive_errors").to_dicts()
     for row in open_rows:
         if row["archive_status"] in _FINAL:
             if row["archive_status"] == "Invalid":

@@ -19,6 +19,12 @@ API_KEY = "publish-test-key-0123456789"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_dandiset_records(pipeline):
+    """Every test publishes to its own archive's dandiset 000123: no earlier records."""
+    pipeline.publish.DandiUpload.delete_quick()
+
+
+@pytest.fixture(autouse=True)
 def _no_dandi_telemetry(monkeypatch):
     monkeypatch.setenv("DANDI_NO_ET", "1")
     monkeypatch.setenv("DANDI_CACHE", "ignore")

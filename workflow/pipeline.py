@@ -104,13 +104,15 @@ def get_nwb_metadata_many(session_keys: list[dict]) -> list:
 
     if not session_keys:
         return []
-    subjects = {r["subject"]: r for r in (Subject & [{"subject": k["subject"]}
-                                                     for k in session_keys]).to_dicts()}
     sess_pk = Session.primary_key
-    restriction = [{k: key[k] for k in sess_pk} for key in session_keys]
+    # many keys: whole tables in one query each (a long OR restriction costs more)
+    many = len(session_keys) > 50
+    restriction = {} if many else [{k: key[k] for k in sess_pk} for key in session_keys]
+    by_subject = {} if many else [{"subject": k["subject"]} for k in session_keys]
+    subjects = {r["subject"]: r for r in (Subject & by_subject).to_dicts()}
     sessions = {tuple(r[k] for k in sess_pk): r for r in (Session & restriction).to_dicts()}
     labs: dict = {}
-    for row in (Lab * Subject.Lab & [{"subject": s} for s in subjects]).to_dicts():
+    for row in (Lab * Subject.Lab & by_subject).to_dicts():
         labs.setdefault(row["subject"], row)
     people: dict = {}
     for row in (Session.Experimenter & restriction).to_dicts():
