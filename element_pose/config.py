@@ -150,14 +150,17 @@ def connect(reset: bool = False):
 
 def describe() -> dict[str, str]:
     """Where element-pose stores things, for ``element-pose status`` (no secrets)."""
+    from element_pose.redact import redact_url
+
     dj = import_datajoint()
     stores = dj.config["stores"] or {}
     return {
         "mode": database_mode(),
         "backend": str(dj.config["database.backend"]),
-        "host": str(dj.config["database.host"]),
+        "host": redact_url(dj.config["database.host"]),
         "port": str(dj.config["database.port"]),
         "user": str(dj.config["database.user"]),
         "schema_prefix": schema_prefix(),
-        "pose_store": str((stores.get(POSE_STORE) or {}).get("location", "(not configured)")),
+        "pose_store": redact_url((stores.get(POSE_STORE) or {}).get("location",
+                                                                     "(not configured)")),
     }
