@@ -194,6 +194,12 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
     from element_pose.export.dandi_remote import Archive
 
     report = SyncReport()
+    missing = [a for a in ("mtime_ns", "content_hash", "archive_status", "archive_errors")
+               if a not in publish.DandiUpload.heading.names]
+    if missing:
+        raise dandi.DandiError(
+            f"table publish.DandiUpload lacks {missing} (made by an older element-pose): "
+            "run publish.DandiUpload.alter() once to add them, then sync again")
     if not (dandiset_dir / dandi.DANDISET_YAML).is_file():
         dandi.write_dandiset_yaml(dandiset_dir, dandiset_id,
                                   f"element-pose dandiset {dandiset_id}")
