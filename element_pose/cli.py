@@ -92,6 +92,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for held in reservations():  # which worker (and Slurm job) holds each reservation
         _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
              + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
+    from element_pose.dandi_sync import invalid_assets
+
+    for asset in invalid_assets():
+        _out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
+             f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
@@ -131,7 +136,11 @@ def cmd_dandi_sync(args: argparse.Namespace) -> int:
         log.warning("%s; nothing to do", exc)
         return EXIT_OK
     _out(publish.sync_report_json(report))
-    return EXIT_FAILED if report.failed else EXIT_OK
+    for path, reason in report.failed.items():
+        log.error("not uploaded: %s: %s", path, reason)
+    for path, messages in report.invalid.items():
+        log.error("Invalid on the archive: %s: %s", path, "; ".join(messages))
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 # ------------------------------------------------------------------ parsing

@@ -204,16 +204,18 @@ def connect(reset: bool = False):
 
 def describe() -> dict[str, str]:
     """Where element-pose stores things, for ``element-pose status`` (no secrets)."""
+    from element_pose.redact import redact_url
+
     dj = import_datajoint()
     stores = dj.config["stores"] or {}
     return {
         "mode": database_mode(),
         "backend": str(dj.config["database.backend"]),
-        "host": str(dj.config["database.host"]),
+        "host": redact_url(dj.config["database.host"]),
         "port": str(dj.config["database.port"]),
         "user": str(dj.config["database.user"]),
         "schema_prefix": schema_prefix(),
-        "pose_store": _store_text(stores.get(POSE_STORE)),
+        "pose_store": redact_url(_store_text(stores.get(POSE_STORE))),
     }
 
 

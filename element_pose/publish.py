@@ -22,7 +22,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -54,20 +53,24 @@ def activate(schema_name: str, *, create_schema: bool = True, create_tables: boo
 
 @schema
 class DandiUpload(dj.Manual):
-    """The latest upload of each asset of a dandiset (one row per asset path)."""
+    """Each asset of a dandiset: local file state, last upload, the archive's validation."""
 
     definition = """
     dandiset_id: varchar(16)
     asset_path: varchar(500)          # path inside the dandiset
     ---
-    local_path: varchar(1000)         # the uploaded file
+    local_path: varchar(1000)         # the file, relative to the dandiset folder
     sha256: char(64)
     dandi_etag: varchar(64)
     asset_id = '': varchar(64)        # the archive's asset id
     size: int64                       # bytes
-    status: enum('uploaded', 'replaced', 'unchanged', 'failed')
+    mtime_ns = 0: int64               # the file's mtime when checksummed (skip if same)
+    content_hash = '': varchar(64)    # sha256 of the estimations + metadata exported into it
+    status: enum('pending', 'uploaded', 'replaced', 'unchanged', 'failed', 'invalid')
+    archive_status = '': varchar(16)  # the archive's validation: Pending, Valid, Invalid
+    archive_errors = null: json       # the archive's validation messages
     message = '': varchar(2000)
-    uploaded_at: datetime
+    uploaded_at = null: datetime
     source_keys = null: json          # PoseEstimation keys exported into this file
     """
 
@@ -85,6 +88,16 @@ def nwb_metadata(session_key: dict):
     return (SubjectMetadata(subject_id=subject_id),
             SessionMetadata(session_id=session_id or "0",
                             session_start_time=datetime.datetime.now(datetime.UTC)))
+
+
+def nwb_metadata_many(session_keys: list[dict]) -> list:
+    """:func:`nwb_metadata` of many sessions: the linking module's
+    ``get_nwb_metadata_many(keys)`` when it has one (a few queries in all), else one
+    call per session."""
+    getter = getattr(_linking_module, "get_nwb_metadata_many", None)
+    if getter is not None:
+        return list(getter(session_keys))
+    return [nwb_metadata(key) for key in session_keys]
 
 
 def _session_key(key: dict) -> dict:
@@ -128,9 +141,17 @@ def plan_export(query, filter_paramset_idx: int | None = None) -> dict[str, list
 
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     plan: dict[str, list[dict]] = {}
+    # metadata and individuals of all keys in a few queries (not a few per key)
+    sessions = {json.dumps(_session_key(k), sort_keys=True, default=str): _session_key(k)
+                for k in keys}
+    metadata = dict(zip(sessions, nwb_metadata_many(list(sessions.values())), strict=True))
+    pk = model.PoseEstimation.primary_key
+    found: dict[tuple, set] = {}
+    for row in (model.PoseEstimation.BodyPartPosition & query).proj("individual").to_dicts():
+        found.setdefault(tuple(row[k] for k in pk), set()).add(str(row["individual"]))
     for key in keys:
-        subject, session = nwb_metadata(_session_key(key))
-        individuals = _individuals(key)
+        subject, session = metadata[json.dumps(_session_key(key), sort_keys=True, default=str)]
+        individuals = sorted(found.get(tuple(key[k] for k in pk), ()))
         if len(individuals) == 1:
             paths = [dandi_relpath(subject.subject_id, session.session_id)]
         else:
@@ -405,20 +426,10 @@ def _fetch(key: dict, filter_paramset_idx: int | None):
 
 
 # ----------------------------------------------------------------- dandi sync
-@dataclasses.dataclass
-class SyncReport:
-    """What a :func:`dandi_sync` run did."""
-
-    exported: list[str] = dataclasses.field(default_factory=list)
-    uploaded: list[str] = dataclasses.field(default_factory=list)
-    unchanged: list[str] = dataclasses.field(default_factory=list)
-    failed: list[str] = dataclasses.field(default_factory=list)
-
-
 @contextlib.contextmanager
 def _sync_lock(dandiset_dir: Path) -> Iterator[None]:
     dandiset_dir.mkdir(parents=True, exist_ok=True)
-    with open(dandiset_dir / LOCK_NAME, "w") as handle:
+    with open(dandiset_dir / LOCK_NAME, "a") as handle:  # never truncates a file
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -430,13 +441,16 @@ def _sync_lock(dandiset_dir: Path) -> Iterator[None]:
 
 
 def dandi_sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
-               api_key: str | None = None, query=None, filter_paramset_idx: int | None = None
-               ) -> SyncReport:
-    """Export what is new since the last run, validate it and upload new or changed files.
+               api_key: str | None = None, query=None, filter_paramset_idx: int | None = None,
+               jobs: int = 2):
+    """Export, validate and upload what is new or changed; incremental (see below).
 
-    A file is (re-)exported when it is not in ``dandiset_dir`` yet or when the
-    estimations that belong in it changed.  Uploaded files are those whose sha256
-    differs from the last successful upload recorded in :class:`DandiUpload`.
+    Checks the API key with the archive on every run; cancels unfinished uploads a
+    killed client left; re-exports a file when its estimations or metadata changed
+    (content hash) and replaces it in place on the archive; checksums and validates
+    only new or changed files (size/mtime/sha256 recorded in :class:`DandiUpload`);
+    uploads what the draft lacks or holds differently; one invalid file fails alone.
+    Details: :mod:`element_pose.dandi_sync`. Nothing on the archive is ever deleted.
 
     Args:
         dandiset_id: e.g. ``"000123"``.
@@ -445,73 +459,25 @@ def dandi_sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "d
         api_key: Key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
         query: Restrict which PoseEstimations are published.
         filter_paramset_idx: Publish filtered poses of this pipeline.
+        jobs: Files in flight at once (exported, validated, not yet uploaded).
+
+    Returns:
+        A :class:`element_pose.dandi_sync.SyncReport` (``failed`` and ``invalid`` list
+        the files that did not make it, with reasons).
 
     Raises:
         SyncBusyError: another sync holds this folder's lock.
-        element_pose.export.dandi.DandiValidationError: exported files are invalid.
         element_pose.export.dandi.DandiAuthError: no or wrong API key.
+        element_pose.export.dandi.DandiError: the archive or the dandiset is unreachable.
     """
-    from element_pose.export import dandi
+    from element_pose.dandi_sync import sync
 
     dandiset_dir = Path(dandiset_dir).resolve()
-    report = SyncReport()
     with _sync_lock(dandiset_dir):
-        if not (dandiset_dir / "dandiset.yaml").is_file():
-            dandi.write_dandiset_yaml(dandiset_dir, dandiset_id,
-                                      f"element-pose dandiset {dandiset_id}")
-        recorded = {r["asset_path"]: r for r in (
-            DandiUpload & {"dandiset_id": dandiset_id} & "status != 'failed'").to_dicts()}
-        plan = plan_export(query if query is not None else {}, filter_paramset_idx)
-        stale = {rel: keys for rel, keys in plan.items()
-                 if not (dandiset_dir / rel).is_file()
-                 or (rel in recorded and recorded[rel]["source_keys"] != keys)}
-        if stale:
-            staging = dandiset_dir / ".staging"
-            shutil.rmtree(staging, ignore_errors=True)
-            files = export_nwb([k for keys in stale.values() for k in keys], staging,
-                               filter_paramset_idx=filter_paramset_idx)
-            written = [f.path for f in files if f.relpath in stale]
-            dandi.organize(written, dandiset_dir, files_mode="move")
-            shutil.rmtree(staging, ignore_errors=True)
-            report.exported = sorted(stale)
-        dandi.require_valid([dandiset_dir / rel for rel in plan])
-        assets = dandi.local_assets(dandiset_dir)
-        checksums = {rel: dandi.file_checksum(path) for rel, path in assets.items()}
-        sync_plan = dandi.plan_sync({rel: c.sha256 for rel, c in checksums.items()},
-                                    {rel: r["sha256"] for rel, r in recorded.items()})
-        report.unchanged = list(sync_plan.unchanged)
-        if not sync_plan.to_upload:
-            log.info("dandi-sync %s: nothing new", dandiset_id)
-            return report
-        error = None
-        try:
-            results = dandi.upload([assets[rel] for rel in sync_plan.to_upload], dandiset_id,
-                                   instance, api_key=api_key)
-        except dandi.DandiUploadError as exc:  # record what got through, retry the rest
-            results, error = list(exc.results), exc
-        now = datetime.datetime.now().replace(microsecond=0)
-        for result in results:
-            row = {
-                "dandiset_id": dandiset_id, "asset_path": result.asset_path,
-                "local_path": str(result.path), "sha256": result.sha256,
-                "dandi_etag": result.dandi_etag, "asset_id": result.asset_id or "",
-                "size": result.size, "status": result.status, "message": result.message[:2000],
-                "uploaded_at": now, "source_keys": plan.get(result.asset_path),
-            }
-            with DandiUpload.connection.transaction:
-                (DandiUpload & {"dandiset_id": dandiset_id,
-                                "asset_path": result.asset_path}).delete_quick()
-                DandiUpload.insert1(row)
-            (report.failed if result.status == "failed" else report.uploaded).append(
-                result.asset_path)
-        if error is not None:
-            raise error
-    log.info("dandi-sync %s: exported %d, uploaded %d, unchanged %d, failed %d", dandiset_id,
-             len(report.exported), len(report.uploaded), len(report.unchanged),
-             len(report.failed))
-    return report
+        return sync(str(dandiset_id), dandiset_dir, instance=instance, api_key=api_key,
+                    query=query, filter_paramset_idx=filter_paramset_idx, jobs=jobs)
 
 
-def sync_report_json(report: SyncReport) -> str:
+def sync_report_json(report) -> str:
     """The report as JSON (for the CLI)."""
     return json.dumps(dataclasses.asdict(report), indent=2)

@@ -67,12 +67,24 @@ def test_demo_load_mode_and_status(tmp_path):
                 str(tmp_path / "000123"), "--instance", archive.api_url]
         no_key = run_cli(*sync, env=env)
         assert no_key.returncode == 1 and "DANDI_API_KEY" in no_key.stderr
+        nwb_rel = "sub-demo-mouse/sub-demo-mouse_ses-1_behavior+image.nwb"
+        archive.invalidate(nwb_rel, "demo: the archive rejects this asset")
+        archive.validation_delay = 3.0  # still Pending when the first run ends
         first = run_cli(*sync, env={**env, "DANDI_API_KEY": "cli-key-123456"})
         assert first.returncode == 0, first.stderr
         assert json.loads(first.stdout)["uploaded"]
+        archive.wait_validated()
         second = run_cli(*sync, env={**env, "DANDI_API_KEY": "cli-key-123456"})
-        assert second.returncode == 0 and json.loads(second.stdout)["uploaded"] == []
+        assert json.loads(second.stdout)["uploaded"] == []
+        # the archive's verdict is recorded and shown, and makes the run fail
+        assert second.returncode == 1 and "archive rejects this asset" in second.stderr
+        shown = run_cli("status", env=env)
+        assert "Invalid" in shown.stdout and "archive rejects this asset" in shown.stdout
+        # a wrong key fails even when nothing is new (issue 11 defect 6)
+        wrong = run_cli(*sync, env={**env, "DANDI_API_KEY": "cli-wrong-key"})
+        assert wrong.returncode == 1 and "rejected the API key" in wrong.stderr
         assert "cli-key-123456" not in first.stderr + second.stderr + no_key.stderr
+        assert "cli-wrong-key" not in wrong.stderr
     _drop(env)
 
 

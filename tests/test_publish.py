@@ -19,6 +19,12 @@ API_KEY = "publish-test-key-0123456789"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_dandiset_records(pipeline):
+    """Every test publishes to its own archive's dandiset 000123: no earlier records."""
+    pipeline.publish.DandiUpload.delete_quick()
+
+
+@pytest.fixture(autouse=True)
 def _no_dandi_telemetry(monkeypatch):
     monkeypatch.setenv("DANDI_NO_ET", "1")
     monkeypatch.setenv("DANDI_CACHE", "ignore")
@@ -188,3 +194,225 @@ def test_export_with_training_frames(pipeline, raw_root, processed_root, unique,
         training = [c for c in behavior.data_interfaces.values()
                     if type(c).__name__ == "PoseTraining"]
         assert training and len(training[0].training_frames.training_frames) == 2
+
+
+# ------------------------------------------------------------- incremental dandi-sync
+def _sync(publish, archive, dandiset, session, **kw):
+    return publish.dandi_sync("000123", dandiset, instance=archive.api_url, api_key=API_KEY,
+                              query=session, **kw)
+
+
+def _add_recording(pipeline, raw_root, processed_root, name, session, camera, number, task):
+    """A further camera's recording and estimation in an existing session."""
+    model = pipeline.model
+    pipeline.lab.Device.insert1({"device": camera, "description": "side view"},
+                                skip_duplicates=True)
+    video = raw_root / f"pub_{name}" / f"{camera}.mp4"
+    truth = sample.make_video(video, n_frames=30, seed=number)
+    outputs = processed_root / f"pub_{name}_{camera}"
+    sample.make_dlc_output(truth, video, outputs)
+    key = model.VideoRecording.insert_recording(session, number, {"device": camera}, [video])
+    model.RecordingInfo.populate(key)
+    new = model.PoseEstimationTask.insert_estimation_task(
+        {**key, "model_name": task["model_name"]}, "load", output_dir=outputs)
+    model.PoseEstimation.populate(session)
+    return new
+
+
+def test_sync_is_incremental_and_compares_with_the_archive(pipeline, raw_root, processed_root,
+                                                           unique, tmp_path):
+    """Issue 17 item 1 + issue 11 defect 6: a no-op run checksums and validates nothing,
+    an asset deleted on the archive is uploaded again, a wrong key fails with nothing new."""
+    from element_pose.dandi_sync import invalid_assets
+    from element_pose.export.dandi import DandiAuthError
+
+    publish = pipeline.publish
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, f"inc{unique}")
+    dandiset = tmp_path / "000123"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        first = _sync(publish, archive, dandiset, session)
+        nwb_rel = f"sub-inc{unique}/sub-inc{unique}_ses-3_behavior+image.nwb"
+        assert first.exported == [nwb_rel] and first.ok
+        assert nwb_rel in first.validated and len(first.uploaded) == 2  # file + its video
+        archive.wait_validated()
+
+        again = _sync(publish, archive, dandiset, session)
+        assert again.checksummed == [] and again.validated == [] and again.exported == []
+        assert again.uploaded == [] and sorted(again.unchanged) == sorted(first.uploaded)
+        rows = (publish.DandiUpload & {"dandiset_id": "000123"}).to_dicts()
+        assert {r["archive_status"] for r in rows} == {"Valid"}  # asked the archive
+        assert all(not Path(r["local_path"]).is_absolute() for r in rows)
+        assert invalid_assets() == [] or all(a["asset_path"] not in first.uploaded
+                                             for a in invalid_assets())
+
+        # deleted on the archive (by someone else): uploaded again, no checksum needed
+        with archive.lock:
+            ds = archive.dandisets["000123"]
+            gone = next(a for a in ds.assets.values() if a.path == nwb_rel)
+            del ds.assets[gone.asset_id]
+        third = _sync(publish, archive, dandiset, session)
+        assert third.uploaded == [nwb_rel] and third.checksummed == [] and third.validated == []
+        assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
+
+        # a wrong key is an error on every run, even with nothing new
+        with pytest.raises(DandiAuthError, match="rejected the API key"):
+            publish.dandi_sync("000123", dandiset, instance=archive.api_url,
+                               api_key="wrong-key", query=session)
+        assert archive.deleted == []
+
+
+def test_changed_content_is_exported_and_replaced(pipeline, raw_root, processed_root, unique,
+                                                  tmp_path):
+    """Issue 11 defect 2: re-populated poses under the same key are published again."""
+    from element_pose.export.nwb import read_pose_from_nwb
+
+    publish, model = pipeline.publish, pipeline.model
+    name = f"chg{unique}"
+    session, tasks, truths = _estimation(pipeline, raw_root, processed_root, name)
+    dandiset = tmp_path / "000123"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        _sync(publish, archive, dandiset, session)
+        nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+        old_id = archive.assets()[nwb_rel].asset_id
+        (model.PoseEstimation & tasks[0]).delete(prompt=False)
+        video = raw_root / f"pub_{name}" / "cam0.mp4"
+        moved = truths[0].replace(position=truths[0].position + 40.0)
+        sample.make_dlc_output(moved, video, processed_root / f"pub_{name}_cam0")
+        model.PoseEstimation.populate(session)
+
+        report = _sync(publish, archive, dandiset, session)
+        assert report.exported == [nwb_rel] and nwb_rel in report.uploaded and report.ok
+        assert archive.assets()[nwb_rel].asset_id != old_id  # replaced in place
+        remote = tmp_path / "remote.nwb"
+        remote.write_bytes(archive.asset_bytes("000123", nwb_rel))
+        stored = model.PoseEstimation.fetch_pose(tasks[0])
+        assert np.array_equal(read_pose_from_nwb(remote).position, stored.position,
+                              equal_nan=True)
+        assert archive.deleted == []
+
+
+def test_grown_session_replaces_the_file_in_place(pipeline, raw_root, processed_root, unique,
+                                                  tmp_path):
+    """Issue 11 defect 3: a second recording after a sync no longer gives 'already exist'."""
+    from element_pose.export.nwb import list_pose_estimations
+
+    publish = pipeline.publish
+    name = f"grow{unique}"
+    session, tasks, _ = _estimation(pipeline, raw_root, processed_root, name)
+    dandiset = tmp_path / "000123"
+    user_dir = dandiset / ".staging"  # the user's own folder with the old fixed name
+    user_dir.mkdir(parents=True)
+    (user_dir / "notes.txt").write_text("mine")
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        _sync(publish, archive, dandiset, session)
+        nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+        old_id = archive.assets()[nwb_rel].asset_id
+        _add_recording(pipeline, raw_root, processed_root, name, session, "cam1", 1, tasks[0])
+        report = _sync(publish, archive, dandiset, session)
+        assert report.exported == [nwb_rel] and nwb_rel in report.uploaded and report.ok
+        assert archive.assets()[nwb_rel].asset_id != old_id
+        assert len(list_pose_estimations(dandiset / nwb_rel)) == 2
+        assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
+        assert archive.deleted == [] and archive.count("DELETE", "/assets/") == 0
+    assert (user_dir / "notes.txt").read_text() == "mine"  # issue 11 defect 5
+    assert not [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
+
+
+def test_one_invalid_file_fails_alone(pipeline, raw_root, processed_root, unique, tmp_path):
+    """Issue 17 item 1: an invalid file is reported; the others are uploaded."""
+    import shutil
+
+    publish = pipeline.publish
+    good, _, _ = _estimation(pipeline, raw_root, processed_root, f"ok{unique}")
+    bad, _, _ = _estimation(pipeline, raw_root, processed_root, f"nosp{unique}", species="")
+    dandiset = tmp_path / "000123"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        report = _sync(publish, archive, dandiset, [good, bad])
+        good_rel = f"sub-ok{unique}/sub-ok{unique}_ses-3_behavior+image.nwb"
+        bad_rel = f"sub-nosp{unique}/sub-nosp{unique}_ses-3_behavior+image.nwb"
+        assert good_rel in report.uploaded and "species" in report.failed[bad_rel]
+        assert not report.ok
+        # a file that dandi validate rejects fails alone too, and is recorded as invalid
+        stray = dandiset / f"sub-ok{unique}" / "stray_name.nwb"
+        shutil.copy(dandiset / good_rel, stray)
+        again = _sync(publish, archive, dandiset, good)
+        stray_rel = stray.relative_to(dandiset).as_posix()
+        assert "NON_DANDI" in again.failed[stray_rel] and again.validated == [stray_rel]
+        assert stray_rel not in archive.assets()
+        row = (publish.DandiUpload & {"asset_path": stray_rel}).fetch1()
+        assert row["status"] == "invalid"
+        third = _sync(publish, archive, dandiset, good)  # not validated again
+        assert third.validated == [] and stray_rel in third.failed
+
+
+def test_archive_validation_status_is_recorded(pipeline, raw_root, processed_root, unique,
+                                               tmp_path):
+    """Issue 11: assets go Pending -> Valid/Invalid on the archive; Invalid ones are shown."""
+    from element_pose.dandi_sync import invalid_assets
+
+    publish = pipeline.publish
+    name = f"inv{unique}"
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, name)
+    nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        archive.validation_delay = 1.0
+        archive.invalidate(nwb_rel, "session_start_time is in the future")
+        first = _sync(publish, archive, tmp_path / "000123", session)
+        assert nwb_rel in first.pending  # not assumed Valid
+        archive.wait_validated()
+        later = _sync(publish, archive, tmp_path / "000123", session)
+        assert later.invalid == {nwb_rel: [": session_start_time is in the future"]
+                                 } or "future" in " ".join(later.invalid[nwb_rel])
+        assert not later.ok
+        shown = [a for a in invalid_assets() if a["asset_path"] == nwb_rel]
+        assert shown and shown[0]["archive_status"] == "Invalid"
+        assert "future" in shown[0]["messages"][0]
+
+
+_CHILD_SYNC = """
+import json, sys
+from workflow import pipeline
+pipeline.publish.dandi_sync("000123", sys.argv[1], instance=sys.argv[2], api_key=sys.argv[3],
+                            query=json.loads(sys.argv[4]))
+"""
+
+
+def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tmp_path):
+    """Issue 11: a client killed mid-upload leaves an unfinished upload; the next sync
+    clears it and uploads the file, without exporting or validating it again."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    publish = pipeline.publish
+    name = f"kill{unique}"
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, name)
+    dandiset = tmp_path / "000123"
+    nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        archive.hold_parts(0)  # the first part upload hangs: kill the client there
+        # the same sync in its own process (same database and schemas), killed mid-upload
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_SYNC, str(dandiset), archive.api_url, API_KEY,
+             json.dumps(session)], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            assert archive.parts_held.wait(180), "the child never reached the upload"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(30)
+        archive.release_parts()
+        assert archive.active_uploads() and archive.assets() == {}
+        row = (publish.DandiUpload & {"asset_path": nwb_rel}).fetch1()
+        assert row["status"] == "pending" and row["content_hash"]  # state kept as it went
+        assert [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
+
+        report = _sync(publish, archive, dandiset, session)
+        assert report.cleared_uploads >= 1 and archive.active_uploads() == []
+        assert report.exported == [] and report.validated == []
+        assert nwb_rel in report.uploaded and report.ok
+        assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
+        assert archive.deleted == []
+    assert not [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]

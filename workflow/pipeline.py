@@ -89,3 +89,53 @@ def get_nwb_metadata(session_key: dict):
         experimenters=list((Session.Experimenter & session_key).to_arrays("experimenter")),
     )
     return subject, session
+
+
+def get_nwb_metadata_many(session_keys: list[dict]) -> list:
+    """:func:`get_nwb_metadata` for many sessions with four queries in all (for syncs).
+
+    Returns:
+        One ``(SubjectMetadata, SessionMetadata)`` per key, in order.
+    """
+    import datetime
+    import zoneinfo
+
+    from element_pose.export.nwb import SessionMetadata, SubjectMetadata
+
+    if not session_keys:
+        return []
+    sess_pk = Session.primary_key
+    # many keys: whole tables in one query each (a long OR restriction costs more)
+    many = len(session_keys) > 50
+    restriction = {} if many else [{k: key[k] for k in sess_pk} for key in session_keys]
+    by_subject = {} if many else [{"subject": k["subject"]} for k in session_keys]
+    subjects = {r["subject"]: r for r in (Subject & by_subject).to_dicts()}
+    sessions = {tuple(r[k] for k in sess_pk): r for r in (Session & restriction).to_dicts()}
+    labs: dict = {}
+    for row in (Lab * Subject.Lab & by_subject).to_dicts():
+        labs.setdefault(row["subject"], row)
+    people: dict = {}
+    for row in (Session.Experimenter & restriction).to_dicts():
+        people.setdefault(tuple(row[k] for k in sess_pk), []).append(row["experimenter"])
+    result = []
+    for key in session_keys:
+        subject_row = subjects[key["subject"]]
+        session_row = sessions[tuple(key[k] for k in sess_pk)]
+        lab_row = labs.get(key["subject"], {})
+        zone = zoneinfo.ZoneInfo(lab_row.get("time_zone") or "UTC")
+        birth = subject_row["subject_birth_date"]
+        result.append((
+            SubjectMetadata(
+                subject_id=str(subject_row["subject"]), species=subject_row["species"] or None,
+                sex=subject_row["sex"],
+                date_of_birth=(datetime.datetime.combine(birth, datetime.time(), tzinfo=zone)
+                               if birth else None),
+                description=subject_row["subject_description"] or None),
+            SessionMetadata(
+                session_id=str(session_row["session_id"]),
+                session_start_time=session_row["session_datetime"].replace(tzinfo=zone),
+                description=session_row["session_description"] or "pose estimation session",
+                lab=lab_row.get("lab_name"), institution=lab_row.get("institution") or None,
+                experimenters=people.get(tuple(key[k] for k in sess_pk), [])),
+        ))
+    return result

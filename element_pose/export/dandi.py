@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from element_pose.redact import redact_url, split_credentials
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SUFFIX = "behavior+image"
@@ -348,7 +350,12 @@ class FileChecksum:
 
 
 def file_checksum(path: str | Path, chunk_size: int = 8 << 20) -> FileChecksum:
-    """SHA-256 and dandi-etag of a file in one read."""
+    """SHA-256 and dandi-etag of a file in one read.
+
+    ``DandiETag.update`` takes one whole part (64 MiB, as the archive uploads them)
+    per call; blocks of any size go through ``partial_update``, which splits them
+    at the part boundaries.
+    """
     from dandischema.digests.dandietag import DandiETag
 
     path = Path(path)
@@ -358,7 +365,8 @@ def file_checksum(path: str | Path, chunk_size: int = 8 << 20) -> FileChecksum:
     with path.open("rb") as f:
         while block := f.read(chunk_size):
             sha.update(block)
-            etag.update(block)
+            etag.partial_update(block)
+    log.debug("checksummed %s (%d bytes)", path, size)
     return FileChecksum(path=path, size=size, sha256=sha.hexdigest(), dandi_etag=etag.as_str())
 
 
@@ -451,10 +459,15 @@ def api_key_env_var(instance_name: str) -> str:
 
 
 def resolve_instance(instance: str):
-    """A ``dandi.consts.DandiInstance`` for a known name or an API URL."""
+    """A ``dandi.consts.DandiInstance`` for a known name or an API URL.
+
+    Credentials inside the URL (``https://user:key@host/api``) are taken out before
+    the dandi client sees it (use :func:`instance_and_key` to get the key too).
+    """
     from dandi.utils import get_instance
 
     os.environ.setdefault("DANDI_NO_ET", "1")  # no version telemetry over the network
+    instance, _ = split_credentials(str(instance))
     try:
         return get_instance(instance)
     except KeyError as exc:
@@ -465,9 +478,23 @@ def resolve_instance(instance: str):
             "or an API URL such as https://api.sandbox.dandiarchive.org/api"
         ) from exc
     except ValueError as exc:  # e.g. the removed "dandi-staging"
-        raise DandiError(str(exc)) from exc
+        raise DandiError(redact_url(exc)) from exc
     except Exception as exc:
-        raise DandiError(f"cannot reach DANDI instance {instance!r}: {exc}") from exc
+        raise DandiError(f"cannot reach DANDI instance {instance!r}: {redact_url(exc)}") from exc
+
+
+def instance_and_key(instance: str, api_key: str | None = None):
+    """``(DandiInstance, variable, key, where the key came from)``; never log the key.
+
+    A key inside the instance URL (``https://user:key@host/api``) is used when no
+    ``api_key`` is given; the URL without it is what the client gets and what is logged.
+    """
+    _, url_key = split_credentials(str(instance))
+    dandi_instance = resolve_instance(instance)
+    if api_key is None and url_key:
+        var = api_key_env_var(dandi_instance.name)
+        return dandi_instance, var, url_key, "in the instance URL"
+    return (dandi_instance, *_find_api_key(dandi_instance.name, api_key))
 
 
 def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, str]:
@@ -539,6 +566,7 @@ def upload(
     validation: Any = None,
     jobs: int | None = None,
     jobs_per_file: int | None = None,
+    checksums: Mapping[str, FileChecksum] | None = None,
 ) -> list[UploadResult]:
     """Upload organized files to a dandiset's draft with the dandi client.
 
@@ -555,6 +583,7 @@ def upload(
             (invalid files are not uploaded).
         jobs: Files uploaded in parallel.
         jobs_per_file: Parts of one file uploaded in parallel.
+        checksums: Asset path -> :class:`FileChecksum` already known (not recomputed).
 
     Returns:
         One :class:`UploadResult` per file, in path order.
@@ -595,9 +624,11 @@ def upload(
     if not selected:
         raise DandiError(f"no NWB or video files to upload under {[str(p) for p in paths]}")
 
-    dandi_instance = resolve_instance(instance)
-    var, key, source = _find_api_key(dandi_instance.name, api_key)
-    checksums = {rel: file_checksum(p) for rel, p in selected.items()}
+    dandi_instance, var, key, source = instance_and_key(instance, api_key)
+    log.info("dandi upload of %d file(s) to %s, dandiset %s", len(selected),
+             redact_url(dandi_instance.api), dandiset_id)
+    known = dict(checksums or {})
+    checksums = {rel: known.get(rel) or file_checksum(p) for rel, p in selected.items()}
 
     with DandiAPIClient(dandi_instance=dandi_instance) as client:
         try:
@@ -643,7 +674,8 @@ def upload(
         asset = after.get(rel)
         remote_etag = _remote_etag(asset) if asset is not None else None
         if asset is None or remote_etag != cs.dandi_etag:
-            status, message = "failed", (str(error) if error else "asset missing after upload")
+            status, message = "failed", (redact_url(error) if error else
+                                         "asset missing after upload")
         elif rel not in before:
             status, message = "uploaded", ""
         elif before[rel] == cs.dandi_etag:

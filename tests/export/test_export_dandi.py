@@ -184,3 +184,123 @@ def test_dandiset_yaml(tmp_path):
     assert path.name == "dandiset.yaml"
     with pytest.raises(ValueError, match="six digits"):
         dandi.write_dandiset_yaml(tmp_path, "42", "x")
+
+
+def _long_nwb(path: Path, n_frames: int, subject_id: str) -> Path:
+    """A real NWB pose file of ``n_frames`` x 20 body parts, uncompressed (~243 B/frame)."""
+    import datetime as dt
+
+    from element_pose.pose import PoseData
+
+    rng = np.random.default_rng(n_frames)
+    pose = PoseData(position=rng.uniform(0, 640, (n_frames, 1, 20, 2)),
+                    confidence=rng.uniform(0, 1, (n_frames, 1, 20)),
+                    keypoints=[f"part{i}" for i in range(20)], individuals=["animal0"],
+                    fps=30.0, scorer="DLC_long", source_software_version="3.0.2")
+    subject = nwb.SubjectMetadata(subject_id, species="Mus musculus", sex="F", age="P90D")
+    session = nwb.SessionMetadata("long", dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+                                  description="long recording")
+    return nwb.write_nwb(path, pose, subject, session, compression=None)
+
+
+def test_files_over_8_and_64_mib_checksum_and_upload(tmp_path, dandi_archive):
+    """Issue 11 defect 1: a file > 8 MiB broke the checksum; > 64 MiB has several parts."""
+    from dandi.support.digests import get_digest
+
+    ds = tmp_path / DANDISET_ID
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "large files")
+    sources = [_long_nwb(tmp_path / "raw" / "mid.nwb", 100_000, "mid"),    # ~23 MiB
+               _long_nwb(tmp_path / "raw" / "big.nwb", 320_000, "big")]    # ~74 MiB
+    organized = dandi.organize(sources, ds, files_mode="move")
+    sizes = sorted(p.stat().st_size for p in organized.values())
+    assert 8 << 20 < sizes[0] < 64 << 20 < sizes[1]
+    for path in organized.values():
+        cs = file_checksum(path)
+        assert cs.dandi_etag == get_digest(path, "dandi-etag")
+        assert cs.sha256 == get_digest(path, "sha256")
+    results = dandi.upload(ds, DANDISET_ID, dandi_archive.api_url, api_key=dandi_archive.api_key)
+    assert sorted(r.status for r in results) == ["uploaded", "uploaded"]
+    parts = {r.asset_path: int(r.dandi_etag.rsplit("-", 1)[1]) for r in results}
+    assert sorted(parts.values()) == [1, 2]  # 64 MiB parts, as the archive cuts them
+    for r in results:
+        assert dandi_archive.asset_bytes(DANDISET_ID, r.asset_path) == r.path.read_bytes()
+
+
+def test_redact_url_helper():
+    from element_pose.redact import redact_url, split_credentials
+
+    assert redact_url("see https://user:s3cret@host/api and http://tok@h:1/x") == \
+        "see https://***@host/api and http://***@h:1/x"
+    assert redact_url("https://s3/b?X-Amz-Signature=abc&part=1&token=zz") == \
+        "https://s3/b?X-Amz-Signature=***&part=1&token=***"
+    assert redact_url("dandi") == "dandi"
+    assert split_credentials("https://user:k%40y@host:8/api") == ("https://host:8/api", "k@y")
+    assert split_credentials("https://host/api") == ("https://host/api", None)
+
+
+def test_secret_in_instance_url_is_never_logged(dandi_archive, dandiset_copy, caplog):
+    """Issue 12: a key inside ``--instance`` was logged verbatim."""
+    caplog.set_level(logging.DEBUG)
+    secret = dandi_archive.api_key
+    host = dandi_archive.api_url.removeprefix("http://")
+    results = dandi.upload(dandiset_copy, DANDISET_ID, f"http://user:{secret}@{host}")
+    assert {r.status for r in results} == {"uploaded"}
+    assert secret not in caplog.text
+    with pytest.raises(DandiAuthError) as info:
+        dandi.upload(dandiset_copy, DANDISET_ID, f"http://user:wrong-{secret}@{host}")
+    assert secret not in str(info.value) and secret not in caplog.text
+
+
+def test_multipart_upload_killed_midway_then_resumed(tmp_path, dandi_archive):
+    """A client killed after the first of two 64 MiB parts leaves an unfinished upload
+    (``active_uploads``); clearing it and uploading again completes the asset."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from element_pose.export.dandi_remote import Archive
+
+    ds = tmp_path / DANDISET_ID
+    dandi.write_dandiset_yaml(ds, DANDISET_ID, "killed upload")
+    big = next(iter(dandi.organize([_long_nwb(tmp_path / "raw" / "big.nwb", 300_000, "k")],
+                                   ds, files_mode="move").values()))
+    assert big.stat().st_size > 64 << 20
+    dandi_archive.hold_parts(1)  # part 1 goes through, part 2 hangs
+    code = ("import sys; from element_pose.export import dandi; "
+            "dandi.upload(sys.argv[1], sys.argv[2], sys.argv[3], api_key=sys.argv[4], "
+            "jobs_per_file=1)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", code, str(big), DANDISET_ID,
+                              dandi_archive.api_url, dandi_archive.api_key], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert dandi_archive.parts_held.wait(120), "the client never reached part 2"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    dandi_archive.release_parts()
+    assert len(dandi_archive.active_uploads(DANDISET_ID)) == 1
+    assert dandi_archive.assets(DANDISET_ID) == {}
+
+    with Archive(dandi_archive.api_url, DANDISET_ID, dandi_archive.api_key) as archive:
+        assert archive.active_uploads() == 1
+        assert archive.clear_active_uploads() == 1 and archive.active_uploads() == 0
+    results = dandi.upload(big, DANDISET_ID, dandi_archive.api_url,
+                           api_key=dandi_archive.api_key)
+    assert [r.status for r in results] == ["uploaded"]
+    assert dandi_archive.asset_bytes(DANDISET_ID, results[0].asset_path) == big.read_bytes()
+    dandi_archive.wait_validated()
+    assert dandi_archive.assets(DANDISET_ID)[results[0].asset_path].status == "Valid"
+
+
+def test_wrong_key_gets_401_on_every_authenticated_call(dandi_archive):
+    import requests
+
+    bad = {"Authorization": "token not-the-key"}
+    for method, path in (("GET", "/dandisets/000123/"), ("GET", "/auth/token"),
+                         ("GET", "/dandisets/000123/versions/draft/assets/"),
+                         ("POST", "/uploads/initialize/"),
+                         ("DELETE", "/dandisets/000123/uploads/")):
+        response = requests.request(method, dandi_archive.api_url + path, headers=bad, timeout=10)
+        assert response.status_code == 401, (method, path)

@@ -17,7 +17,18 @@ implements, under ``<url>/api``:
   blob id in ``Location`` when a blob with that dandi-etag exists),
   ``POST /uploads/{id}/complete/`` (returns ``complete_url`` + ``body``),
   ``POST /uploads/{id}/validate/`` (checks size and dandi-etag of the bytes);
-* ``POST /blobs/digest/`` (blob lookup by digest).
+* ``POST /blobs/digest/`` (blob lookup by digest);
+* ``GET .../versions/draft/assets/{asset_id}/validation/`` (``status`` and
+  ``validation_errors``); ``GET|DELETE /dandisets/{id}/uploads/`` (unfinished uploads,
+  also counted as ``active_uploads`` in the version info).
+
+Strict like the real archive: it reports its own, older schema version
+(:attr:`LocalDandiArchive.SCHEMA_VERSION`, so the client downgrades metadata and
+warns); parts are 64 MiB (``PartGenerator``); a new asset is ``Pending`` until a
+background job has computed its SHA-256 and validated its metadata (``Valid`` or
+``Invalid`` with messages; :meth:`LocalDandiArchive.invalidate` makes chosen paths
+Invalid); an upload that a killed client never completed stays listed until it is
+completed or cleared; a wrong key gets 401 on every authenticated call.
 
 Storage (what S3 does on the archive) is under ``<url>/storage/``: ``PUT`` a part
 (answers the part's MD5 as ``ETag``), ``POST`` the completion (answers the S3 XML
@@ -75,6 +86,8 @@ class Asset:
     metadata: dict[str, Any]
     created: str
     modified: str
+    status: str = "Pending"
+    validation_errors: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id, "blob": self.blob_id, "zarr": None,
@@ -117,6 +130,7 @@ class LocalDandiArchive:
     """
 
     VERSION = "0.4.0"
+    SCHEMA_VERSION = "0.7.0"  # older than the client's, as on the real archive
 
     def __init__(self, api_key: str = "local-test-key", dandisets: tuple[str, ...] = ("000123",),
                  host: str = "127.0.0.1") -> None:
@@ -130,6 +144,11 @@ class LocalDandiArchive:
         self.deleted: list[str] = []
         self.part_puts = 0
         self._fail_parts = 0
+        self.validation_delay = 0.2  # seconds before the SHA-256/validation job runs
+        self.invalid_paths: dict[str, str] = {}  # asset path -> validation message
+        self._hold_after: int | None = None
+        self.parts_held = threading.Event()
+        self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -178,6 +197,70 @@ class LocalDandiArchive:
         with self.lock:
             self._fail_parts += n
 
+    def hold_parts(self, after: int) -> None:
+        """Let ``after`` more part uploads through, then block the next ones.
+
+        :attr:`parts_held` is set once a part is blocked (the client can then be
+        killed mid-upload); :meth:`release_parts` lets them go (answering 500).
+        """
+        with self.lock:
+            self._hold_after = self.part_puts + after
+            self._release.clear()
+            self.parts_held.clear()
+
+    def release_parts(self) -> None:
+        """Stop holding part uploads (held ones fail with 500)."""
+        with self.lock:
+            self._hold_after = None
+        self._release.set()
+
+    def invalidate(self, path: str, message: str) -> None:
+        """Make the validation job mark assets at ``path`` Invalid with ``message``."""
+        with self.lock:
+            self.invalid_paths[path] = message
+
+    def wait_validated(self, timeout: float = 10.0) -> None:
+        """Wait until no asset is Pending."""
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if not any(a.status == "Pending" for ds in self.dandisets.values()
+                           for a in ds.assets.values()):
+                    return
+            time.sleep(0.02)
+        raise TimeoutError("assets still Pending")
+
+    def active_uploads(self, dandiset_id: str = "000123") -> list[str]:
+        """Ids of unfinished uploads of a dandiset."""
+        with self.lock:
+            return [u.upload_id for u in self.uploads.values() if u.dandiset_id == dandiset_id]
+
+    def _validate_later(self, asset: Asset) -> None:
+        def job() -> None:
+            with self.lock:
+                blob = self.blobs[asset.blob_id]
+            sha = hashlib.sha256(blob.data).hexdigest()  # the archive's SHA-256 job
+            errors = []
+            with self.lock:
+                asset.metadata.setdefault("digest", {})["dandi:sha2-256"] = sha
+                if asset.metadata.get("schemaVersion") not in (None, self.SCHEMA_VERSION):
+                    errors.append({"field": "schemaVersion", "message":
+                                   f"schema version {asset.metadata['schemaVersion']} is not "
+                                   f"{self.SCHEMA_VERSION}"})
+                for name in ("path", "encodingFormat"):
+                    if not asset.metadata.get(name):
+                        errors.append({"field": name, "message": f"{name} is required"})
+                if asset.path in self.invalid_paths:
+                    errors.append({"field": "", "message": self.invalid_paths[asset.path]})
+                asset.validation_errors = errors
+                asset.status = "Invalid" if errors else "Valid"
+
+        timer = threading.Timer(self.validation_delay, job)
+        timer.daemon = True
+        timer.start()
+
     def assets(self, dandiset_id: str = "000123") -> dict[str, Asset]:
         """Asset path -> :class:`Asset` of a dandiset's draft."""
         with self.lock:
@@ -196,7 +279,8 @@ class LocalDandiArchive:
     def info(self) -> dict[str, Any]:
         from dandischema.models import get_schema_version
 
-        schema_version = get_schema_version()
+        schema_version = self.SCHEMA_VERSION
+        assert schema_version < get_schema_version(), "the archive's schema must be older"
         return {
             "version": self.VERSION,
             "schema_version": schema_version,
@@ -217,7 +301,8 @@ class LocalDandiArchive:
         modified = max([a.modified for a in assets], default=ds.created)
         return {"version": "draft", "name": ds.name, "asset_count": len(assets),
                 "size": sum(a.size for a in assets), "created": ds.created,
-                "modified": modified, "status": "Valid"}
+                "modified": modified, "status": "Valid",
+                "active_uploads": len(self.active_uploads(ds.identifier))}
 
     def dandiset_data(self, ds: Dandiset) -> dict[str, Any]:
         version = self.version_data(ds)
@@ -341,11 +426,27 @@ class _Handler(BaseHTTPRequestHandler):
             rest = seg[2:]
             if not rest and method == "GET":
                 return self._json(200, a.dandiset_data(ds))
+            if rest == ["uploads"] and method in ("GET", "DELETE"):
+                return self._dandiset_uploads(method, ds)
             if rest[:1] == ["versions"] and len(rest) >= 2:
                 if rest[1] != "draft":
                     return self._error(404, "Not found.")
                 return self._version(method, ds, rest[2:], query)
         return self._error(404, f"Not found: {method} {route}")
+
+    def _dandiset_uploads(self, method: str, ds: Dandiset) -> None:
+        a = self.archive
+        if self._token() is None:
+            return self._error(401, "Authentication credentials were not provided.")
+        with a.lock:
+            mine = [u for u in a.uploads.values() if u.dandiset_id == ds.identifier]
+            if method == "DELETE":
+                for u in mine:
+                    del a.uploads[u.upload_id]
+                return self._send(204)
+        results = [{"upload_id": u.upload_id, "etag": u.etag, "size": u.size} for u in mine]
+        return self._json(200, {"count": len(results), "next": None, "previous": None,
+                                "results": results})
 
     def _version(self, method: str, ds: Dandiset, rest: list[str], query: dict) -> None:
         a = self.archive
@@ -380,6 +481,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "Not found.")
         if len(rest) == 2 and method == "PUT":
             return self._create_asset(ds, self._json_body(), replacing=asset)
+        if rest[2:] == ["validation"] and method == "GET":
+            with a.lock:
+                return self._json(200, {"status": asset.status,
+                                        "validation_errors": list(asset.validation_errors)})
         if len(rest) == 2 and method == "DELETE":
             with a.lock:
                 ds.assets.pop(asset.asset_id, None)
@@ -437,6 +542,7 @@ class _Handler(BaseHTTPRequestHandler):
                           metadata=metadata,
                           created=replacing.created if replacing else now, modified=now)
             ds.assets[asset_id] = asset
+        a._validate_later(asset)
         return self._json(200, {**asset.summary(), "metadata": asset.metadata})
 
     @staticmethod
@@ -527,6 +633,12 @@ class _Handler(BaseHTTPRequestHandler):
                 fail = a._fail_parts > 0
                 if fail:
                     a._fail_parts -= 1
+                hold = a._hold_after is not None and a.part_puts > a._hold_after
+            if hold:
+                a.parts_held.set()
+                a._release.wait(60)
+                return self._send(500, b"<Error><Code>SlowDown</Code></Error>",
+                                  "application/xml")
             if fail:
                 return self._send(500, b"<Error><Code>InternalError</Code></Error>",
                                   "application/xml")

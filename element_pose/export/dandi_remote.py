@@ -1,0 +1,148 @@
+"""The archive's side of a DANDI sync: key check, draft assets, validation, unfinished uploads.
+
+DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`).
+
+* :class:`Archive` - a connection to one dandiset's draft that checks the API key
+  as it opens (every sync checks it, even when nothing is new).
+* :meth:`Archive.assets` - every asset of the draft (path, asset id, size) in one
+  paginated listing. Assets are immutable on the archive: the same asset id at a
+  path means the same content, so comparing the recorded asset id is the cheap
+  form of comparing path + dandi-etag; :meth:`Archive.etag` fetches the etag when
+  the ids differ.
+* :meth:`Archive.validation` - an asset's validation status (``Pending``,
+  ``Validating``, ``Valid``, ``Invalid``) and the archive's messages.
+* :meth:`Archive.clear_active_uploads` - unfinished uploads left by a killed client.
+
+Nothing here deletes an asset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from element_pose.export.dandi import DandiAuthError, DandiError, instance_and_key
+from element_pose.redact import redact_url
+
+__all__ = ["Archive", "RemoteAsset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteAsset:
+    """An asset of a draft, as the listing gives it.
+
+    Attributes:
+        path: Path in the dandiset.
+        asset_id: The archive's asset id (a new id for every new content).
+        size: Bytes.
+    """
+
+    path: str
+    asset_id: str
+    size: int
+
+
+class Archive:
+    """One dandiset's draft on an archive, with a checked key.
+
+    Args:
+        instance: ``dandi``, ``dandi-sandbox``, ... or an API URL (credentials in the
+            URL are used as the key and never logged).
+        dandiset_id: Six-digit id.
+        api_key: The key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
+
+    Raises:
+        DandiAuthError: no key, or the archive rejects it (HTTP 401/403).
+        DandiError: the dandiset does not exist, or the archive cannot be reached.
+    """
+
+    def __init__(self, instance: str, dandiset_id: str, api_key: str | None = None) -> None:
+        import requests
+        from dandi.dandiapi import DandiAPIClient
+
+        self.dandiset_id = str(dandiset_id)
+        self.instance, self.key_var, self.api_key, source = instance_and_key(instance, api_key)
+        self.url = redact_url(self.instance.api)
+        self.client = DandiAPIClient(dandi_instance=self.instance)
+        try:
+            self.client.authenticate(self.api_key)
+            self._get(f"/dandisets/{self.dandiset_id}/")
+        except requests.HTTPError as exc:
+            self.close()
+            code = getattr(exc.response, "status_code", None)
+            if code in (401, 403):
+                raise DandiAuthError(
+                    f"{self.url} rejected the API key given {source} (HTTP {code}): check "
+                    "it on your account page of the archive") from None
+            if code == 404:
+                raise DandiError(f"dandiset {self.dandiset_id} not found on {self.url} "
+                                 "(create it on the archive first)") from None
+            raise DandiError(f"{self.url}: {redact_url(exc)}") from None
+        except requests.RequestException as exc:
+            self.close()
+            raise DandiError(f"cannot reach {self.url}: {redact_url(exc)}") from None
+        log.info("connected to %s, dandiset %s (API key accepted)", self.url, self.dandiset_id)
+
+    def _get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    @property
+    def _draft(self) -> str:
+        return f"/dandisets/{self.dandiset_id}/versions/draft"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.client.session.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def assets(self) -> dict[str, RemoteAsset]:
+        """Path -> :class:`RemoteAsset` for every asset of the draft (one listing)."""
+        found = {}
+        for item in self.client.paginate(f"{self._draft}/assets/", page_size=1000,
+                                         params={"order": "path"}):
+            found[item["path"]] = RemoteAsset(item["path"], str(item["asset_id"]),
+                                              int(item.get("size") or 0))
+        return found
+
+    def etag(self, asset_id: str) -> str | None:
+        """The asset's ``dandi:dandi-etag`` (from its metadata)."""
+        meta = self._get(f"{self._draft}/assets/{asset_id}/")
+        return (meta.get("digest") or {}).get("dandi:dandi-etag")
+
+    def validation(self, asset_id: str) -> tuple[str, list[str]]:
+        """``(status, messages)`` of the archive's validation of an asset."""
+        data = self._get(f"{self._draft}/assets/{asset_id}/validation/")
+        messages = []
+        for err in data.get("validation_errors") or []:
+            if isinstance(err, dict):
+                field = err.get("field") or ""
+                messages.append(f"{field}: {err.get('message', '')}" if field
+                                else str(err.get("message", "")))
+            else:
+                messages.append(str(err))
+        return str(data.get("status") or ""), messages
+
+    def active_uploads(self) -> int:
+        """How many unfinished uploads the draft lists."""
+        return len(list(self.client.paginate(f"/dandisets/{self.dandiset_id}/uploads/")))
+
+    def clear_active_uploads(self) -> int:
+        """Cancel unfinished uploads (left by a killed client); returns how many.
+
+        These are upload sessions, not assets: nothing published or drafted is removed.
+        """
+        count = self.active_uploads()
+        if count:
+            self.client.delete(f"/dandisets/{self.dandiset_id}/uploads/")
+            log.warning("cleared %d unfinished upload(s) of dandiset %s left by an "
+                        "interrupted client; their files are uploaded again",
+                        count, self.dandiset_id)
+        return count
