@@ -12,9 +12,9 @@ Linking module contract (passed to :func:`activate`):
 * optional ``get_pose_processed_data_dir() -> path``: where outputs are written;
   default :func:`element_pose.paths.default_processed_dir`.
 
-Pose arrays are float32 ``<npy@pose>`` objects (4 bytes per value, no frame
-index); per-frame timestamps are stored once per recording in
-:class:`RecordingInfo`.
+Pose arrays are float32, compressed losslessly (``<poseblock@pose>``,
+:mod:`element_pose.arrays`): one store file per estimation, read by range per body
+part; per-frame timestamps are stored once per recording in :class:`RecordingInfo`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose import arrays
 from element_pose.config import import_datajoint
 from element_pose.io import dlc
 from element_pose.params import PARAMSET_DEFINITION, insert_params
@@ -536,9 +537,9 @@ class PoseEstimation(dj.Computed):
         individual: varchar(64)
         -> Model.BodyPart
         ---
-        x: <npy@pose>           # float32 (nframes,)
-        y: <npy@pose>           # float32 (nframes,)
-        likelihood: <npy@pose>  # float32 (nframes,)
+        x: <poseblock@pose>           # float32 (nframes,)
+        y: <poseblock@pose>           # float32 (nframes,)
+        likelihood: <poseblock@pose>  # float32 (nframes,)
         """
 
     @property
@@ -611,7 +612,8 @@ class PoseEstimation(dj.Computed):
             "output_checksum": checksum,
             **run,
         })
-        self.BodyPartPosition.insert(pose_part_rows(key, pose))
+        self.BodyPartPosition.insert(
+            arrays.pack_rows(self.BodyPartPosition, pose_part_rows(key, pose), POSE_FIELDS, key))
 
     # ---- reading back
     @classmethod
@@ -702,6 +704,9 @@ def _md5_files(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+POSE_FIELDS = ("x", "y", "likelihood")
+
+
 def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
     """Part rows (one per individual and body part) holding float32 x, y, likelihood.
 
@@ -751,12 +756,13 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
     )
     k_pos = {b: i for i, b in enumerate(keypoints)}
     i_pos = {n: i for i, n in enumerate(names)}
-    for row in rows:
-        if row["body_part"] in k_pos and row["individual"] in i_pos:
-            i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
-            pose.position[:, i, k, 0] = _load(row["x"])
-            pose.position[:, i, k, 1] = _load(row["y"])
-            pose.confidence[:, i, k] = _load(row["likelihood"])
+    wanted = [r for r in rows if r["body_part"] in k_pos and r["individual"] in i_pos]
+    loaded = iter(arrays.load_arrays(r[f] for r in wanted for f in POSE_FIELDS))
+    for row in wanted:  # only the requested rows' bytes are read
+        i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
+        pose.position[:, i, k, 0] = next(loaded)
+        pose.position[:, i, k, 1] = next(loaded)
+        pose.confidence[:, i, k] = next(loaded)
     return pose
 
 

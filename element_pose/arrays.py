@@ -1,0 +1,293 @@
+"""Compressed pose arrays in the object store: one file per estimation, range reads.
+
+The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly as
+blosc2 frames (bit-shuffle + zstd, with an integer delta of the bit patterns when
+it compresses better), so float32 values (NaN included) come back bit for bit.
+
+Many arrays of a table insert share one store file: :func:`pack_rows` compresses
+every array of a batch of part rows, writes them as one object, and puts in each
+row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
+Reading one array is a range read of its bytes; :func:`load_arrays` reads the
+arrays of many rows with one read per file and decompresses them in threads
+(blosc2 releases the GIL).  Arrays inserted one at a time (not packed) get a file
+each, so the codec works for any table.
+
+Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
+"filter"}``; ``filter`` is ``"delta"`` (cumulative sum of the int32/int64 bit
+patterns after decompression) or ``""``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from element_pose.config import import_datajoint
+
+dj = import_datajoint()
+from datajoint.builtin_codecs.schema import SchemaCodec  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array", "load_arrays",
+           "pack_rows"]
+
+CODEC_NAME = "poseblock"
+EXT = ".pblk"
+CLEVEL = 6
+_INT_VIEW = {4: np.int32, 8: np.int64}
+
+
+def _compress(data: np.ndarray, typesize: int) -> bytes:
+    import blosc2
+
+    return blosc2.compress2(np.ascontiguousarray(data), typesize=typesize, clevel=CLEVEL,
+                            codec=blosc2.Codec.ZSTD, filters=[blosc2.Filter.BITSHUFFLE],
+                            nthreads=1)
+
+
+def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
+    """Compress one array losslessly.
+
+    Returns:
+        The compressed bytes and ``{"dtype", "shape", "filter"}``.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype == object:
+        raise TypeError(f"<{CODEC_NAME}> cannot store object arrays")
+    size = array.dtype.itemsize
+    best, filt = _compress(array, size), ""
+    int_type = _INT_VIEW.get(size)
+    if int_type is not None and array.ndim == 1 and array.size > 1 and array.dtype.kind in "fiu":
+        bits = array.view(int_type)
+        delta = np.empty_like(bits)
+        delta[0] = bits[0]
+        np.subtract(bits[1:], bits[:-1], out=delta[1:])  # wraps: exact inverse by cumsum
+        candidate = _compress(delta, size)
+        if len(candidate) < len(best):
+            best, filt = candidate, "delta"
+    return best, {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
+
+
+def decode_array(buffer: bytes | memoryview, meta: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`encode_array`.
+
+    Raises:
+        ValueError: the bytes do not decode to the recorded dtype and shape.
+    """
+    import blosc2
+
+    dtype = np.dtype(meta["dtype"])
+    shape = tuple(meta["shape"])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        nbytes = blosc2.get_cbuffer_sizes(buffer)[0]
+    except Exception as exc:  # blosc2 raises several types on foreign bytes
+        raise ValueError(f"pose array {meta.get('path', '')}: not a blosc2 frame: {exc}") from exc
+    if nbytes != expected:
+        raise ValueError(
+            f"pose array {meta.get('path', '')}: {nbytes} bytes stored, {expected} expected "
+            f"for {dtype} {shape}"
+        )
+    out = np.empty(shape, dtype=dtype)
+    if expected:
+        blosc2.decompress2(buffer, dst=out)
+    if meta.get("filter") == "delta":
+        int_type = _INT_VIEW[dtype.itemsize]
+        bits = out.view(int_type)
+        np.cumsum(bits, dtype=int_type, out=bits)
+    return out
+
+
+class PackedArray:
+    """Lazy reference to one stored array: shape and dtype without I/O.
+
+    ``load()`` (or ``np.asarray(ref)``) reads only this array's bytes.
+    """
+
+    __slots__ = ("_backend", "_cached", "_meta")
+
+    def __init__(self, meta: dict[str, Any], backend: Any):
+        self._meta = meta
+        self._backend = backend
+        self._cached: np.ndarray | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The stored JSON (path, offset, nbytes, dtype, shape, filter)."""
+        return self._meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape (no I/O)."""
+        return tuple(self._meta["shape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Array dtype (no I/O)."""
+        return np.dtype(self._meta["dtype"])
+
+    @property
+    def path(self) -> str:
+        """Path of the store file holding the array."""
+        return self._meta["path"]
+
+    def _read_range(self) -> bytes:
+        start = int(self._meta["offset"])
+        return _read_bytes(self._backend, self.path, start, start + int(self._meta["nbytes"]))
+
+    def load(self) -> np.ndarray:
+        """Read and decompress the array (cached)."""
+        if self._cached is None:
+            self._cached = decode_array(self._read_range(), self._meta)
+        return self._cached
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.load()
+        return array.astype(dtype) if dtype is not None else array
+
+    def __getitem__(self, item):
+        return self.load()[item]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"PackedArray(shape={self.shape}, dtype={self.dtype})"
+
+
+def _read_bytes(backend: Any, path: str, start: int | None = None,
+                end: int | None = None) -> bytes:
+    full = backend._full_path(path)
+    if backend.protocol == "file":
+        with open(full, "rb") as f:
+            if start:
+                f.seek(start)
+            return f.read() if end is None else f.read(end - (start or 0))
+    return backend.fs.cat_file(full, start=start, end=end)
+
+
+class PoseBlockCodec(SchemaCodec):
+    """``<poseblock@store>``: lossless compressed arrays, many per store file.
+
+    Insert a numpy array (one file for it) or the metadata :func:`pack_rows` put
+    in the row (passed through).  Fetch gives a lazy :class:`PackedArray`.
+    """
+
+    name = CODEC_NAME
+
+    def validate(self, value: Any) -> None:
+        """Accept numpy arrays and packed metadata."""
+        if isinstance(value, dict) and {"path", "offset", "nbytes"} <= value.keys():
+            return
+        if not isinstance(value, np.ndarray) or value.dtype == object:
+            raise dj.DataJointError(
+                f"<{CODEC_NAME}> needs a numeric numpy array, got {type(value).__name__}")
+
+    def encode(self, value: Any, *, key: dict | None = None, context: dict | None = None,
+               store_name: str | None = None) -> dict:
+        """Write one array to its own file (or pass packed metadata through)."""
+        if isinstance(value, dict):
+            return value
+        schema, table, field, primary_key = self._extract_context(key, context)
+        config = self._codec_config(key, context)
+        path, _ = self._build_path(schema, table, field, primary_key, ext=EXT,
+                                   store_name=store_name, config=config)
+        payload, meta = encode_array(value)
+        self._get_backend(store_name, config=config).put_buffer(payload, path)
+        return {"path": path, "store": store_name, "offset": 0, "nbytes": len(payload), **meta}
+
+    def decode(self, stored: dict, *, key: dict | None = None,
+               context: dict | None = None) -> PackedArray:
+        """A lazy reference to the stored array."""
+        config = self._codec_config(key, context)
+        return PackedArray(stored, self._get_backend(stored.get("store"), config=config))
+
+
+def _codec() -> PoseBlockCodec:
+    from datajoint.codecs import get_codec
+
+    return get_codec(CODEC_NAME)
+
+
+def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict,
+              store: str = "pose", name: str = "arrays") -> list[dict]:
+    """Compress the ``fields`` arrays of ``rows`` into ONE store file for ``table``.
+
+    Args:
+        table: The (part) table the rows go to; its schema and name address the file.
+        rows: Rows holding numpy arrays under ``fields``.
+        fields: Attributes of type ``<poseblock@store>``.
+        key: The master key that names the file (``.../<key>/<name>_<token>.pblk``).
+        store: The store of those attributes.
+        name: File name stem.
+
+    Returns:
+        Copies of the rows with each array replaced by its stored metadata, ready
+        to insert.  Nothing is written when ``rows`` is empty.
+    """
+    if not rows:
+        return []
+    from concurrent.futures import ThreadPoolExecutor
+
+    arrays = [row[f] for row in rows for f in fields]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # blosc2 releases the GIL
+        encoded = list(pool.map(encode_array, arrays))
+    codec = _codec()
+    config = table.connection._config
+    pk = {k: key[k] for k in table.primary_key if k in key}
+    path, _ = codec._build_path(table.database, table.table_name, name, pk, ext=EXT,
+                                store_name=store, config=config)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p, _ in encoded])]).tolist()
+    codec._get_backend(store, config=config).put_buffer(b"".join(p for p, _ in encoded), path)
+    out, it = [], iter(zip(encoded, offsets, strict=False))
+    for row in rows:
+        new = dict(row)
+        for f in fields:
+            (payload, meta), offset = next(it)
+            new[f] = {"path": path, "store": store, "offset": int(offset),
+                      "nbytes": len(payload), **meta}
+        out.append(new)
+    return out
+
+
+def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
+    """Load many fetched arrays: one read per store file, decompression in threads.
+
+    Values that are not :class:`PackedArray` (e.g. ``NpyRef`` of older rows, or
+    plain arrays) are loaded as they are.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    refs = list(refs)
+    by_file: dict[tuple[int, str], list[int]] = {}
+    for i, ref in enumerate(refs):
+        if isinstance(ref, PackedArray) and ref._cached is None:
+            by_file.setdefault((id(ref._backend), ref.path), []).append(i)
+    buffers: dict[int, memoryview] = {}
+    for (_, path), idx in by_file.items():
+        backend = refs[idx[0]]._backend
+        if len(idx) == 1:
+            buffers[idx[0]] = memoryview(refs[idx[0]]._read_range())
+            continue
+        start = min(int(refs[i].meta["offset"]) for i in idx)
+        end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
+        data = memoryview(_read_bytes(backend, path, start, end))
+        for i in idx:
+            o = int(refs[i].meta["offset"]) - start
+            buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
+
+    def one(i: int) -> np.ndarray:
+        ref = refs[i]
+        if i in buffers:
+            ref._cached = decode_array(buffers[i], ref.meta)
+            return ref._cached
+        return np.asarray(ref.load() if hasattr(ref, "load") else ref)
+
+    if len(buffers) > 4:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(one, range(len(refs))))
+    return [one(i) for i in range(len(refs))]
