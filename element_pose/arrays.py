@@ -1,7 +1,7 @@
 """Compressed pose arrays in the object store: one file per estimation, range reads.
 
 The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly as
-blosc2 frames (bit-shuffle + zstd, with an integer delta of the bit patterns when
+Blosc frames (bit-shuffle + zstd, ``numcodecs``, with an integer delta of the bit patterns when
 it compresses better), so float32 values (NaN included) come back bit for bit.
 
 Many arrays of a table insert share one store file: :func:`pack_rows` compresses
@@ -9,7 +9,7 @@ every array of a batch of part rows, writes them as one object, and puts in each
 row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
 Reading one array is a range read of its bytes; :func:`load_arrays` reads the
 arrays of many rows with one read per file and decompresses them in threads
-(blosc2 releases the GIL).  Arrays inserted one at a time (not packed) get a file
+(Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
 each, so the codec works for any table.
 
 Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
@@ -33,7 +33,7 @@ from datajoint.builtin_codecs.schema import SchemaCodec  # noqa: E402
 log = logging.getLogger(__name__)
 
 __all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array", "load_arrays",
-           "pack_rows"]
+           "load_into", "pack_rows"]
 
 CODEC_NAME = "poseblock"
 EXT = ".pblk"
@@ -41,12 +41,10 @@ CLEVEL = 6
 _INT_VIEW = {4: np.int32, 8: np.int64}
 
 
-def _compress(data: np.ndarray, typesize: int) -> bytes:
-    import blosc2
+def _compress(data: np.ndarray) -> bytes:
+    from numcodecs import blosc
 
-    return blosc2.compress2(np.ascontiguousarray(data), typesize=typesize, clevel=CLEVEL,
-                            codec=blosc2.Codec.ZSTD, filters=[blosc2.Filter.BITSHUFFLE],
-                            nthreads=1)
+    return blosc.compress(np.ascontiguousarray(data), b"zstd", CLEVEL, blosc.BITSHUFFLE)
 
 
 def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
@@ -59,42 +57,48 @@ def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     if array.dtype == object:
         raise TypeError(f"<{CODEC_NAME}> cannot store object arrays")
     size = array.dtype.itemsize
-    best, filt = _compress(array, size), ""
+    best, filt = _compress(array), ""
     int_type = _INT_VIEW.get(size)
     if int_type is not None and array.ndim == 1 and array.size > 1 and array.dtype.kind in "fiu":
         bits = array.view(int_type)
         delta = np.empty_like(bits)
         delta[0] = bits[0]
         np.subtract(bits[1:], bits[:-1], out=delta[1:])  # wraps: exact inverse by cumsum
-        candidate = _compress(delta, size)
+        candidate = _compress(delta)
         if len(candidate) < len(best):
             best, filt = candidate, "delta"
     return best, {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
 
 
-def decode_array(buffer: bytes | memoryview, meta: dict[str, Any]) -> np.ndarray:
+def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`encode_array`.
+
+    Args:
+        buffer: The compressed bytes.
+        meta: Their ``dtype``, ``shape`` and ``filter``.
+        out: A C-contiguous array of that dtype and shape to decode into.
 
     Raises:
         ValueError: the bytes do not decode to the recorded dtype and shape.
     """
-    import blosc2
+    from numcodecs import blosc
 
     dtype = np.dtype(meta["dtype"])
     shape = tuple(meta["shape"])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    try:
-        nbytes = blosc2.get_cbuffer_sizes(buffer)[0]
-    except Exception as exc:  # blosc2 raises several types on foreign bytes
-        raise ValueError(f"pose array {meta.get('path', '')}: not a blosc2 frame: {exc}") from exc
-    if nbytes != expected:
+    header = bytes(buffer[:16])
+    nbytes = int.from_bytes(header[4:8], "little") if len(header) == 16 else -1
+    cbytes = int.from_bytes(header[12:16], "little") if len(header) == 16 else -1
+    if nbytes != expected or cbytes != len(buffer):
         raise ValueError(
-            f"pose array {meta.get('path', '')}: {nbytes} bytes stored, {expected} expected "
-            f"for {dtype} {shape}"
+            f"pose array {meta.get('path', '')}: stored block holds {nbytes} bytes in "
+            f"{cbytes} of {len(buffer)}; {expected} expected for {dtype} {shape}"
         )
-    out = np.empty(shape, dtype=dtype)
+    if out is None or out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=dtype)
     if expected:
-        blosc2.decompress2(buffer, dst=out)
+        blosc.decompress(buffer, out)
     if meta.get("filter") == "delta":
         int_type = _INT_VIEW[dtype.itemsize]
         bits = out.view(int_type)
@@ -170,6 +174,9 @@ def _read_bytes(backend: Any, path: str, start: int | None = None,
     return backend.fs.cat_file(full, start=start, end=end)
 
 
+_BACKENDS: dict[tuple[str | None, int], Any] = {}  # one backend per store and config
+
+
 class PoseBlockCodec(SchemaCodec):
     """``<poseblock@store>``: lossless compressed arrays, many per store file.
 
@@ -204,7 +211,11 @@ class PoseBlockCodec(SchemaCodec):
                context: dict | None = None) -> PackedArray:
         """A lazy reference to the stored array."""
         config = self._codec_config(key, context)
-        return PackedArray(stored, self._get_backend(stored.get("store"), config=config))
+        cache_key = (stored.get("store"), id(config))
+        backend = _BACKENDS.get(cache_key)
+        if backend is None:
+            backend = _BACKENDS[cache_key] = self._get_backend(stored.get("store"), config=config)
+        return PackedArray(stored, backend)
 
 
 def _codec() -> PoseBlockCodec:
@@ -234,7 +245,7 @@ def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict
     from concurrent.futures import ThreadPoolExecutor
 
     arrays = [row[f] for row in rows for f in fields]
-    with ThreadPoolExecutor(max_workers=2) as pool:  # blosc2 releases the GIL
+    with ThreadPoolExecutor(max_workers=2) as pool:  # Blosc releases the GIL
         encoded = list(pool.map(encode_array, arrays))
     codec = _codec()
     config = table.connection._config
@@ -260,19 +271,30 @@ def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
     Values that are not :class:`PackedArray` (e.g. ``NpyRef`` of older rows, or
     plain arrays) are loaded as they are.
     """
+    refs = list(refs)
+    return load_into([(ref, None) for ref in refs])
+
+
+def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarray]:
+    """Load arrays into destinations: one read per store file, decompression in threads.
+
+    Args:
+        targets: ``(fetched value, destination or None)`` pairs; a destination must
+            have the array's shape (float32 pose arrays decode straight into it).
+
+    Returns:
+        The loaded arrays (the destinations where given).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    refs = list(refs)
-    by_file: dict[tuple[int, str], list[int]] = {}
+    refs = [ref for ref, _ in targets]
+    by_file: dict[tuple[str | None, str], list[int]] = {}
     for i, ref in enumerate(refs):
         if isinstance(ref, PackedArray) and ref._cached is None:
-            by_file.setdefault((id(ref._backend), ref.path), []).append(i)
+            by_file.setdefault((ref.meta.get("store"), ref.path), []).append(i)
     buffers: dict[int, memoryview] = {}
     for (_, path), idx in by_file.items():
         backend = refs[idx[0]]._backend
-        if len(idx) == 1:
-            buffers[idx[0]] = memoryview(refs[idx[0]]._read_range())
-            continue
         start = min(int(refs[i].meta["offset"]) for i in idx)
         end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
         data = memoryview(_read_bytes(backend, path, start, end))
@@ -281,13 +303,17 @@ def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
             buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
 
     def one(i: int) -> np.ndarray:
-        ref = refs[i]
+        ref, dest = targets[i]
         if i in buffers:
-            ref._cached = decode_array(buffers[i], ref.meta)
-            return ref._cached
-        return np.asarray(ref.load() if hasattr(ref, "load") else ref)
+            array = decode_array(buffers[i], ref.meta, out=dest)
+        else:
+            array = np.asarray(ref.load() if hasattr(ref, "load") else ref)
+        if dest is not None and array is not dest:
+            dest[...] = array
+            return dest
+        return array
 
-    if len(buffers) > 4:
+    if len(buffers) > 8:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return list(pool.map(one, range(len(refs))))
     return [one(i) for i in range(len(refs))]

@@ -643,13 +643,35 @@ class PoseEstimation(dj.Computed):
         """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
         pose = cls.fetch_pose(key, body_parts, individuals)
         multi = bool((Model & key).fetch1("multi_animal"))
-        return pose.to_dlc_dataframe(multi_animal=multi)
+        return _dlc_frame(pose, multi)
 
     @classmethod
     def to_xarray(cls, key: dict, body_parts: Sequence[str] | None = None,
                   individuals: Sequence[str] | None = None):
         """An ``xarray.Dataset`` in movement's layout (time, space, keypoints, individuals)."""
         return cls.fetch_pose(key, body_parts, individuals).to_xarray()
+
+
+def _dlc_frame(pose: PoseData, multi_animal: bool):
+    """``pose.to_dlc_dataframe`` without copying when the arrays view one part grid.
+
+    :func:`pose_from_part_rows` decodes into an (individual, keypoint, coordinate,
+    frame) grid: that memory, read column-major, is DeepLabCut's table already.
+    """
+    grid = pose.confidence.base
+    n_individuals = len(pose.individuals)
+    shape = (n_individuals, len(pose.keypoints), pose.n_space + 1, pose.n_frames)
+    if (grid is None or pose.position.base is not grid or grid.shape != shape
+            or not grid.flags.c_contiguous or (n_individuals != 1 and not multi_animal)):
+        return pose.to_dlc_dataframe(multi_animal=multi_animal)
+    import pandas as pd
+
+    levels = [[pose.scorer or "scorer"], *([pose.individuals] if multi_animal else []),
+              pose.keypoints, [*pose.space, "likelihood"]]
+    names = ["scorer", *(["individuals"] if multi_animal else []), "bodyparts", "coords"]
+    columns = pd.MultiIndex.from_product(levels, names=names)
+    flat = grid.reshape(-1, pose.n_frames).T  # (frame, column), column-major: no copy
+    return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
 def _load(value) -> np.ndarray:
@@ -749,21 +771,25 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
         if missing:
             raise PoseEstimationError(f"unknown individuals {missing}; present: {present}")
     names = list(individuals) if individuals is not None else present
-    pose = PoseData.empty_like(
-        n_frames, keypoints, names,
-        skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
-        **fields,
-    )
     k_pos = {b: i for i, b in enumerate(keypoints)}
     i_pos = {n: i for i, n in enumerate(names)}
     wanted = [r for r in rows if r["body_part"] in k_pos and r["individual"] in i_pos]
-    loaded = iter(arrays.load_arrays(r[f] for r in wanted for f in POSE_FIELDS))
+    # (individual, keypoint, coordinate, frame): each stored array decodes in place
+    grid = np.empty((len(names), len(keypoints), len(POSE_FIELDS), n_frames), np.float32)
+    filled = np.zeros(grid.shape[:2], dtype=bool)
+    targets = []
     for row in wanted:  # only the requested rows' bytes are read
         i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
-        pose.position[:, i, k, 0] = next(loaded)
-        pose.position[:, i, k, 1] = next(loaded)
-        pose.confidence[:, i, k] = next(loaded)
-    return pose
+        filled[i, k] = True
+        targets += [(row[f], grid[i, k, c]) for c, f in enumerate(POSE_FIELDS)]
+    arrays.load_into(targets)
+    grid[~filled] = np.nan
+    return PoseData(
+        position=grid[:, :, :2].transpose(3, 0, 1, 2), confidence=grid[:, :, 2].transpose(2, 0, 1),
+        keypoints=keypoints, individuals=names,
+        skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
+        **fields,
+    )
 
 
 # ============================================================ labelled videos
