@@ -252,15 +252,22 @@ def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict
     pk = {k: key[k] for k in table.primary_key if k in key}
     path, _ = codec._build_path(table.database, table.table_name, name, pk, ext=EXT,
                                 store_name=store, config=config)
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p, _ in encoded])]).tolist()
-    codec._get_backend(store, config=config).put_buffer(b"".join(p for p, _ in encoded), path)
-    out, it = [], iter(zip(encoded, offsets, strict=False))
+    sizes = [len(p) for p, _ in encoded]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+    metas = [m for _, m in encoded]
+    whole = bytearray(offsets[-1])  # pages are touched as payloads move in (and are freed)
+    for n in range(len(encoded)):
+        whole[offsets[n]:offsets[n + 1]] = encoded[n][0]
+        encoded[n] = None  # type: ignore[call-overload]
+    codec._get_backend(store, config=config).put_buffer(whole, path)
+    del whole
+    out, n = [], 0
     for row in rows:
         new = dict(row)
         for f in fields:
-            (payload, meta), offset = next(it)
-            new[f] = {"path": path, "store": store, "offset": int(offset),
-                      "nbytes": len(payload), **meta}
+            new[f] = {"path": path, "store": store, "offset": offsets[n], "nbytes": sizes[n],
+                      **metas[n]}
+            n += 1
         out.append(new)
     return out
 

@@ -735,17 +735,16 @@ def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
     Combinations absent from the data (all missing, e.g. multi-animal unique body
     parts on other individuals) are not stored.
     """
-    # one transpose, then contiguous views: (individual, keypoint, coordinate, frame)
-    position = np.ascontiguousarray(pose.position.transpose(1, 2, 3, 0))
-    confidence = np.ascontiguousarray(pose.confidence.transpose(1, 2, 0))
+    # views, no copy: each array is made contiguous (one at a time) when it is encoded
+    position, confidence = pose.position, pose.confidence
     rows = []
     for i, individual in enumerate(pose.individuals):
         for k, body_part in enumerate(pose.keypoints):
-            x = position[i, k, 0]
-            if np.isnan(x).all() and np.isnan(confidence[i, k]).all():
+            x = position[:, i, k, 0]
+            if np.isnan(x).all() and np.isnan(confidence[:, i, k]).all():
                 continue
             rows.append({**key, "individual": individual, "body_part": body_part,
-                         "x": x, "y": position[i, k, 1], "likelihood": confidence[i, k]})
+                         "x": x, "y": position[:, i, k, 1], "likelihood": confidence[:, i, k]})
     return rows
 
 
