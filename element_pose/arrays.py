@@ -38,6 +38,7 @@ __all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array", "loa
 CODEC_NAME = "poseblock"
 EXT = ".pblk"
 CLEVEL = 6
+SAMPLE = 16384  # values compressed both ways to choose the delta filter
 _INT_VIEW = {4: np.int32, 8: np.int64}
 
 
@@ -56,18 +57,29 @@ def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     array = np.ascontiguousarray(array)
     if array.dtype == object:
         raise TypeError(f"<{CODEC_NAME}> cannot store object arrays")
-    size = array.dtype.itemsize
-    best, filt = _compress(array), ""
-    int_type = _INT_VIEW.get(size)
-    if int_type is not None and array.ndim == 1 and array.size > 1 and array.dtype.kind in "fiu":
-        bits = array.view(int_type)
-        delta = np.empty_like(bits)
-        delta[0] = bits[0]
-        np.subtract(bits[1:], bits[:-1], out=delta[1:])  # wraps: exact inverse by cumsum
-        candidate = _compress(delta)
-        if len(candidate) < len(best):
-            best, filt = candidate, "delta"
-    return best, {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
+    int_type = _INT_VIEW.get(array.dtype.itemsize)
+    if int_type is None or array.ndim != 1 or array.size < 2 or array.dtype.kind not in "fiu":
+        return _compress(array), _meta(array, "")
+    # choose plain or delta on a sample (full arrays when short), compress once
+    sample = array[:SAMPLE] if array.size > 2 * SAMPLE else array
+    plain, delta = _compress(sample), _compress(_delta(sample, int_type))
+    use_delta = len(delta) < len(plain)
+    if sample is not array:
+        delta = plain = _compress(_delta(array, int_type) if use_delta else array)
+    return (delta, _meta(array, "delta")) if use_delta else (plain, _meta(array, ""))
+
+
+def _meta(array: np.ndarray, filt: str) -> dict[str, Any]:
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
+
+
+def _delta(array: np.ndarray, int_type: type) -> np.ndarray:
+    """Differences of the bit patterns (wrapping; :func:`np.cumsum` inverts them exactly)."""
+    bits = array.view(int_type)
+    delta = np.empty_like(bits)
+    delta[0] = bits[0]
+    np.subtract(bits[1:], bits[:-1], out=delta[1:])
+    return delta
 
 
 def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
