@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -254,25 +255,15 @@ def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict
     """
     if not rows:
         return []
-    from concurrent.futures import ThreadPoolExecutor
-
-    arrays = [row[f] for row in rows for f in fields]
-    with ThreadPoolExecutor(max_workers=2) as pool:  # Blosc releases the GIL
-        encoded = list(pool.map(encode_array, arrays))
+    values = [row[f] for row in rows for f in fields]
     codec = _codec()
     config = table.connection._config
     pk = {k: key[k] for k in table.primary_key if k in key}
     path, _ = codec._build_path(table.database, table.table_name, name, pk, ext=EXT,
                                 store_name=store, config=config)
-    sizes = [len(p) for p, _ in encoded]
+    backend = codec._get_backend(store, config=config)
+    sizes, metas = _write_blocks(backend, path, values)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-    metas = [m for _, m in encoded]
-    whole = bytearray(offsets[-1])  # pages are touched as payloads move in (and are freed)
-    for n in range(len(encoded)):
-        whole[offsets[n]:offsets[n + 1]] = encoded[n][0]
-        encoded[n] = None  # type: ignore[call-overload]
-    codec._get_backend(store, config=config).put_buffer(whole, path)
-    del whole
     out, n = [], 0
     for row in rows:
         new = dict(row)
@@ -282,6 +273,53 @@ def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict
             n += 1
         out.append(new)
     return out
+
+
+def _write_blocks(backend: Any, path: str, values: Sequence[np.ndarray]
+                  ) -> tuple[list[int], list[dict[str, Any]]]:
+    """Encode arrays (two threads, a few in flight) and stream them into one store file.
+
+    Memory stays at the arrays plus a few compressed blocks: a file store gets the
+    blocks written in place (temporary name, then renamed), other stores get a
+    local temporary file uploaded.
+    """
+    import os
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    if backend.protocol == "file":
+        final = Path(backend._full_path(path))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        target = final.with_name(final.name + ".saving")
+    else:
+        handle, name = tempfile.mkstemp(suffix=EXT)
+        os.close(handle)
+        final, target = None, Path(name)
+    sizes: list[int] = []
+    metas: list[dict[str, Any]] = []
+    try:
+        with open(target, "wb") as f, ThreadPoolExecutor(max_workers=2) as pool:
+            pending = []
+            for value in values:  # Blosc releases the GIL: two blocks compress at once
+                pending.append(pool.submit(encode_array, value))
+                if len(pending) >= 4:
+                    payload, meta = pending.pop(0).result()
+                    f.write(payload)
+                    sizes.append(len(payload))
+                    metas.append(meta)
+            for future in pending:
+                payload, meta = future.result()
+                f.write(payload)
+                sizes.append(len(payload))
+                metas.append(meta)
+        if final is not None:
+            os.replace(target, final)
+        else:
+            backend.put_file(str(target), path)
+    finally:
+        if target.exists():
+            target.unlink()
+    return sizes, metas
 
 
 def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
