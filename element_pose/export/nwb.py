@@ -415,10 +415,11 @@ def _compressed(data: np.ndarray, compression: str | None = COMPRESSION):
     h5py-only readers) or ``None`` (no filter, fastest).
 
     gzip: standard ``shuffle`` + ``deflate`` chunks that any HDF5 reader opens, made
-    fast: chunks of up to 32768 rows keep x and y (all columns) together; each chunk
-    is byte-shuffled and deflated in threads (zlib releases the GIL) and stored with
-    h5py's direct chunk write into an in-memory HDF5 dataset, which hdmf then copies
-    into the NWB file chunk by chunk (H5Ocopy: no second compression).
+    fast: chunks of up to 16384 rows keep x and y (all columns) together; each chunk
+    is byte-shuffled and deflated (zlib-ng when installed: the same zlib streams, ~1.5x
+    faster) in threads and stored with h5py's direct chunk write into an in-memory HDF5
+    dataset, which hdmf then copies into the NWB file chunk by chunk (H5Ocopy: no second
+    compression).
     """
     from hdmf.backends.hdf5.h5_utils import H5DataIO
 
@@ -428,16 +429,20 @@ def _compressed(data: np.ndarray, compression: str | None = COMPRESSION):
         raise NWBExportError(f"compression must be 'gzip', 'lzf' or None, not {compression!r}")
     if compression == "lzf":
         return H5DataIO(data=data, compression="lzf", shuffle=True)
-    import zlib
     from concurrent.futures import ThreadPoolExecutor
 
     import h5py
+
+    try:  # zlib-ng writes the same zlib streams ~1.5x faster
+        from zlib_ng import zlib_ng as zlib
+    except ImportError:  # pragma: no cover - the nwb extra installs it
+        import zlib
 
     array = np.ascontiguousarray(data)
     if array.size == 0 or array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
         return H5DataIO(data=data, compression="gzip", compression_opts=COMPRESSION_LEVEL,
                         shuffle=True)
-    rows = min(len(array), 32768)
+    rows = min(len(array), 16384)
     chunk_shape = (rows, *array.shape[1:])
     item = array.dtype.itemsize
 

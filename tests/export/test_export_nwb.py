@@ -230,7 +230,7 @@ def test_refuses_to_overwrite(tmp_path, recording, subject, session):
 
 def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, session):
     """Direct-chunk-written gzip + shuffle data: plain HDF5 reads them back exactly."""
-    truth = sample.ground_truth(n_frames=70_001, bodyparts=["nose", "tail"])  # 3 chunks
+    truth = sample.ground_truth(n_frames=70_001, bodyparts=["nose", "tail"])  # 5 chunks
     rng = np.random.default_rng(0)
     truth.position[:] += rng.normal(0, 1, truth.position.shape).astype(np.float32)
     truth.position[10:20, 0, 1] = np.nan
@@ -240,10 +240,10 @@ def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, s
         for k, keypoint in enumerate(truth.keypoints):
             data = h5[f"processing/behavior/PoseEstimation/{keypoint}/data"]
             assert data.compression == "gzip" and data.shuffle
-            assert data.chunks == (32768, 2)  # x and y in one chunk
+            assert data.chunks == (16384, 2)  # x and y in one chunk
             assert data[:].tobytes() == np.ascontiguousarray(truth.position[:, 0, k]).tobytes()
             confidence = h5[f"processing/behavior/PoseEstimation/{keypoint}/confidence"]
-            assert confidence.compression == "gzip" and confidence.chunks == (32768,)
+            assert confidence.compression == "gzip" and confidence.chunks == (16384,)
             assert confidence[:].tobytes() == truth.confidence[:, 0, k].tobytes()
     messages = nwb.check_nwb(path)
     assert not [m for m in messages if "compress" in m.check_function_name
