@@ -46,7 +46,8 @@ test-mysql: setup
 	$(BIN)/python -m pytest --db mysql -m "not slow" tests/test_model.py tests/test_train.py \
 	  tests/test_analysis.py tests/test_publish.py tests/test_multicam.py tests/test_publish_nwb.py \
 	  tests/test_door_values.py tests/test_params.py tests/test_userconfig.py tests/test_s3.py \
-	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py
+	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py \
+	  tests/test_arrays.py
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench

@@ -81,7 +81,7 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
     from element_pose.io import dlc
     from element_pose.pose import SINGLE_INDIVIDUAL
 
-    name = f"{'ma' if n_individuals > 1 else 'sa'}{n_individuals}_{n_frames}x{n_bodyparts}"
+    name = f"{'ma' if n_individuals > 1 else 'sa'}{n_individuals}_{n_frames}x{n_bodyparts}_f64"
     folder = PROCESSED_ROOT / "datasets" / name
     project = RAW_ROOT / "projects" / name
     video = RAW_ROOT / "videos" / f"{VIDEO_STEM}.mp4"
@@ -99,7 +99,7 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
                                 n_individuals=n_individuals, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     sample.make_dlc_output(truth, video, folder, scorer=SCORER, seed=seed, write_meta=False)
-    _as_float64(h5)
+    _as_float64(h5, seed)
     meta = {
         "start": 0.0, "stop": 1.0, "run_duration": 1.0, "Scorer": SCORER,
         "DLC-model-config file": {}, "fps": FPS, "batch_size": 8,
@@ -117,11 +117,24 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
     return ds
 
 
-def _as_float64(h5: Path) -> None:
-    """Rewrite an h5 with float64 values, as DeepLabCut writes them (sample writes float32)."""
+def _as_float64(h5: Path, seed: int = 0) -> None:
+    """Rewrite an h5 with full-precision float64 values, as DeepLabCut writes them.
+
+    ``sample`` writes float32; float32 values merely widened to float64 would
+    flatter any compression, so sub-pixel float64 noise is added to x and y and a
+    float64 jitter to the likelihood (kept in [0, 1]).
+    """
     import pandas as pd
 
     df = pd.read_hdf(h5).astype(np.float64)
+    rng = np.random.default_rng(seed + 1000)
+    coords = df.columns.get_level_values(-1)
+    xy = np.asarray(coords != "likelihood")
+    values = df.to_numpy()
+    values[:, xy] += rng.normal(0, 0.05, (len(df), int(xy.sum())))
+    like = values[:, ~xy] + rng.uniform(-1e-4, 1e-4, (len(df), int((~xy).sum())))
+    values[:, ~xy] = np.clip(like, 0.0, 1.0)
+    df = pd.DataFrame(values, index=df.index, columns=df.columns)
     tmp = h5.with_name(h5.name + ".tmp")
     df.to_hdf(tmp, key="df_with_missing", format="table", mode="w")
     tmp.replace(h5)

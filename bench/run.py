@@ -129,7 +129,7 @@ def _bodypart_names(n: int) -> str:
 
 
 def _dataset(frames: int, bodyparts: int, animals: int) -> Path:
-    name = f"{'ma' if animals > 1 else 'sa'}{animals}_{frames}x{bodyparts}"
+    name = f"{'ma' if animals > 1 else 'sa'}{animals}_{frames}x{bodyparts}_f64"
     return TMP / "processed" / "datasets" / name
 
 

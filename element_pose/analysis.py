@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from element_pose import model
+from element_pose import arrays, model
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.pose import PoseData
@@ -93,9 +93,9 @@ class FilteredPose(dj.Computed):
         individual: varchar(64)
         -> model.Model.BodyPart
         ---
-        x: <npy@pose>
-        y: <npy@pose>
-        likelihood: <npy@pose>
+        x: <poseblock@pose>
+        y: <poseblock@pose>
+        likelihood: <poseblock@pose>
         """
 
     def make(self, key: dict) -> None:
@@ -108,7 +108,8 @@ class FilteredPose(dj.Computed):
         self.insert1({**key, "nframes": filtered.n_frames,
                       "provenance": _jsonable(filtered.provenance),
                       "filtering_time": datetime.datetime.now().replace(microsecond=0)})
-        self.BodyPartPosition.insert(model.pose_part_rows(key, filtered))
+        self.BodyPartPosition.insert(arrays.pack_rows(
+            self.BodyPartPosition, model.pose_part_rows(key, filtered), model.POSE_FIELDS, key))
 
     @classmethod
     def fetch_pose(cls, key: dict, body_parts: Sequence[str] | None = None,

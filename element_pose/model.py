@@ -12,9 +12,9 @@ Linking module contract (passed to :func:`activate`):
 * optional ``get_pose_processed_data_dir() -> path``: where outputs are written;
   default :func:`element_pose.paths.default_processed_dir`.
 
-Pose arrays are float32 ``<npy@pose>`` objects (4 bytes per value, no frame
-index); per-frame timestamps are stored once per recording in
-:class:`RecordingInfo`.
+Pose arrays are float32, compressed losslessly (``<poseblock@pose>``,
+:mod:`element_pose.arrays`): one store file per estimation, read by range per body
+part; per-frame timestamps are stored once per recording in :class:`RecordingInfo`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose import arrays
 from element_pose.config import import_datajoint
 from element_pose.io import dlc
 from element_pose.params import PARAMSET_DEFINITION, insert_params
@@ -570,9 +571,9 @@ class PoseEstimation(dj.Computed):
         individual: varchar(64)
         -> Model.BodyPart
         ---
-        x: <npy@pose>           # float32 (nframes,)
-        y: <npy@pose>           # float32 (nframes,)
-        likelihood: <npy@pose>  # float32 (nframes,)
+        x: <poseblock@pose>           # float32 (nframes,)
+        y: <poseblock@pose>           # float32 (nframes,)
+        likelihood: <poseblock@pose>  # float32 (nframes,)
         """
 
     @property
@@ -647,7 +648,8 @@ class PoseEstimation(dj.Computed):
             "output_checksum": checksum,
             **run,
         })
-        self.BodyPartPosition.insert(pose_part_rows(key, pose))
+        self.BodyPartPosition.insert(
+            arrays.pack_rows(self.BodyPartPosition, pose_part_rows(key, pose), POSE_FIELDS, key))
 
     # ---- reading back
     @classmethod
@@ -677,7 +679,7 @@ class PoseEstimation(dj.Computed):
         """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
         pose = cls.fetch_pose(key, body_parts, individuals)
         multi = bool((Model & key).fetch1("multi_animal"))
-        return pose.to_dlc_dataframe(multi_animal=multi)
+        return _dlc_frame(pose, multi)
 
     @classmethod
     def to_xarray(cls, key: dict, body_parts: Sequence[str] | None = None,
@@ -713,6 +715,28 @@ class PoseEstimation(dj.Computed):
         if individual is not None:
             options.setdefault("individuals", [individual])
         return viewer.show_frames(images, pose, **options)
+
+
+def _dlc_frame(pose: PoseData, multi_animal: bool):
+    """``pose.to_dlc_dataframe`` without copying when the arrays view one part grid.
+
+    :func:`pose_from_part_rows` decodes into an (individual, keypoint, coordinate,
+    frame) grid: that memory, read column-major, is DeepLabCut's table already.
+    """
+    grid = pose.confidence.base
+    n_individuals = len(pose.individuals)
+    shape = (n_individuals, len(pose.keypoints), pose.n_space + 1, pose.n_frames)
+    if (grid is None or pose.position.base is not grid or grid.shape != shape
+            or not grid.flags.c_contiguous or (n_individuals != 1 and not multi_animal)):
+        return pose.to_dlc_dataframe(multi_animal=multi_animal)
+    import pandas as pd
+
+    levels = [[pose.scorer or "scorer"], *([pose.individuals] if multi_animal else []),
+              pose.keypoints, [*pose.space, "likelihood"]]
+    names = ["scorer", *(["individuals"] if multi_animal else []), "bodyparts", "coords"]
+    columns = pd.MultiIndex.from_product(levels, names=names)
+    flat = grid.reshape(-1, pose.n_frames).T  # (frame, column), column-major: no copy
+    return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
 def _load(value) -> np.ndarray:
@@ -781,23 +805,25 @@ def _md5_files(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
+POSE_FIELDS = ("x", "y", "likelihood")
+
+
 def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
     """Part rows (one per individual and body part) holding float32 x, y, likelihood.
 
     Combinations absent from the data (all missing, e.g. multi-animal unique body
     parts on other individuals) are not stored.
     """
-    # one transpose, then contiguous views: (individual, keypoint, coordinate, frame)
-    position = np.ascontiguousarray(pose.position.transpose(1, 2, 3, 0))
-    confidence = np.ascontiguousarray(pose.confidence.transpose(1, 2, 0))
+    # views, no copy: each array is made contiguous (one at a time) when it is encoded
+    position, confidence = pose.position, pose.confidence
     rows = []
     for i, individual in enumerate(pose.individuals):
         for k, body_part in enumerate(pose.keypoints):
-            x = position[i, k, 0]
-            if np.isnan(x).all() and np.isnan(confidence[i, k]).all():
+            x = position[:, i, k, 0]
+            if np.isnan(x).all() and np.isnan(confidence[:, i, k]).all():
                 continue
             rows.append({**key, "individual": individual, "body_part": body_part,
-                         "x": x, "y": position[i, k, 1], "likelihood": confidence[i, k]})
+                         "x": x, "y": position[:, i, k, 1], "likelihood": confidence[:, i, k]})
     return rows
 
 
@@ -823,20 +849,25 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
         if missing:
             raise PoseEstimationError(f"unknown individuals {missing}; present: {present}")
     names = list(individuals) if individuals is not None else present
-    pose = PoseData.empty_like(
-        n_frames, keypoints, names,
+    k_pos = {b: i for i, b in enumerate(keypoints)}
+    i_pos = {n: i for i, n in enumerate(names)}
+    wanted = [r for r in rows if r["body_part"] in k_pos and r["individual"] in i_pos]
+    # (individual, keypoint, coordinate, frame): each stored array decodes in place
+    grid = np.empty((len(names), len(keypoints), len(POSE_FIELDS), n_frames), np.float32)
+    filled = np.zeros(grid.shape[:2], dtype=bool)
+    targets = []
+    for row in wanted:  # only the requested rows' bytes are read
+        i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
+        filled[i, k] = True
+        targets += [(row[f], grid[i, k, c]) for c, f in enumerate(POSE_FIELDS)]
+    arrays.load_into(targets)
+    grid[~filled] = np.nan
+    return PoseData(
+        position=grid[:, :, :2].transpose(3, 0, 1, 2), confidence=grid[:, :, 2].transpose(2, 0, 1),
+        keypoints=keypoints, individuals=names,
         skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
         **fields,
     )
-    k_pos = {b: i for i, b in enumerate(keypoints)}
-    i_pos = {n: i for i, n in enumerate(names)}
-    for row in rows:
-        if row["body_part"] in k_pos and row["individual"] in i_pos:
-            i, k = i_pos[row["individual"]], k_pos[row["body_part"]]
-            pose.position[:, i, k, 0] = _load(row["x"])
-            pose.position[:, i, k, 1] = _load(row["y"])
-            pose.confidence[:, i, k] = _load(row["likelihood"])
-    return pose
 
 
 # ============================================================ labelled videos

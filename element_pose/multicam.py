@@ -15,7 +15,7 @@ Tables:
 * :class:`TriangulationParamSet` -- triangulation options, an optional ``filter_3d``
   sub-dict and anipose ``angles``, unique by content.
 * :class:`TriangulationTask` -- a camera group, a model and a parameter set.
-* :class:`Triangulation` -- 3D poses as float32 ``<npy@pose>`` arrays per individual
+* :class:`Triangulation` -- 3D poses as float32 ``<poseblock@pose>`` arrays per individual
   and body part, with per-frame reprojection error and camera counts.
 
 Linking module contract (passed to :func:`activate`): ``Session``, the table a
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose import model
+from element_pose import arrays, model
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
 from element_pose.pose import PoseData
@@ -592,12 +592,12 @@ class Triangulation(dj.Computed):
         individual: varchar(64)
         -> model.Model.BodyPart
         ---
-        x: <npy@pose>                   # float32 (nframes,)
-        y: <npy@pose>                   # float32 (nframes,)
-        z: <npy@pose>                   # float32 (nframes,)
-        score: <npy@pose>               # float32: smallest 2D confidence used; 0 = interpolated
-        reprojection_error: <npy@pose>  # float32 mean pixels over the cameras used
-        n_cameras: <npy@pose>           # int16 cameras used
+        x: <poseblock@pose>             # float32 (nframes,)
+        y: <poseblock@pose>             # float32 (nframes,)
+        z: <poseblock@pose>             # float32 (nframes,)
+        score: <poseblock@pose>         # float32: smallest 2D confidence used; 0 = interpolated
+        reprojection_error: <poseblock@pose>  # float32 mean pixels over the cameras used
+        n_cameras: <poseblock@pose>     # int16 cameras used
         """
 
     @property
@@ -691,7 +691,9 @@ class Triangulation(dj.Computed):
                                                            dtype=np.float32),
                 "n_cameras": np.ascontiguousarray(n_cameras[:, i, k], dtype=np.int16),
             })
-        self.BodyPart3D.insert(rows)
+        self.BodyPart3D.insert(arrays.pack_rows(
+            self.BodyPart3D, rows, ("x", "y", "z", "score", "reprojection_error", "n_cameras"),
+            key))
 
     # ---- reading back
     @classmethod

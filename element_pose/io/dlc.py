@@ -252,13 +252,11 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None,
         DLCFormatError: if the file is missing, truncated or not a pose table.
         DLCValueError: a likelihood outside [0, 1] or an impossible x/y (named).
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise DLCFormatError(f"DeepLabCut output not found: {path}")
     try:
-        df = pd.read_hdf(path)
+        df = _read_h5_frame(path)
     except Exception as exc:  # pytables/h5py raise many different types
         raise DLCFormatError(
             f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
@@ -332,6 +330,23 @@ def _first(mask: np.ndarray) -> tuple[int, int, int]:
 
 def _who(pose: PoseData, individual: int) -> str:
     return f" of individual {pose.individuals[individual]!r}" if pose.is_multi_animal else ""
+
+
+def _read_h5_frame(path: Path):
+    """The pose table: h5py straight to float32 (fast), ``pandas.read_hdf`` as fallback."""
+    import pandas as pd
+
+    from element_pose.io.h5table import read_frame_table
+
+    try:
+        table = read_frame_table(path, H5_KEY)
+    except Exception as exc:  # e.g. a filter h5py lacks (PyTables' blosc): pandas reads it
+        log.debug("%s: h5py read failed (%s); reading with pandas", path, exc)
+        table = None
+    if table is not None:
+        return table.to_dataframe()
+    log.debug("%s: not a plain pandas frame table; reading with pandas", path)
+    return pd.read_hdf(path)
 
 
 def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:

@@ -451,3 +451,26 @@ def test_3d_export_multicamera_calibrated_cameras_and_movement_default(
     assert nwb_length_unit("m") == "meters"
     with pytest.raises(NWBExportError, match="length unit"):
         nwb_length_unit("pixels")
+
+
+def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, session):
+    """Direct-chunk-written gzip + shuffle data: plain HDF5 reads them back exactly."""
+    truth = sample.ground_truth(n_frames=70_001, bodyparts=["nose", "tail"])  # 5 chunks
+    rng = np.random.default_rng(0)
+    truth.position[:] += rng.normal(0, 1, truth.position.shape).astype(np.float32)
+    truth.position[10:20, 0, 1] = np.nan
+    truth = dataclasses.replace(truth, individuals=["mouse1"])
+    path = nwb.write_nwb(tmp_path / "big.nwb", truth, subject, session)
+    with h5py.File(path, "r") as h5:
+        for k, keypoint in enumerate(truth.keypoints):
+            data = h5[f"processing/behavior/PoseEstimation/{keypoint}/data"]
+            assert data.compression == "gzip" and data.shuffle
+            assert data.chunks == (16384, 2)  # x and y in one chunk
+            assert data[:].tobytes() == np.ascontiguousarray(truth.position[:, 0, k]).tobytes()
+            confidence = h5[f"processing/behavior/PoseEstimation/{keypoint}/confidence"]
+            assert confidence.compression == "gzip" and confidence.chunks == (16384,)
+            assert confidence[:].tobytes() == truth.confidence[:, 0, k].tobytes()
+    messages = nwb.check_nwb(path)
+    assert not [m for m in messages if "compress" in m.check_function_name
+                or "chunk" in m.check_function_name], messages
+    _assert_same_pose(nwb.read_pose_from_nwb(path), truth)

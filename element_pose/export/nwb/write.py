@@ -53,15 +53,60 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------- building
 def _compressed(data: np.ndarray, compression: str | None = COMPRESSION):
     """Wrap data for HDF5 with a filter: ``"gzip"`` (portable, default), ``"lzf"`` (fast,
-    h5py-only readers) or ``None`` (no filter, fastest)."""
+    h5py-only readers) or ``None`` (no filter, fastest).
+
+    gzip: standard ``shuffle`` + ``deflate`` chunks that any HDF5 reader opens, made
+    fast: chunks of up to 16384 rows keep x and y (all columns) together; each chunk
+    is byte-shuffled and deflated (zlib-ng when installed: the same zlib streams, ~1.5x
+    faster) in threads and stored with h5py's direct chunk write into an in-memory HDF5
+    dataset, which hdmf then copies into the NWB file chunk by chunk (H5Ocopy: no second
+    compression).
+    """
     from hdmf.backends.hdf5.h5_utils import H5DataIO
 
     if compression is None:
         return data
     if compression not in ("gzip", "lzf"):
         raise NWBExportError(f"compression must be 'gzip', 'lzf' or None, not {compression!r}")
-    options = COMPRESSION_LEVEL if compression == "gzip" else None
-    return H5DataIO(data=data, compression=compression, compression_opts=options, shuffle=True)
+    if compression == "lzf":
+        return H5DataIO(data=data, compression="lzf", shuffle=True)
+    from concurrent.futures import ThreadPoolExecutor
+
+    import h5py
+
+    try:  # zlib-ng writes the same zlib streams ~1.5x faster
+        from zlib_ng import zlib_ng as zlib
+    except ImportError:  # pragma: no cover - the nwb extra installs it
+        import zlib
+
+    array = np.ascontiguousarray(data)
+    if array.size == 0 or array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
+        return H5DataIO(data=data, compression="gzip", compression_opts=COMPRESSION_LEVEL,
+                        shuffle=True)
+    rows = min(len(array), 16384)
+    chunk_shape = (rows, *array.shape[1:])
+    item = array.dtype.itemsize
+
+    def deflate(start: int) -> tuple[int, bytes]:
+        block = array[start:start + rows]
+        if len(block) < rows:  # HDF5 stores edge chunks at full size
+            block = np.concatenate([block, np.zeros((rows - len(block), *array.shape[1:]),
+                                                    array.dtype)])
+        shuffled = np.frombuffer(block.tobytes(), np.uint8).reshape(-1, item).T.tobytes()
+        return start, zlib.compress(shuffled, COMPRESSION_LEVEL)
+
+    memory = h5py.File(f"element-pose-{uuid.uuid4().hex}.h5", "w", driver="core",
+                       backing_store=False)
+    dset = memory.create_dataset("data", shape=array.shape, dtype=array.dtype,
+                                 chunks=chunk_shape, compression="gzip",
+                                 compression_opts=COMPRESSION_LEVEL, shuffle=True)
+    starts = range(0, len(array), rows)
+    workers = min(len(starts), 4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start, payload in (pool.map(deflate, starts) if workers > 1
+                               else map(deflate, starts)):
+            dset.id.write_direct_chunk((start, *([0] * (array.ndim - 1))), payload)
+    return H5DataIO(data=dset, link_data=False)  # the dataset keeps its file open
 
 
 def _make_subject(subject: SubjectMetadata):

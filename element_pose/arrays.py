@@ -1,0 +1,376 @@
+"""Compressed pose arrays in the object store: one file per estimation, range reads.
+
+The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly as
+Blosc frames (bit-shuffle + zstd, ``numcodecs``, with an integer delta of the bit patterns when
+it compresses better), so float32 values (NaN included) come back bit for bit.
+
+Many arrays of a table insert share one store file: :func:`pack_rows` compresses
+every array of a batch of part rows, writes them as one object, and puts in each
+row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
+Reading one array is a range read of its bytes; :func:`load_arrays` reads the
+arrays of many rows with one read per file and decompresses them in threads
+(Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
+each, so the codec works for any table.
+
+Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
+"filter"}``; ``filter`` is ``"delta"`` (cumulative sum of the int32/int64 bit
+patterns after decompression) or ``""``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from element_pose.config import import_datajoint
+
+dj = import_datajoint()
+from datajoint.builtin_codecs.schema import SchemaCodec  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array", "load_arrays",
+           "load_into", "pack_rows"]
+
+CODEC_NAME = "poseblock"
+EXT = ".pblk"
+CLEVEL = 6
+SAMPLE = 16384  # values compressed both ways to choose the delta filter
+_INT_VIEW = {4: np.int32, 8: np.int64}
+
+
+def _compress(data: np.ndarray) -> bytes:
+    from numcodecs import blosc
+
+    return blosc.compress(np.ascontiguousarray(data), b"zstd", CLEVEL, blosc.BITSHUFFLE)
+
+
+def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
+    """Compress one array losslessly.
+
+    Returns:
+        The compressed bytes and ``{"dtype", "shape", "filter"}``.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype == object:
+        raise TypeError(f"<{CODEC_NAME}> cannot store object arrays")
+    int_type = _INT_VIEW.get(array.dtype.itemsize)
+    if int_type is None or array.ndim != 1 or array.size < 2 or array.dtype.kind not in "fiu":
+        return _compress(array), _meta(array, "")
+    # choose plain or delta on a sample (full arrays when short), compress once
+    sample = array[:SAMPLE] if array.size > 2 * SAMPLE else array
+    plain, delta = _compress(sample), _compress(_delta(sample, int_type))
+    use_delta = len(delta) < len(plain)
+    if sample is not array:
+        delta = plain = _compress(_delta(array, int_type) if use_delta else array)
+    return (delta, _meta(array, "delta")) if use_delta else (plain, _meta(array, ""))
+
+
+def _meta(array: np.ndarray, filt: str) -> dict[str, Any]:
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
+
+
+def _delta(array: np.ndarray, int_type: type) -> np.ndarray:
+    """Differences of the bit patterns (wrapping; :func:`np.cumsum` inverts them exactly)."""
+    bits = array.view(int_type)
+    delta = np.empty_like(bits)
+    delta[0] = bits[0]
+    np.subtract(bits[1:], bits[:-1], out=delta[1:])
+    return delta
+
+
+def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_array`.
+
+    Args:
+        buffer: The compressed bytes.
+        meta: Their ``dtype``, ``shape`` and ``filter``.
+        out: A C-contiguous array of that dtype and shape to decode into.
+
+    Raises:
+        ValueError: the bytes do not decode to the recorded dtype and shape.
+    """
+    from numcodecs import blosc
+
+    dtype = np.dtype(meta["dtype"])
+    shape = tuple(meta["shape"])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    header = bytes(buffer[:16])
+    nbytes = int.from_bytes(header[4:8], "little") if len(header) == 16 else -1
+    cbytes = int.from_bytes(header[12:16], "little") if len(header) == 16 else -1
+    if nbytes != expected or cbytes != len(buffer):
+        raise ValueError(
+            f"pose array {meta.get('path', '')}: stored block holds {nbytes} bytes in "
+            f"{cbytes} of {len(buffer)}; {expected} expected for {dtype} {shape}"
+        )
+    if out is None or out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=dtype)
+    if expected:
+        blosc.decompress(buffer, out)
+    if meta.get("filter") == "delta":
+        int_type = _INT_VIEW[dtype.itemsize]
+        bits = out.view(int_type)
+        np.cumsum(bits, dtype=int_type, out=bits)
+    return out
+
+
+class PackedArray:
+    """Lazy reference to one stored array: shape and dtype without I/O.
+
+    ``load()`` (or ``np.asarray(ref)``) reads only this array's bytes.
+    """
+
+    __slots__ = ("_backend", "_cached", "_meta")
+
+    def __init__(self, meta: dict[str, Any], backend: Any):
+        self._meta = meta
+        self._backend = backend
+        self._cached: np.ndarray | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The stored JSON (path, offset, nbytes, dtype, shape, filter)."""
+        return self._meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape (no I/O)."""
+        return tuple(self._meta["shape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Array dtype (no I/O)."""
+        return np.dtype(self._meta["dtype"])
+
+    @property
+    def path(self) -> str:
+        """Path of the store file holding the array."""
+        return self._meta["path"]
+
+    def _read_range(self) -> bytes:
+        start = int(self._meta["offset"])
+        return _read_bytes(self._backend, self.path, start, start + int(self._meta["nbytes"]))
+
+    def load(self) -> np.ndarray:
+        """Read and decompress the array (cached)."""
+        if self._cached is None:
+            self._cached = decode_array(self._read_range(), self._meta)
+        return self._cached
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.load()
+        return array.astype(dtype) if dtype is not None else array
+
+    def __getitem__(self, item):
+        return self.load()[item]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"PackedArray(shape={self.shape}, dtype={self.dtype})"
+
+
+def _read_bytes(backend: Any, path: str, start: int | None = None,
+                end: int | None = None) -> bytes:
+    full = backend._full_path(path)
+    if backend.protocol == "file":
+        with open(full, "rb") as f:
+            if start:
+                f.seek(start)
+            return f.read() if end is None else f.read(end - (start or 0))
+    return backend.fs.cat_file(full, start=start, end=end)
+
+
+_BACKENDS: dict[tuple[str | None, int], Any] = {}  # one backend per store and config
+
+
+class PoseBlockCodec(SchemaCodec):
+    """``<poseblock@store>``: lossless compressed arrays, many per store file.
+
+    Insert a numpy array (one file for it) or the metadata :func:`pack_rows` put
+    in the row (passed through).  Fetch gives a lazy :class:`PackedArray`.
+    """
+
+    name = CODEC_NAME
+
+    def validate(self, value: Any) -> None:
+        """Accept numpy arrays and packed metadata."""
+        if isinstance(value, dict) and {"path", "offset", "nbytes"} <= value.keys():
+            return
+        if not isinstance(value, np.ndarray) or value.dtype == object:
+            raise dj.DataJointError(
+                f"<{CODEC_NAME}> needs a numeric numpy array, got {type(value).__name__}")
+
+    def encode(self, value: Any, *, key: dict | None = None, context: dict | None = None,
+               store_name: str | None = None) -> dict:
+        """Write one array to its own file (or pass packed metadata through)."""
+        if isinstance(value, dict):
+            return value
+        schema, table, field, primary_key = self._extract_context(key, context)
+        config = self._codec_config(key, context)
+        path, _ = self._build_path(schema, table, field, primary_key, ext=EXT,
+                                   store_name=store_name, config=config)
+        payload, meta = encode_array(value)
+        self._get_backend(store_name, config=config).put_buffer(payload, path)
+        return {"path": path, "store": store_name, "offset": 0, "nbytes": len(payload), **meta}
+
+    def decode(self, stored: dict, *, key: dict | None = None,
+               context: dict | None = None) -> PackedArray:
+        """A lazy reference to the stored array."""
+        config = self._codec_config(key, context)
+        cache_key = (stored.get("store"), id(config))
+        backend = _BACKENDS.get(cache_key)
+        if backend is None:
+            backend = _BACKENDS[cache_key] = self._get_backend(stored.get("store"), config=config)
+        return PackedArray(stored, backend)
+
+
+def _codec() -> PoseBlockCodec:
+    from datajoint.codecs import get_codec
+
+    return get_codec(CODEC_NAME)
+
+
+def pack_rows(table: Any, rows: Sequence[dict], fields: Sequence[str], key: dict,
+              store: str = "pose", name: str = "arrays") -> list[dict]:
+    """Compress the ``fields`` arrays of ``rows`` into ONE store file for ``table``.
+
+    Args:
+        table: The (part) table the rows go to; its schema and name address the file.
+        rows: Rows holding numpy arrays under ``fields``.
+        fields: Attributes of type ``<poseblock@store>``.
+        key: The master key that names the file (``.../<key>/<name>_<token>.pblk``).
+        store: The store of those attributes.
+        name: File name stem.
+
+    Returns:
+        Copies of the rows with each array replaced by its stored metadata, ready
+        to insert.  Nothing is written when ``rows`` is empty.
+    """
+    if not rows:
+        return []
+    values = [row[f] for row in rows for f in fields]
+    codec = _codec()
+    config = table.connection._config
+    pk = {k: key[k] for k in table.primary_key if k in key}
+    path, _ = codec._build_path(table.database, table.table_name, name, pk, ext=EXT,
+                                store_name=store, config=config)
+    backend = codec._get_backend(store, config=config)
+    sizes, metas = _write_blocks(backend, path, values)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+    out, n = [], 0
+    for row in rows:
+        new = dict(row)
+        for f in fields:
+            new[f] = {"path": path, "store": store, "offset": offsets[n], "nbytes": sizes[n],
+                      **metas[n]}
+            n += 1
+        out.append(new)
+    return out
+
+
+def _write_blocks(backend: Any, path: str, values: Sequence[np.ndarray]
+                  ) -> tuple[list[int], list[dict[str, Any]]]:
+    """Encode arrays (two threads, a few in flight) and stream them into one store file.
+
+    Memory stays at the arrays plus a few compressed blocks: a file store gets the
+    blocks written in place (temporary name, then renamed), other stores get a
+    local temporary file uploaded.
+    """
+    import os
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    if backend.protocol == "file":
+        final = Path(backend._full_path(path))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        target = final.with_name(final.name + ".saving")
+    else:
+        handle, name = tempfile.mkstemp(suffix=EXT)
+        os.close(handle)
+        final, target = None, Path(name)
+    sizes: list[int] = []
+    metas: list[dict[str, Any]] = []
+    try:
+        with open(target, "wb") as f, ThreadPoolExecutor(max_workers=2) as pool:
+            pending = []
+            for value in values:  # Blosc releases the GIL: two blocks compress at once
+                pending.append(pool.submit(encode_array, value))
+                if len(pending) >= 4:
+                    payload, meta = pending.pop(0).result()
+                    f.write(payload)
+                    sizes.append(len(payload))
+                    metas.append(meta)
+            for future in pending:
+                payload, meta = future.result()
+                f.write(payload)
+                sizes.append(len(payload))
+                metas.append(meta)
+        if final is not None:
+            os.replace(target, final)
+        else:
+            backend.put_file(str(target), path)
+    finally:
+        if target.exists():
+            target.unlink()
+    return sizes, metas
+
+
+def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
+    """Load many fetched arrays: one read per store file, decompression in threads.
+
+    Values that are not :class:`PackedArray` (e.g. ``NpyRef`` of older rows, or
+    plain arrays) are loaded as they are.
+    """
+    refs = list(refs)
+    return load_into([(ref, None) for ref in refs])
+
+
+def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarray]:
+    """Load arrays into destinations: one read per store file, decompression in threads.
+
+    Args:
+        targets: ``(fetched value, destination or None)`` pairs; a destination must
+            have the array's shape (float32 pose arrays decode straight into it).
+
+    Returns:
+        The loaded arrays (the destinations where given).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    refs = [ref for ref, _ in targets]
+    by_file: dict[tuple[str | None, str], list[int]] = {}
+    for i, ref in enumerate(refs):
+        if isinstance(ref, PackedArray) and ref._cached is None:
+            by_file.setdefault((ref.meta.get("store"), ref.path), []).append(i)
+    buffers: dict[int, memoryview] = {}
+    for (_, path), idx in by_file.items():
+        backend = refs[idx[0]]._backend
+        start = min(int(refs[i].meta["offset"]) for i in idx)
+        end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
+        data = memoryview(_read_bytes(backend, path, start, end))
+        for i in idx:
+            o = int(refs[i].meta["offset"]) - start
+            buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
+
+    def one(i: int) -> np.ndarray:
+        ref, dest = targets[i]
+        if i in buffers:
+            array = decode_array(buffers[i], ref.meta, out=dest)
+        else:
+            array = np.asarray(ref.load() if hasattr(ref, "load") else ref)
+        if dest is not None and array is not dest:
+            dest[...] = array
+            return dest
+        return array
+
+    if len(buffers) > 8:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(one, range(len(refs))))
+    return [one(i) for i in range(len(refs))]

@@ -1,0 +1,129 @@
+"""Compressed pose arrays: lossless, one store file per estimation, range reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import test_model
+
+from element_pose import arrays, sample
+
+_load_task = test_model._load_task
+project = test_model.project  # fixtures shared with test_model
+recording = test_model.recording
+
+
+def _awkward_float32(n: int = 5000, seed: int = 0) -> np.ndarray:
+    """A smooth float32 trajectory with NaN payloads, infinities, -0.0 and subnormals."""
+    rng = np.random.default_rng(seed)
+    a = (100 + np.cumsum(rng.normal(0, 1, n))).astype(np.float32)
+    specials = np.array([0x7FC00000, 0x7FC12345, 0xFFC00001, 0x7F800000, 0xFF800000,
+                         0x80000000, 0x00000001, 0x007FFFFF], dtype=np.uint32).view(np.float32)
+    a[7:7 + len(specials)] = specials
+    a[100:200] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("array", [
+    _awkward_float32(),
+    np.random.default_rng(1).uniform(0, 1, 4000).astype(np.float32),
+    np.full(10, np.nan, dtype=np.float32),
+    np.zeros(0, dtype=np.float32),
+    np.arange(-50, 50, dtype=np.int16),
+    np.random.default_rng(2).normal(size=(3, 70)),
+])
+def test_codec_is_bit_exact(array):
+    payload, meta = arrays.encode_array(array)
+    out = arrays.decode_array(payload, meta)
+    assert out.dtype == array.dtype and out.shape == array.shape
+    assert out.tobytes() == array.tobytes()  # bit for bit, NaN payloads included
+    assert out.flags.writeable
+
+
+def test_codec_compresses_trajectories_below_float32():
+    truth = sample.ground_truth(n_frames=20000, bodyparts=["a", "b"])
+    x = np.ascontiguousarray(truth.position[:, 0, 0, 0])
+    payload, _ = arrays.encode_array(x)
+    assert len(payload) < x.nbytes * 0.8
+
+
+def test_corrupt_bytes_name_the_file():
+    payload, meta = arrays.encode_array(np.arange(100, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"pose/x\.pblk"):
+        arrays.decode_array(b"garbage" * 10, {**meta, "path": "pose/x.pblk"})
+    with pytest.raises(ValueError, match="expected"):
+        arrays.decode_array(payload, {**meta, "shape": [99]})
+
+
+def _store_files(model, task) -> list[Path]:
+    rows = (model.PoseEstimation.BodyPartPosition & task).to_dicts()
+    return sorted({Path(r[f].path) for r in rows for f in ("x", "y", "likelihood")})
+
+
+def test_estimation_is_one_store_file_and_round_trips_exactly(pipeline, recording):
+    model = pipeline.model
+    task = _load_task(pipeline, recording)
+    model.PoseEstimation.populate(task)
+    files = _store_files(model, task)
+    assert len(files) == 1  # was 3 per body part (12 here) with <npy@pose>
+    pose = model.PoseEstimation.fetch_pose(task)
+    from element_pose.io import dlc
+    raw = [dlc.read_dlc_h5(p) for p in sorted(Path(recording["outputs"]).glob("*.h5"))]
+    expected = np.concatenate([r.position for r in raw])
+    assert pose.position.dtype == np.float32
+    assert pose.position.tobytes() == expected.tobytes()
+    assert pose.confidence.tobytes() == np.concatenate([r.confidence for r in raw]).tobytes()
+
+
+def test_one_body_part_reads_only_its_bytes(pipeline, recording):
+    model = pipeline.model
+    task = _load_task(pipeline, recording)
+    model.PoseEstimation.populate(task)
+    rows = (model.PoseEstimation.BodyPartPosition & task).to_dicts(order_by="body_part")
+    ref = rows[1]["x"]
+    assert isinstance(ref, arrays.PackedArray) and ref.shape == (70,)
+    whole = sum(r[f].meta["nbytes"] for r in rows for f in ("x", "y", "likelihood"))
+    assert ref.meta["nbytes"] < whole / 6
+    assert np.asarray(ref).tobytes() == np.asarray(rows[1]["x"].load()).tobytes()
+    # fetching one body part gives the same values as fetching all of them
+    one = model.PoseEstimation.fetch_pose(task, body_parts=[rows[1]["body_part"]])
+    full = model.PoseEstimation.fetch_pose(task)
+    k = full.keypoints.index(rows[1]["body_part"])
+    assert one.position[:, :, 0].tobytes() == full.position[:, :, k].tobytes()
+
+
+def test_plain_array_insert_gets_its_own_file(pipeline, recording):
+    """Rows inserted without pack_rows (any user code) still store and load exactly."""
+    model = pipeline.model
+    task = _load_task(pipeline, recording)
+    model.PoseEstimation.populate(task)
+    part = model.PoseEstimation.BodyPartPosition
+    row = (part & task).to_dicts(limit=1)[0]
+    values = _awkward_float32(70)
+    (part & {k: row[k] for k in part.primary_key}).delete_quick()
+    part.insert1({**{k: row[k] for k in part.primary_key}, "x": values, "y": values,
+                  "likelihood": values})
+    back = (part & {k: row[k] for k in part.primary_key}).fetch1()
+    assert np.asarray(back["x"]).tobytes() == values.tobytes()
+    assert back["x"].path != back["y"].path
+
+
+@pytest.mark.parametrize(("n_individuals", "multi"), [(1, False), (1, True), (3, True)])
+def test_trajectory_frame_from_the_grid_equals_to_dlc_dataframe(n_individuals, multi):
+    import pandas as pd
+
+    from element_pose.model import _dlc_frame
+    from element_pose.pose import PoseData
+
+    rng = np.random.default_rng(4)
+    grid = rng.normal(size=(n_individuals, 4, 3, 50)).astype(np.float32)
+    grid[0, 1, :, 3:9] = np.nan
+    pose = PoseData(position=grid[:, :, :2].transpose(3, 0, 1, 2),
+                    confidence=grid[:, :, 2].transpose(2, 0, 1),
+                    keypoints=list("abcd"), individuals=[f"m{i}" for i in range(n_individuals)],
+                    scorer="DLC_s")
+    fast = _dlc_frame(pose, multi)
+    assert np.shares_memory(fast.to_numpy(), grid)  # no copy of the poses
+    pd.testing.assert_frame_equal(fast, pose.to_dlc_dataframe(multi_animal=multi))
