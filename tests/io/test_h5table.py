@@ -22,6 +22,8 @@ def _full_precision_h5(path: Path, n_frames: int = 500, n_individuals: int = 1,
     df = truth.to_dlc_dataframe(scorer="DLC_s", multi_animal=n_individuals > 1)
     rng = np.random.default_rng(3)
     df = df.astype(np.float64) + rng.normal(0, 0.7, df.shape)
+    likelihood = df.columns.get_level_values("coords") == "likelihood"
+    df.loc[:, likelihood] = df.loc[:, likelihood].clip(0, 1)  # a score stays a score
     df.iloc[5:9, :3] = np.nan
     df.to_hdf(path, key="df_with_missing", format=fmt, mode="w", **kwargs)
     return df
