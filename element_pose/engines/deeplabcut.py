@@ -578,9 +578,13 @@ def resolve_snapshot(
         raise EngineError(f"no snapshots in {folder}: the shuffle has not been trained")
     if snapshot is None or snapshot == "best":
         best = [s for s in available if s.best]
-        if snapshot == "best" and not best:
-            raise EngineError(f"no best snapshot in {folder} (found {names})")
-        return best[-1] if best else available[-1]
+        if best:
+            return best[-1]
+        # DeepLabCut marks a best snapshot only every eval_interval epochs; before
+        # that it picks the last one, and so do we.
+        last = max(available, key=lambda s: s.epoch)
+        log.info("no best snapshot in %s; using the last one, %s", folder, last.name)
+        return last
     if snapshot == "last":
         return max(available, key=lambda s: (s.epoch, not s.best))
     if isinstance(snapshot, int | np.integer) and not isinstance(snapshot, bool):
@@ -595,6 +599,69 @@ def resolve_snapshot(
             raise EngineError(f"snapshot {path} does not exist (found {names})")
         return SnapshotInfo.from_path(path)
     raise EngineError(f"cannot interpret snapshot {snapshot!r}")
+
+
+def registered_snapshot(
+    config_path: str | Path,
+    shuffle: int = 1,
+    trainingsetindex: int = 0,
+    snapshot: SnapshotInfo | str | int | Path | None = "best",
+) -> tuple[str, str] | None:
+    """The concrete snapshot (file stem) and its output scorer, as a Model stores them.
+
+    ``"best"``/``"last"``/an epoch are resolved once, here, so that a model keeps
+    meaning the same file when training continues or outputs of other snapshots
+    appear beside it.
+
+    Returns:
+        ``(snapshot name, scorer)``, or ``None`` when the shuffle has no snapshot
+        (a project whose outputs are only loaded).
+
+    Raises:
+        EngineError: the shuffle has snapshots but not the one asked for (the message
+            lists those found).
+    """
+    if not snapshots(config_path, shuffle, trainingsetindex):
+        return None
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
+    try:
+        scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
+    except EngineError:
+        scorer = ""
+    return snap.name, scorer
+
+
+def snapshot_uid(snapshot: str | int) -> str | None:
+    """DeepLabCut's scorer uid (``"3"``, ``"best-3"``) of a stored snapshot label.
+
+    ``None`` for labels that name no epoch (``"best"``, ``"last"``).
+    """
+    text = str(snapshot)
+    if text.isdigit():
+        return str(int(text))
+    match = _SNAPSHOT_RE.match(text if text.endswith(".pt") else f"{text}.pt")
+    if not match:
+        return None
+    epoch = int(match["epoch"])
+    return f"best-{epoch}" if match["best"] else str(epoch)
+
+
+def check_video_sets(config_path: str | Path) -> tuple[list[str], list[str]]:
+    """Labelled-data folders of a project and the folder names its ``video_sets`` expect.
+
+    DeepLabCut trains on ``labeled-data/<video stem>`` for each video of
+    ``video_sets`` and silently ignores other folders.
+
+    Returns:
+        ``(folders holding a CollectedData_*.h5, expected folder names)``.
+    """
+    config_path = Path(config_path)
+    cfg = dlc_io.read_config(config_path)
+    folder = config_path.resolve().parent / "labeled-data"
+    found = sorted(p.name for p in folder.iterdir()
+                   if p.is_dir() and any(p.glob("CollectedData_*.h5"))) if folder.is_dir() else []
+    expected = [Path(str(v)).stem for v in (cfg.get("video_sets") or {})]
+    return found, expected
 
 
 # ============================================================ labelled data
@@ -707,9 +774,10 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
         files.append(h5)
         n_images += int(rows.sum())
     if not files:
+        found, expected = check_video_sets(config_path)
         raise EngineError(
-            f"no labelled data for {config_path}: none of the videos {videos} has a "
-            "labeled-data folder"
+            f"no labelled data for {config_path}: none of the videos of its video_sets has "
+            f"a labeled-data folder (expected folders {expected}, found {found})"
         )
     if n_images == 0:
         raise EngineError(
@@ -2085,6 +2153,7 @@ __all__ = [
     "SnapshotInfo",
     "TrainingResult",
     "VideoOutput",
+    "check_video_sets",
     "device_info",
     "evaluate",
     "evaluation_folder",
@@ -2095,9 +2164,11 @@ __all__ = [
     "prepare_training_project",
     "pytorch_config_path",
     "read_pytorch_config",
+    "registered_snapshot",
     "resolve_snapshot",
     "scorer_name",
     "select_device",
+    "snapshot_uid",
     "snapshots",
     "train",
     "training_params",
