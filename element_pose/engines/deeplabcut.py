@@ -50,10 +50,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import io
 import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -1935,7 +1937,8 @@ def label_video(
         draw_skeleton: Draw the config's skeleton.
         trailpoints: Number of previous positions to draw as a trail.
         keypoints_only: Draw the points on a blank background.
-        output_fps: Frame rate of the labelled video; default the source's.
+        output_fps: Frame rate of the labelled video; default the source's, exactly
+            (a 30.0003 fps source gives a 30.0003 fps video).
         filtered: Use the ``_filtered.h5`` output.
         analysis_dir: Folder holding the ``.h5``/``_meta.pickle`` of ``video``.
         track_method: Multi-animal only: the tracker whose tracks to draw (the
@@ -1948,12 +1951,12 @@ def label_video(
         EngineError: a video that cannot be opened, missing analysis outputs, a
             missing snapshot, or a failure inside DeepLabCut.
     """
-    from element_pose.io.video import VideoError, probe_video
+    from element_pose.io.video import VideoError, probe_video, set_frame_rate
 
     config_path = Path(config_path).resolve()
     video = Path(video).resolve()
     try:
-        probe_video(video)
+        source_info = probe_video(video)
     except VideoError as exc:
         raise EngineError(f"cannot label {video}: {exc}") from exc
     snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
@@ -2008,6 +2011,13 @@ def label_video(
                 f"DeepLabCut wrote no labelled video for {video} into {tmp_dir} "
                 f"(found {sorted(p.name for p in tmp_dir.iterdir())})"
             )
+        # OpenCV's writer rounds the rate (30.0003 -> 30): re-time to the exact one
+        fps = float(output_fps) if output_fps is not None else source_info.fps
+        try:
+            if abs(probe_video(made[0]).fps - fps) > 1e-9 * fps:
+                set_frame_rate(made[0], fps)
+        except VideoError as exc:
+            raise EngineError(f"cannot set the frame rate of {made[0]}: {exc}") from exc
         target = output_dir / made[0].name
         os.replace(made[0], target)
     log.info("labelled video %s written in %.1f s", target, time.perf_counter() - t0)
@@ -2050,6 +2060,69 @@ def _dlc_errors(what: str, t0: float | None = None) -> Iterator[None]:
         raise EngineError(f"DeepLabCut failed {what}{took}: {type(exc).__name__}: {exc}") from exc
 
 
+#: Set while DeepLabCut runs: processes forked then get default signal handlers.
+_IN_DEEPLABCUT = False
+
+
+def _default_signals_in_child() -> None:
+    """After a fork inside DeepLabCut: drop the parent's handlers (e.g. DataJoint's
+    SIGTERM handler in ``populate``, which would log "Populate terminated by SIGTERM"
+    when DeepLabCut ends its worker processes)."""
+    if _IN_DEEPLABCUT:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_signals_in_child)
+
+_console_log = logging.getLogger(__name__ + ".console")
+_PROGRESS_RE = re.compile(r"(\d+)/(\d+) \[")
+
+
+class _ConsoleToLog(io.TextIOBase):
+    """A text stream that sends DeepLabCut's console output to logging.
+
+    Every line goes to DEBUG; tqdm progress bars (``12/300 [``) are logged at INFO
+    each time another quarter is done.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = ""
+        self._reported: dict[int, int] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = re.split(r"[\r\n]", self._buffer)
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._line(self._buffer)
+            self._buffer = ""
+
+    def _line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        match = _PROGRESS_RE.search(line)
+        if match:
+            done, total = int(match.group(1)), int(match.group(2))
+            quarter = 4 * done // total if total else 0
+            if total and quarter > self._reported.get(total, 0):
+                self._reported[total] = quarter
+                _console_log.info("DeepLabCut progress: %d/%d (%d%%)", done, total,
+                                  100 * done // total)
+                return
+        _console_log.debug("%s", line)
+
+
 @contextlib.contextmanager
 def _keep_cwd() -> Iterator[None]:
     """Restore what DeepLabCut changes globally: working directory and root logging.
@@ -2057,14 +2130,22 @@ def _keep_cwd() -> Iterator[None]:
     ``create_labeled_video`` changes the working directory, and ``train_network``
     reconfigures the root logger (``logging.basicConfig(force=True)``, then removes
     every root handler when done), which would silence the host application's
-    logging and pytest's log capture.
+    logging and pytest's log capture.  DeepLabCut's console output (config dumps,
+    progress bars) goes to the logger ``element_pose.engines.deeplabcut.console``
+    (DEBUG; progress at INFO), and processes it forks get default signal handlers.
     """
+    global _IN_DEEPLABCUT
     cwd = os.getcwd()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    console = _ConsoleToLog()
+    was_inside, _IN_DEEPLABCUT = _IN_DEEPLABCUT, True
     try:
-        yield
+        with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+            yield
     finally:
+        _IN_DEEPLABCUT = was_inside
+        console.flush()
         os.chdir(cwd)
         for handler in list(root.handlers):
             if handler not in handlers:
