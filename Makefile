@@ -36,7 +36,7 @@ test-embedded: setup
 # The database tests again on a MySQL/MariaDB server (skipped, with the reason, when none answers).
 test-mysql: setup
 	$(BIN)/python -m pytest --db mysql -m "not slow" tests/test_model.py tests/test_train.py \
-	  tests/test_analysis.py tests/test_publish.py tests/test_multicam.py
+	  tests/test_analysis.py tests/test_publish.py tests/test_multicam.py tests/test_realproject.py
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench

@@ -57,7 +57,7 @@ def test_best_without_a_best_snapshot_is_resolved_to_a_file_at_registration(
 
 def test_a_missing_snapshot_is_refused_at_registration(pipeline, raw_root, unique):
     config = _trained_project(raw_root / f"missing_{unique}")
-    with pytest.raises(engine.EngineError, match="epoch 9.*snapshot-001"):
+    with pytest.raises(engine.EngineError, match=r"epoch 9.*snapshot-001"):
         pipeline.model.Model.insert_new_model(f"ms_{unique}", config, snapshot=9)
     assert not (pipeline.model.Model & {"model_name": f"ms_{unique}"})
 
@@ -213,5 +213,5 @@ def test_csv_reader_round_trips_both_layouts(tmp_path):
         assert pose.individuals == truth.individuals
         assert abs(pose.position - truth.position).max() < 1e-3
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(dlc.DLCFormatError, match="bad.csv is not a DeepLabCut pose table"):
+    with pytest.raises(dlc.DLCFormatError, match=r"bad\.csv is not a DeepLabCut pose table"):
         dlc.read_dlc_output(tmp_path / "bad.csv")
