@@ -292,9 +292,16 @@ class Model(dj.Manual):
         """Register a model from an existing DeepLabCut 3 project's ``config.yaml``.
 
         New body parts are added to :class:`BodyPart`; nothing is asked interactively.
+        When the shuffle has snapshots, ``snapshot`` (``"best"``, ``"last"``, an epoch
+        or a name) is resolved now to one file, stored as its name (e.g.
+        ``snapshot-003``) with the scorer of its outputs; a project without snapshots
+        (outputs made elsewhere) keeps the label.  To use another snapshot, register
+        it under another name (:meth:`insert_snapshot`).
 
         Raises:
             element_pose.io.dlc.DLCFormatError: the config is missing or invalid.
+            element_pose.engines.deeplabcut.EngineError: the shuffle has snapshots, but
+                not the one asked for (those found are listed).
             element_pose.paths.PathError: the project is outside the roots.
             ValueError: ``trainingsetindex`` does not exist in the config.
         """
