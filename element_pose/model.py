@@ -36,7 +36,7 @@ from element_pose import arrays
 from element_pose.config import import_datajoint
 from element_pose.io import dlc
 from element_pose.params import PARAMSET_DEFINITION, insert_params
-from element_pose.paths import Roots, default_processed_dir, default_root_dirs
+from element_pose.paths import Roots, default_processed_dir, default_root_dirs, relative_json
 from element_pose.pose import PoseData, concatenate
 
 dj = import_datajoint()
@@ -300,9 +300,16 @@ class Model(dj.Manual):
         """Register a model from an existing DeepLabCut 3 project's ``config.yaml``.
 
         New body parts are added to :class:`BodyPart`; nothing is asked interactively.
+        When the shuffle has snapshots, ``snapshot`` (``"best"``, ``"last"``, an epoch
+        or a name) is resolved now to one file, stored as its name (e.g.
+        ``snapshot-003``) with the scorer of its outputs; a project without snapshots
+        (outputs made elsewhere) keeps the label.  To use another snapshot, register
+        it under another name (:meth:`insert_snapshot`).
 
         Raises:
             element_pose.io.dlc.DLCFormatError: the config is missing or invalid.
+            element_pose.engines.deeplabcut.EngineError: the shuffle has snapshots, but
+                not the one asked for (those found are listed).
             element_pose.paths.PathError: the project is outside the roots.
             ValueError: ``trainingsetindex`` does not exist in the config.
         """
@@ -318,6 +325,8 @@ class Model(dj.Manual):
                 f"TrainingFraction {fractions}"
             )
         bodyparts = dlc.config_bodyparts(cfg)
+        snapshot, scorer = _concrete_snapshot(config_path, shuffle, trainingsetindex,
+                                              snapshot, scorer)
         key = {"model_name": model_name}
         row = {
             **key,
@@ -333,7 +342,7 @@ class Model(dj.Manual):
             "net_type": net_type or str(cfg.get("default_net_type", "")),
             "multi_animal": dlc.is_multi_animal(cfg),
             "project_path": r.relative(config_path.parent),
-            "config_template": json.loads(json.dumps(cfg, default=str)),
+            "config_template": relative_json(json.loads(json.dumps(cfg, default=str)), r),
             "model_description": model_description,
         }
         from element_pose.limits import check_text_lengths
@@ -348,6 +357,24 @@ class Model(dj.Manual):
             )
         log.info("registered model %s with %d body parts", model_name, len(bodyparts))
         return key
+
+    @classmethod
+    def insert_snapshot(cls, model_name: str, new_model_name: str, snapshot: str | int,
+                        model_description: str = "") -> dict:
+        """Register another snapshot of a registered model under a new name.
+
+        A model's snapshot never changes under its name (evaluations and pose
+        estimations refer to it); each snapshot is its own model.
+
+        Raises:
+            element_pose.engines.deeplabcut.EngineError: the snapshot does not exist.
+        """
+        row = (cls & {"model_name": model_name}).fetch1()
+        return cls.insert_new_model(
+            new_model_name, cls.config_path({"model_name": model_name}),
+            shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"],
+            snapshot=snapshot, net_type=row["net_type"],
+            model_description=model_description or f"{model_name} at snapshot {snapshot}")
 
     @classmethod
     def body_parts(cls, key: dict) -> list[str]:
@@ -474,6 +501,24 @@ def _has_snapshot(row: dict) -> bool:
         return False
 
 
+def _concrete_snapshot(config_path: Path, shuffle: int, trainingsetindex: int,
+                       snapshot: str | int, scorer: str) -> tuple[str, str]:
+    """The snapshot file (stem) and scorer to store, resolved once at registration.
+
+    Projects without snapshots (outputs made elsewhere, only loaded) keep the label.
+    """
+    from element_pose.engines import get_engine
+
+    found = get_engine("deeplabcut").registered_snapshot(
+        config_path, shuffle, trainingsetindex, snapshot_argument(snapshot))
+    if found is None:
+        return str(snapshot), scorer
+    name, snapshot_scorer = found
+    if str(snapshot) != name:
+        log.info("snapshot %r of %s resolved to %s", snapshot, config_path, name)
+    return name, scorer or snapshot_scorer
+
+
 def _finite(value) -> float | None:
     try:
         value = float(value)
@@ -519,14 +564,23 @@ class PoseEstimationTask(dj.Manual):
         params: dict | None = None,
         skip_duplicates: bool = False,
     ) -> dict:
-        """Insert a task; the output folder is made relative to the processed root."""
+        """Insert a task; the output folder is stored relative to the root holding it.
+
+        Existing outputs (load mode) may lie under any configured root, raw or
+        processed; a relative ``output_dir`` is looked up in the processed root first,
+        then in the raw roots.
+
+        Raises:
+            element_pose.paths.PathError: the folder is outside every root.
+        """
         r = roots()
         if output_dir is None:
             relative = r.relative_to_processed(cls.infer_output_dir(key))
         else:
             path = Path(output_dir)
-            relative = r.relative_to_processed(path if path.is_absolute()
-                                               else r.processed(path))
+            if not path.is_absolute():
+                path = _find_output_dir(str(path))
+            relative = r.relative(path)
         task = {k: key[k] for k in cls.primary_key}
         cls.insert1({**task, "task_mode": task_mode, "output_dir": relative,
                      "pose_estimation_params": params}, skip_duplicates=skip_duplicates)
@@ -536,7 +590,17 @@ class PoseEstimationTask(dj.Manual):
     def output_path(cls, key: dict) -> Path:
         """Absolute output folder of a task."""
         relative = (cls & key).fetch1("output_dir")
-        return roots().processed(relative) if relative else cls.infer_output_dir(key)
+        return _find_output_dir(relative) if relative else cls.infer_output_dir(key)
+
+
+def _find_output_dir(relative: str) -> Path:
+    """An output folder stored relative to a root: processed root first, then raw roots."""
+    r = roots()
+    processed = r.processed(relative)
+    if processed.exists():
+        return processed
+    found = r.find(relative, must_exist=False)
+    return found if found.exists() else processed
 
 
 def _path_safe(value: Any) -> str:
@@ -631,7 +695,12 @@ class PoseEstimation(dj.Computed):
         else:
             if not output_dir.is_dir():
                 raise PoseEstimationError(f"output folder not found: {output_dir}")
-            h5_files = [dlc.find_outputs(f, output_dir, scorer or None)[0] for f in files]
+            from element_pose.engines import get_engine
+
+            uid = None if scorer else get_engine(engine).snapshot_uid(snapshot)
+            found = [dlc.find_outputs(f, output_dir, scorer or None, uid) for f in files]
+            h5_files = [h5 for h5, _ in found]
+            run = {"engine_version": f"{engine} {_loaded_version(found[0][1])}"}
         pose, checksum = read_estimation_outputs(h5_files, body_parts, file_frames,
                                                  frame_size=frame_size)
         return pose, [str(p) for p in h5_files], checksum, run
@@ -739,6 +808,15 @@ def _dlc_frame(pose: PoseData, multi_animal: bool):
     return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
+def _loaded_version(meta_path: Path | None) -> str:
+    """The engine version recorded beside a loaded output (``unknown`` when none)."""
+    try:
+        return dlc.meta_engine_version(dlc.read_dlc_meta(meta_path) if meta_path else None)
+    except dlc.DLCFormatError as exc:
+        log.warning("%s", exc)
+        return "unknown"
+
+
 def _load(value) -> np.ndarray:
     return np.asarray(value.load() if hasattr(value, "load") else value)
 
@@ -780,7 +858,7 @@ def read_estimation_outputs(
         checksum = pool.submit(_md5_files, list(h5_files))
         parts = []
         for path, expected in zip(h5_files, file_frames, strict=True):
-            pose = dlc.check_keypoints(dlc.read_dlc_h5(path, frame_size=frame_size),
+            pose = dlc.check_keypoints(dlc.read_dlc_output(path, frame_size=frame_size),
                                        body_parts, str(path))
             if pose.n_frames != expected:
                 raise PoseEstimationError(
@@ -950,8 +1028,11 @@ class LabeledVideo(dj.Computed):
         from element_pose.engines import get_engine
 
         params = json.loads(params_json)
-        out_dir = Path(analysis_dir) / "labeled_videos" / (
-            f"options{key['labeled_video_paramset_idx']}")
+        base = Path(analysis_dir)
+        processed = roots().processed_dir()
+        if processed not in base.parents and base != processed:  # outputs loaded from a raw root
+            base = PoseEstimationTask.infer_output_dir(key)
+        out_dir = base / "labeled_videos" / f"options{key['labeled_video_paramset_idx']}"
         start = time.perf_counter()
         videos = [
             get_engine(engine).label_video(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT_DIRS_ENV = "ELEMENT_POSE_ROOT_DIRS"
 #: Longest relative path the database stores (the path columns are varchar(1000)).
@@ -169,3 +170,22 @@ class Roots:
         if candidate != root and root not in candidate.parents:
             raise PathError(f"{relative_path} escapes the processed root {root}")
         return candidate
+
+
+def relative_json(value: Any, roots: Roots) -> Any:
+    """A JSON-like value with every absolute path made relative to its root.
+
+    Strings (values and mapping keys) that are absolute paths become POSIX paths
+    relative to the root that contains them; paths outside every root are reduced
+    to their file name, so that no stored JSON holds a machine's absolute path.
+    """
+    if isinstance(value, dict):
+        return {relative_json(k, roots): relative_json(v, roots) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [relative_json(v, roots) for v in value]
+    if isinstance(value, str) and "\n" not in value and os.path.isabs(value):
+        try:
+            return roots.relative(value)
+        except PathError:
+            return Path(value).name
+    return value

@@ -22,6 +22,7 @@ from typing import Any
 from element_pose import model
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.paths import relative_json
 
 __all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
            "VideoSet", "activate"]
@@ -71,6 +72,7 @@ class VideoSet(dj.Manual):
     video_set_id: int32
     ---
     video_set_description = '': varchar(1000)
+    video_sets = null: json   # video_sets to train with, relative to the project; null: config's
     """
 
     class File(dj.Part):
@@ -83,30 +85,78 @@ class VideoSet(dj.Manual):
 
     @classmethod
     def insert_from_project(cls, video_set_id: int, dlc_config: str | Path,
-                            description: str = "", include_videos: bool = True) -> dict:
+                            description: str = "", include_videos: bool = True,
+                            video_sets: str | None = None) -> dict:
         """Register every labelled-data file (and video) of a DeepLabCut project.
 
+        DeepLabCut trains on the ``labeled-data/<video stem>`` folders of the videos in
+        the config's ``video_sets``; a project whose ``video_sets`` match none of its
+        labelled folders (the public example projects ship with placeholder paths) is
+        refused here, naming the folders found and the names expected.  With
+        ``video_sets="labeled-data"`` the set trains on every labelled folder instead
+        (recorded in :attr:`video_sets`; the user's ``config.yaml`` is not rewritten).
+
+        Args:
+            video_set_id: Key of the new set.
+            dlc_config: The project's ``config.yaml`` (or its folder), under a root.
+            description: Free text.
+            include_videos: Also register the files of ``videos/``.
+            video_sets: ``None`` (the config's ``video_sets``) or ``"labeled-data"``.
+
         Raises:
-            ValueError: the project has no labelled data.
+            ValueError: the project has no labelled data, or its ``video_sets`` match
+                no labelled folder.
         """
         from element_pose.limits import check_text_lengths
 
+        from element_pose.engines.deeplabcut import check_video_sets
+
+        if video_sets not in (None, "labeled-data"):
+            raise ValueError(f"video_sets must be None or 'labeled-data', got {video_sets!r}")
         r = model.roots()
         config_path = r.find(dlc_config)
         project = config_path.parent if config_path.is_file() else config_path
+        config_path = project / "config.yaml"
         labelled = sorted(p for p in (project / "labeled-data").rglob("*") if p.is_file()
                           and p.suffix in (".h5", ".csv", ".png", ".jpg"))
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
+        found, expected = check_video_sets(config_path)
+        stored = None
+        if video_sets == "labeled-data":
+            stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}
+                      for name in found}
+        elif not set(found) & set(expected):
+            raise ValueError(
+                f"the video_sets of {config_path} match no labeled-data folder: DeepLabCut "
+                f"would train on nothing. Folders found: {found}; names expected from "
+                f"video_sets: {expected}. Fix video_sets in config.yaml, or pass "
+                "video_sets='labeled-data' to train on the labelled folders"
+            )
+        elif set(found) - set(expected):
+            log.warning("labelled folders %s of %s are not in its video_sets and are not "
+                        "trained on", sorted(set(found) - set(expected)), config_path)
         videos = sorted((project / "videos").glob("*")) if include_videos else []
         files = [r.relative(p, limit=VIDEO_SET_PATH_LENGTH) for p in [*labelled, *videos]
                  if p.is_file()]
         key = {"video_set_id": video_set_id}
         check_text_lengths(cls, {"video_set_description": description})
         with cls.connection.transaction:
-            cls.insert1({**key, "video_set_description": description})
+            cls.insert1({**key, "video_set_description": description, "video_sets": stored})
             cls.File.insert({**key, "file_path": f} for f in files)
         return key
+
+
+def _crop_of(folder: Path) -> str:
+    """DeepLabCut's ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
+    from PIL import Image
+
+    image = next((p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg")), None)
+    if image is None:
+        return "0, 640, 0, 480"
+    with Image.open(image) as im:
+        width, height = im.size
+    return f"0, {width}, 0, {height}"
 
 
 @schema
@@ -199,9 +249,10 @@ class ModelTraining(dj.Computed):
         task = (TrainingTask & key).fetch1()
         params = (TrainingParamSet & key).fetch1("params")
         files = tuple(sorted((VideoSet.File & key).to_arrays("file_path")))
-        return json.dumps(params, sort_keys=True), task["project_path"], files
+        video_sets = json.dumps((VideoSet & key).fetch1("video_sets"), sort_keys=True)
+        return json.dumps(params, sort_keys=True), task["project_path"], files, video_sets
 
-    def make_compute(self, key, params_json, project_path, files):
+    def make_compute(self, key, params_json, project_path, files, video_sets="null"):
         """Prepare the task's own project copy and train, outside the transaction."""
         from element_pose.engines import get_engine
 
@@ -211,7 +262,8 @@ class ModelTraining(dj.Computed):
         engine = get_engine(params.pop("engine", "deeplabcut"))
         workdir = TrainingTask.training_dir(key)
         source = _source_view(model.roots().find(project_path), files,
-                              workdir.with_name(workdir.name + "-source"))
+                              workdir.with_name(workdir.name + "-source"),
+                              json.loads(video_sets))
         device = params.pop("device", None) or os.environ.get("ELEMENT_POSE_DEVICE")
         config = engine.prepare_training_project(source, workdir, params, overwrite=True)
         result = engine.train(config, params, device=device)
@@ -233,7 +285,8 @@ class ModelTraining(dj.Computed):
             "device": str(result.device),
             "engine_versions": dict(result.versions),
             "learning_stats": _json_columns(result.learning_stats),
-            "pytorch_config": json.loads(json.dumps(result.pytorch_config, default=str)),
+            "pytorch_config": relative_json(
+                json.loads(json.dumps(result.pytorch_config, default=str)), r),
         })
         self.Snapshot.insert(
             {**key, "snapshot_name": snap.name, "epoch": int(snap.epoch),
@@ -289,11 +342,14 @@ def _json_columns(stats) -> dict[str, list] | None:
     return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
 
 
-def _source_view(project: Path, files: Sequence[str], view: Path) -> Path:
+def _source_view(project: Path, files: Sequence[str], view: Path,
+                 video_sets: dict | None = None) -> Path:
     """A folder holding the project's config and exactly the VideoSet's files.
 
     Files are linked at their place inside the project, so the engine trains on
-    the VideoSet and nothing else, and the user's project stays untouched.
+    the VideoSet and nothing else, and the user's project stays untouched.  The
+    VideoSet's own ``video_sets`` (relative to the project), when set, replace the
+    config's in the view's copy.
 
     Raises:
         ValueError: a VideoSet file lies outside the project folder.
@@ -304,6 +360,12 @@ def _source_view(project: Path, files: Sequence[str], view: Path) -> Path:
     shutil.rmtree(view, ignore_errors=True)
     view.mkdir(parents=True)
     shutil.copy2(project / "config.yaml", view / "config.yaml")
+    if video_sets:
+        from element_pose.io import dlc
+
+        cfg = dlc.read_config(view / "config.yaml")
+        cfg["video_sets"] = {str(view / name): meta for name, meta in video_sets.items()}
+        dlc.write_config(cfg, view / "config.yaml")
     for relative in files:
         path = r.find(relative)
         if project not in path.parents:

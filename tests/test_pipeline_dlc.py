@@ -132,12 +132,14 @@ def test_empty_video_set_is_an_error(pipeline, trained):
     assert "is empty" in _error(train.ModelTraining, task)
 
 
-def test_missing_snapshot_is_an_error(pipeline, trained):
+def test_missing_snapshot_is_refused_at_registration(pipeline, trained):
+    from element_pose.engines.deeplabcut import EngineError
+
     model = pipeline.model
     config = model.Model.config_path(trained["model"])
-    key = model.Model.insert_new_model("e2e_missing_snapshot", config, snapshot=999)
-    assert "999" in _error(model.ModelEvaluation, key)
-    assert not (model.ModelEvaluation & key)
+    with pytest.raises(EngineError, match="no snapshot of epoch 999"):
+        model.Model.insert_new_model("e2e_missing_snapshot", config, snapshot=999)
+    assert not (model.Model & {"model_name": "e2e_missing_snapshot"})
 
 
 def test_unreadable_video_is_an_error_and_retry_works(pipeline, trained, raw_root):

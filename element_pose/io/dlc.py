@@ -1,7 +1,8 @@
 """DeepLabCut files <-> :class:`~element_pose.pose.PoseData`, with no database.
 
 The one reader of DeepLabCut outputs in element-pose: load mode, trigger mode,
-tests and benchmarks all come through :func:`read_dlc_h5`.
+tests and benchmarks all come through :func:`read_dlc_output` (``.h5`` through
+:func:`read_dlc_h5`, ``.csv`` through :func:`read_dlc_csv`).
 
 Formats (DeepLabCut 3, PyTorch engine):
 
@@ -11,6 +12,8 @@ Formats (DeepLabCut 3, PyTorch engine):
   under the individual ``single``); coords ``x, y, likelihood``.
 * ``<video><scorer>_meta.pickle``: ``{"data": {fps, nframes, frame_dimensions,
   Scorer, bodyparts, individuals, cropping, run_duration, ...}}``.
+* ``<video><scorer>.csv`` (``save_as_csv``): the same table as text, header rows
+  ``scorer``, (``individuals``,) ``bodyparts``, ``coords``.
 * ``<video><scorer>_filtered.h5``: same layout; never picked up as raw output.
 * ``config.yaml``: the project configuration.
 """
@@ -437,6 +440,20 @@ def read_dlc_meta(path: str | Path) -> dict[str, Any]:
     return meta["data"]
 
 
+def meta_engine_version(meta: dict[str, Any] | None) -> str:
+    """The DeepLabCut version behind an output, from its ``_meta.pickle`` data.
+
+    DeepLabCut 3.0 records no version number: outputs of its PyTorch engine (a
+    ``pytorch-config`` entry) give ``"3.x"``; without metadata, ``"unknown"``.
+    """
+    if not meta:
+        return "unknown"
+    for key in ("deeplabcut_version", "dlc_version", "version"):
+        if meta.get(key):
+            return str(meta[key])
+    return "3.x" if "pytorch-config" in meta else "unknown"
+
+
 def write_dlc_meta(data: dict[str, Any], path: str | Path) -> Path:
     """Write a ``_meta.pickle`` in DeepLabCut's layout (``{"data": data}``)."""
     path = Path(path)
@@ -447,43 +464,134 @@ def write_dlc_meta(data: dict[str, Any], path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------ finding outputs
-def find_outputs(
-    video_path: str | Path, output_dir: str | Path, scorer: str | None = None
-) -> tuple[Path, Path | None]:
-    """Locate the raw ``.h5`` (and ``_meta.pickle``) of one video in a folder.
+#: What :func:`find_outputs` accepts, for error messages.
+ACCEPTED_OUTPUTS = "<video stem>DLC_<scorer>.h5 or .csv (raw outputs; _filtered files are not read)"
+_HEADER_LEVELS = ("scorer", "individuals", "bodyparts", "coords")
 
-    ``_filtered.h5`` files are ignored.  When outputs of several scorers are
-    present, ``scorer`` (or a prefix of it) must choose one.
+
+def output_snapshot(scorer: str) -> str | None:
+    """The snapshot uid in a DeepLabCut 3 scorer (``..._snapshot_best-10`` -> ``best-10``)."""
+    import re
+
+    match = re.search(r"_snapshot_((?:best-)?\d+)", scorer)
+    return match.group(1) if match else None
+
+
+def find_outputs(
+    video_path: str | Path,
+    output_dir: str | Path,
+    scorer: str | None = None,
+    snapshot: str | None = None,
+) -> tuple[Path, Path | None]:
+    """Locate the raw ``.h5`` or ``.csv`` (and ``_meta.pickle``) of one video in a folder.
+
+    ``_filtered`` files are ignored; of an ``.h5`` and a ``.csv`` of the same scorer the
+    ``.h5`` is read.  When outputs of several scorers are present, ``scorer`` (or a
+    prefix of it) or ``snapshot`` (a scorer uid such as ``"3"`` or ``"best-3"``) must
+    choose one.
 
     Returns:
-        ``(h5_path, meta_path_or_None)``.
+        ``(output_path, meta_path_or_None)``.
 
     Raises:
-        DLCFormatError: if no output, or several candidates and no way to choose.
+        DLCFormatError: no output, or several candidates and no way to choose; the
+            message lists the files found and their snapshots.
     """
     video_path, output_dir = Path(video_path), Path(output_dir)
     stem = video_path.stem
-    candidates = sorted(
-        p
-        for p in output_dir.glob(f"{stem}*.h5")
-        if not p.stem.endswith(FILTERED_SUFFIX) and p.stem.startswith(stem + "DLC")
-    )
+    found = []
+    if output_dir.is_dir():
+        found = sorted(p for p in output_dir.iterdir()
+                       if p.is_file() and p.name.startswith(stem + "DLC"))
+    by_scorer: dict[str, Path] = {}
+    for p in found:
+        if p.suffix in (".h5", ".csv") and not p.stem.endswith(FILTERED_SUFFIX):
+            name = p.stem[len(stem):]
+            if name not in by_scorer or p.suffix == ".h5":
+                by_scorer[name] = p
+    candidates = sorted(by_scorer)
     if scorer:  # the exact scorer first: "..._snapshot_10" is a prefix of "..._snapshot_100"
-        exact = [p for p in candidates if p.stem[len(stem):] == scorer]
-        candidates = exact or [p for p in candidates if p.stem[len(stem):].startswith(scorer)]
+        candidates = ([c for c in candidates if c == scorer]
+                      or [c for c in candidates if c.startswith(scorer)])
+    if snapshot is not None:
+        candidates = [c for c in candidates if output_snapshot(c) == str(snapshot)]
+
+    def listing() -> str:
+        if not found:
+            return f"no file starting with {stem}DLC"
+        raw = ", ".join(f"{p.name} (snapshot {output_snapshot(n) or '?'})"
+                        for n, p in sorted(by_scorer.items()))
+        other = [p.name for p in found if p not in by_scorer.values()]
+        return f"found {raw or 'no raw output'}; other files {other}"
+
     if not candidates:
+        wanted = " ".join(filter(None, [f"from scorer {scorer}" if scorer else "",
+                                        f"of snapshot {snapshot}" if snapshot is not None else ""]))
         raise DLCFormatError(
             f"no DeepLabCut output for video {video_path.name} in {output_dir}"
-            + (f" from scorer {scorer}" if scorer else "")
+            + (f" {wanted}" if wanted else "") + f": {listing()}; accepted: {ACCEPTED_OUTPUTS}"
         )
     if len(candidates) > 1:
         raise DLCFormatError(
             f"several DeepLabCut outputs for {video_path.name} in {output_dir}: "
-            f"{[p.name for p in candidates]}; register the model's scorer to choose"
+            f"{[by_scorer[c].name for c in candidates]}; register the model's snapshot "
+            "(or scorer) to choose"
         )
-    h5 = candidates[0]
-    meta = h5.with_name(h5.stem + "_meta.pickle")
-    return h5, (meta if meta.is_file() else None)
+    path = by_scorer[candidates[0]]
+    meta = path.with_name(path.stem + "_meta.pickle")
+    return path, (meta if meta.is_file() else None)
+
+
+def read_dlc_output(path: str | Path, *, fps: float | None = None,
+                    frame_size: tuple[int, int] | None = None) -> PoseData:
+    """Read a DeepLabCut pose output, ``.h5`` or ``.csv``, into :class:`PoseData`.
+
+    Values are checked (:func:`check_dlc_values`; ``frame_size`` is the video's
+    ``(width, height)`` when known).
+
+    Raises:
+        DLCFormatError: if the file is missing, unreadable or not a pose table.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return read_dlc_csv(path, fps=fps, frame_size=frame_size)
+    return read_dlc_h5(path, fps=fps, frame_size=frame_size)
+
+
+def read_dlc_csv(path: str | Path, *, fps: float | None = None,
+                 frame_size: tuple[int, int] | None = None) -> PoseData:
+    """Read a DeepLabCut ``.csv`` output (``save_as_csv=True``) into :class:`PoseData`.
+
+    The header rows are ``scorer``, (``individuals``,) ``bodyparts``, ``coords``.
+
+    Raises:
+        DLCFormatError: if the file is missing, unreadable or not a pose table.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DLCFormatError(f"DeepLabCut output not found: {path}")
+    try:
+        with open(path) as f:
+            first = [f.readline().split(",", 1)[0].strip() for _ in range(4)]
+        n_levels = 0
+        while n_levels < 4 and first[n_levels] in _HEADER_LEVELS:
+            n_levels += 1
+        if n_levels not in (3, 4):
+            raise DLCFormatError(
+                f"{path} is not a DeepLabCut pose table: header rows {first[:n_levels + 1]}; "
+                f"expected {list(_HEADER_LEVELS)} (individuals only for multi-animal)"
+            )
+        df = pd.read_csv(path, header=list(range(n_levels)), index_col=0)
+    except DLCFormatError:
+        raise
+    except Exception as exc:
+        raise DLCFormatError(
+            f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return check_dlc_values(_pose_from_dataframe(df, source=str(path), fps=fps), str(path),
+                            frame_size=frame_size)
 
 
 def check_keypoints(pose: PoseData, expected: Sequence[str], source: str) -> PoseData:

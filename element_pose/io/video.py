@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +175,6 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> P
         stream = None
         for frame in frames:
             if stream is None:
-                from fractions import Fraction
-
                 stream = container.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
                 stream.height, stream.width = frame.shape[:2]
                 stream.pix_fmt = "yuv420p"
@@ -186,6 +185,53 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> P
             raise VideoError(f"no frames given for {path}")
         for packet in stream.encode():
             container.mux(packet)
+    if Fraction(fps).limit_denominator(1000) != exact_rate(fps):  # e.g. 30.0003
+        set_frame_rate(tmp, fps)
+    tmp.replace(path)
+    return path
+
+
+def exact_rate(fps: float) -> Fraction:
+    """A frame rate as an exact fraction (30.0003 -> 300003/10000, 29.97.. -> 30000/1001)."""
+    return Fraction(repr(float(fps))).limit_denominator(1_000_000)
+
+
+def set_frame_rate(path: str | Path, fps: float) -> Path:
+    """Rewrite a video's timestamps to exactly ``fps`` without re-encoding (in place).
+
+    Writers that round the rate (OpenCV writes 30 for 30.0003) give a video whose
+    duration differs from its source; the packets are re-timed, frame ``i`` at
+    ``i / fps`` seconds.
+
+    Raises:
+        VideoError: the file cannot be read or written.
+    """
+    import av
+
+    path = Path(path)
+    rate = exact_rate(fps)
+    tmp = path.with_name(path.stem + ".rate" + path.suffix)
+    try:
+        with av.open(str(path)) as source, av.open(str(tmp), "w") as target:
+            stream = source.streams.video[0]
+            old_rate = stream.average_rate or stream.guessed_rate
+            if not old_rate:
+                raise VideoError(f"{path} has no frame rate")
+            out = target.add_stream_from_template(stream)
+            out.time_base = 1 / rate
+            for packet in source.demux(stream):
+                if packet.dts is None:
+                    continue
+                scale = packet.time_base * old_rate
+                packet.pts = round(packet.pts * scale) if packet.pts is not None else None
+                packet.dts = round(packet.dts * scale)
+                packet.time_base = 1 / rate
+                packet.duration = 1
+                packet.stream = out
+                target.mux(packet)
+    except av.error.FFmpegError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VideoError(f"cannot set the frame rate of {path}: {exc}") from exc
     tmp.replace(path)
     return path
 
