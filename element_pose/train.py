@@ -107,9 +107,8 @@ class VideoSet(dj.Manual):
             ValueError: the project has no labelled data, or its ``video_sets`` match
                 no labelled folder.
         """
-        from element_pose.limits import check_text_lengths
-
         from element_pose.engines.deeplabcut import check_video_sets
+        from element_pose.limits import check_text_lengths
 
         if video_sets not in (None, "labeled-data"):
             raise ValueError(f"video_sets must be None or 'labeled-data', got {video_sets!r}")

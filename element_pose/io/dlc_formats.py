@@ -5,7 +5,11 @@ this module only adds the validators and detectors that :func:`element_pose.io.r
 needs and registers them:
 
 * ``dlc_h5``: ``<video><scorer>.h5`` written by ``analyze_videos`` (also ``_filtered``
-  and tracked ``_el.h5`` files), key ``df_with_missing``; likelihood in [0, 1].
+  and tracked ``_el.h5`` files), key ``df_with_missing``;
+* ``dlc_csv``: the same table saved as ``.csv`` (``save_as_csv=True``).
+
+Values (likelihood in [0, 1], finite coordinates) are checked by the readers
+themselves (:func:`element_pose.io.dlc.check_dlc_values`).
 """
 
 from __future__ import annotations
@@ -15,22 +19,19 @@ from pathlib import Path
 from element_pose.io import dlc
 from element_pose.io.registry import (
     PoseFormatError,
-    check_scores,
     is_hdf5,
-    present_mask,
     register_format,
     require_file,
 )
-from element_pose.pose import PoseData
 
-__all__ = ["detect_dlc_h5", "read_dlc_h5_checked", "validate_dlc_h5"]
+__all__ = ["detect_dlc_csv", "detect_dlc_h5", "validate_dlc_csv", "validate_dlc_h5"]
 
 
 def _h5_keys(path: Path) -> list[str]:
-    import pandas as pd
+    import h5py  # no PyTables import just to look at the keys
 
-    with pd.HDFStore(path, mode="r") as store:
-        return [k.lstrip("/") for k in store.keys()]
+    with h5py.File(path, "r") as h5:
+        return list(h5.keys())
 
 
 def validate_dlc_h5(path: Path) -> None:
@@ -59,20 +60,48 @@ def detect_dlc_h5(path: Path) -> bool:
     return dlc.H5_KEY in _h5_keys(path)
 
 
-def read_dlc_h5_checked(path: Path, *, fps: float | None = None) -> PoseData:
-    """:func:`element_pose.io.dlc.read_dlc_h5` plus a likelihood range check ([0, 1])."""
-    pose = dlc.read_dlc_h5(path, fps=fps)
-    check_scores(pose.confidence, path, "likelihood", 0.0, 1.0,
-                 present=present_mask(pose), error=dlc.DLCFormatError)
-    return pose
+def validate_dlc_csv(path: Path) -> None:
+    """Check that a file is a DeepLabCut pose ``.csv`` (scorer/bodyparts/coords header).
+
+    Raises:
+        PoseFormatError: naming the file and what is wrong.
+    """
+    path = require_file(path, "DeepLabCut output", dlc.DLCFormatError)
+    if not detect_dlc_csv(path):
+        raise PoseFormatError(
+            f"{path} is not a DeepLabCut pose table: its first column should read "
+            "scorer, (individuals,) bodyparts, coords, with a DeepLabCut scorer (DLC...)")
+
+
+def detect_dlc_csv(path: Path) -> bool:
+    """Whether a file looks like a DeepLabCut pose ``.csv``."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        with open(path) as f:
+            rows = [f.readline().strip().split(",") for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    # DeepLabCut scorers start with "DLC" (Lightning Pose writes the same header layout)
+    return (rows[0][0] == "scorer" and rows[-1][0] in ("bodyparts", "coords")
+            and len(rows[0]) > 1 and rows[0][1].startswith("DLC"))
 
 
 register_format(
     "dlc_h5",
-    read_dlc_h5_checked,
+    dlc.read_dlc_h5,
     validator=validate_dlc_h5,
     detector=detect_dlc_h5,
     suffixes=(".h5",),
     software="DeepLabCut",
     description="DeepLabCut analyze_videos output (.h5, single- and multi-animal)",
+)
+register_format(
+    "dlc_csv",
+    dlc.read_dlc_csv,
+    validator=validate_dlc_csv,
+    detector=detect_dlc_csv,
+    suffixes=(".csv",),
+    software="DeepLabCut",
+    description="DeepLabCut analyze_videos output saved as .csv",
 )

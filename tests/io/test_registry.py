@@ -34,8 +34,18 @@ def test_dlc_h5_through_the_registry(tmp_path):
     from element_pose.io.dlc import write_dlc_h5
 
     write_dlc_h5(bad, tmp_path / "bad.h5")
-    with pytest.raises(DLCFormatError, match=r"bad\.h5.*likelihood.*outside \[0.0, 1.0\]"):
+    with pytest.raises(DLCFormatError, match=r"bad\.h5.*likelihood.*outside \[0, 1\]"):
         read_pose(tmp_path / "bad.h5")
+
+
+def test_dlc_csv_through_the_registry(tmp_path):
+    truth = sample.ground_truth(n_frames=8, fps=30)
+    csv = tmp_path / "vDLC_x_snapshot_5.csv"
+    truth.to_dlc_dataframe(scorer="DLC_x_snapshot_5").to_csv(csv)
+    assert detect_format(csv) == "dlc_csv"
+    pose = read_pose(csv, fps=30)
+    assert pose.n_frames == 8 and pose.keypoints == truth.keypoints
+    assert np.array_equal(pose.position, truth.position, equal_nan=True)
 
 
 def test_unknown_and_missing_files_are_named(tmp_path):
