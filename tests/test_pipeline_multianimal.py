@@ -102,12 +102,15 @@ def trained(pipeline, raw_root, single_thread):
               sample.make_video(raw_root / "ma_e2e_session" / "fresh.mp4", N_FRAMES,
                                 bodyparts=BODYPARTS, n_individuals=2, seed=FRESH_SEED)]
     recordings = []
-    for rec_id, video in enumerate([own, raw_root / "ma_e2e_session" / "fresh.mp4"]):
+    fresh = raw_root / "ma_e2e_session" / "fresh.mp4"
+    # recordings 2, 3: the fresh video again, for trigger tasks with other trackers
+    for rec_id, video in enumerate([own, fresh, fresh, fresh]):
         recording = model.VideoRecording.insert_recording(session, rec_id, {"device": "cam0"},
                                                           [video])
         model.RecordingInfo.populate(recording)
         recordings.append(recording)
-    return {"task": task, "model": model_key, "recordings": recordings, "truths": truths}
+    return {"task": task, "model": model_key, "recordings": recordings, "truths": truths,
+            "project": project}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +119,7 @@ def estimated(pipeline, trained):
     model = pipeline.model
     tasks = [model.PoseEstimationTask.insert_estimation_task(
         {**recording, **trained["model"]}, "trigger", params={"batch_size": 4, "device": "cpu"})
-        for recording in trained["recordings"]]
+        for recording in trained["recordings"][:2]]
     for task in tasks:
         model.PoseEstimation.populate(task, reserve_jobs=True, suppress_errors=True)
         assert (model.PoseEstimation & task), model.PoseEstimation.jobs.errors.to_dicts()
@@ -203,3 +206,43 @@ def test_stored_tracks_follow_the_truth(pipeline, trained, estimated, index, max
     assert np.isfinite(err).mean() >= min_frames
     assert np.nanmedian(err) < max_ratio * np.median(const), (np.nanmedian(err),
                                                                np.median(const))
+
+
+@pytest.mark.slow
+def test_track_method_parameter_reaches_the_project_copy(trained, tmp_path):
+    from element_pose.engines import deeplabcut as engine
+    from element_pose.io import dlc
+
+    config = engine.prepare_training_project(trained["project"], tmp_path / "work",
+                                             {**PARAMS, "track_method": "box"})
+    assert dlc.read_config(config)["default_track_method"] == "box"
+    assert "default_track_method" not in dlc.read_config(trained["project"])
+
+
+@pytest.mark.slow
+def test_trigger_task_chooses_another_tracker(pipeline, trained):
+    model = pipeline.model
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**trained["recordings"][2], **trained["model"]}, "trigger",
+        params={"device": "cpu", "track_method": "skeleton"})
+    model.PoseEstimation.populate(task, reserve_jobs=True, suppress_errors=True)
+    assert (model.PoseEstimation & task), model.PoseEstimation.jobs.errors.to_dicts()
+    files = (model.PoseEstimation & task).fetch1("output_files")
+    assert len(files) == 1 and files[0].endswith("_sk.h5")
+    pose = model.PoseEstimation.fetch_pose(task)
+    assert pose.individuals == INDIVIDUALS and pose.n_frames == N_FRAMES
+    assert np.isfinite(pose.position[..., 0]).mean() > 0.5
+
+
+@pytest.mark.slow
+def test_box_tracker_that_tracks_nothing_is_a_clear_error(pipeline, trained):
+    """DeepLabCut's box tracker (boundingboxslack 0) loses these small, fast animals."""
+    model = pipeline.model
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**trained["recordings"][3], **trained["model"]}, "trigger",
+        params={"device": "cpu", "track_method": "box"})
+    result = model.PoseEstimation.populate(task, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0 and not (model.PoseEstimation & task)
+    assert not (model.PoseEstimation.BodyPartPosition & task)
+    message = (model.PoseEstimation.jobs.errors & task).fetch1("error_message")
+    assert "fresh.mp4" in message and "boundingboxslack" in message
