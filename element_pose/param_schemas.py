@@ -63,6 +63,9 @@ TRAINING = ParamSchema("training", "train.TrainingParamSet", (
           minimum=0, maximum=1),
     Param("copy_videos", _BOOL, "copy the project's videos into the task's copy",
           default=False),
+    Param("track_method", _TEXT, "multi-animal tracker written to the copy's config "
+          "(default_track_method; null: the config's, else ellipse)",
+          choices=("ellipse", "box", "skeleton")),
 ), doc="Training of a DeepLabCut model (ModelTraining). Absent keys keep DeepLabCut's "
        "defaults.")
 

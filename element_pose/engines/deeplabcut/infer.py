@@ -365,6 +365,13 @@ def _track_video(
                 "a pcutoff in the shuffle's test/inference_cfg.yaml that is too high); "
                 "infer with auto_track=False to get the untracked detections)"
             )
+            if track_method == "box":
+                hint += (
+                    "; the box tracker matches boxes of consecutive frames whose overlap "
+                    "reaches iou_threshold, boxes widened by boundingboxslack (both in "
+                    "test/inference_cfg.yaml; slack 0 by default): small or fast animals "
+                    "need a larger boundingboxslack, or the ellipse tracker"
+                )
         raise EngineError(
             f"DeepLabCut failed stitching the tracklets of {video.name} into {n_tracks} "
             f"track(s) after {time.perf_counter() - t0:.1f} s: {type(exc).__name__}: {exc}"

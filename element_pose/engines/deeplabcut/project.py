@@ -72,6 +72,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # project config.yaml
     "pcutoff": None,
     "copy_videos": False,
+    "track_method": None,
 }
 
 
@@ -295,7 +296,8 @@ def prepare_training_project(
     The user's project is never modified: ``config.yaml`` and ``labeled-data/``
     (and ``videos/`` with ``copy_videos``) are copied into ``workdir``, the copy's
     config is updated (``project_path``, ``TrainingFraction``, ``default_net_type``,
-    ``pcutoff``; ``default_track_method`` for multi-animal projects),
+    ``pcutoff``; ``default_track_method`` for multi-animal projects: the
+    ``track_method`` parameter, else the config's, else ``ellipse``),
     ``deeplabcut.create_training_dataset`` makes the shuffle with the PyTorch engine,
     and the shuffle's ``pytorch_config.yaml`` is patched with the training
     parameters (see :func:`patch_pytorch_config`).
@@ -385,7 +387,7 @@ def prepare_training_project(
             cfg["pcutoff"] = float(p["pcutoff"])
         if summary.multi_animal:
             # Written now so that DeepLabCut never rewrites the config while tracking.
-            cfg["default_track_method"] = _track_method(cfg, None)
+            cfg["default_track_method"] = _track_method(cfg, p["track_method"])
         config_path = dlc_io.write_config(cfg, workdir / "config.yaml")
 
         _create_training_dataset(config_path, p)
