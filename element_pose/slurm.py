@@ -249,9 +249,13 @@ def reservations() -> list[dict]:
     dj = import_datajoint()
     workers = []
     # read only: `status` creates nothing where no Slurm worker ever ran
-    if "table" in _TABLE or f"{schema_prefix()}cluster" in dj.list_schemas(
-            connection=connect()):
-        workers = worker_table().to_dicts()
+    try:
+        if "table" in _TABLE or f"{schema_prefix()}cluster" in dj.list_schemas(
+                connection=connect()):
+            workers = worker_table().to_dicts()
+    except dj.DataJointError as exc:  # a schema without the table, or dropped since
+        log.debug("no Slurm worker table to read: %s", exc)
+        _TABLE.clear()
     by_session = {(w["host"], int(w["pid"]), int(w["connection_id"])): w for w in workers}
     rows = []
     for name, table in populated_tables().items():

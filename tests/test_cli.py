@@ -92,3 +92,12 @@ def _drop(env):
     code = ("from workflow import pipeline as p\n"
             "for s in p.schemas_in_drop_order(): s.drop(prompt=False)")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+
+
+def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
+    """`status` reads the Slurm worker table only if it is there (never crashes on it)."""
+    from element_pose import cli, slurm
+
+    slurm.worker_table().drop_quick()  # e.g. a test or an admin removed it
+    assert cli.main(["status"]) == 0
+    assert "model.PoseEstimation" in capsys.readouterr().out

@@ -13,6 +13,9 @@ from element_pose import store, worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
+#: Store files of one estimation: all its arrays in one block (element_pose.arrays).
+PER_ESTIMATION = 1
+
 
 @pytest.fixture
 def ingested(pipeline, raw_root, processed_root, unique):
@@ -30,12 +33,12 @@ def test_delete_frees_the_store_files_of_the_deleted_rows_without_prompting(
     b = ingested(3)
     subject = b["restriction"]["subject"]
     files = len(store_files(subject))
-    assert files >= 3 * (12 + 1)  # 4 body parts x (x, y, likelihood) + timestamps
+    assert files >= 3 * (PER_ESTIMATION + 1)  # the pose block + the timestamps
     monkeypatch.setitem(dj.config, "safemode", True)  # a prompt would fail here: no stdin
     one = {**b["session"], "recording_id": 0}
     result = store.delete(pipeline.model.PoseEstimation & one)
-    assert result["rows"] == 1 and result["files"] == 12
-    assert len(store_files(subject)) == files - 12
+    assert result["rows"] == 1 and result["files"] == PER_ESTIMATION
+    assert len(store_files(subject)) == files - PER_ESTIMATION
     # a whole subject, through the cascade
     result = store.delete(pipeline.subject.Subject & b["restriction"])
     assert result["rows"] == 1
@@ -74,9 +77,9 @@ def test_store_gc_keeps_files_newer_than_a_live_reservation(pipeline, ingested):
     for path in store_files(subject):  # ... that has just written these files
         os.utime(path)
     report = store.collect_garbage(min_age_s=0)
-    assert report.deleted == 0 and report.kept_recent >= 12
-    assert len(store_files(subject)) == 13
+    assert report.deleted == 0 and report.kept_recent >= PER_ESTIMATION
+    assert len(store_files(subject)) == PER_ESTIMATION + 1
     (model.PoseEstimation.jobs & task).delete_quick()
     report = store.collect_garbage(min_age_s=0)
-    assert report.deleted >= 12
+    assert report.deleted >= PER_ESTIMATION
     assert len(store_files(subject)) == 1

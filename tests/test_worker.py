@@ -399,7 +399,7 @@ def test_killed_worker_leaves_orphan_files_that_release_stale_removes(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     orphans = len(store_files(subject)) - before
-    assert orphans >= 12  # x, y, likelihood of 4 body parts (and more)
+    assert orphans >= 1  # the estimation's pose block (one file for all its arrays)
     deadline = time.monotonic() + 60
     code, out = 0, ""
     while "released 1 job(s)" not in out and time.monotonic() < deadline:
