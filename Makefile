@@ -6,14 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo lab docs test test-embedded test-mysql lint bench clean-db
+.PHONY: setup demo lab docs test test-embedded test-mysql lint bench clean-db constraints
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
 	@# aniposelib pulls opencv-contrib-python (GUI build) over DeepLabCut's headless
 	@# OpenCV; both write cv2/. Keep only the headless build (it has ArUco since 4.7).
 	@if $(BIN)/python -m pip show opencv-contrib-python >/dev/null 2>&1; then \
@@ -57,3 +57,8 @@ bench: setup
 
 clean-db:
 	$(BIN)/element-pose db stop || true
+
+# Re-pin constraints.txt from the current .venv (after a dependency change that installs)
+constraints: setup
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
