@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from element_pose import arrays, model
+from element_pose._util import plain_json
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.pose import PoseData
@@ -106,7 +107,7 @@ class FilteredPose(dj.Computed):
         params = (FilterParamSet & key).fetch1("params")
         filtered = apply_filters(raw, params)
         self.insert1({**key, "nframes": filtered.n_frames,
-                      "provenance": _jsonable(filtered.provenance),
+                      "provenance": plain_json(filtered.provenance),
                       "filtering_time": datetime.datetime.now().replace(microsecond=0)})
         self.BodyPartPosition.insert(arrays.pack_rows(
             self.BodyPartPosition, model.pose_part_rows(key, filtered), model.POSE_FIELDS, key))
@@ -124,13 +125,6 @@ class FilteredPose(dj.Computed):
             scorer=raw.scorer, source_software=raw.source_software,
             source_software_version=raw.source_software_version)
         return filtered.replace(provenance=list(master["provenance"]))
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
 
 
 # ------------------------------------------------------------------ QC figures

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from element_pose._util import package_version
+
 from .errors import CalibrationError, ThreeDParamsError
 from .geometry import CameraParams, reprojection_errors, triangulate_points
 
@@ -635,7 +637,6 @@ def calibrate(
             linked to the others, or aniposelib fails.
         ThreeDParamsError: for malformed parameters.
     """
-    import aniposelib
     import cv2
     from aniposelib.boards import extract_points, merge_rows
     from aniposelib.cameras import CameraGroup
@@ -762,7 +763,7 @@ def calibrate(
         units=p["units"],
         params=p,
         software={
-            "aniposelib": getattr(aniposelib, "__version__", _dist_version("aniposelib")),
+            "aniposelib": package_version("aniposelib") or "unknown",
             "opencv": cv2.__version__,
         },
     )
@@ -773,12 +774,3 @@ def calibrate(
         result.n_points,
     )
     return result
-
-
-def _dist_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
