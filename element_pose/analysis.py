@@ -22,6 +22,20 @@ from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.pose import PoseData
 
+__all__ = [
+    "FilterParamSet",
+    "FilteredPose",
+    "FilteredPoseQC",
+    "FilteringTask",
+    "PoseQC",
+    "activate",
+    "export_tidy",
+    "fetch_pose",
+    "locomotion",
+    "qc_folder",
+    "tidy_table",
+]
+
 dj = import_datajoint()
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,20 @@ import os
 import sys
 from collections.abc import Sequence
 
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "build_parser",
+    "cmd_dandi_sync",
+    "cmd_db",
+    "cmd_demo",
+    "cmd_export",
+    "cmd_status",
+    "main",
+]
+
 log = logging.getLogger("element_pose.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -30,6 +30,35 @@ from typing import Any
 
 from element_pose.redact import redact_url, split_credentials
 
+__all__ = [
+    "ASSET_SUFFIXES",
+    "DANDISET_ID_RE",
+    "DANDISET_YAML",
+    "DEFAULT_SUFFIX",
+    "DandiAuthError",
+    "DandiError",
+    "DandiUploadError",
+    "DandiValidationError",
+    "FileChecksum",
+    "SyncPlan",
+    "UploadResult",
+    "api_key_env_var",
+    "dandi_relpath",
+    "file_checksum",
+    "find_dandiset_dir",
+    "instance_and_key",
+    "local_assets",
+    "organize",
+    "plan_sync",
+    "read_dandiset_id",
+    "require_valid",
+    "resolve_instance",
+    "sanitize_label",
+    "upload",
+    "validate",
+    "write_dandiset_yaml",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SUFFIX = "behavior+image"

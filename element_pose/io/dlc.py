@@ -30,6 +30,37 @@ import numpy as np
 
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
+__all__ = [
+    "ACCEPTED_OUTPUTS",
+    "FILTERED_SUFFIX",
+    "H5_KEY",
+    "LIKELIHOOD_TOLERANCE",
+    "MAX_ABS_COORDINATE",
+    "NAME_MAX_LENGTH",
+    "UNIQUE_INDIVIDUAL",
+    "DLCFormatError",
+    "DLCValueError",
+    "check_dlc_values",
+    "check_keypoints",
+    "config_bodyparts",
+    "config_individuals",
+    "config_skeleton",
+    "coordinate_bounds",
+    "find_outputs",
+    "is_multi_animal",
+    "meta_engine_version",
+    "output_snapshot",
+    "read_config",
+    "read_dlc_csv",
+    "read_dlc_h5",
+    "read_dlc_meta",
+    "read_dlc_output",
+    "validate_config",
+    "write_config",
+    "write_dlc_h5",
+    "write_dlc_meta",
+]
+
 log = logging.getLogger(__name__)
 
 H5_KEY = "df_with_missing"

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "CalibrationError",
+    "ThreeDError",
+    "ThreeDParamsError",
+    "TriangulationError",
+]
+
 
 class ThreeDError(ValueError):
     """Base class of the errors raised by :mod:`element_pose.processing.threed`."""

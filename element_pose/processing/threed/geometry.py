@@ -22,6 +22,15 @@ import numpy as np
 
 from .errors import ThreeDParamsError
 
+__all__ = [
+    "CameraParams",
+    "matrix_to_rodrigues",
+    "reprojection_errors",
+    "rodrigues_to_matrix",
+    "triangulate_dlt",
+    "triangulate_points",
+]
+
 _CHUNK = 200_000  # points per batched SVD
 
 
