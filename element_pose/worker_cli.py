@@ -14,7 +14,6 @@ import sys
 import threading
 
 from element_pose.worker import (
-    _STOP_SIGNALS,
     DEFAULT_POLL_INTERVAL,
     DEVICE_ENV,
     EXIT_FAILED,
@@ -22,13 +21,13 @@ from element_pose.worker import (
     EXIT_USAGE,
     ORDERS,
     WorkerUsageError,
-    block_stop_signals,
     clear_errors,
     release_stale_jobs,
     retry_errors,
     run_worker,
     set_device,
 )
+from element_pose.worker_signals import STOP_SIGNALS, block_stop_signals
 
 __all__ = ["cmd_jobs", "cmd_worker", "register_cli"]
 
@@ -61,7 +60,7 @@ def _stop_requests() -> threading.Event:
         event.set()
 
     if threading.current_thread() is threading.main_thread():
-        for sig in _STOP_SIGNALS:
+        for sig in STOP_SIGNALS:
             signal.signal(sig, handler)
     return event
 
