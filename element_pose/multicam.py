@@ -21,6 +21,11 @@ Tables:
 Linking module contract (passed to :func:`activate`): ``Session``, the table a
 recording belongs to (the model schema's).  Root directories are the model schema's.
 A camera group and its calibration belong to the same session.
+
+Size: over 600 lines because it is one DataJoint schema: its tables are declared on one
+``schema`` object and resolve their foreign keys in this module's namespace, so they stay
+together; the computation lives in :mod:`element_pose.processing.threed` and the shared
+helpers in :mod:`element_pose._util`.
 """
 
 from __future__ import annotations
