@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CalibrationError, ThreeDParamsError
+from .errors import CalibrationError, ThreeDParamsError, with_defaults
 
 logger = logging.getLogger("element_pose.processing.threed.calibration")
 
@@ -108,15 +108,10 @@ def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ThreeDParamsError: naming the offending key.
     """
-    if not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"calibration params must be a mapping, got {type(params)}")
-    unknown = sorted(set(params) - set(_KEYS))
-    if unknown:
-        raise ThreeDParamsError(f"unknown calibration params {unknown}; known: {sorted(_KEYS)}")
+    p = with_defaults(params, CALIBRATION_DEFAULTS, "calibration", known=_KEYS)
     missing = [k for k in _REQUIRED if params.get(k) is None]
     if missing:
         raise ThreeDParamsError(f"calibration params lack {missing}")
-    p: dict[str, Any] = {**CALIBRATION_DEFAULTS, **dict(params)}
     out: dict[str, Any] = {}
     board_type = str(p["type"]).lower()
     if board_type not in BOARD_TYPES:

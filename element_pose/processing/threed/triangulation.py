@@ -43,7 +43,7 @@ import numpy as np
 from element_pose.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
-from .errors import ThreeDParamsError, TriangulationError
+from .errors import ThreeDParamsError, TriangulationError, with_defaults
 from .geometry import CameraParams, align_axes, reprojection_errors, triangulate_dlt
 
 logger = logging.getLogger(__name__)
@@ -160,14 +160,7 @@ def validate_triangulation_params(params: Mapping[str, Any] | None = None) -> di
         ThreeDParamsError: naming the offending key.
     """
     params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"triangulation params must be a mapping, got {type(params)}")
-    unknown = sorted(set(params) - set(TRIANGULATION_DEFAULTS))
-    if unknown:
-        raise ThreeDParamsError(
-            f"unknown triangulation params {unknown}; known: {sorted(TRIANGULATION_DEFAULTS)}"
-        )
-    p = {**TRIANGULATION_DEFAULTS, **dict(params)}
+    p = with_defaults(params, TRIANGULATION_DEFAULTS, "triangulation")
     loss = str(p["reproj_loss"])
     if loss not in REPROJ_LOSSES:
         raise ThreeDParamsError(f"'reproj_loss' must be one of {REPROJ_LOSSES}, got {loss!r}")
