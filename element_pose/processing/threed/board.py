@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CalibrationError, ThreeDParamsError, with_defaults
+from .errors import CalibrationError, ThreeDParamsError, param_flag, param_int, with_defaults
 
 logger = logging.getLogger("element_pose.processing.threed.calibration")
 
@@ -69,13 +69,7 @@ _KEYS = (*_REQUIRED, *CALIBRATION_DEFAULTS, "bundle_adjust")
 
 # ----------------------------------------------------------------- parameters
 def _as_int(value: Any, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ThreeDParamsError(f"calibration param {key!r} must be an integer, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise ThreeDParamsError(f"calibration param {key!r} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ThreeDParamsError(f"calibration param {key!r} must be >= {minimum}, got {value!r}")
-    return int(value)
+    return param_int(value, key, minimum, "calibration")
 
 
 def _as_positive(value: Any, key: str) -> float:
@@ -87,9 +81,7 @@ def _as_positive(value: Any, key: str) -> float:
 
 
 def _as_bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ThreeDParamsError(f"calibration param {key!r} must be true or false, got {value!r}")
-    return bool(value)
+    return param_flag(value, key, "calibration")
 
 
 def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:

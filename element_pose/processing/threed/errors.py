@@ -1,4 +1,4 @@
-"""Errors raised by the multi-camera 3D core, and the shared first check of a parameter dict."""
+"""Errors raised by the multi-camera 3D core, and the parameter checks its modules share."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ __all__ = [
     "ThreeDError",
     "ThreeDParamsError",
     "TriangulationError",
+    "param_flag",
+    "param_int",
     "with_defaults",
 ]
 
@@ -50,3 +52,33 @@ def with_defaults(params: Any, defaults: Mapping[str, Any], what: str,
     if unknown:
         raise ThreeDParamsError(f"unknown {what} params {unknown}; known: {known}")
     return {**defaults, **dict(params)}
+
+
+def param_int(value: Any, key: str, minimum: int, what: str) -> int:
+    """``value`` as an int >= ``minimum`` (integral floats accepted; bools are not).
+
+    Raises:
+        ThreeDParamsError: naming ``what`` (``"calibration"``) and the key.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise ThreeDParamsError(f"{what} param {key!r} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ThreeDParamsError(f"{what} param {key!r} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def param_flag(value: Any, key: str, what: str) -> bool:
+    """``value`` as a bool (Python or NumPy booleans only).
+
+    Raises:
+        ThreeDParamsError: naming ``what`` and the key.
+    """
+    import numpy as np
+
+    if not isinstance(value, bool | np.bool_):
+        raise ThreeDParamsError(f"{what} param {key!r} must be true or false, got {value!r}")
+    return bool(value)

@@ -43,7 +43,7 @@ import numpy as np
 from element_pose.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
-from .errors import ThreeDParamsError, TriangulationError, with_defaults
+from .errors import ThreeDParamsError, TriangulationError, param_flag, param_int, with_defaults
 from .geometry import CameraParams, align_axes, reprojection_errors, triangulate_dlt
 
 logger = logging.getLogger(__name__)
@@ -91,21 +91,11 @@ def _number(value: Any, key: str, minimum: float = 0.0, strict: bool = False) ->
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not value.is_integer())
-    ):
-        raise ThreeDParamsError(f"triangulation param {key!r} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ThreeDParamsError(f"triangulation param {key!r} must be >= {minimum}, got {value!r}")
-    return int(value)
+    return param_int(value, key, minimum, "triangulation")
 
 
 def _flag(value: Any, key: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ThreeDParamsError(f"triangulation param {key!r} must be true or false, got {value!r}")
-    return bool(value)
+    return param_flag(value, key, "triangulation")
 
 
 def _pairs(value: Any, key: str) -> list[list[str]]:
