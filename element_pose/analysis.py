@@ -142,6 +142,15 @@ class FilteredPose(dj.Computed):
 
 
 # ------------------------------------------------------------------ QC figures
+#: the part table of both QC tables: one PNG per row
+_FIGURE_PART = """
+-> master
+figure_name: varchar(64)
+---
+file_path: varchar(1000)  # relative to the processed root
+"""
+
+
 class _QCFigures:
     """Shared make() of the QC tables: write PNGs under the processed root, record them."""
 
@@ -193,12 +202,7 @@ class PoseQC(_QCFigures, dj.Computed):
     class Figure(dj.Part):
         """One PNG figure."""
 
-        definition = """
-        -> master
-        figure_name: varchar(64)
-        ---
-        file_path: varchar(1000)  # relative to the processed root
-        """
+        definition = _FIGURE_PART
 
 
 @schema
@@ -215,12 +219,7 @@ class FilteredPoseQC(_QCFigures, dj.Computed):
     class Figure(dj.Part):
         """One PNG figure."""
 
-        definition = """
-        -> master
-        figure_name: varchar(64)
-        ---
-        file_path: varchar(1000)  # relative to the processed root
-        """
+        definition = _FIGURE_PART
 
 
 # --------------------------------------------------------- tidy and kinematics
