@@ -17,9 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from element_pose import arrays, model
+from element_pose._util import plain_json
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.pose import PoseData
+
+__all__ = [
+    "FilterParamSet",
+    "FilteredPose",
+    "FilteredPoseQC",
+    "FilteringTask",
+    "PoseQC",
+    "activate",
+    "export_tidy",
+    "fetch_pose",
+    "locomotion",
+    "qc_folder",
+    "tidy_table",
+]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -106,7 +121,7 @@ class FilteredPose(dj.Computed):
         params = (FilterParamSet & key).fetch1("params")
         filtered = apply_filters(raw, params)
         self.insert1({**key, "nframes": filtered.n_frames,
-                      "provenance": _jsonable(filtered.provenance),
+                      "provenance": plain_json(filtered.provenance),
                       "filtering_time": datetime.datetime.now().replace(microsecond=0)})
         self.BodyPartPosition.insert(arrays.pack_rows(
             self.BodyPartPosition, model.pose_part_rows(key, filtered), model.POSE_FIELDS, key))
@@ -126,14 +141,16 @@ class FilteredPose(dj.Computed):
         return filtered.replace(provenance=list(master["provenance"]))
 
 
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item")
-                                 else str(v)))
-
-
 # ------------------------------------------------------------------ QC figures
+#: the part table of both QC tables: one PNG per row
+_FIGURE_PART = """
+-> master
+figure_name: varchar(64)
+---
+file_path: varchar(1000)  # relative to the processed root
+"""
+
+
 class _QCFigures:
     """Shared make() of the QC tables: write PNGs under the processed root, record them."""
 
@@ -185,12 +202,7 @@ class PoseQC(_QCFigures, dj.Computed):
     class Figure(dj.Part):
         """One PNG figure."""
 
-        definition = """
-        -> master
-        figure_name: varchar(64)
-        ---
-        file_path: varchar(1000)  # relative to the processed root
-        """
+        definition = _FIGURE_PART
 
 
 @schema
@@ -207,12 +219,7 @@ class FilteredPoseQC(_QCFigures, dj.Computed):
     class Figure(dj.Part):
         """One PNG figure."""
 
-        definition = """
-        -> master
-        figure_name: varchar(64)
-        ---
-        file_path: varchar(1000)  # relative to the processed root
-        """
+        definition = _FIGURE_PART
 
 
 # --------------------------------------------------------- tidy and kinematics

@@ -10,8 +10,23 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "build_parser",
+    "cmd_dandi_sync",
+    "cmd_db",
+    "cmd_demo",
+    "cmd_export",
+    "cmd_status",
+    "main",
+]
 
 log = logging.getLogger("element_pose.cli")
 
@@ -67,7 +82,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Report database location and pending/reserved/error jobs per computed table."""
     from element_pose import config
     from element_pose.operations import job_status
-    from workflow import pipeline  # noqa: F401  (connects and activates)
+    from element_pose.pipeline_module import load_pipeline
+
+    load_pipeline()  # connects and activates
 
     if not args.json:
         for name, value in config.describe().items():
@@ -113,9 +130,11 @@ def _restriction(args: argparse.Namespace) -> dict:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write NWB files for the selected pose estimations."""
-    from workflow import pipeline
+    from element_pose import publish
+    from element_pose.pipeline_module import load_pipeline
 
-    files = pipeline.publish.export_nwb(
+    load_pipeline()  # connects and activates
+    files = publish.export_nwb(
         _restriction(args), args.output, filter_paramset_idx=args.filter,
         include_training=args.training, overwrite=args.overwrite, videos=args.videos)
     for item in files:
@@ -125,9 +144,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_dandi_sync(args: argparse.Namespace) -> int:
     """Export and upload everything new to a dandiset (cron-safe)."""
-    from workflow import pipeline
+    from element_pose import publish
+    from element_pose.pipeline_module import load_pipeline
 
-    publish = pipeline.publish
+    load_pipeline()  # connects and activates
     try:
         report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
                                     instance=args.instance, query=_restriction(args),
@@ -152,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging (-v info, -vv debug)")
+    parser.add_argument("--pipeline", metavar="MODULE",
+                        help="pipeline module that activates the element (default: "
+                             "ELEMENT_POSE_PIPELINE, the settings file, workflow.pipeline)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server")
@@ -205,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
-_COMMAND_MODULES = ("element_pose.worker", "element_pose.store", "element_pose.jupyter",
+_COMMAND_MODULES = ("element_pose.worker_cli", "element_pose.store", "element_pose.jupyter",
                     "element_pose.params", "element_pose.cluster_cli")
 
 
@@ -226,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    if args.pipeline:  # also seen by the worker processes this command starts
+        from element_pose.pipeline_module import PIPELINE_ENV
+
+        os.environ[PIPELINE_ENV] = args.pipeline
     try:
         return args.func(args)
     except CommandError as exc:

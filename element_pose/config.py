@@ -35,6 +35,26 @@ import os
 import warnings
 from pathlib import Path
 
+__all__ = [
+    "DATABASE_ENV",
+    "DEFAULT_PREFIX",
+    "POSE_STORE",
+    "PREFIX_ENV",
+    "S3_BUCKET_ENV",
+    "S3_ENDPOINT_ENV",
+    "S3_LOCATION_ENV",
+    "S3_SECURE_ENV",
+    "STORE_DIR_ENV",
+    "ConfigError",
+    "configure",
+    "connect",
+    "database_mode",
+    "describe",
+    "import_datajoint",
+    "s3_store_spec",
+    "schema_prefix",
+]
+
 log = logging.getLogger(__name__)
 
 DATABASE_ENV = "ELEMENT_POSE_DATABASE"

@@ -22,6 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "DEMO_TRAINING_PARAMS",
+    "SESSION_TIME",
+    "SUBJECT",
+    "default_demo_root",
+    "make_sample_data",
+    "prepare_environment",
+    "run_demo",
+]
+
 log = logging.getLogger(__name__)
 
 SUBJECT = {"subject": "demo-mouse"}

@@ -225,16 +225,19 @@ def is_stale(graph: PipelineGraph, path: str | Path = DEFAULT_IMAGE) -> bool:
 
 
 def _pipeline_modules() -> list[ModuleType]:
-    from workflow.pipeline import analysis, lab, model, multicam, publish, session, subject, train
+    from element_pose.pipeline_module import load_pipeline
 
-    return [lab, subject, session, model, train, analysis, multicam, publish]
+    pipeline = load_pipeline()
+    names = ("lab", "subject", "session", "model", "train", "analysis", "multicam", "publish")
+    return [getattr(pipeline, n) for n in names if hasattr(getattr(pipeline, n, None), "schema")]
 
 
 def show(modules: Iterable[ModuleType] | None = None) -> Any:
     """DataJoint's diagram where Graphviz is installed, the committed image otherwise.
 
     Args:
-        modules: Modules with activated schemas; default the workflow pipeline's.
+        modules: Modules with activated schemas; default the configured pipeline's
+            (:mod:`element_pose.pipeline_module`).
 
     Returns:
         Something Jupyter displays: a ``dj.Diagram`` or an ``IPython.display.Image``.

@@ -15,6 +15,17 @@ import os
 import warnings
 from pathlib import Path
 
+__all__ = [
+    "HOME_ENV",
+    "EmbeddedDatabaseError",
+    "ServerInfo",
+    "home",
+    "pgdata_dir",
+    "start",
+    "status",
+    "stop",
+]
+
 log = logging.getLogger(__name__)
 
 HOME_ENV = "ELEMENT_POSE_HOME"

@@ -21,6 +21,11 @@ Tables:
 Linking module contract (passed to :func:`activate`): ``Session``, the table a
 recording belongs to (the model schema's).  Root directories are the model schema's.
 A camera group and its calibration belong to the same session.
+
+Size: over 600 lines because it is one DataJoint schema: its tables are declared on one
+``schema`` object and resolve their foreign keys in this module's namespace, so they stay
+together; the computation lives in :mod:`element_pose.processing.threed` and the shared
+helpers in :mod:`element_pose._util`.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from element_pose import arrays, model
+from element_pose._util import plain_json, session_folder, software_versions
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
 from element_pose.pose import PoseData
@@ -72,6 +78,8 @@ log = logging.getLogger(__name__)
 schema = dj.Schema()
 
 CALIBRATION_FILE = "calibration.toml"
+#: packages whose versions a Triangulation row records (name -> distribution or module)
+_SOFTWARE = {"numpy": "numpy", "opencv": "cv2", "aniposelib": "aniposelib"}
 
 
 def activate(
@@ -125,46 +133,7 @@ def _session_key(key: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _session_folder(key: Mapping[str, Any]) -> str:
-    session = _session_key(key)
-    return "_".join(f"{k}-{_path_safe(v)}" for k, v in sorted(session.items())) or "session"
-
-
-def _plain_json(value: Any) -> Any:
-    """JSON-able copy (NumPy scalars and arrays become numbers and lists)."""
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, Path):
-            return str(obj)
-        return str(obj)
-
-    return json.loads(json.dumps(value, default=default))
-
-
-def _software_versions() -> dict[str, str]:
-    from element_pose.version import __version__
-
-    versions = {"element-pose": __version__, "numpy": np.__version__}
-    try:
-        import cv2
-
-        versions["opencv"] = cv2.__version__
-    except ImportError:  # pragma: no cover - OpenCV is a dependency of the 3D core
-        pass
-    try:
-        from importlib.metadata import version
-
-        versions["aniposelib"] = version("aniposelib")
-    except Exception:  # pragma: no cover - not installed
-        pass
-    return versions
-
-
-def _path_safe(value: Any) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(value))
+    return session_folder(_session_key(key))
 
 
 def _natural_key(name: str) -> list:
@@ -654,7 +623,7 @@ class Triangulation(dj.Computed):
             joint_angles(pose3d, params["angles"])  # fail now on unknown body parts
         checksums = {m.camera: m.checksum for m in members}
         return (pose3d, result.reprojection_error, result.n_cameras, sorted(present),
-                _plain_json(summary), _plain_json(result.transform),
+                plain_json(summary), plain_json(result.transform),
                 json.loads(calibration_json).get("units") or "mm", checksums,
                 time.perf_counter() - start)
 
@@ -668,9 +637,9 @@ class Triangulation(dj.Computed):
             "cameras": list(checksums),
             "summary": summary,
             "transform": transform,
-            "provenance": _plain_json(pose3d.provenance),
+            "provenance": plain_json(pose3d.provenance),
             "input_checksums": checksums,
-            "software": _software_versions(),
+            "software": software_versions(_SOFTWARE),
             "triangulation_duration": float(duration),
         })
         i_pos = {n: i for i, n in enumerate(pose3d.individuals)}

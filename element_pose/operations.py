@@ -8,6 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+__all__ = [
+    "OPT_IN_TABLES",
+    "RETRY_HINT",
+    "job_status",
+    "populated_tables",
+    "retry_hint",
+]
+
 log = logging.getLogger(__name__)
 
 

@@ -22,6 +22,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "MAX_PATH_LENGTH",
+    "PROCESSED_DIR_ENV",
+    "ROOT_DIRS_ENV",
+    "PathError",
+    "Roots",
+    "check_path_length",
+    "default_processed_dir",
+    "default_root_dirs",
+    "relative_json",
+]
+
 ROOT_DIRS_ENV = "ELEMENT_POSE_ROOT_DIRS"
 #: Longest relative path the database stores (the path columns are varchar(1000)).
 MAX_PATH_LENGTH = 1000

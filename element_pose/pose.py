@@ -24,6 +24,15 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "SINGLE_INDIVIDUAL",
+    "SPACE_2D",
+    "SPACE_3D",
+    "PoseData",
+    "PoseDataError",
+    "concatenate",
+]
+
 SPACE_2D = ("x", "y")
 SPACE_3D = ("x", "y", "z")
 SINGLE_INDIVIDUAL = "individual_0"

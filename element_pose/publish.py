@@ -29,6 +29,22 @@ from types import ModuleType
 from element_pose import model
 from element_pose.config import import_datajoint
 
+__all__ = [
+    "LOCK_NAME",
+    "DandiUpload",
+    "ExportedFile",
+    "SyncBusyError",
+    "activate",
+    "append_nwb",
+    "dandi_sync",
+    "export_nwb",
+    "export_triangulation_nwb",
+    "nwb_metadata",
+    "nwb_metadata_many",
+    "plan_export",
+    "sync_report_json",
+]
+
 dj = import_datajoint()
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,19 @@ from element_pose.io import dlc
 from element_pose.io.video import write_video
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
+__all__ = [
+    "BODY_OFFSETS",
+    "DEFAULT_BODYPARTS",
+    "DEFAULT_SKELETON",
+    "MARKER_COLOURS",
+    "ground_truth",
+    "make_dlc_output",
+    "make_dlc_project",
+    "make_video",
+    "render",
+    "trajectories",
+]
+
 DEFAULT_BODYPARTS = ("nose", "left_ear", "right_ear", "tail_base")
 DEFAULT_SKELETON = (("nose", "left_ear"), ("nose", "right_ear"), ("left_ear", "tail_base"),
                     ("right_ear", "tail_base"))

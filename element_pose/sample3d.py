@@ -18,6 +18,22 @@ from element_pose.io.video import write_video
 from element_pose.pose import PoseData
 from element_pose.processing.threed import CameraParams, draw_board
 
+__all__ = [
+    "BOARD",
+    "BODY",
+    "FOCAL",
+    "KEYPOINTS",
+    "H",
+    "W",
+    "errors_mm",
+    "make_cameras",
+    "make_trajectory",
+    "project_scene",
+    "relative_pose",
+    "render_board_videos",
+    "rotation",
+]
+
 W, H, FOCAL = 640, 480, 800.0
 KEYPOINTS = ["snout", "neck", "hip", "tail"]
 BODY = np.array([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0], [60.0, 5.0, 0.0], [100.0, 0.0, 10.0]])

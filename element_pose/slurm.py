@@ -211,7 +211,9 @@ def worker_table():
 def prepare(tables: list[str] | None, restriction: str | None = None) -> None:
     """Create the worker table and the job queues once, before the array starts."""
     from element_pose import worker
-    from workflow import pipeline  # noqa: F401  (connects and activates)
+    from element_pose.pipeline_module import load_pipeline
+
+    load_pipeline()  # connects and activates
 
     worker_table()
     worker.prepare_job_queues(tables, restriction)
@@ -295,7 +297,9 @@ def run(worker_argv: Sequence[str]) -> int:
     from element_pose.userconfig import apply
 
     apply()
-    from workflow import pipeline  # noqa: F401  (connects and activates)
+    from element_pose.pipeline_module import load_pipeline
+
+    load_pipeline()  # connects and activates
 
     record_worker()
     tables = [worker_argv[i + 1] for i, arg in enumerate(worker_argv[:-1]) if arg == "--table"]

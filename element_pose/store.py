@@ -278,7 +278,9 @@ def cmd_store(args) -> int:
     import json
     import sys
 
-    from workflow import pipeline  # noqa: F401  (connects and activates the schemas)
+    from element_pose.pipeline_module import load_pipeline
+
+    load_pipeline()  # connects and activates the schemas
 
     report = collect_garbage(min_age_s=args.min_age, dry_run=args.dry_run)
     if args.json:

@@ -70,6 +70,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "slurm_time": ("ELEMENT_POSE_SLURM_TIME", "Slurm time limit per worker"),
     "slurm_mem": ("ELEMENT_POSE_SLURM_MEM", "Slurm memory per worker"),
     "slurm_gres": ("ELEMENT_POSE_SLURM_GRES", "Slurm --gres for GPU tables, e.g. gpu:1"),
+    "pipeline": ("ELEMENT_POSE_PIPELINE", "pipeline module that activates the element"),
 }
 
 #: environment variables holding secrets: shown masked, never stored

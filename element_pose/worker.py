@@ -40,27 +40,44 @@ This module imports only the standard library at import time.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import logging
 import os
 import random
-import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from element_pose._util import DEVICE_ENV
+from element_pose.worker_signals import StopSignals as _StopSignals
+from element_pose.worker_signals import block_stop_signals
+from element_pose.worker_signals import keep_our_handlers as _keep_our_handlers
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEVICE_ENV",
+    "ORDERS",
+    "JobFailure",
+    "WorkerReport",
+    "WorkerUsageError",
+    "block_stop_signals",
+    "clear_errors",
+    "prepare_job_queues",
+    "release_stale_jobs",
+    "retry_errors",
+    "run_worker",
+    "select_tables",
+    "set_device",
+]
 
 log = logging.getLogger(__name__)
 
-DEVICE_ENV = "ELEMENT_POSE_DEVICE"
 ORDERS = ("original", "reverse", "random")
 DEFAULT_POLL_INTERVAL = 30.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _CANDIDATES = 20  # pending keys looked at per step
 
 
@@ -132,40 +149,18 @@ def select_tables(tables: Sequence[str] | None = None, *,
 
 # ----------------------------------------------------------------- devices
 def set_device(device: str | None) -> str | None:
-    """Select the accelerator for this process (before torch is imported).
-
-    Args:
-        device: ``None`` (leave everything), ``"cpu"``, ``"cuda"``/``"auto"``, a GPU
-            index or indices (``"1"``, ``"0,1"``) or ``"cuda:N"``.
-
-    Returns:
-        The value exported as ``ELEMENT_POSE_DEVICE``, or ``None``.
+    """Select the accelerator for this process, see :func:`element_pose._util.set_device`.
 
     Raises:
         WorkerUsageError: an unrecognised device.
     """
-    if device is None or device == "":
-        return None
-    value = device.strip().lower()
-    if value == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        engine_device = "cpu"
-    elif value in ("cuda", "gpu", "auto"):
-        engine_device = "auto" if value == "auto" else "cuda"
-    else:
-        indices = value.split(":", 1)[1] if value.startswith(("cuda:", "gpu:")) else value
-        if not all(part.strip().isdigit() for part in indices.split(",")):
-            raise WorkerUsageError(
-                f"device must be cpu, cuda, auto, a GPU index (0, 0,1) or cuda:N, not {device!r}")
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(p.strip() for p in indices.split(","))
-        engine_device = "cuda"
-    os.environ[DEVICE_ENV] = engine_device
-    if "torch" in sys.modules:
-        log.warning("torch was imported before the device was chosen; "
-                    "CUDA_VISIBLE_DEVICES may not take effect in this process")
-    log.info("device %s: CUDA_VISIBLE_DEVICES=%r, %s=%s", device,
-             os.environ.get("CUDA_VISIBLE_DEVICES"), DEVICE_ENV, engine_device)
-    return engine_device
+    from element_pose._util import DeviceError
+    from element_pose._util import set_device as _set_device
+
+    try:
+        return _set_device(device)
+    except DeviceError as exc:
+        raise WorkerUsageError(str(exc)) from exc
 
 
 # ------------------------------------------------------------- job queues
@@ -355,100 +350,6 @@ def _candidates(table, restriction, priority: int | None, order: str,
 
 def _frozen(key: dict) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in key.items()))
-
-
-# ----------------------------------------------------------------- signals
-class _StopSignals:
-    """SIGTERM/SIGINT set a flag, and are only let in between jobs.
-
-    The stop signals stay blocked while the worker runs and are unblocked for an
-    instant at each :meth:`checkpoint` (between jobs, and every 0.25 s while idle).  Threads
-    started meanwhile (numexpr, torch, ...) inherit the blocked mask, so the
-    signal can only be delivered to the main thread at a checkpoint: never in the
-    middle of a job, where DataJoint's own SIGTERM handler would abort it.
-    """
-
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-        self.active = threading.current_thread() is threading.main_thread()
-        self.masking = self.active and hasattr(signal, "pthread_sigmask")
-        self.signal_name = ""
-        self._previous: dict[int, Any] = {}
-        self._old_mask: set | None = None
-
-    def _handler(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if not self.flag.is_set():
-            log.warning("%s received: stopping after the current job", name)
-        self.signal_name = name
-        self.flag.set()
-
-    def __enter__(self) -> _StopSignals:
-        if self.active:
-            for sig in _STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handler)
-        if self.masking:
-            self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._old_mask is not None:
-            self.checkpoint()  # a late signal still reaches our handler, not the caller's
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
-            self._old_mask = None
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
-
-    def checkpoint(self) -> None:
-        """Let pending stop signals in (our handler sets the flag)."""
-        if self.masking:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-
-
-class _SignalModuleKeepingHandlers:
-    """Stands in for :mod:`signal` inside ``datajoint.autopopulate`` during a worker's job.
-
-    DataJoint's distributed populate installs a SIGTERM handler that raises
-    ``SystemExit`` and so aborts the job in progress (recording it as an error).
-    A worker wants the opposite: finish the job, then stop.  Threads that exist
-    before the worker blocks the signals (e.g. the BLAS thread pool that numpy
-    starts at import) can receive SIGTERM, and the main thread then runs whatever
-    Python handler is installed; so while a job runs, DataJoint's calls to
-    ``signal.signal`` are made no-ops and the worker's own handler stays in place.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(signal, name)
-
-    @staticmethod
-    def signal(signum: int, handler: Any) -> Any:
-        return signal.getsignal(signum)
-
-
-@contextlib.contextmanager
-def _keep_our_handlers(active: bool) -> Iterator[None]:
-    module = sys.modules.get("datajoint.autopopulate")
-    if not active or module is None or getattr(module, "signal", None) is not signal:
-        yield
-        return
-    module.signal = _SignalModuleKeepingHandlers()
-    try:
-        yield
-    finally:
-        module.signal = signal
-
-
-def block_stop_signals() -> None:
-    """Hold SIGTERM/SIGINT back in this thread and the threads it starts from now on.
-
-    Call it first thing in a worker process (``element-pose worker`` does), before
-    imports start threads: :func:`run_worker` then lets the signals in between jobs.
-    """
-    if hasattr(signal, "pthread_sigmask") and \
-            threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
 
 # ------------------------------------------------------------------ worker
@@ -664,167 +565,13 @@ def _hostname() -> str:
     return platform.node()
 
 
-# --------------------------------------------------------------------- CLI
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+_CLI_NAMES = ("cmd_jobs", "cmd_worker", "register_cli")
 
 
-def _activate() -> None:
-    from workflow import pipeline  # noqa: F401  (connects and activates the schemas)
+def __getattr__(name: str) -> Any:
+    """The command line lives in :mod:`element_pose.worker_cli`; its names work from here."""
+    if name in _CLI_NAMES:
+        from element_pose import worker_cli
 
-
-def _stop_requests() -> threading.Event:
-    """Handle SIGTERM/SIGINT for the rest of the process: they set the returned event.
-
-    :func:`run_worker` installs its own handler while it runs and puts this one
-    back when it returns, so a stop signal that arrives while the worker starts
-    or is already exiting asks it to stop (or is ignored) instead of killing it
-    with the signal's default action (exit -15).
-    """
-    event = threading.Event()
-
-    def handler(signum, frame) -> None:
-        if not event.is_set():
-            log.info("%s received: the worker is stopping", signal.Signals(signum).name)
-        event.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, handler)
-    return event
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    """``element-pose worker``: run populate jobs."""
-    logging.getLogger(__name__).setLevel(
-        min(logging.getLogger(__name__).getEffectiveLevel(), logging.INFO))
-    block_stop_signals()  # before imports start threads; let in between jobs
-    stop = _stop_requests()  # a stop signal before or after run_worker never kills it
-    try:
-        set_device(args.device)  # before anything can import torch
-        _activate()
-        report = run_worker(
-            args.table, max_jobs=args.max_jobs, priority=args.priority, order=args.order,
-            poll_interval=args.poll_interval, once=args.once, stale_after=args.release_stale,
-            restriction=args.restrict, stop_event=stop, qc=args.qc)
-    except (WorkerUsageError, json.JSONDecodeError) as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
-    _out(f"worker: {sum(report.completed.values())} completed, "
-         f"{sum(report.failed.values())} failed ({report.stop_reason})")
-    for failure in report.failures:
-        _out(f"  failed {failure.table} {failure.key}: {failure.message}")
-    if report.failures:
-        from element_pose.operations import retry_hint
-
-        for table in sorted({f.table for f in report.failures}):
-            _out(f"  to retry {table}: {retry_hint(table)}")
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def cmd_jobs(args: argparse.Namespace) -> int:
-    """``element-pose jobs release-stale|clear-errors|retry``."""
-    gc = None
-    try:
-        _activate()
-        if args.action == "release-stale":
-            counts = release_stale_jobs(args.older_than, args.table,
-                                        check_connections=not args.no_connection_check)
-            verb = "released"
-            if not args.no_gc:  # the files a killed worker wrote before its commit
-                from element_pose.store import collect_garbage
-
-                gc = collect_garbage(min_age_s=args.older_than)
-        elif args.action == "retry":
-            counts = retry_errors(args.table, args.restrict)
-            verb = "queued again"
-        else:
-            counts = clear_errors(args.table, args.restrict)
-            verb = "cleared"
-    except (WorkerUsageError, json.JSONDecodeError) as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
-    for name, count in counts.items():
-        _out(f"{name}: {verb} {count}")
-    _out(f"{verb} {sum(counts.values())} job(s)")
-    if gc is not None:
-        _out(f"store gc: removed {gc.deleted} orphaned file(s) of {gc.orphaned} "
-             f"({gc.kept_recent} kept as too recent)")
-    return EXIT_OK
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
-    return value
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``worker`` and ``jobs`` subcommands to the ``element-pose`` parser."""
-    table_help = "table to work on, e.g. model.PoseEstimation (repeatable; default: all)"
-    restrict_help = ("only keys matching this restriction: a JSON object such as "
-                     "'{\"subject\": \"m1\"}' or a DataJoint restriction string")
-
-    worker = subparsers.add_parser(
-        "worker", help="run populate jobs from the job queues (many workers may share a DB)",
-        description="Run populate jobs until stopped. SIGTERM/SIGINT finish the current job "
-                    "and exit. Exit code 1 when a job failed.")
-    worker.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
-    worker.add_argument("--max-jobs", type=_positive_int, metavar="N",
-                        help="stop after N jobs")
-    worker.add_argument("--priority", type=int, metavar="P",
-                        help="only jobs of priority <= P (lower is more urgent)")
-    worker.add_argument("--order", choices=ORDERS, default="original",
-                        help="job order within a priority (default: original)")
-    worker.add_argument("--once", action="store_true",
-                        help="exit when no job is pending instead of waiting for more")
-    worker.add_argument("--device", metavar="DEV",
-                        help="cpu, cuda, auto, a GPU index (0, 0,1) or cuda:N; sets "
-                             f"CUDA_VISIBLE_DEVICES and {DEVICE_ENV}")
-    worker.add_argument("--poll-interval", type=_non_negative, default=DEFAULT_POLL_INTERVAL,
-                        metavar="S", help="seconds between checks when idle "
-                                          f"(default {DEFAULT_POLL_INTERVAL:.0f})")
-    worker.add_argument("--release-stale", type=_non_negative, metavar="SECONDS",
-                        help="release reservations of dead workers older than SECONDS, "
-                             "at start and before every pass")
-    worker.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
-    worker.add_argument("--qc", action="store_true",
-                        help="also render QC figures (analysis.PoseQC, FilteredPoseQC); "
-                             "without --table they are left out")
-    worker.set_defaults(func=cmd_worker)
-
-    jobs = subparsers.add_parser("jobs", help="manage the job queues: release stale "
-                                              "reservations, clear errors")
-    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    release = actions.add_parser(
-        "release-stale", help="put jobs reserved by dead workers back in the queue")
-    release.add_argument("--older-than", type=_non_negative, required=True, metavar="S",
-                         help="minimum age of the reservation in seconds")
-    release.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
-    release.add_argument("--no-connection-check", action="store_true",
-                         help="release by age alone, even if the reserving DB session is alive")
-    release.add_argument("--no-gc", action="store_true",
-                         help="do not remove orphaned store files (by default, files older "
-                              "than --older-than that no row references are removed)")
-    release.set_defaults(func=cmd_jobs)
-    clear = actions.add_parser("clear-errors",
-                               help="delete error rows so that those jobs are retried")
-    clear.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
-    clear.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
-    clear.set_defaults(func=cmd_jobs)
-    retry = actions.add_parser(
-        "retry", help="clear a table's error jobs (only those) and queue them again",
-        description="After fixing the cause of failed jobs: delete their error rows and "
-                    "put them back in the queue, so the next worker or populate runs them.")
-    retry.add_argument("table", nargs="+", metavar="SCHEMA.TABLE",
-                       help="table(s) whose failed jobs to retry, e.g. model.PoseEstimation")
-    retry.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
-    retry.set_defaults(func=cmd_jobs)
+        return getattr(worker_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,3 +10,5 @@
 Both modules import pynwb / dandi lazily or only inside themselves, so importing
 this package is cheap.
 """
+
+__all__: list[str] = []

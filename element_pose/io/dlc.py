@@ -16,6 +16,10 @@ Formats (DeepLabCut 3, PyTorch engine):
   ``scorer``, (``individuals``,) ``bodyparts``, ``coords``.
 * ``<video><scorer>_filtered.h5``: same layout; never picked up as raw output.
 * ``config.yaml``: the project configuration.
+
+Size: over 600 lines because it is the one DeepLabCut reader (config, h5, csv, meta,
+output discovery) and the labelled-data reader of issue 14 is being added to it in
+parallel; the ``config.yaml`` section is the next to move out (``io/dlc_config.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,37 @@ from typing import Any
 import numpy as np
 
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
+
+__all__ = [
+    "ACCEPTED_OUTPUTS",
+    "FILTERED_SUFFIX",
+    "H5_KEY",
+    "LIKELIHOOD_TOLERANCE",
+    "MAX_ABS_COORDINATE",
+    "NAME_MAX_LENGTH",
+    "UNIQUE_INDIVIDUAL",
+    "DLCFormatError",
+    "DLCValueError",
+    "check_dlc_values",
+    "check_keypoints",
+    "config_bodyparts",
+    "config_individuals",
+    "config_skeleton",
+    "coordinate_bounds",
+    "find_outputs",
+    "is_multi_animal",
+    "meta_engine_version",
+    "output_snapshot",
+    "read_config",
+    "read_dlc_csv",
+    "read_dlc_h5",
+    "read_dlc_meta",
+    "read_dlc_output",
+    "validate_config",
+    "write_config",
+    "write_dlc_h5",
+    "write_dlc_meta",
+]
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "RecordingInfo",
+    "VideoError",
+    "VideoInfo",
+    "exact_rate",
+    "probe_recording",
+    "probe_video",
+    "read_frames",
+    "set_frame_rate",
+    "write_video",
+]
+
 log = logging.getLogger(__name__)
 
 

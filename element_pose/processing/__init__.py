@@ -11,3 +11,5 @@ Modules (import them directly; this package imports nothing heavy):
 * :mod:`element_pose.processing.kinematics` -- centre of mass, speed and
   rest/movement states on the recording's time base.
 """
+
+__all__: list[str] = []

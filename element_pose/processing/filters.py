@@ -287,14 +287,14 @@ def _movement() -> tuple[Any, str]:
     movement configures its own logging on import and redirects
     ``warnings.showwarning`` to it; we undo the latter.
     """
-    from importlib.metadata import version
+    from element_pose._util import package_version
 
     showwarning = warnings.showwarning
     try:
         from movement import filtering
     finally:
         warnings.showwarning = showwarning
-    return filtering, version("movement")
+    return filtering, package_version("movement")
 
 
 def _accelerator_options():

@@ -9,7 +9,8 @@ intrinsic matrix and ``distortion`` the OpenCV distortion coefficients
 The triangulation here is the same linear least-squares (DLT on undistorted,
 normalised image coordinates) as aniposelib's ``CameraGroup.triangulate``, written
 in NumPy and vectorised, so that no JAX is needed and camera subsets (RANSAC) can be
-evaluated for all points at once.
+evaluated for all points at once.  :func:`align_axes` rotates and shifts 3D points into
+a body-defined frame (anipose's ``axes`` and ``reference_point``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ThreeDParamsError
+from .errors import ThreeDParamsError, TriangulationError
+
+__all__ = [
+    "CameraParams",
+    "align_axes",
+    "matrix_to_rodrigues",
+    "reprojection_errors",
+    "rodrigues_to_matrix",
+    "triangulate_dlt",
+    "triangulate_points",
+]
 
 _CHUNK = 200_000  # points per batched SVD
 
@@ -249,3 +260,64 @@ def triangulate_points(
     normalized = np.stack([cam.undistort(points2d[c]) for c, cam in enumerate(cameras)])
     extrinsics = np.stack([cam.extrinsics for cam in cameras])
     return triangulate_dlt(normalized, extrinsics, valid)
+
+
+# ---------------------------------------------------------------------- axes
+def align_axes(
+    points: np.ndarray,
+    keypoints: Sequence[str],
+    axes: Sequence[Sequence[str]] | None,
+    reference_point: str | None,
+) -> tuple[np.ndarray, dict[str, list] | None]:
+    """Rotate and shift 3D points into a body-defined frame (anipose's algorithm).
+
+    The first axis points from the median position of its first body part to that of
+    its second; the second is orthogonalised against the first; the third completes a
+    right-handed frame.  The reference point's median position becomes the origin.
+
+    Args:
+        points: ``(n_frames, n_individuals, n_keypoints, 3)``; medians pool all
+            individuals, so every individual shares one frame.
+        keypoints: Names of the keypoint axis.
+        axes: ``[[axis, from, to], [axis, from, to]]`` or empty for no rotation.
+        reference_point: Body part placed at the origin, or ``None``.
+
+    Returns:
+        The aligned points and ``{"rotation", "origin"}`` (``None`` if nothing to do).
+    """
+    if not axes and not reference_point:
+        return points, None
+    keypoints = list(keypoints)
+
+    def median_of(pts: np.ndarray, name: str) -> np.ndarray:
+        flat = pts[:, :, keypoints.index(name)].reshape(-1, 3)
+        flat = flat[np.isfinite(flat).all(axis=1)]
+        if flat.size == 0:
+            raise TriangulationError(
+                f"body part {name!r} was never triangulated: cannot use it for axes/reference_point"
+            )
+        return np.median(flat, axis=0)
+
+    rotation = np.eye(3)
+    if axes:
+        letters = {"x": 0, "y": 1, "z": 2}
+        (a_ax, a_from, a_to), (b_ax, b_from, b_to) = axes
+        a, b = letters[a_ax], letters[b_ax]
+        c = 3 - a - b
+        a_vec = median_of(points, a_to) - median_of(points, a_from)
+        b_vec = median_of(points, b_to) - median_of(points, b_from)
+        if np.linalg.norm(a_vec) == 0:
+            raise TriangulationError(f"axis {a_ax}: {a_from!r} and {a_to!r} coincide")
+        rotation[a] = a_vec / np.linalg.norm(a_vec)
+        b_orth = b_vec - rotation[a] * np.dot(b_vec, rotation[a])
+        if np.linalg.norm(b_orth) < 1e-9 * max(np.linalg.norm(b_vec), 1e-300):
+            raise TriangulationError(f"axes {a_ax} and {b_ax} are parallel: cannot build a frame")
+        rotation[b] = b_orth / np.linalg.norm(b_orth)
+        rotation[c] = np.cross(rotation[a], rotation[b])
+        if (a, b) not in {(0, 1), (1, 2), (2, 0)}:
+            rotation[c] = -rotation[c]
+    aligned = points @ rotation.T
+    offset = median_of(aligned, reference_point) if reference_point else np.zeros(3)
+    aligned = aligned - offset
+    origin = rotation.T @ offset
+    return aligned, {"rotation": rotation.tolist(), "origin": origin.tolist()}

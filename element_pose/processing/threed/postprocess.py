@@ -26,7 +26,7 @@ import numpy as np
 
 from element_pose.pose import PoseData
 
-from .errors import ThreeDParamsError
+from .errors import ThreeDParamsError, with_defaults
 
 __all__ = [
     "FILTER_3D_DEFAULTS",
@@ -52,14 +52,7 @@ def validate_filter_3d_params(params: Mapping[str, Any] | None = None) -> dict[s
         ThreeDParamsError: naming the offending key.
     """
     params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"filter_3d params must be a mapping, got {type(params)}")
-    unknown = sorted(set(params) - set(FILTER_3D_DEFAULTS))
-    if unknown:
-        raise ThreeDParamsError(
-            f"unknown filter_3d params {unknown}; known: {sorted(FILTER_3D_DEFAULTS)}"
-        )
-    p = {**FILTER_3D_DEFAULTS, **dict(params)}
+    p = with_defaults(params, FILTER_3D_DEFAULTS, "filter_3d")
 
     def integer(key: str, minimum: int) -> int:
         v = p[key]

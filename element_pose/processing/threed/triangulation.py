@@ -43,8 +43,8 @@ import numpy as np
 from element_pose.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
-from .errors import ThreeDParamsError, TriangulationError
-from .geometry import CameraParams, reprojection_errors, triangulate_dlt
+from .errors import ThreeDParamsError, TriangulationError, param_flag, param_int, with_defaults
+from .geometry import CameraParams, align_axes, reprojection_errors, triangulate_dlt
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +91,11 @@ def _number(value: Any, key: str, minimum: float = 0.0, strict: bool = False) ->
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not value.is_integer())
-    ):
-        raise ThreeDParamsError(f"triangulation param {key!r} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ThreeDParamsError(f"triangulation param {key!r} must be >= {minimum}, got {value!r}")
-    return int(value)
+    return param_int(value, key, minimum, "triangulation")
 
 
 def _flag(value: Any, key: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ThreeDParamsError(f"triangulation param {key!r} must be true or false, got {value!r}")
-    return bool(value)
+    return param_flag(value, key, "triangulation")
 
 
 def _pairs(value: Any, key: str) -> list[list[str]]:
@@ -160,14 +150,7 @@ def validate_triangulation_params(params: Mapping[str, Any] | None = None) -> di
         ThreeDParamsError: naming the offending key.
     """
     params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"triangulation params must be a mapping, got {type(params)}")
-    unknown = sorted(set(params) - set(TRIANGULATION_DEFAULTS))
-    if unknown:
-        raise ThreeDParamsError(
-            f"unknown triangulation params {unknown}; known: {sorted(TRIANGULATION_DEFAULTS)}"
-        )
-    p = {**TRIANGULATION_DEFAULTS, **dict(params)}
+    p = with_defaults(params, TRIANGULATION_DEFAULTS, "triangulation")
     loss = str(p["reproj_loss"])
     if loss not in REPROJ_LOSSES:
         raise ThreeDParamsError(f"'reproj_loss' must be one of {REPROJ_LOSSES}, got {loss!r}")
@@ -426,67 +409,6 @@ def _optimise(
     out = np.asarray(out, dtype=np.float64).reshape(p3d.shape)
     out[:, ~finite.any(axis=0)] = np.nan  # body parts never triangulated stay missing
     return out
-
-
-# ---------------------------------------------------------------------- axes
-def align_axes(
-    points: np.ndarray,
-    keypoints: Sequence[str],
-    axes: Sequence[Sequence[str]] | None,
-    reference_point: str | None,
-) -> tuple[np.ndarray, dict[str, list] | None]:
-    """Rotate and shift 3D points into a body-defined frame (anipose's algorithm).
-
-    The first axis points from the median position of its first body part to that of
-    its second; the second is orthogonalised against the first; the third completes a
-    right-handed frame.  The reference point's median position becomes the origin.
-
-    Args:
-        points: ``(n_frames, n_individuals, n_keypoints, 3)``; medians pool all
-            individuals, so every individual shares one frame.
-        keypoints: Names of the keypoint axis.
-        axes: ``[[axis, from, to], [axis, from, to]]`` or empty for no rotation.
-        reference_point: Body part placed at the origin, or ``None``.
-
-    Returns:
-        The aligned points and ``{"rotation", "origin"}`` (``None`` if nothing to do).
-    """
-    if not axes and not reference_point:
-        return points, None
-    keypoints = list(keypoints)
-
-    def median_of(pts: np.ndarray, name: str) -> np.ndarray:
-        flat = pts[:, :, keypoints.index(name)].reshape(-1, 3)
-        flat = flat[np.isfinite(flat).all(axis=1)]
-        if flat.size == 0:
-            raise TriangulationError(
-                f"body part {name!r} was never triangulated: cannot use it for axes/reference_point"
-            )
-        return np.median(flat, axis=0)
-
-    rotation = np.eye(3)
-    if axes:
-        letters = {"x": 0, "y": 1, "z": 2}
-        (a_ax, a_from, a_to), (b_ax, b_from, b_to) = axes
-        a, b = letters[a_ax], letters[b_ax]
-        c = 3 - a - b
-        a_vec = median_of(points, a_to) - median_of(points, a_from)
-        b_vec = median_of(points, b_to) - median_of(points, b_from)
-        if np.linalg.norm(a_vec) == 0:
-            raise TriangulationError(f"axis {a_ax}: {a_from!r} and {a_to!r} coincide")
-        rotation[a] = a_vec / np.linalg.norm(a_vec)
-        b_orth = b_vec - rotation[a] * np.dot(b_vec, rotation[a])
-        if np.linalg.norm(b_orth) < 1e-9 * max(np.linalg.norm(b_vec), 1e-300):
-            raise TriangulationError(f"axes {a_ax} and {b_ax} are parallel: cannot build a frame")
-        rotation[b] = b_orth / np.linalg.norm(b_orth)
-        rotation[c] = np.cross(rotation[a], rotation[b])
-        if (a, b) not in {(0, 1), (1, 2), (2, 0)}:
-            rotation[c] = -rotation[c]
-    aligned = points @ rotation.T
-    offset = median_of(aligned, reference_point) if reference_point else np.zeros(3)
-    aligned = aligned - offset
-    origin = rotation.T @ offset
-    return aligned, {"rotation": rotation.tolist(), "origin": origin.tolist()}
 
 
 # ---------------------------------------------------------------------- main
