@@ -17,6 +17,9 @@ Linking module contract (passed to :func:`activate`):
 Pose arrays are float32, compressed losslessly (``<poseblock@pose>``,
 :mod:`element_pose.arrays`): one store file per estimation, read by range per body
 part; per-frame timestamps are stored once per recording in :class:`RecordingInfo`.
+
+Size: one DataJoint schema is one module (``activate`` binds every table of it), so
+this module holds all the ``model`` tables and their fetch helpers (~1,100 lines).
 """
 
 from __future__ import annotations
