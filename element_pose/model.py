@@ -110,10 +110,8 @@ def roots() -> Roots:
 
 
 def snapshot_argument(snapshot: str) -> str | int:
-    """A Model's stored snapshot label as DeepLabCut takes it (epoch numbers as int)."""
-    from element_pose.engines.dlc_adapter import snapshot_argument as argument
-
-    return argument(snapshot)
+    """A Model's stored snapshot label as the engine takes it (epoch numbers as int)."""
+    return int(snapshot) if str(snapshot).isdigit() else str(snapshot)
 
 
 def worker_device(params: dict | None = None) -> str | None:

@@ -107,7 +107,7 @@ class VideoSet(dj.Manual):
             ValueError: the project has no labelled data, or its ``video_sets`` match
                 no labelled folder.
         """
-        from element_pose.engines.deeplabcut import check_video_sets
+        from element_pose.engines import get_engine
         from element_pose.limits import check_text_lengths
 
         if video_sets not in (None, "labeled-data"):
@@ -120,7 +120,7 @@ class VideoSet(dj.Manual):
                           and p.suffix in (".h5", ".csv", ".png", ".jpg"))
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
-        found, expected = check_video_sets(config_path)
+        found, expected = get_engine("deeplabcut").check_video_sets(config_path)
         stored = None
         if video_sets == "labeled-data":
             stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}

@@ -131,6 +131,13 @@ class DeepLabCutEngine:
             home=config.parent,
         )
 
+    def check_video_sets(self, source: str | Path) -> tuple[list[str], list[str]]:
+        """Labelled folders of a project and the names its ``video_sets`` expect.
+
+        See :func:`element_pose.engines.deeplabcut.check_video_sets`.
+        """
+        return _engine().check_video_sets(_config_file(source))
+
     def snapshots(self, model: ModelDescription) -> list[str]:
         """Names of the trained snapshots of the model's shuffle (none when unreadable)."""
         o = model.options
