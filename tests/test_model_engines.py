@@ -24,6 +24,7 @@ from movement.io import load_poses, save_poses
 from element_pose import sample
 from element_pose.engines import register_engine
 from element_pose.engines.base import (
+    EngineCapabilityError,
     EngineError,
     FileEngine,
     ModelDescription,
@@ -151,6 +152,13 @@ def test_sleap_model_and_outputs_through_the_schemas(pipeline, session, raw_root
     assert pose.source_software == "SLEAP"
     direct = read_pose(out / Path(stored["output_files"][0]).name)
     np.testing.assert_array_equal(pose.position, direct.position.astype(np.float32))
+
+    # a load-only engine cannot draw labelled videos: a clear error, nothing stored
+    options = model.LabeledVideoParamSet.insert_new_params(f"dots {unique}", {"dotsize": 3})
+    model.LabeledVideoTask.insert1({**task, "labeled_video_paramset_idx": options})
+    with pytest.raises(EngineCapabilityError, match="'sleap' cannot draw labelled videos"):
+        model.LabeledVideo.populate(task, suppress_errors=False)
+    assert not (model.LabeledVideo & task)
 
 
 def test_sleap_estimation_exports_to_nwb_as_sleap(pipeline, session, raw_root, unique,
