@@ -61,8 +61,9 @@ def session(pipeline, unique) -> dict:
     return key
 
 
-def _recording(pipeline, session, folder: Path, recording_id: int = 0) -> tuple[dict, Path]:
-    video = folder / "cam.mp4"
+def _recording(pipeline, session, folder: Path, recording_id: int = 0,
+               name: str = "cam") -> tuple[dict, Path]:
+    video = folder / f"{name}.mp4"
     sample.make_video(video, n_frames=N_FRAMES, seed=recording_id)
     key = pipeline.model.VideoRecording.insert_recording(session, recording_id,
                                                          {"device": "cam0"}, [video])
@@ -221,6 +222,33 @@ def test_lightning_pose_model_and_csv_through_the_schemas(pipeline, session, raw
     assert pose.source_software == "Lightning Pose"
     written = read_pose(model_dir / "video_preds" / "cam.csv")
     assert (model.PoseEstimation & task).fetch1("scorer") == written.scorer  # the file's
+
+
+def test_lightning_pose_multi_view_views_are_recordings(pipeline, session, raw_root, unique):
+    model = pipeline.model
+    folder = raw_root / f"lpmv_{unique}"
+    views = ["top", "side"]
+    recordings = [_recording(pipeline, session, folder, i, name=v)[0]
+                  for i, v in enumerate(views)]
+    model_dir = folder / "model"
+    (model_dir / "video_preds").mkdir(parents=True)
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(
+        {"data": {"keypoint_names": LP_KEYPOINTS, "view_names": views},
+         "model": {"model_type": "heatmap_multiview"}}))
+    head = ["scorer" + ",heatmap_tracker" * 9,
+            "bodyparts," + ",".join(k for k in LP_KEYPOINTS for _ in range(3)),
+            "coords" + ",x,y,likelihood" * 3]
+    for v, view in enumerate(views):
+        rows = [f"{f}," + ",".join(f"{10 * v + f + k}.5,{k + 1}.25,0.5" for k in range(3))
+                for f in range(N_FRAMES)]
+        (model_dir / "video_preds" / f"{view}.csv").write_text("\n".join(head + rows) + "\n")
+    model_key = model.Model.insert_new_model(f"lpmv_{unique}", model_dir, "lightning_pose")
+    template = (model.Model & model_key).fetch1("config_template")
+    assert template["options"]["views"] == views
+    for v, recording in enumerate(recordings):
+        pose = model.PoseEstimation.fetch_pose(_load(pipeline, recording, model_key, model_dir))
+        expected = np.array([[10 * v + f + k + 0.5 for k in range(3)] for f in range(N_FRAMES)])
+        np.testing.assert_array_equal(pose.position[:, 0, :, 0], expected.astype(np.float32))
 
 
 # ------------------------------------------------ a toy engine in one module
