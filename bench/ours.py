@@ -293,7 +293,7 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     from element_pose import sample
     from element_pose.engines import deeplabcut as engine
-    from element_pose.model import snapshot_argument
+    from element_pose.engines.dlc_adapter import snapshot_argument
 
     raw = Path(os.environ["ELEMENT_POSE_ROOT_DIRS"].split(os.pathsep)[0])
     tiny = _tiny_model(raw / "tiny")

@@ -1,7 +1,9 @@
 """DataJoint schema ``model``: recordings, models, evaluation and pose estimation.
 
 Tables fetch, call the DB-free core (:mod:`element_pose.io`,
-:mod:`element_pose.engines`), and insert; nothing else.
+:mod:`element_pose.engines`), and insert; nothing else.  Every call into an engine
+goes through ``get_engine(row["engine"])`` and the engine-neutral results of
+:mod:`element_pose.engines.base`: adding an engine needs no edit here.
 
 Linking module contract (passed to :func:`activate`):
 
@@ -15,6 +17,9 @@ Linking module contract (passed to :func:`activate`):
 Pose arrays are float32, compressed losslessly (``<poseblock@pose>``,
 :mod:`element_pose.arrays`): one store file per estimation, read by range per body
 part; per-frame timestamps are stored once per recording in :class:`RecordingInfo`.
+
+Size: one DataJoint schema is one module (``activate`` binds every table of it), so
+this module holds all the ``model`` tables and their fetch helpers (~1,100 lines).
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ import numpy as np
 
 from element_pose import arrays
 from element_pose.config import import_datajoint
-from element_pose.io import dlc
+from element_pose.engines import DEFAULT_ENGINE, get_engine
+from element_pose.engines.base import (
+    EngineCapabilityError,
+    ModelDescription,
+    SourceSoftware,
+    VideoOutputs,
+)
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.paths import Roots, default_processed_dir, default_root_dirs, relative_json
 from element_pose.pose import PoseData, concatenate
@@ -251,13 +262,17 @@ class BodyPart(dj.Lookup):
 
 @schema
 class Model(dj.Manual):
-    """A trained pose-estimation model: a project, a shuffle and a snapshot."""
+    """A pose-estimation model of any registered engine, as its files describe it.
+
+    DeepLabCut models are a project, a shuffle and a snapshot; other engines keep the
+    DeepLabCut-only columns at neutral values.
+    """
 
     definition = """
     model_name: varchar(64)
     ---
-    engine = 'deeplabcut': varchar(32)  # element_pose.engines module that runs it
-    task: varchar(64)                   # DeepLabCut project Task
+    engine = 'deeplabcut': varchar(32)  # element_pose.engines name of the engine
+    task: varchar(64)                   # DeepLabCut project Task (else the source's name)
     project_date: varchar(16)           # DeepLabCut project date
     iteration: int32
     shuffle: int32
@@ -267,8 +282,8 @@ class Model(dj.Manual):
     scorer = '': varchar(255)           # prefix of output names; '' accepts a single output
     net_type = '': varchar(64)
     multi_animal: bool
-    project_path: varchar(1000)         # folder holding config.yaml, relative to a root
-    config_template: json               # the project's config.yaml at registration
+    project_path: varchar(1000)         # model files (DLC: project folder), relative to a root
+    config_template: json               # the model's configuration at registration
     model_description = '': varchar(1000)
     """
 
@@ -286,68 +301,68 @@ class Model(dj.Manual):
     def insert_new_model(
         cls,
         model_name: str,
-        dlc_config: str | Path,
+        source: str | Path,
+        engine: str = DEFAULT_ENGINE,
         *,
-        shuffle: int = 1,
-        trainingsetindex: int = 0,
-        snapshot: str | int = "best",
+        shuffle: int | None = None,
+        trainingsetindex: int | None = None,
+        snapshot: str | int | None = None,
         scorer: str = "",
         net_type: str = "",
         model_description: str = "",
         body_part_descriptions: dict[str, str] | None = None,
         skip_duplicates: bool = False,
+        **options: Any,
     ) -> dict:
-        """Register a model from an existing DeepLabCut 3 project's ``config.yaml``.
+        """Register a model of any registered engine from its files.
 
-        New body parts are added to :class:`BodyPart`; nothing is asked interactively.
-        When the shuffle has snapshots, ``snapshot`` (``"best"``, ``"last"``, an epoch
-        or a name) is resolved now to one file, stored as its name (e.g.
-        ``snapshot-003``) with the scorer of its outputs; a project without snapshots
-        (outputs made elsewhere) keeps the label.  To use another snapshot, register
-        it under another name (:meth:`insert_snapshot`).
+        The engine describes the model (``get_engine(engine).describe_model``): a
+        DeepLabCut project's ``config.yaml`` (or folder), a SLEAP ``.slp`` / model
+        folder, a Lightning Pose model folder or ``config.yaml``...  New body parts are
+        added to :class:`BodyPart`; nothing is asked interactively.
+
+        For DeepLabCut, when the shuffle has snapshots, ``snapshot`` (``"best"``,
+        ``"last"``, an epoch or a name) is resolved now to one file, stored as its
+        name (e.g. ``snapshot-003``) with the scorer of its outputs; a project without
+        snapshots (outputs made elsewhere) keeps the label.  To use another snapshot,
+        register it under another name (:meth:`insert_snapshot`).
+
+        Args:
+            model_name: Key of the new model.
+            source: The model's file or folder, absolute or relative to a root.
+            engine: A registered engine name (``"deeplabcut"``, ``"sleap"``,
+                ``"lightning_pose"``...).
+            shuffle: DeepLabCut shuffle (engine default when ``None``).
+            trainingsetindex: DeepLabCut training-set index (engine default).
+            snapshot: DeepLabCut snapshot (engine default: ``"best"``).
+            scorer: Name its outputs carry (default: the engine's).
+            net_type: Network type (default: the engine's).
+            model_description: Free text.
+            body_part_descriptions: ``{body part: description}`` for new body parts.
+            skip_duplicates: Skip a model already registered.
+            **options: Further engine options, stored with the model.
 
         Raises:
-            element_pose.io.dlc.DLCFormatError: the config is missing or invalid.
-            element_pose.engines.deeplabcut.EngineError: the shuffle has snapshots, but
-                not the one asked for (those found are listed).
-            element_pose.paths.PathError: the project is outside the roots.
-            ValueError: ``trainingsetindex`` does not exist in the config.
+            ValueError: an unknown engine, or (DeepLabCut) a ``trainingsetindex`` not in
+                the config.
+            element_pose.io.dlc.DLCFormatError: a DeepLabCut config missing or invalid.
+            element_pose.engines.base.EngineError: the engine cannot describe the
+                source (named), or the snapshot asked for does not exist.
+            element_pose.paths.PathError: the source is outside the roots.
         """
         r = roots()
-        config_path = r.find(dlc_config)
-        if config_path.is_dir():
-            config_path = config_path / "config.yaml"
-        cfg = dlc.read_config(config_path)
-        fractions = cfg.get("TrainingFraction") or []
-        if not 0 <= trainingsetindex < len(fractions):
-            raise ValueError(
-                f"trainingsetindex {trainingsetindex} not in {config_path} "
-                f"TrainingFraction {fractions}"
-            )
-        bodyparts = dlc.config_bodyparts(cfg)
-        snapshot, scorer = _concrete_snapshot(config_path, shuffle, trainingsetindex,
-                                              snapshot, scorer)
+        path = r.find(source)
+        locators = {"shuffle": shuffle, "trainingsetindex": trainingsetindex,
+                    "snapshot": snapshot, "net_type": net_type or None}
+        desc = get_engine(engine).describe_model(
+            path, **{k: v for k, v in locators.items() if v is not None}, **options)
         key = {"model_name": model_name}
-        row = {
-            **key,
-            "engine": "deeplabcut",
-            "task": cfg["Task"],
-            "project_date": str(cfg.get("date", "")),
-            "iteration": int(cfg.get("iteration", 0)),
-            "shuffle": int(shuffle),
-            "trainingsetindex": int(trainingsetindex),
-            "train_fraction": float(fractions[trainingsetindex]),
-            "snapshot": str(snapshot),
-            "scorer": scorer,
-            "net_type": net_type or str(cfg.get("default_net_type", "")),
-            "multi_animal": dlc.is_multi_animal(cfg),
-            "project_path": r.relative(config_path.parent),
-            "config_template": relative_json(json.loads(json.dumps(cfg, default=str)), r),
-            "model_description": model_description,
-        }
+        row = {**key, **_model_columns(desc, r), "model_description": model_description}
+        row["scorer"] = scorer or row["scorer"]
         from element_pose.limits import check_text_lengths
 
-        check_text_lengths(cls, row, source=str(config_path))
+        check_text_lengths(cls, row, source=str(desc.source))
+        bodyparts = list(desc.keypoints)
         with cls.connection.transaction:
             BodyPart.insert_from_names(bodyparts, body_part_descriptions)
             cls.insert1(row, skip_duplicates=skip_duplicates)
@@ -355,7 +370,8 @@ class Model(dj.Manual):
                 ({**key, "body_part": bp, "body_part_index": i} for i, bp in enumerate(bodyparts)),
                 skip_duplicates=skip_duplicates,
             )
-        log.info("registered model %s with %d body parts", model_name, len(bodyparts))
+        log.info("registered %s model %s with %d body parts", desc.engine, model_name,
+                 len(bodyparts))
         return key
 
     @classmethod
@@ -371,7 +387,7 @@ class Model(dj.Manual):
         """
         row = (cls & {"model_name": model_name}).fetch1()
         return cls.insert_new_model(
-            new_model_name, cls.config_path({"model_name": model_name}),
+            new_model_name, cls.source_path({"model_name": model_name}), row["engine"],
             shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"],
             snapshot=snapshot, net_type=row["net_type"],
             model_description=model_description or f"{model_name} at snapshot {snapshot}")
@@ -383,15 +399,77 @@ class Model(dj.Manual):
                 (cls.BodyPart & key).to_arrays("body_part", order_by="body_part_index")]
 
     @classmethod
+    def source_path(cls, key: dict, must_exist: bool = True) -> Path:
+        """Absolute path of the model's files (DeepLabCut: the project folder).
+
+        Raises:
+            element_pose.paths.PathError: (``must_exist``) the files are in no root.
+        """
+        return roots().find((cls & key).fetch1("project_path"), must_exist=must_exist)
+
+    @classmethod
     def config_path(cls, key: dict) -> Path:
-        """Absolute path of the model's ``config.yaml``."""
-        project = (cls & key).fetch1("project_path")
-        return roots().find(project) / "config.yaml"
+        """Absolute path of the model's ``config.yaml`` (its source file for other layouts)."""
+        path = cls.source_path(key)
+        return path / "config.yaml" if path.is_dir() or not path.suffix else path
 
     @classmethod
     def skeleton(cls, key: dict) -> list[tuple[str, str]]:
-        """Skeleton edges from the registered config."""
-        return dlc.config_skeleton((cls & key).fetch1("config_template"))
+        """Skeleton edges from the registered configuration (between the model's body parts)."""
+        template = (cls & key).fetch1("config_template") or {}
+        known = set(cls.body_parts(key))
+        return [(str(e[0]), str(e[1])) for e in template.get("skeleton") or []
+                if len(e) == 2 and e[0] in known and e[1] in known]
+
+    @classmethod
+    def description(cls, key: dict) -> ModelDescription:
+        """The registered model as its engine takes it (no engine package imported)."""
+        row = (cls & key).fetch1()
+        return _description(row, cls.body_parts(key), cls.skeleton(key))
+
+
+def _model_columns(desc: ModelDescription, r: Roots) -> dict[str, Any]:
+    """The Model columns of a description (neutral values where the engine has none)."""
+    o = desc.options
+    template = o.get("config")
+    if not isinstance(template, dict):
+        template = {"engine": desc.engine, "bodyparts": list(desc.keypoints),
+                    "individuals": list(desc.individuals),
+                    "skeleton": [list(e) for e in desc.skeleton],
+                    "multianimalproject": bool(desc.multi_animal),
+                    "options": {k: v for k, v in o.items() if k != "config"}}
+    return {
+        "engine": desc.engine,
+        "task": str(o.get("task") or Path(desc.source).stem),
+        "project_date": str(o.get("project_date") or ""),
+        "iteration": int(o.get("iteration") or 0),
+        "shuffle": int(o.get("shuffle") or 0),
+        "trainingsetindex": int(o.get("trainingsetindex") or 0),
+        "train_fraction": float(o.get("train_fraction") or 0.0),
+        "snapshot": str(o.get("snapshot") or ""),
+        "scorer": desc.scorer or "",
+        "net_type": str(o.get("net_type") or ""),
+        "multi_animal": bool(desc.multi_animal),
+        "project_path": r.relative(desc.home or desc.source),
+        "config_template": relative_json(json.loads(json.dumps(template, default=str)), r),
+    }
+
+
+def _description(row: dict, keypoints: Sequence[str] = (),
+                 skeleton: Sequence[tuple[str, str]] = ()) -> ModelDescription:
+    """A Model row as a :class:`ModelDescription` (source: the stored model files)."""
+    engine = get_engine(row["engine"])
+    template = row.get("config_template") or {}
+    options = {**(template.get("options") or {}), "shuffle": row["shuffle"],
+               "trainingsetindex": row["trainingsetindex"], "snapshot": row["snapshot"],
+               "task": row["task"], "net_type": row["net_type"]}
+    individuals = template.get("individuals") if isinstance(template, dict) else None
+    return ModelDescription(
+        engine=engine.name, source=roots().find(row["project_path"], must_exist=False),
+        keypoints=list(keypoints), individuals=[str(i) for i in individuals or []],
+        skeleton=list(skeleton), multi_animal=bool(row["multi_animal"]),
+        scorer=row["scorer"], software=SourceSoftware(engine.software, None),
+        options=options)
 
 
 @schema
@@ -432,91 +510,64 @@ class ModelEvaluation(dj.Computed):
         """Models with a trained snapshot to evaluate.
 
         A model registered only to load existing outputs (no training dataset or
-        snapshot in its project) is never queued: its evaluation could not succeed.
+        snapshot in its project), or of an engine that cannot evaluate, is never
+        queued: its evaluation could not succeed.
         """
-        rows = Model.proj("engine", "project_path", "shuffle", "trainingsetindex").to_dicts()
+        rows = Model.proj("engine", "project_path", "shuffle", "trainingsetindex", "snapshot",
+                          "task", "net_type", "scorer", "multi_animal").to_dicts()
         return Model.proj() & [{"model_name": r["model_name"]} for r in rows
                                if _has_snapshot(r)]
 
     def make_fetch(self, key: dict):
-        """Model row needed to evaluate (small and deterministic)."""
+        """Model needed to evaluate (small and deterministic)."""
         row = (Model & key).fetch1()
-        return (
-            str(Model.config_path(key)),
-            row["shuffle"],
-            row["trainingsetindex"],
-            row["snapshot"],
-            row["engine"],
-            tuple(Model.body_parts(key)),
-        )
+        return (row["engine"], json.dumps(Model.description(key).to_dict(), sort_keys=True),
+                tuple(Model.body_parts(key)))
 
-    def make_compute(self, key, config_path, shuffle, trainingsetindex, snapshot, engine,
-                     body_parts):
+    def make_compute(self, key, engine, description_json, body_parts):
         """Run the engine's evaluation outside the transaction."""
-        from element_pose.engines import get_engine
-
-        result = get_engine(engine).evaluate(
-            config_path, shuffle=shuffle, trainingsetindex=trainingsetindex,
-            snapshot=snapshot_argument(snapshot), device=worker_device())
+        model = ModelDescription.from_dict(json.loads(description_json))
+        result = get_engine(engine).evaluate(model, device=worker_device())
         return (result, body_parts)
 
     def make_insert(self, key, result, body_parts):
         """Insert the evaluation and its per body part errors."""
+        metrics = result.metrics
         self.insert1({
             **key,
-            "evaluated_snapshot": result.snapshot.name,
-            "training_epochs": int(result.snapshot.epoch),
-            "train_rmse": _finite(result.train_rmse),
-            "test_rmse": _finite(result.test_rmse),
-            "train_rmse_pcutoff": _finite(result.train_rmse_pcutoff),
-            "test_rmse_pcutoff": _finite(result.test_rmse_pcutoff),
-            "train_map": _finite(result.train_map),
-            "test_map": _finite(result.test_map),
-            "train_mar": _finite(result.train_mar),
-            "test_mar": _finite(result.test_mar),
-            "pcutoff": float(result.pcutoff),
+            "evaluated_snapshot": result.snapshot,
+            "training_epochs": int(result.epochs) if result.epochs is not None else None,
+            **{m: _finite(metrics.get(m)) for m in EVALUATION_METRICS},
+            "pcutoff": float(metrics["pcutoff"]),
             "evaluation_time": float(result.wall_time),
-            "results_file": roots().relative(result.results_csv),
+            "results_file": roots().relative(result.files[0]),
         })
-        per_part = result.per_bodypart
-        if per_part is not None and len(per_part):
+        per_part = result.per_keypoint
+        if per_part:
             self.BodyPartError.insert(
                 {**key, "body_part": bp,
-                 "train_error": _finite(per_part.loc[bp].get("train_rmse")),
-                 "test_error": _finite(per_part.loc[bp].get("test_rmse"))}
-                for bp in body_parts if bp in per_part.index
+                 "train_error": _finite(per_part[bp].get("train_rmse")),
+                 "test_error": _finite(per_part[bp].get("test_rmse"))}
+                for bp in body_parts if bp in per_part
             )
 
 
-def _has_snapshot(row: dict) -> bool:
-    """Whether a model's project holds a trained snapshot (False when it cannot be read)."""
-    from element_pose.engines import get_engine
+#: Scores of :class:`ModelEvaluation` (keys of ``EvaluationResult.metrics``).
+EVALUATION_METRICS = ("train_rmse", "test_rmse", "train_rmse_pcutoff", "test_rmse_pcutoff",
+                      "train_map", "test_map", "train_mar", "test_mar")
 
+
+def _has_snapshot(row: dict) -> bool:
+    """Whether a model's engine can evaluate it and it has a trained snapshot.
+
+    False when that cannot be read (a moved project, an unknown engine).
+    """
     try:
-        config = roots().find(row["project_path"]) / "config.yaml"
-        return bool(get_engine(row["engine"]).snapshots(
-            config, shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"]))
+        engine = get_engine(row["engine"])
+        return "evaluate" in engine.capabilities and bool(engine.snapshots(_description(row)))
     except Exception as exc:  # a moved project, an unknown engine: nothing to evaluate
         log.debug("model %s: no snapshot to evaluate (%s)", row["model_name"], exc)
         return False
-
-
-def _concrete_snapshot(config_path: Path, shuffle: int, trainingsetindex: int,
-                       snapshot: str | int, scorer: str) -> tuple[str, str]:
-    """The snapshot file (stem) and scorer to store, resolved once at registration.
-
-    Projects without snapshots (outputs made elsewhere, only loaded) keep the label.
-    """
-    from element_pose.engines import get_engine
-
-    found = get_engine("deeplabcut").registered_snapshot(
-        config_path, shuffle, trainingsetindex, snapshot_argument(snapshot))
-    if found is None:
-        return str(snapshot), scorer
-    name, snapshot_scorer = found
-    if str(snapshot) != name:
-        log.info("snapshot %r of %s resolved to %s", snapshot, config_path, name)
-    return name, scorer or snapshot_scorer
 
 
 def _finite(value) -> float | None:
@@ -658,52 +709,47 @@ class PoseEstimation(dj.Computed):
             str(PoseEstimationTask.output_path(key)),
             json.dumps(task["pose_estimation_params"] or {}, sort_keys=True),
             model["engine"],
-            str(Model.config_path(key)) if task["task_mode"] == "trigger" else "",
-            model["shuffle"],
-            model["trainingsetindex"],
-            model["snapshot"],
-            model["scorer"],
-            tuple(Model.body_parts(key)),
+            json.dumps(Model.description(key).to_dict(), sort_keys=True),
             tuple(files),
             file_frames,
             tuple(int(v) for v in (RecordingInfo & key).fetch1("px_width", "px_height")),
         )
 
-    def make_compute(self, key, task_mode, output_dir, params_json, engine, config_path,
-                     shuffle, trainingsetindex, snapshot, scorer, body_parts, files,
-                     file_frames, frame_size=None):
-        """Run inference (trigger mode) and read the outputs with the one DLC reader."""
+    def make_compute(self, key, task_mode, output_dir, params_json, engine, description_json,
+                     files, file_frames, frame_size=None):
+        """Run inference (trigger mode) or find the outputs (load mode), then read them.
+
+        Both go through ``get_engine(engine)``: ``infer`` or ``find_outputs``, then
+        ``read_outputs`` (:func:`read_estimation_outputs`).
+        """
         params = json.loads(params_json)
+        model = ModelDescription.from_dict(json.loads(description_json))
+        pose_engine = get_engine(engine)
         run: dict[str, Any] = {}
         output_dir = Path(output_dir)
         if task_mode == "trigger":
-            from element_pose.engines import get_engine
-
             options = {k: v for k, v in params.items() if k != "device"}
-            result = get_engine(engine).infer(
-                config_path, files, output_dir, shuffle=shuffle,
-                trainingsetindex=trainingsetindex, snapshot=snapshot_argument(snapshot),
-                device=worker_device(params), **options)
-            h5_files = [Path(o.h5) for o in result.outputs]
+            result = pose_engine.infer(model, files, output_dir,
+                                       device=worker_device(params), **options)
+            outputs = list(result.outputs)
             run = {
                 "run_duration": float(result.run_time),
                 "processing_fps": float(result.frames_per_second),
                 "device": str(result.device),
-                "batch_size": int(result.batch_size),
-                "engine_version": f"{engine} {result.versions.get(engine, '')}".strip(),
+                "batch_size": int(result.batch_size) if result.batch_size is not None else None,
+                "engine_version": f"{engine} {result.software.get(engine, '')}".strip(),
             }
         else:
             if not output_dir.is_dir():
                 raise PoseEstimationError(f"output folder not found: {output_dir}")
-            from element_pose.engines import get_engine
-
-            uid = None if scorer else get_engine(engine).snapshot_uid(snapshot)
-            found = [dlc.find_outputs(f, output_dir, scorer or None, uid) for f in files]
-            h5_files = [h5 for h5, _ in found]
-            run = {"engine_version": f"{engine} {_loaded_version(found[0][1])}"}
-        pose, checksum = read_estimation_outputs(h5_files, body_parts, file_frames,
+            outputs = [pose_engine.find_outputs(f, output_dir, model) for f in files]
+        pose, checksum = read_estimation_outputs(pose_engine, outputs, model, file_frames,
                                                  frame_size=frame_size)
-        return pose, [str(p) for p in h5_files], checksum, run
+        if task_mode != "trigger":
+            version = outputs[0].version or pose.source_software_version or "unknown"
+            run = {"engine_version": f"{engine} {version}"}
+        pose_files = [p for o in outputs for p in o.pose_files]
+        return pose, [str(p) for p in pose_files], checksum, run
 
     def make_insert(self, key, pose: PoseData, h5_files, checksum, run):
         """Insert the master row and one part row per individual and body part."""
@@ -738,7 +784,7 @@ class PoseEstimation(dj.Computed):
             fps=float(info["fps"]),
             timestamps=_load(info["timestamps"]) if info["timestamps"] is not None else None,
             scorer=master["scorer"],
-            source_software="DeepLabCut",
+            source_software=_software_name((Model & key).fetch1("engine")),
             source_software_version=master["engine_version"].split(" ")[-1] or None,
         )
 
@@ -808,13 +854,12 @@ def _dlc_frame(pose: PoseData, multi_animal: bool):
     return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
-def _loaded_version(meta_path: Path | None) -> str:
-    """The engine version recorded beside a loaded output (``unknown`` when none)."""
+def _software_name(engine: str) -> str:
+    """The software an engine names in its outputs (the engine name when unregistered)."""
     try:
-        return dlc.meta_engine_version(dlc.read_dlc_meta(meta_path) if meta_path else None)
-    except dlc.DLCFormatError as exc:
-        log.warning("%s", exc)
-        return "unknown"
+        return get_engine(engine).software
+    except ValueError:
+        return engine
 
 
 def _load(value) -> np.ndarray:
@@ -828,39 +873,41 @@ def _natural_key(name: str):
 
 
 def read_estimation_outputs(
-    h5_files: Sequence[Path], body_parts: Sequence[str], file_frames: Sequence[int],
-    frame_size: tuple[int, int] | None = None,
+    engine, outputs: Sequence[VideoOutputs], model: ModelDescription,
+    file_frames: Sequence[int], frame_size: tuple[int, int] | None = None,
 ) -> tuple[PoseData, str]:
     """Read and validate the outputs of a recording's files (in order) and join them.
 
     Args:
-        h5_files: One output per video file, in playback order.
-        body_parts: The model's body parts, in output order.
+        engine: The :class:`~element_pose.engines.base.PoseEngine` that reads them.
+        outputs: One :class:`VideoOutputs` per video file, in playback order.
+        model: The model (its keypoints order the data).
         file_frames: Frame count of each video file.
         frame_size: ``(width, height)`` of the video: bounds of x and y.
 
     Returns:
-        The joined pose data in model body-part order and an md5 of the files.
+        The joined pose data in model body-part order and an md5 of the pose files.
 
     Raises:
-        element_pose.io.dlc.DLCFormatError: unreadable file, values out of range
-            (:class:`~element_pose.io.dlc.DLCValueError`) or body parts not the model's.
+        element_pose.io.registry.PoseFormatError: (or the engine's error) unreadable
+            file, values out of range or body parts not the model's.
         PoseEstimationError: a file's frame count differs from its video's, or every
             value of the recording is missing (NaN): nothing was detected.
     """
-    if len(h5_files) != len(file_frames):
+    if len(outputs) != len(file_frames):
         raise PoseEstimationError(
-            f"{len(h5_files)} output files for a recording of {len(file_frames)} video files"
+            f"{len(outputs)} outputs for a recording of {len(file_frames)} video files"
         )
     from concurrent.futures import ThreadPoolExecutor
 
+    pose_files = [p for o in outputs for p in o.pose_files]
     with ThreadPoolExecutor(max_workers=1) as pool:  # hashing overlaps the reading
-        checksum = pool.submit(_md5_files, list(h5_files))
+        checksum = pool.submit(_md5_files, pose_files)
         parts = []
-        for path, expected in zip(h5_files, file_frames, strict=True):
-            pose = dlc.check_keypoints(dlc.read_dlc_output(path, frame_size=frame_size),
-                                       body_parts, str(path))
+        for out, expected in zip(outputs, file_frames, strict=True):
+            pose = engine.read_outputs(out, model, frame_size=frame_size)
             if pose.n_frames != expected:
+                path = out.pose_files[0] if len(out.pose_files) == 1 else out.pose_files
                 raise PoseEstimationError(
                     f"{path} has {pose.n_frames} frames but its video has {expected} "
                     "(RecordingInfo): the output does not belong to this video"
@@ -869,7 +916,7 @@ def read_estimation_outputs(
         digest = checksum.result()
     if all(np.isnan(p.position).all() and np.isnan(p.confidence).all() for p in parts):
         raise PoseEstimationError(
-            f"every x, y and likelihood in {[Path(p).name for p in h5_files]} is NaN: the "
+            f"every x, y and likelihood in {[Path(p).name for p in pose_files]} is NaN: the "
             "outputs hold no detection at all; an estimation with no data is not stored")
     return (parts[0] if len(parts) == 1 else concatenate(parts)), digest
 
@@ -1011,22 +1058,29 @@ class LabeledVideo(dj.Computed):
 
     def make_fetch(self, key: dict):
         """Model, files and options (small and deterministic)."""
-        row = (Model & key).fetch1()
+        engine = (Model & key).fetch1("engine")
         params = (LabeledVideoParamSet & key).fetch1("params")
         file_ids = tuple(int(i) for i in (VideoRecording.File & key).to_arrays(
             "file_id", order_by="file_id"))
-        return (row["engine"], str(Model.config_path(key)), row["shuffle"],
-                row["trainingsetindex"], row["snapshot"],
+        return (engine, json.dumps(Model.description(key).to_dict(), sort_keys=True),
                 tuple(str(p) for p in VideoRecording.file_paths(key)), file_ids,
                 str(PoseEstimationTask.output_path(key)), json.dumps(params, sort_keys=True))
 
-    def make_compute(self, key, engine, config_path, shuffle, trainingsetindex, snapshot,
-                     files, file_ids, analysis_dir, params_json):
-        """Draw the videos (outside the transaction) into the task's output folder."""
+    def make_compute(self, key, engine, description_json, files, file_ids, analysis_dir,
+                     params_json):
+        """Draw the videos (outside the transaction) into the task's output folder.
+
+        Raises:
+            element_pose.engines.base.EngineCapabilityError: the engine cannot draw.
+        """
         import time
 
-        from element_pose.engines import get_engine
-
+        pose_engine = get_engine(engine)
+        if "label_video" not in pose_engine.capabilities:
+            raise EngineCapabilityError(
+                f"engine {engine!r} cannot draw labelled videos "
+                f"(capabilities: {sorted(pose_engine.capabilities)})")
+        model = ModelDescription.from_dict(json.loads(description_json))
         params = json.loads(params_json)
         base = Path(analysis_dir)
         processed = roots().processed_dir()
@@ -1034,13 +1088,9 @@ class LabeledVideo(dj.Computed):
             base = PoseEstimationTask.infer_output_dir(key)
         out_dir = base / "labeled_videos" / f"options{key['labeled_video_paramset_idx']}"
         start = time.perf_counter()
-        videos = [
-            get_engine(engine).label_video(
-                config_path, video, out_dir, shuffle=shuffle,
-                trainingsetindex=trainingsetindex, snapshot=snapshot_argument(snapshot),
-                analysis_dir=analysis_dir, **params)
-            for video in files
-        ]
+        videos = [pose_engine.label_video(model, video, out_dir, analysis_dir=analysis_dir,
+                                          **params)
+                  for video in files]
         return [str(v) for v in videos], file_ids, time.perf_counter() - start
 
     def make_insert(self, key, videos, file_ids, run_duration):

@@ -107,7 +107,7 @@ class VideoSet(dj.Manual):
             ValueError: the project has no labelled data, or its ``video_sets`` match
                 no labelled folder.
         """
-        from element_pose.engines.deeplabcut import check_video_sets
+        from element_pose.engines import get_engine
         from element_pose.limits import check_text_lengths
 
         if video_sets not in (None, "labeled-data"):
@@ -120,7 +120,7 @@ class VideoSet(dj.Manual):
                           and p.suffix in (".h5", ".csv", ".png", ".jpg"))
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
-        found, expected = check_video_sets(config_path)
+        found, expected = get_engine("deeplabcut").check_video_sets(config_path)
         stored = None
         if video_sets == "labeled-data":
             stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}
@@ -253,44 +253,44 @@ class ModelTraining(dj.Computed):
 
     def make_compute(self, key, params_json, project_path, files, video_sets="null"):
         """Prepare the task's own project copy and train, outside the transaction."""
-        from element_pose.engines import get_engine
+        from element_pose.engines import DEFAULT_ENGINE, get_engine
 
         params = resolve_weight_init(json.loads(params_json))
         if not files:
             raise ValueError(f"VideoSet {key['video_set_id']} is empty: nothing to train on")
-        engine = get_engine(params.pop("engine", "deeplabcut"))
+        engine = get_engine(params.pop("engine", DEFAULT_ENGINE))
         workdir = TrainingTask.training_dir(key)
         source = _source_view(model.roots().find(project_path), files,
                               workdir.with_name(workdir.name + "-source"),
                               json.loads(video_sets))
         device = params.pop("device", None) or os.environ.get("ELEMENT_POSE_DEVICE")
-        config = engine.prepare_training_project(source, workdir, params, overwrite=True)
-        result = engine.train(config, params, device=device)
+        result = engine.train(source, workdir, params, device=device)
         return (result,)
 
     def make_insert(self, key, result):
         """Insert the run and its snapshots."""
         r = model.roots()
-        best = result.best_snapshot or result.last_snapshot
+        trained = result.model
+        config_path = Path(trained.source)
         self.insert1({
             **key,
-            "training_dir": r.relative_to_processed(Path(result.config_path).parent),
-            "config_path": r.relative_to_processed(result.config_path),
-            "shuffle": result.shuffle,
-            "trainingsetindex": result.trainingsetindex,
-            "best_snapshot": best.name,
-            "latest_snapshot": result.last_snapshot.name,
+            "training_dir": r.relative_to_processed(config_path.parent),
+            "config_path": r.relative_to_processed(config_path),
+            "shuffle": int(trained.options.get("shuffle") or 0),
+            "trainingsetindex": int(trained.options.get("trainingsetindex") or 0),
+            "best_snapshot": result.best_snapshot or result.last_snapshot,
+            "latest_snapshot": result.last_snapshot,
             "train_time": float(result.wall_time),
             "device": str(result.device),
-            "engine_versions": dict(result.versions),
-            "learning_stats": _json_columns(result.learning_stats),
+            "engine_versions": dict(result.software),
+            "learning_stats": _json_columns(result.learning_stats or None),
             "pytorch_config": relative_json(
-                json.loads(json.dumps(result.pytorch_config, default=str)), r),
+                json.loads(json.dumps(result.training_config, default=str)), r),
         })
         self.Snapshot.insert(
-            {**key, "snapshot_name": snap.name, "epoch": int(snap.epoch),
-             "snapshot_path": r.relative_to_processed(snap.path)}
-            for snap in result.snapshots
+            {**key, "snapshot_name": name, "epoch": int(result.snapshot_epochs[name]),
+             "snapshot_path": r.relative_to_processed(result.snapshot_paths[name])}
+            for name in result.snapshots
         )
 
     @classmethod
@@ -302,7 +302,8 @@ class ModelTraining(dj.Computed):
         config = r.processed(row["config_path"])
         params = (TrainingParamSet & key).fetch1("params")
         return model.Model.insert_new_model(
-            model_name, config, shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"],
+            model_name, config, params.get("engine", "deeplabcut"), shuffle=row["shuffle"],
+            trainingsetindex=row["trainingsetindex"],
             snapshot=snapshot, net_type=params.get("net_type", ""),
             model_description=model_description or f"trained by {key}",
         )
@@ -321,11 +322,9 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
         model_key = {"model_name": init["model"]}
         if not (model.Model & model_key):
             raise ValueError(f"weight_init names model {init['model']!r}, which is not registered")
-        row = (model.Model & model_key).fetch1()
-        snapshot = get_engine(row["engine"]).resolve_snapshot(
-            model.Model.config_path(model_key), row["shuffle"], row["trainingsetindex"],
-            model.snapshot_argument(row["snapshot"]))
-        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot.path)}}
+        engine = (model.Model & model_key).fetch1("engine")
+        snapshot = get_engine(engine).snapshot_file(model.Model.description(model_key))
+        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot)}}
         params["weight_init"].pop("model")
     elif isinstance(init, dict) and "snapshot_path" in init:
         path = model.roots().find(init["snapshot_path"])
@@ -338,6 +337,8 @@ def _json_columns(stats) -> dict[str, list] | None:
         return None
     if hasattr(stats, "to_dict"):
         stats = {c: stats[c].tolist() for c in stats.columns}
+    else:  # {column: array}
+        stats = {str(c): [float(v) for v in values] for c, values in stats.items()}
     return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
 
 

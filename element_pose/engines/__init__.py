@@ -1,50 +1,26 @@
 """Pose-estimation engines: the only place that imports a pose-estimation package.
 
-Each engine is a module with the same small interface (``prepare_training_project``,
-``train``, ``evaluate``, ``infer``, ``label_video``, ``snapshots``, ...).  Engines are
-imported lazily: importing :mod:`element_pose` or :mod:`element_pose.engines` never
-imports DeepLabCut or torch.
+An engine is an object satisfying :class:`element_pose.engines.base.PoseEngine`,
+registered by name (see :mod:`element_pose.engines.base`).  The schemas ask only
+``get_engine(row["engine"])``.  Built-in engines: DeepLabCut
+(:mod:`element_pose.engines.dlc_adapter`, over the :mod:`element_pose.engines.deeplabcut`
+package), SLEAP and Lightning Pose (load-only).  Engines are imported lazily:
+importing :mod:`element_pose` or :mod:`element_pose.engines` imports no
+pose-estimation package.
 
 Example:
     >>> from element_pose.engines import get_engine
-    >>> dlc = get_engine("deeplabcut")  # imports element_pose.engines.deeplabcut only
+    >>> get_engine("deeplabcut").software  # imports the adapter, not DeepLabCut
+    'DeepLabCut'
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from element_pose.engines.base import (
+    DEFAULT_ENGINE,
+    available_engines,
+    get_engine,
+    register_engine,
+)
 
-#: Engine name -> module path.  Aliases map to the same module.
-ENGINES: dict[str, str] = {
-    "deeplabcut": "element_pose.engines.deeplabcut",
-    "dlc": "element_pose.engines.deeplabcut",
-}
-
-DEFAULT_ENGINE = "deeplabcut"
-
-
-def available_engines() -> list[str]:
-    """Names (and aliases) of the registered engines."""
-    return sorted(ENGINES)
-
-
-def get_engine(name: str = DEFAULT_ENGINE) -> ModuleType:
-    """Return an engine module by name, importing it on first use.
-
-    The engine module itself imports its pose-estimation package only inside the
-    functions that need it.
-
-    Args:
-        name: Engine name, case-insensitive (``"deeplabcut"`` or ``"dlc"``).
-
-    Raises:
-        ValueError: if no engine of that name is registered.
-    """
-    key = str(name).strip().lower()
-    if key not in ENGINES:
-        raise ValueError(f"unknown pose engine {name!r}; available: {available_engines()}")
-    return importlib.import_module(ENGINES[key])
-
-
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "available_engines", "get_engine"]
+__all__ = ["DEFAULT_ENGINE", "available_engines", "get_engine", "register_engine"]

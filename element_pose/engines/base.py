@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ALL_CAPABILITIES",
     "BUILTIN_ENGINE_MODULES",
+    "DEFAULT_ENGINE",
     "LOAD_CAPABILITIES",
     "EngineCapabilityError",
     "EngineError",
@@ -101,7 +102,13 @@ class ModelDescription:
         software: The software and version.
         options: Engine-specific locators and settings (DeepLabCut: ``shuffle``,
             ``trainingsetindex``, ``snapshot``, ``task``, ``net_type``; Lightning
-            Pose: ``views``, ``model_type``), JSON-able.
+            Pose: ``views``, ``model_type``), JSON-able.  The schemas store these
+            when present: ``task``, ``project_date``, ``iteration``, ``shuffle``,
+            ``trainingsetindex``, ``train_fraction``, ``snapshot``, ``net_type``, and
+            ``config`` (the engine's own configuration, kept as the model's template).
+        home: The file or folder the schemas store as the model's location and give
+            back as :attr:`source` (default: :attr:`source`; DeepLabCut: the project
+            folder).
     """
 
     engine: str
@@ -113,6 +120,31 @@ class ModelDescription:
     scorer: str
     software: SourceSoftware
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    home: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (for passing between ``make_fetch`` and ``make_compute``)."""
+        return {
+            "engine": self.engine, "source": str(self.source), "keypoints": list(self.keypoints),
+            "individuals": list(self.individuals),
+            "skeleton": [list(e) for e in self.skeleton], "multi_animal": bool(self.multi_animal),
+            "scorer": self.scorer,
+            "software": [self.software.name, self.software.version],
+            "options": dict(self.options),
+            "home": str(self.home) if self.home is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelDescription:
+        """The inverse of :meth:`to_dict`."""
+        name, version = data["software"]
+        return cls(
+            engine=data["engine"], source=Path(data["source"]),
+            keypoints=list(data["keypoints"]), individuals=list(data["individuals"]),
+            skeleton=[(str(a), str(b)) for a, b in data["skeleton"]],
+            multi_animal=bool(data["multi_animal"]), scorer=str(data["scorer"]),
+            software=SourceSoftware(name, version), options=dict(data["options"]),
+            home=Path(data["home"]) if data.get("home") else None)
 
 
 @dataclasses.dataclass
@@ -126,6 +158,7 @@ class VideoOutputs:
         fmt: The :mod:`element_pose.io` format of the pose files.
         n_frames: Frames in the video, when known.
         fps: Frame rate, when known.
+        version: Version of the tool that wrote them, when recorded beside them.
     """
 
     video: Path
@@ -134,6 +167,7 @@ class VideoOutputs:
     fmt: str
     n_frames: int | None = None
     fps: float | None = None
+    version: str | None = None
 
 
 @dataclasses.dataclass
@@ -150,6 +184,9 @@ class TrainingResult:
         device: Device trained on.
         software: Versions of the software involved.
         native: The engine's own result object (for engine-specific storage).
+        snapshot_epochs: Epoch of each snapshot, by name, when known.
+        snapshot_paths: File of each snapshot, by name, when known.
+        training_config: The effective training configuration, JSON-able, when known.
     """
 
     model: ModelDescription
@@ -161,6 +198,9 @@ class TrainingResult:
     device: str
     software: dict[str, str]
     native: Any = None
+    snapshot_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
+    snapshot_paths: dict[str, Path] = dataclasses.field(default_factory=dict)
+    training_config: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -170,9 +210,10 @@ class EvaluationResult:
     Attributes:
         snapshot: The snapshot evaluated.
         epochs: Training epochs of that snapshot, when known.
-        metrics: Named scores (``train_rmse``, ``test_map``...; pixels or percent).
+        metrics: Named scores (``train_rmse``, ``test_map``...; pixels or percent;
+            ``pcutoff``, the confidence cut-off of the ``*_pcutoff`` scores).
         per_keypoint: ``{keypoint: {metric: value}}``.
-        files: Files the evaluation wrote.
+        files: Files the evaluation wrote, the summary of scores first.
         device: Device used.
         wall_time: Seconds spent.
         software: Versions.
@@ -240,8 +281,13 @@ class PoseEngine(Protocol):
         ...
 
     def read_outputs(self, outputs: VideoOutputs, model: ModelDescription | None = None,
-                     *, fps: float | None = None) -> PoseData:
-        """Read the outputs of one video (keypoints in model order when a model is given)."""
+                     *, fps: float | None = None,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+        """Read the outputs of one video (keypoints in model order when a model is given).
+
+        ``frame_size`` is the video's ``(width, height)``, for engines whose readers
+        check positions against it.
+        """
         ...
 
     def train(self, source: str | Path, workdir: str | Path, params: Mapping[str, Any],
@@ -310,8 +356,12 @@ class FileEngine:
         raise EngineCapabilityError(f"engine {self.name!r} cannot find outputs")
 
     def read_outputs(self, outputs: VideoOutputs, model: ModelDescription | None = None,
-                     *, fps: float | None = None) -> PoseData:
-        """Read every pose file (joined along time) through :func:`element_pose.io.read_pose`."""
+                     *, fps: float | None = None,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+        """Read every pose file (joined along time) through :func:`element_pose.io.read_pose`.
+
+        ``frame_size`` is accepted for the contract; the io readers check their own values.
+        """
         from element_pose.io import read_pose
 
         if not outputs.pose_files:
@@ -320,6 +370,19 @@ class FileEngine:
         parts = [check_model_keypoints(read_pose(p, fmt=outputs.fmt, fps=fps), model, p)
                  for p in outputs.pose_files]
         return parts[0] if len(parts) == 1 else concatenate(parts)
+
+    def snapshots(self, model: ModelDescription) -> list[str]:
+        """Trained snapshots of a model that this engine can evaluate or run (none)."""
+        return []
+
+    def snapshot_file(self, model: ModelDescription, snapshot: Any = None) -> Path:
+        """The file of a model's snapshot, e.g. to fine-tune from (capability ``train``)."""
+        raise self._unsupported("give a snapshot file")
+
+    def label_video(self, model: ModelDescription, video: str | Path,
+                    output_dir: str | Path, **options: Any) -> Path:
+        """Draw a model's predictions on a video (capability ``label_video``)."""
+        raise self._unsupported("draw labelled videos")
 
     def _unsupported(self, what: str) -> EngineCapabilityError:
         return EngineCapabilityError(
@@ -353,6 +416,9 @@ BUILTIN_ENGINE_MODULES: dict[str, str] = {
 
 _ENGINES: dict[str, PoseEngine] = {}
 
+#: The engine of a model registered without naming one.
+DEFAULT_ENGINE = "deeplabcut"
+
 
 def _key(name: str) -> str:
     return str(name).strip().lower()
@@ -383,7 +449,7 @@ def register_engine(engine: PoseEngine, *, aliases: Sequence[str] = (),
     return engine
 
 
-def get_engine(name: str) -> PoseEngine:
+def get_engine(name: str = DEFAULT_ENGINE) -> PoseEngine:
     """The engine registered under a name or alias (importing a built-in one on demand).
 
     Raises:

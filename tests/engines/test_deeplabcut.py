@@ -39,8 +39,9 @@ def test_importing_engines_imports_no_deep_learning():
 
 
 def test_get_engine():
-    assert get_engine() is engine
-    assert get_engine("DLC") is engine
+    adapter = get_engine()
+    assert adapter.name == "deeplabcut" and adapter.software == "DeepLabCut"
+    assert get_engine("DLC") is adapter
     with pytest.raises(ValueError, match="unknown pose engine"):
         get_engine("sleap-ish")
 
