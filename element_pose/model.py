@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from element_pose import arrays
+from element_pose._util import path_safe, session_folder, worker_device
 from element_pose.config import import_datajoint
 from element_pose.engines import DEFAULT_ENGINE, get_engine
 from element_pose.engines.base import (
@@ -49,6 +50,31 @@ from element_pose.engines.base import (
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.paths import Roots, default_processed_dir, default_root_dirs, relative_json
 from element_pose.pose import PoseData, concatenate
+
+__all__ = [
+    "EVALUATION_METRICS",
+    "LABELED_VIDEO_OPTIONS",
+    "POSE_FIELDS",
+    "BodyPart",
+    "LabeledVideo",
+    "LabeledVideoParamSet",
+    "LabeledVideoTask",
+    "Model",
+    "ModelEvaluation",
+    "PoseEstimation",
+    "PoseEstimationError",
+    "PoseEstimationTask",
+    "RecordingInfo",
+    "VideoRecording",
+    "activate",
+    "linked",
+    "pose_from_part_rows",
+    "pose_part_rows",
+    "read_estimation_outputs",
+    "roots",
+    "schema",
+    "snapshot_argument",
+]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -112,13 +138,6 @@ def roots() -> Roots:
 def snapshot_argument(snapshot: str) -> str | int:
     """A Model's stored snapshot label as the engine takes it (epoch numbers as int)."""
     return int(snapshot) if str(snapshot).isdigit() else str(snapshot)
-
-
-def worker_device(params: dict | None = None) -> str | None:
-    """Device for engine work: the parameters' ``device``, else ``ELEMENT_POSE_DEVICE``."""
-    import os
-
-    return (params or {}).get("device") or os.environ.get("ELEMENT_POSE_DEVICE") or None
 
 
 # ============================================================== recordings
@@ -597,11 +616,8 @@ class PoseEstimationTask(dj.Manual):
         """Default output folder: ``<processed>/<session key>/recording<id>/<model>``."""
         session_key = {k: v for k, v in key.items()
                        if k in VideoRecording.primary_key and k != "recording_id"}
-        session_part = "_".join(
-            f"{k}-{_path_safe(v)}" for k, v in sorted(session_key.items())
-        ) or "session"
-        path = (roots().processed_dir() / session_part / f"recording{key['recording_id']}"
-                / _path_safe(key["model_name"]))
+        path = (roots().processed_dir() / session_folder(session_key)
+                / f"recording{key['recording_id']}" / path_safe(key["model_name"]))
         if mkdir:
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -652,11 +668,6 @@ def _find_output_dir(relative: str) -> Path:
         return processed
     found = r.find(relative, must_exist=False)
     return found if found.exists() else processed
-
-
-def _path_safe(value: Any) -> str:
-    text = value.strftime("%Y%m%dT%H%M%S") if isinstance(value, datetime.datetime) else str(value)
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 @schema

@@ -12,6 +12,22 @@ import numpy as np
 
 from element_pose.io import dlc as dlc_io
 
+__all__ = [
+    "ENGINE_NAME",
+    "EVALUATION_FOLDER",
+    "LEARNING_STATS",
+    "MODELS_FOLDER",
+    "PREPARED_MARKER",
+    "PYTORCH_CONFIG",
+    "RANDOM_INIT_NAME",
+    "EngineError",
+    "EvaluationResult",
+    "InferenceResult",
+    "SnapshotInfo",
+    "TrainingResult",
+    "VideoOutput",
+]
+
 log = logging.getLogger(__name__)
 
 

@@ -42,6 +42,11 @@ from element_pose.engines.deeplabcut.runtime import (
 )
 from element_pose.io import dlc as dlc_io
 
+__all__ = [
+    "infer",
+    "label_video",
+]
+
 log = logging.getLogger(__name__)
 
 

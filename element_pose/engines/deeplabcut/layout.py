@@ -23,6 +23,20 @@ from element_pose.engines.deeplabcut.runtime import (
 )
 from element_pose.io import dlc as dlc_io
 
+__all__ = [
+    "TRACK_METHODS",
+    "check_video_sets",
+    "evaluation_folder",
+    "model_folder",
+    "pytorch_config_path",
+    "read_pytorch_config",
+    "registered_snapshot",
+    "resolve_snapshot",
+    "scorer_name",
+    "snapshot_uid",
+    "snapshots",
+]
+
 log = logging.getLogger(__name__)
 
 

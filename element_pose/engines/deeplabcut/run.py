@@ -43,6 +43,11 @@ from element_pose.engines.deeplabcut.runtime import (
 )
 from element_pose.io import dlc as dlc_io
 
+__all__ = [
+    "evaluate",
+    "train",
+]
+
 log = logging.getLogger(__name__)
 
 

@@ -20,6 +20,12 @@ from element_pose.engines.deeplabcut.base import (
     EngineError,
 )
 
+__all__ = [
+    "device_info",
+    "select_device",
+    "versions",
+]
+
 log = logging.getLogger(__name__)
 
 
