@@ -24,11 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/element-pose -v demo
+	$(BIN)/element-pose demo
 
 # JupyterLab on the tutorials, on the same database and roots as `make demo`
 lab: setup
-	$(BIN)/element-pose -v lab
+	$(BIN)/element-pose lab
 
 # execute the tutorials and build the documentation site (strict) into site/
 docs: setup

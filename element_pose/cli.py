@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="element-pose: pose estimation pipeline (DataJoint + DeepLabCut 3).",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-v info, -vv debug)")
+                        help="more logging (-v: debug; the default shows progress at info)")
     parser.add_argument("--pipeline", metavar="MODULE",
                         help="pipeline module that activates the element (default: "
                              "ELEMENT_POSE_PIPELINE, the settings file, workflow.pipeline)")
