@@ -305,6 +305,9 @@ class Calibration(dj.Computed):
         """Videos, parameters and output path (small and deterministic)."""
         params = (CalibrationParamSet * CalibrationTask & key).fetch1("params")
         videos = CalibrationTask.video_paths(key)
+        if not videos:
+            raise ValueError(f"CalibrationTask {key} has no videos (an imported calibration? "
+                             "import it again with Calibration.insert_from_anipose)")
         return (
             json.dumps(params, sort_keys=True),
             tuple((name, tuple(str(p) for p in paths)) for name, paths in videos.items()),

@@ -147,6 +147,14 @@ def test_calibration_without_a_board_is_refused(multicam, scene):
     with pytest.raises(AniposeFormatError, match=r"bad\.toml"):
         multicam.Calibration.insert_from_anipose(scene["session"], 9, bad, scene["paramset"])
     assert not (multicam.CalibrationTask & {**scene["session"], "calibration_id": 9})
+    # an imported calibration has no videos to compute it from again: a named error
+    key = multicam.Calibration.insert_from_anipose(scene["session"], 10, scene["toml"],
+                                                   scene["paramset"])
+    (multicam.Calibration & key).delete(prompt=False)
+    result = multicam.Calibration.populate(key, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0
+    message = (multicam.Calibration.jobs.errors & key).fetch1("error_message")
+    assert "has no videos" in message and "insert_from_anipose" in message
 
 
 def test_stored_calibration_is_loaded_by_aniposelib(multicam, scene, tmp_path):
@@ -226,6 +234,21 @@ def test_anipose_3d_csv_loads_into_triangulation(pipeline, multicam, scene):
                                   np.nan_to_num(ncams).astype(np.int16))
     assert row["summary"]["keypoints"][PARTS[1]]["fraction_triangulated"] == pytest.approx(
         1 - 1 / N_FRAMES)
+
+
+def test_shorter_csv_is_padded_to_the_recordings(pipeline, multicam, scene):
+    group, _ = _add_group(pipeline, multicam, scene, 4, estimate=False)
+    points, errors, ncams, scores = _csv_data(n=N_FRAMES - 5)
+    csv = _anipose_csv(scene["folder"] / "short.csv", PARTS, points, errors, ncams, scores)
+    task = multicam.TriangulationTask.insert_triangulation_task(
+        group, scene["model"]["model_name"], scene["tri_params"], task_mode="load",
+        triangulation_file=csv)
+    multicam.Triangulation.populate(task)
+    pose = multicam.Triangulation.fetch_pose3d(task)
+    assert pose.n_frames == N_FRAMES and np.allclose(np.diff(pose.time()), 1 / 30, atol=1e-6)
+    np.testing.assert_array_equal(pose.position[:N_FRAMES - 5, 0], points.astype(np.float32))
+    assert np.isnan(pose.position[N_FRAMES - 5:]).all()
+    assert (multicam.Triangulation.fetch_diagnostics(task)["n_cameras"][N_FRAMES - 5:] == 0).all()
 
 
 def test_bad_anipose_3d_csv_is_refused(pipeline, multicam, scene):
