@@ -598,9 +598,18 @@ class TriangulationTask(dj.Manual):
         """
         from element_pose.multicam_anipose import insert_triangulation_task
 
+        if not cls.has_load_mode():
+            raise RuntimeError(
+                "table multicam.TriangulationTask lacks task_mode and triangulation_file "
+                "(made by an older element-pose): run multicam.TriangulationTask.alter() once")
         return insert_triangulation_task(camera_group_key, model_name,
                                          triangulation_paramset_id, task_mode,
                                          triangulation_file, skip_duplicates)
+
+    @classmethod
+    def has_load_mode(cls) -> bool:
+        """Whether the database table has ``task_mode`` (tables made before it lack it)."""
+        return "task_mode" in cls.heading.names
 
 
 @schema
@@ -649,6 +658,9 @@ class Triangulation(dj.Computed):
     def key_source(self):
         """Trigger tasks whose every member recording has a PoseEstimation with the
         task's model; load tasks whose every member recording has its RecordingInfo."""
+        if not TriangulationTask.has_load_mode():  # a table made by an older element-pose
+            members = TriangulationTask.proj() * CameraGroup.Member
+            return TriangulationTask - (members - model.PoseEstimation).proj()
         members = (TriangulationTask & "task_mode = 'trigger'").proj() * CameraGroup.Member
         missing = members - model.PoseEstimation
         loads = (TriangulationTask & "task_mode = 'load'").proj() * CameraGroup.Member
@@ -663,7 +675,8 @@ class Triangulation(dj.Computed):
         estimation key, ``output_checksum``, recording geometry, the estimated
         ``(individual, body part)`` pairs and the 2D poses of the model's body parts.
         """
-        if (TriangulationTask & key).fetch1("task_mode") == "load":
+        if TriangulationTask.has_load_mode() and (
+                TriangulationTask & key).fetch1("task_mode") == "load":
             from element_pose.multicam_anipose import load_fetch
 
             return load_fetch(key)
