@@ -305,6 +305,9 @@ class Calibration(dj.Computed):
         """Videos, parameters and output path (small and deterministic)."""
         params = (CalibrationParamSet * CalibrationTask & key).fetch1("params")
         videos = CalibrationTask.video_paths(key)
+        if not videos:
+            raise ValueError(f"CalibrationTask {key} has no videos (an imported calibration? "
+                             "import it again with Calibration.insert_from_anipose)")
         return (
             json.dumps(params, sort_keys=True),
             tuple((name, tuple(str(p) for p in paths)) for name, paths in videos.items()),
@@ -325,6 +328,12 @@ class Calibration(dj.Computed):
 
     def make_insert(self, key, result: dict, toml_path: str, duration: float):
         """Insert the calibration and one row per camera."""
+        self._insert_result(key, result, toml_path, duration)
+
+    @classmethod
+    def _insert_result(cls, key, result: dict, toml_path: str, duration: float,
+                       allow_direct_insert: bool = False) -> None:
+        self = cls()
         self.insert1({
             **key,
             "calibration": result,
@@ -334,8 +343,8 @@ class Calibration(dj.Computed):
             "units": result["units"],
             "calibration_file": model.roots().relative_to_processed(toml_path),
             "calibration_duration": float(duration),
-        })
-        self.Camera.insert(
+        }, allow_direct_insert=allow_direct_insert)
+        self.Camera.insert([
             {
                 **key,
                 "camera_name": cam["name"],
@@ -351,7 +360,7 @@ class Calibration(dj.Computed):
                 "n_detections": int(result["n_detections"].get(cam["name"], 0)),
             }
             for order, cam in enumerate(result["cameras"])
-        )
+        ], allow_direct_insert=allow_direct_insert)
 
     @classmethod
     def fetch_calibration(cls, key: Mapping[str, Any]) -> CalibrationResult:
@@ -362,6 +371,47 @@ class Calibration(dj.Computed):
     def calibration_path(cls, key: Mapping[str, Any]) -> Path:
         """Absolute path of the anipose ``calibration.toml``."""
         return model.roots().processed((cls & key).fetch1("calibration_file"))
+
+    @classmethod
+    def insert_from_anipose(cls, session_key: Mapping[str, Any], calibration_id: int,
+                            toml_path: str | Path, calibration_paramset_id: int | None = None,
+                            description: str = "", units: str | None = None) -> dict[str, Any]:
+        """Store an anipose ``calibration.toml`` as a calibration of a session.
+
+        Inserts a :class:`CalibrationTask` without videos and its :class:`Calibration`
+        (usable by :class:`CameraGroup` like a computed one); the file is copied to
+        :meth:`CalibrationTask.output_dir` and its source path (relative to a root) kept
+        in the ``calibration`` JSON under ``source``.
+
+        Args:
+            session_key: The session.
+            calibration_id: The new calibration's id.
+            toml_path: The file, absolute or relative to a root.
+            calibration_paramset_id: The board; default: the file's ``[metadata]
+                params`` (files written here), an error for files without them.
+            description: Task description; default names the file.
+            units: Length unit of the translations; default: the file's, else ``mm``.
+
+        Returns:
+            The calibration key.
+
+        Raises:
+            element_pose.io.anipose.AniposeFormatError: the file is not an anipose
+                calibration (named).
+            element_pose.paths.PathError: the file is missing or outside the roots.
+            ValueError: the task exists, or no board is known.
+        """
+        from element_pose.multicam_anipose import import_calibration
+
+        return import_calibration(session_key, calibration_id, toml_path,
+                                  calibration_paramset_id, description, units)
+
+    @classmethod
+    def to_anipose(cls, key: Mapping[str, Any], path: str | Path) -> Path:
+        """Write one calibration as an anipose ``calibration.toml`` (aniposelib reads it)."""
+        from element_pose.multicam_anipose import write_calibration
+
+        return write_calibration(key, path)
 
 
 # ========================================================== camera groups
@@ -524,7 +574,42 @@ class TriangulationTask(dj.Manual):
     -> CameraGroup
     -> model.Model
     -> TriangulationParamSet
+    ---
+    task_mode = 'trigger': enum('load', 'trigger')  # triangulate here, or load a 3D file
+    triangulation_file = '': varchar(1000)  # load: anipose 3D CSV, relative to a root
     """
+
+    @classmethod
+    def insert_triangulation_task(cls, camera_group_key: Mapping[str, Any], model_name: str,
+                                  triangulation_paramset_id: int, task_mode: str = "trigger",
+                                  triangulation_file: str | Path | None = None,
+                                  skip_duplicates: bool = False) -> dict[str, Any]:
+        """Insert a task: triangulate here (``trigger``) or ``load`` an anipose 3D CSV.
+
+        A load task needs the recordings' ``RecordingInfo`` (the time base), not their
+        2D estimations; the CSV's body parts must be the model's, and the parameter
+        set must have no ``filter_3d`` (the file is stored as anipose wrote it).
+
+        Raises:
+            ValueError: unknown group or parameter set, or a bad mode/file combination.
+            element_pose.io.anipose.AniposeFormatError: the CSV is not anipose's (named).
+            element_pose.paths.PathError: the CSV is missing or outside the roots.
+            TriangulationError: the CSV has body parts the model lacks.
+        """
+        from element_pose.multicam_anipose import insert_triangulation_task
+
+        if not cls.has_load_mode():
+            raise RuntimeError(
+                "table multicam.TriangulationTask lacks task_mode and triangulation_file "
+                "(made by an older element-pose): run multicam.TriangulationTask.alter() once")
+        return insert_triangulation_task(camera_group_key, model_name,
+                                         triangulation_paramset_id, task_mode,
+                                         triangulation_file, skip_duplicates)
+
+    @classmethod
+    def has_load_mode(cls) -> bool:
+        """Whether the database table has ``task_mode`` (tables made before it lack it)."""
+        return "task_mode" in cls.heading.names
 
 
 @schema
@@ -548,7 +633,7 @@ class Triangulation(dj.Computed):
     summary: json                        # per body part: fraction triangulated, errors
     transform = null: json               # axes/reference_point: {rotation, origin}
     provenance: json                     # processing steps of the 3D poses
-    input_checksums: json                # PoseEstimation output_checksum per camera
+    input_checksums: json                # output_checksum per camera; load: CSV sha256
     software: json                       # versions used
     triangulation_duration: float64      # seconds
     """
@@ -571,10 +656,16 @@ class Triangulation(dj.Computed):
 
     @property
     def key_source(self):
-        """Tasks whose every member recording has a PoseEstimation with the task's model."""
-        members = TriangulationTask.proj() * CameraGroup.Member
+        """Trigger tasks whose every member recording has a PoseEstimation with the
+        task's model; load tasks whose every member recording has its RecordingInfo."""
+        if not TriangulationTask.has_load_mode():  # a table made by an older element-pose
+            members = TriangulationTask.proj() * CameraGroup.Member
+            return TriangulationTask - (members - model.PoseEstimation).proj()
+        members = (TriangulationTask & "task_mode = 'trigger'").proj() * CameraGroup.Member
         missing = members - model.PoseEstimation
-        return TriangulationTask - missing.proj()
+        loads = (TriangulationTask & "task_mode = 'load'").proj() * CameraGroup.Member
+        no_info = loads - model.RecordingInfo
+        return TriangulationTask - missing.proj() - no_info.proj()
 
     # ---- tripartite make: triangulation runs outside any transaction
     def make_fetch(self, key: dict):
@@ -584,6 +675,11 @@ class Triangulation(dj.Computed):
         estimation key, ``output_checksum``, recording geometry, the estimated
         ``(individual, body part)`` pairs and the 2D poses of the model's body parts.
         """
+        if TriangulationTask.has_load_mode() and (
+                TriangulationTask & key).fetch1("task_mode") == "load":
+            from element_pose.multicam_anipose import load_fetch
+
+            return load_fetch(key)
         group = (CameraGroup & key).fetch1()
         calibration = (Calibration & group).fetch1("calibration")
         params = (TriangulationParamSet & key).fetch1("params")
@@ -603,10 +699,17 @@ class Triangulation(dj.Computed):
         return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True),
                 tuple(members))
 
-    def make_compute(self, key, calibration_json, params_json, members):
-        """Read each camera's 2D poses, check they agree, triangulate, filter."""
+    def make_compute(self, key, calibration_json, params_json, members, load=None):
+        """Read each camera's 2D poses, check they agree, triangulate, filter.
+
+        A load task (``load`` given) reads its anipose 3D CSV instead.
+        """
         from element_pose.processing.threed import filter_3d, joint_angles, triangulate
 
+        if load is not None:
+            from element_pose.multicam_anipose import load_compute
+
+            return load_compute(calibration_json, params_json, load)
         start = time.perf_counter()
         params = json.loads(params_json)
         poses, present = _member_poses(members)
@@ -628,13 +731,13 @@ class Triangulation(dj.Computed):
                 time.perf_counter() - start)
 
     def make_insert(self, key, pose3d: PoseData, reprojection_error, n_cameras, present,
-                    summary, transform, units, checksums, duration):
+                    summary, transform, units, checksums, duration, cameras=None):
         """Insert the master row and one part row per individual and body part."""
         self.insert1({
             **key,
             "nframes": pose3d.n_frames,
             "units": units,
-            "cameras": list(checksums),
+            "cameras": list(checksums) if cameras is None else list(cameras),
             "summary": summary,
             "transform": transform,
             "provenance": plain_json(pose3d.provenance),
