@@ -414,7 +414,8 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     try:
         for view in views:
             est_key = {**recordings[view.camera.name], "model_name": key["model_name"]}
-            view.pose = _fetch(est_key, None)
+            if model.PoseEstimation & est_key:  # a loaded (anipose) triangulation has none
+                view.pose = _fetch(est_key, None)
             _, video = _camera_and_video(est_key)
             placed.append(place_videos(video.paths, path, videos, prefix=view.camera.name))
             view.video = dataclasses.replace(video, paths=placed[-1].paths,

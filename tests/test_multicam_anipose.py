@@ -203,7 +203,7 @@ def _csv_data(n=N_FRAMES, k=4):
     return points, errors, ncams, scores
 
 
-def test_anipose_3d_csv_loads_into_triangulation(pipeline, multicam, scene):
+def test_anipose_3d_csv_loads_into_triangulation(pipeline, multicam, scene, tmp_path):
     group, _ = _add_group(pipeline, multicam, scene, 2, estimate=False)
     points, errors, ncams, scores = _csv_data()
     (scene["folder"] / "pose-3d").mkdir(exist_ok=True)
@@ -234,6 +234,13 @@ def test_anipose_3d_csv_loads_into_triangulation(pipeline, multicam, scene):
                                   np.nan_to_num(ncams).astype(np.int16))
     assert row["summary"]["keypoints"][PARTS[1]]["fraction_triangulated"] == pytest.approx(
         1 - 1 / N_FRAMES)
+
+    # the loaded 3D poses export to NWB without 2D estimations (views carry no 2D poses)
+    from element_pose.export.nwb import read_pose_from_nwb
+
+    exported = pipeline.publish.export_triangulation_nwb(task, tmp_path, videos="none")
+    back = read_pose_from_nwb(exported.path)
+    np.testing.assert_array_equal(back.position[:, 0], points.astype(np.float32))
 
 
 def test_shorter_csv_is_padded_to_the_recordings(pipeline, multicam, scene):
