@@ -17,9 +17,10 @@ Formats (DeepLabCut 3, PyTorch engine):
 * ``<video><scorer>_filtered.h5``: same layout; never picked up as raw output.
 * ``config.yaml``: the project configuration.
 
-Size: over 600 lines because it is the one DeepLabCut reader (config, h5, csv, meta,
-output discovery) and the labelled-data reader of issue 14 is being added to it in
-parallel; the ``config.yaml`` section is the next to move out (``io/dlc_config.py``).
+Labelled frames (``CollectedData``) have their own reader, :mod:`element_pose.io.dlc_labels`.
+
+Size: over 600 lines because it is the one DeepLabCut output reader (config, h5, csv,
+meta, output discovery); the ``config.yaml`` section is the next to move out.
 """
 
 from __future__ import annotations

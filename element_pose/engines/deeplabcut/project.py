@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from element_pose.engines.deeplabcut.base import (
     PREPARED_MARKER,
     RANDOM_INIT_NAME,
@@ -147,8 +145,9 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
         EngineError: naming the file and the body parts, images or scorer at fault,
             or saying that there are no labelled frames at all.
     """
-    import pandas as pd
     from PIL import Image
+
+    from element_pose.io.dlc_labels import read_labeled_data
 
     config_path = Path(config_path)
     try:
@@ -180,16 +179,15 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
                 + (f" (found {others}: labelled by another scorer?)" if others else "")
             )
         try:
-            df = pd.read_hdf(h5)
-        except Exception as exc:
-            raise EngineError(f"cannot read labelled data {h5}: {exc}") from exc
-        if not isinstance(df.columns, pd.MultiIndex) or "bodyparts" not in df.columns.names:
-            raise EngineError(f"{h5} is not a DeepLabCut labelled-data table")
-        scorers = list(dict.fromkeys(df.columns.get_level_values(0)))
-        if scorers != [scorer]:
-            raise EngineError(f"{h5} is labelled by {scorers}, but {config_path} names {scorer!r}")
+            labels = read_labeled_data(h5)
+        except dlc_io.DLCFormatError as exc:
+            raise EngineError(str(exc)) from exc
+        df = labels.table
+        if labels.scorers != [scorer]:
+            raise EngineError(f"{h5} is labelled by {labels.scorers}, but {config_path} names "
+                              f"{scorer!r}")
         _check_labelled_individuals(df, h5, config_path, individuals, multi)
-        labelled = list(dict.fromkeys(df.columns.get_level_values("bodyparts")))
+        labelled = labels.bodyparts
         extra = [b for b in labelled if b not in expected]
         missing = [b for b in expected if b not in labelled]
         if extra or missing:
@@ -199,12 +197,12 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
                 + ("; " if extra and missing else "")
                 + (f"config body parts {missing} are not labelled" if missing else "")
             )
-        coords = df.to_numpy(dtype=np.float64)
-        rows = np.isfinite(coords).any(axis=1)
+        rows = labels.labelled_rows()
         missing_images = []
-        for idx in df.index[rows]:
-            parts = idx if isinstance(idx, tuple) else Path(str(idx)).parts
-            image = root.joinpath(*[str(p) for p in parts])
+        for parts, labelled_row in zip(labels.image_parts(), rows, strict=True):
+            if not labelled_row:
+                continue
+            image = root.joinpath(*parts)
             if not image.is_file():
                 missing_images.append(str(image))
             elif not width:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from element_pose.export.nwb.write import (
     _behavior_module,
     _external_path,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
+from element_pose.pose import PoseData
 
 __all__ = [
     "add_pose_training",
@@ -31,35 +30,20 @@ def read_dlc_labels(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
 
     Returns:
         ``(scorer, rows)``; each row ``{"video", "image", "frame_index",
-        "individual", "bodyparts": {name: (x, y)}}`` with NaN for unlabelled points.
-    """
-    import pandas as pd
+        "individual", "bodyparts": {name: (x, y)}}`` with NaN for unlabelled points
+        (see :func:`element_pose.io.dlc_labels.read_labeled_data`).
 
-    df = pd.read_hdf(path)
-    names = list(df.columns.names)
-    scorer = str(df.columns.get_level_values(0)[0])
-    rows = []
-    for index, values in df.iterrows():
-        parts = list(index) if isinstance(index, tuple) else Path(str(index)).parts
-        image = str(parts[-1])
-        video = str(parts[-2]) if len(parts) >= 2 else Path(path).parent.name
-        digits = re.findall(r"\d+", Path(image).stem)
-        if not digits:
-            raise NWBExportError(f"cannot read a frame number from image name {image!r}")
-        per_individual: dict[str, dict[str, list[float]]] = {}
-        for column, value in values.items():
-            level = dict(zip(names, column, strict=True))
-            individual = str(level.get("individuals", SINGLE_INDIVIDUAL))
-            bodypart = str(level["bodyparts"])
-            xy = per_individual.setdefault(individual, {}).setdefault(
-                bodypart, [np.nan, np.nan])
-            if level["coords"] in ("x", "y"):
-                xy["xy".index(level["coords"])] = float(value)
-        for individual, bodyparts in per_individual.items():
-            rows.append({"video": video, "image": image, "frame_index": int(digits[-1]),
-                         "individual": individual,
-                         "bodyparts": {k: tuple(v) for k, v in bodyparts.items()}})
-    return scorer, rows
+    Raises:
+        NWBExportError: the file is not readable labelled data.
+    """
+    from element_pose.io.dlc import DLCFormatError
+    from element_pose.io.dlc_labels import read_labeled_data
+
+    try:
+        labels = read_labeled_data(path)
+        return labels.scorer, labels.rows()
+    except DLCFormatError as exc:
+        raise NWBExportError(str(exc)) from exc
 
 
 def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = None, *,
