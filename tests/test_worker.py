@@ -461,10 +461,11 @@ def test_status_counts_hidden_errors_and_jobs_retry_requeues_only_errors(
     assert "7 failed" in out
     assert "to retry model.PoseEstimation: " in out and "element-pose jobs retry" in out
 
-    def pose_section(text: str) -> str:  # the table's line and its indented lines
+    def pose_section(text: str) -> str:  # the table's row up to the next table's row
         lines = text[text.index("\nmodel.PoseEstimation") + 1:].splitlines()
-        end = next((i for i, line in enumerate(lines[1:], 1) if not line.startswith(" ")),
-                   len(lines))
+        row = re.compile(r"^[a-z]+\.[A-Za-z]+ +\d+ +\d+ +\d+ +\d+$")  # messages span lines
+        end = next((i for i, line in enumerate(lines[1:], 1) if row.match(line)
+                    or line.startswith("reserved ") or line.startswith("  dandi ")), len(lines))
         return "\n".join(lines[:end])
 
     # other tests of the session may have left errors of their own in this table
