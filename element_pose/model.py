@@ -73,7 +73,6 @@ __all__ = [
     "read_estimation_outputs",
     "roots",
     "schema",
-    "snapshot_argument",
 ]
 
 dj = import_datajoint()
@@ -133,11 +132,6 @@ def roots() -> Roots:
     root_fn = getattr(module, "get_pose_root_data_dirs", None) or default_root_dirs
     processed_fn = getattr(module, "get_pose_processed_data_dir", None) or default_processed_dir
     return Roots(root_fn, processed_fn)
-
-
-def snapshot_argument(snapshot: str) -> str | int:
-    """A Model's stored snapshot label as the engine takes it (epoch numbers as int)."""
-    return int(snapshot) if str(snapshot).isdigit() else str(snapshot)
 
 
 # ============================================================== recordings

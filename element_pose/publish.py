@@ -178,11 +178,6 @@ def plan_export(query, filter_paramset_idx: int | None = None) -> dict[str, list
     return plan
 
 
-def _individuals(key: dict) -> list[str]:
-    rows = (model.PoseEstimation.BodyPartPosition & key).to_arrays("individual")
-    return sorted({str(i) for i in rows})
-
-
 def _plain(key: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else
                 v.item() if hasattr(v, "item") else v) for k, v in key.items()}
