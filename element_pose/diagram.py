@@ -73,6 +73,16 @@ def _split(node: str, prefix: str) -> tuple[str, str] | None:
     return names[0][len(prefix):], names[1]
 
 
+def _diagram(modules: Sequence[ModuleType]):
+    """DataJoint's diagram of the schemas of ``modules`` together."""
+    import datajoint as dj
+
+    diagram = dj.Diagram(modules[0].schema)
+    for module in modules[1:]:
+        diagram += dj.Diagram(module.schema)
+    return diagram
+
+
 def pipeline_graph(modules: Sequence[ModuleType], prefix: str | None = None) -> PipelineGraph:
     """The dependency graph of the activated schemas of ``modules``.
 
@@ -80,14 +90,10 @@ def pipeline_graph(modules: Sequence[ModuleType], prefix: str | None = None) -> 
         modules: Modules with an activated ``schema`` (e.g. ``workflow.pipeline.lab``).
         prefix: Schema-name prefix to drop; default the configured one.
     """
-    import datajoint as dj
-
     from element_pose.config import schema_prefix
 
     prefix = schema_prefix() if prefix is None else prefix
-    diagram = dj.Diagram(modules[0].schema)
-    for module in modules[1:]:
-        diagram += dj.Diagram(module.schema)
+    diagram = _diagram(modules)
     names: dict[str, str] = {}
     tables: dict[str, str] = {}
     for node in diagram.nodes():
@@ -159,17 +165,18 @@ def draw(graph: PipelineGraph, *, width: float = 16.0) -> Any:
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     depth = _layers(graph)
     rows: dict[int, list[str]] = {}
     for table in sorted(graph.tables, key=lambda t: (t.split(".")[0], t)):
         rows.setdefault(depth[table], []).append(table)
     n_rows = max(rows) + 1
-    fig, ax = plt.subplots(figsize=(width, 1.1 * n_rows + 1))
+    fig = Figure(figsize=(width, 1.1 * n_rows + 1))  # no pyplot: no global state
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.5, n_rows - 0.5)
     ax.invert_yaxis()
@@ -187,10 +194,10 @@ def draw(graph: PipelineGraph, *, width: float = 16.0) -> Any:
         ax.text(x, y, f"{cls}\n{schema}", ha="center", va="center", fontsize=7.5,
                 color="white", zorder=2,
                 bbox={"boxstyle": "round,pad=0.35", "fc": _COLOURS[tier], "ec": "none"})
-    handles = [plt.Line2D([], [], ls="", marker="s", ms=9, color=c, label=t)
+    handles = [Line2D([], [], ls="", marker="s", ms=9, color=c, label=t)
                for t, c in _COLOURS.items()]
-    handles += [plt.Line2D([], [], color="#555555", label="in primary key"),
-                plt.Line2D([], [], color="#555555", ls=(0, (4, 3)), label="secondary")]
+    handles += [Line2D([], [], color="#555555", label="in primary key"),
+                Line2D([], [], color="#555555", ls=(0, (4, 3)), label="secondary")]
     ax.legend(handles=handles, loc="lower right", ncol=6, fontsize=8, frameon=False,
               bbox_to_anchor=(1.0, -0.06))
     fig.tight_layout()
@@ -203,9 +210,6 @@ def write_png(graph: PipelineGraph, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = draw(graph)
     fig.savefig(path, dpi=110, metadata={PNG_KEY: graph.fingerprint()})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     log.info("wrote %s (%d tables)", path, len(graph.tables))
     return path
 
@@ -244,12 +248,7 @@ def show(modules: Iterable[ModuleType] | None = None) -> Any:
     """
     modules = list(modules) if modules is not None else _pipeline_modules()
     if shutil.which("dot"):
-        import datajoint as dj
-
-        diagram = dj.Diagram(modules[0].schema)
-        for module in modules[1:]:
-            diagram += dj.Diagram(module.schema)
-        return diagram
+        return _diagram(modules)
     from IPython.display import Image
 
     if is_stale(pipeline_graph(modules)):

@@ -30,6 +30,7 @@ helpers in :mod:`element_pose._util`.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import inspect
 import json
@@ -616,11 +617,12 @@ class TriangulationTask(dj.Manual):
 class Triangulation(dj.Computed):
     """3D poses of a camera group: float32 arrays per individual and body part.
 
-    ``make_fetch`` reads the calibration, the parameters and each member estimation's
-    ``output_checksum``; ``make_compute`` reads the 2D poses (outside the transaction),
-    checks that the cameras agree in frames, rate, individuals and body parts, and
-    triangulates (then filters, when the parameter set asks for it).  The checksums are
-    fetched again before the insert, so a re-ingested estimation fails the job.
+    ``make_fetch`` reads everything: the calibration, the parameters and each member
+    estimation (its ``output_checksum`` and 2D poses); ``make_compute`` works on that
+    alone (outside the transaction): it checks that the cameras agree in frames, rate,
+    individuals and body parts, and triangulates (then filters, when the parameter set
+    asks for it).  DataJoint fetches again before the insert and compares, so a
+    re-ingested estimation fails the job.
     """
 
     definition = """
@@ -693,9 +695,11 @@ class Triangulation(dj.Computed):
             pose = model.PoseEstimation.fetch_pose(est_key)
             members.append(_Member(camera, tuple(sorted(est_key.items())), checksum,
                                    int(est_key["recording_id"]), int(nframes), float(fps),
-                                   pairs, pose.position, pose.confidence,
-                                   tuple(pose.keypoints), tuple(pose.individuals),
-                                   pose.fps, pose.timestamps, tuple(pose.skeleton)))
+                                   pairs, _Packed.of(pose.position),
+                                   _Packed.of(pose.confidence),
+                                   tuple(pose.keypoints), tuple(pose.individuals), pose.fps,
+                                   None if pose.timestamps is None
+                                   else _Packed.of(pose.timestamps), tuple(pose.skeleton)))
         return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True),
                 tuple(members))
 
@@ -891,6 +895,25 @@ class Triangulation(dj.Computed):
                        individual_layout=individual_layout)
 
 
+class _Packed(typing.NamedTuple):
+    """An array as base64 text: DataJoint hashes ``make_fetch``'s result twice with
+    deepdiff, which walks a numpy array value by value (seconds per camera for a
+    10-minute recording) but hashes a string at C speed."""
+
+    data: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> _Packed:
+        array = np.ascontiguousarray(array)
+        return cls(base64.b64encode(array.tobytes()).decode("ascii"), array.dtype.str,
+                   tuple(array.shape))
+
+    def array(self) -> np.ndarray:
+        return np.frombuffer(base64.b64decode(self.data), self.dtype).reshape(self.shape)
+
+
 class _Member(typing.NamedTuple):
     """One camera of a triangulation, as read by ``Triangulation.make_fetch``."""
 
@@ -901,12 +924,12 @@ class _Member(typing.NamedTuple):
     nframes: int
     fps: float
     pairs: tuple[tuple[str, str], ...]
-    position: np.ndarray
-    confidence: np.ndarray
+    position: _Packed
+    confidence: _Packed
     keypoints: tuple[str, ...]
     individuals: tuple[str, ...]
     pose_fps: float | None
-    timestamps: np.ndarray | None
+    timestamps: _Packed | None
     skeleton: tuple[tuple[str, str], ...]
 
 
@@ -961,7 +984,9 @@ def _member_poses(members: Sequence[_Member]
     individuals = sorted({i for i, _ in union}, key=_natural_key)
     poses = {}
     for m in members:
-        full = PoseData(m.position, m.confidence, list(m.keypoints), list(m.individuals),
-                        fps=m.pose_fps, timestamps=m.timestamps, skeleton=list(m.skeleton))
+        full = PoseData(m.position.array(), m.confidence.array(), list(m.keypoints),
+                        list(m.individuals), fps=m.pose_fps,
+                        timestamps=None if m.timestamps is None else m.timestamps.array(),
+                        skeleton=list(m.skeleton))
         poses[m.camera] = full.select(keypoints=body_parts, individuals=individuals)
     return poses, union

@@ -112,3 +112,9 @@ def test_show_frames_from_the_database(pipeline, raw_root, processed_root, uniqu
     video_frame = viewer.read_recording_frames([video], [40], [frame])[frame]
     row, col = _pixel_of(fig, ax, 3, 3)
     assert np.abs(png[row, col] - video_frame[3, 3].astype(int)).max() < 40
+
+
+def test_a_pose_without_time_base_still_draws():
+    pose = _pose().replace(fps=None)
+    fig = viewer.show_frames({3: np.zeros((120, 160, 3), np.uint8)}, pose)
+    assert fig.axes[0].get_title() == "frame 3  (no time base)"

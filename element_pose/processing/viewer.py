@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.pose import PoseData
+from element_pose.processing.qc import _time_axis
 
 __all__ = ["frames_to_show", "lowest_confidence_frames", "read_recording_frames", "show_frames"]
 
@@ -118,7 +119,7 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
     cmap = plt.get_cmap("tab20" if len(pose.keypoints) > 10 else "tab10")
     colours = [cmap(k % cmap.N) for k in range(len(pose.keypoints))]
     edges = [(pose.keypoints.index(a), pose.keypoints.index(b)) for a, b in pose.skeleton]
-    seconds = pose.time()
+    seconds, unit = _time_axis(pose)  # frame numbers when the pose has no time base
 
     order = sorted(frames)
     columns = columns or min(3, len(order))
@@ -148,7 +149,8 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
                 ax.scatter(xy[k, 0], xy[k, 1], s=marker_size, zorder=3,
                            c=[colours[k]] if solid else "none",
                            edgecolors=[colours[k]], linewidths=1.2)
-        ax.set_title(f"frame {index}  ({seconds[index]:.2f} s)", fontsize=9)
+        when = f"{seconds[index]:.2f} s" if unit == "time (s)" else "no time base"
+        ax.set_title(f"frame {index}  ({when})", fontsize=9)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colours[k], label=name)
                for k, name in enumerate(pose.keypoints)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8,
