@@ -187,7 +187,9 @@ def _read_bytes(backend: Any, path: str, start: int | None = None,
     return backend.fs.cat_file(full, start=start, end=end)
 
 
-_BACKENDS: dict[tuple[str | None, int], Any] = {}  # one backend per store and config
+#: one backend per store and config object; the entry keeps its config alive, so the
+#: id in the key cannot be reused by another config
+_BACKENDS: dict[tuple[str | None, int], tuple[Any, Any]] = {}
 
 
 class PoseBlockCodec(SchemaCodec):
@@ -225,10 +227,11 @@ class PoseBlockCodec(SchemaCodec):
         """A lazy reference to the stored array."""
         config = self._codec_config(key, context)
         cache_key = (stored.get("store"), id(config))
-        backend = _BACKENDS.get(cache_key)
-        if backend is None:
-            backend = _BACKENDS[cache_key] = self._get_backend(stored.get("store"), config=config)
-        return PackedArray(stored, backend)
+        entry = _BACKENDS.get(cache_key)
+        if entry is None or entry[0] is not config:
+            entry = _BACKENDS[cache_key] = (
+                config, self._get_backend(stored.get("store"), config=config))
+        return PackedArray(stored, entry[1])
 
 
 def _codec() -> PoseBlockCodec:

@@ -295,7 +295,9 @@ def run(worker_argv: Sequence[str]) -> int:
     """The array task: record, release the dead's reservations, run the worker."""
     from element_pose.cli import main
     from element_pose.userconfig import apply
+    from element_pose.worker_signals import block_stop_signals
 
+    block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
     apply()
     from element_pose.pipeline_module import load_pipeline
 

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from element_pose import model
+from element_pose._util import worker_device
 from element_pose.config import import_datajoint
 from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
 from element_pose.paths import relative_json
@@ -263,7 +264,8 @@ class ModelTraining(dj.Computed):
         source = _source_view(model.roots().find(project_path), files,
                               workdir.with_name(workdir.name + "-source"),
                               json.loads(video_sets))
-        device = params.pop("device", None) or os.environ.get("ELEMENT_POSE_DEVICE")
+        device = worker_device(params)
+        params.pop("device", None)
         result = engine.train(source, workdir, params, device=device)
         return (result,)
 

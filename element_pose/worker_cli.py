@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from element_pose.redact import redact_url
 from element_pose.worker import (
     DEFAULT_POLL_INTERVAL,
     DEVICE_ENV,
@@ -95,7 +96,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """``element-pose jobs release-stale|clear-errors|retry``."""
-    gc = None
+    gc = gc_error = None
     try:
         _activate()
         if args.action == "release-stale":
@@ -105,7 +106,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             if not args.no_gc:  # the files a killed worker wrote before its commit
                 from element_pose.store import collect_garbage
 
-                gc = collect_garbage(min_age_s=args.older_than)
+                try:  # the release is done: report it even if the store cannot be walked
+                    gc = collect_garbage(min_age_s=args.older_than)
+                except Exception as exc:
+                    gc_error = f"store gc failed: {type(exc).__name__}: {exc}"
         elif args.action == "retry":
             counts = retry_errors(args.table, args.restrict)
             verb = "queued again"
@@ -121,6 +125,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if gc is not None:
         _out(f"store gc: removed {gc.deleted} orphaned file(s) of {gc.orphaned} "
              f"({gc.kept_recent} kept as too recent)")
+    if gc_error:
+        log.error("%s (run `element-pose store gc` once the store is reachable)",
+                  redact_url(gc_error))
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -40,7 +40,7 @@ class SleapEngine(FileEngine):
         Raises:
             EngineError: naming the source when no skeleton can be read from it.
         """
-        from element_pose.io.sleap import import_sleap_io
+        from element_pose.io.sleap import _software_version, _track_names, import_sleap_io
 
         sio = import_sleap_io()
 
@@ -55,8 +55,8 @@ class SleapEngine(FileEngine):
             if path.suffix.lower() == ".slp":
                 labels = sio.load_slp(str(path), open_videos=False)
                 skeletons = list(labels.skeletons)
-                tracks = [t.name for t in labels.tracks]
-                version = (labels.provenance or {}).get("sleap_version")
+                tracks = _track_names(labels.tracks)  # the reader's names: same individuals
+                version = _software_version(labels)
             else:
                 loaded = sio.load_skeleton(path)
                 skeletons = loaded if isinstance(loaded, list) else [loaded]

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.io.registry import PoseFormatError
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 __all__ = [
@@ -79,7 +80,7 @@ MAX_ABS_COORDINATE = 100_000.0
 LIKELIHOOD_TOLERANCE = 1e-6
 
 
-class DLCFormatError(ValueError):
+class DLCFormatError(PoseFormatError):
     """A DeepLabCut file is missing, unreadable or not in the expected layout."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.engines.base import EngineError as _EngineError
 from element_pose.io import dlc as dlc_io
 
 __all__ = [
@@ -41,8 +42,10 @@ PREPARED_MARKER = ".element_pose_prepared"
 _SNAPSHOT_RE = re.compile(r"^snapshot(?P<best>-best)?-(?P<epoch>\d+)\.pt$")
 
 
-class EngineError(RuntimeError):
-    """A DeepLabCut step cannot run or failed; the message names the file or step."""
+class EngineError(_EngineError):
+    """A DeepLabCut step cannot run or failed; the message names the file or step.
+
+    A :class:`element_pose.engines.base.EngineError`, as every engine's errors are."""
 
 
 # ================================================================= results
