@@ -156,24 +156,29 @@ def _export(keys: list[dict], wanted: set[str], staging: Path, dandiset_dir: Pat
     the old one with ``os.replace`` (its videos land in its ``<stem>/`` folder).
     """
     work = Path(tempfile.mkdtemp(prefix="export-", dir=staging))
-    files = publish.export_nwb(keys, work / "raw", filter_paramset_idx=filter_paramset_idx)
-    files = [f for f in files if f.relpath in wanted]
-    organized = work / "organized"
-    dandi.write_dandiset_yaml(organized, dandi.read_dandiset_id(dandiset_dir), "staging")
-    mapping = dandi.organize([f.path for f in files], organized, files_mode="move")
-    placed = []
-    for dest in mapping.values():
-        rel = dest.relative_to(organized).as_posix()
-        videos = dest.with_suffix("")
-        if videos.is_dir():
-            for video in sorted(p for p in videos.rglob("*") if p.is_file()):
-                target = dandiset_dir / video.relative_to(organized)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(video, target)
-        target = dandiset_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(dest, target)
-        placed.append(rel)
+    try:
+        files = publish.export_nwb(keys, work / "raw", filter_paramset_idx=filter_paramset_idx,
+                                   only=wanted)  # one file, not every individual's
+        organized = work / "organized"
+        dandi.write_dandiset_yaml(organized, dandi.read_dandiset_id(dandiset_dir), "staging")
+        # the raw export's videos are this run's own links or copies: move, never copy again
+        mapping = dandi.organize([f.path for f in files], organized, files_mode="move",
+                                 media_files_mode="move")
+        placed = []
+        for dest in mapping.values():
+            rel = dest.relative_to(organized).as_posix()
+            videos = dest.with_suffix("")
+            if videos.is_dir():
+                for video in sorted(p for p in videos.rglob("*") if p.is_file()):
+                    target = dandiset_dir / video.relative_to(organized)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(video, target)
+            target = dandiset_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, target)
+            placed.append(rel)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # this run's own folder in its staging
     return placed
 
 
@@ -314,11 +319,11 @@ def _pipeline(items: list[_Item], dandiset_id: str, dandiset_dir: Path, staging:
         for item in items:
             try:
                 if item.export_keys is not None:
-                    _export_item(item, dandiset_id, dandiset_dir, staging, hashes, plan,
+                    _export_item(item, dandiset_id, dandiset_dir, staging, hashes,
                                  checksums, records, remote, archive, filter_paramset_idx,
                                  report)
             except Exception as exc:
-                log.error("export of %s failed: %s", item.nwb, exc)
+                log.error("export of %s failed: %s", item.nwb, redact_url(str(exc)))
                 report.failed[item.nwb] = f"export failed: {exc}"
                 continue
             future = None
@@ -335,7 +340,7 @@ def _pipeline(items: list[_Item], dandiset_id: str, dandiset_dir: Path, staging:
 
 
 def _export_item(item: _Item, dandiset_id: str, dandiset_dir: Path, staging: Path,
-                 hashes: dict, plan: dict, checksums: dict, records: dict, remote: dict,
+                 hashes: dict, checksums: dict, records: dict, remote: dict,
                  archive, filter_paramset_idx: int | None, report: SyncReport) -> None:
     placed = _export(item.export_keys, {item.nwb}, staging, dandiset_dir, filter_paramset_idx)
     report.exported.extend(placed)

@@ -186,7 +186,7 @@ def _plain(key: dict) -> dict:
 def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None = None,
                include_training: bool = False, overwrite: bool = False,
                compression: str | None = "gzip", videos: str = "hardlink",
-               ) -> list[ExportedFile]:
+               only: set[str] | None = None) -> list[ExportedFile]:
     """Write NWB files for PoseEstimation keys, one per subject and session.
 
     Files go to ``output_dir/<DANDI path>``, their videos beside them
@@ -209,6 +209,8 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
         videos: How videos go beside the files: ``"hardlink"`` (default; a copy
             across file systems), ``"copy"``, ``"symlink"`` or ``"none"`` (link the
             originals by relative path; the folder then cannot be moved alone).
+        only: Write only these DANDI paths of the plan (e.g. one individual's file of
+            a multi-animal session); default all.
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed), before
@@ -219,6 +221,8 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
 
     output_dir = Path(output_dir)
     plan = plan_export(query, filter_paramset_idx)
+    if only is not None:
+        plan = {rel: keys for rel, keys in plan.items() if rel in only}
     if not plan:
         raise ValueError(f"no pose estimation matches {query}")
     # all metadata problems first, before any file is written

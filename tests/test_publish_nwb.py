@@ -240,6 +240,11 @@ def test_multi_animal_export_names_the_individuals(pipeline, raw_root, processed
         seen = json.loads(_run([sys.executable, "-c", _READERS, str(item.path),
                                 str(tmp_path / "read.npz")]))
         assert seen["individuals"] == [f"{individual}_sub-ma{unique}_ses-1"]
+    # one individual's file alone (what dandi-sync re-exports): the other is not written
+    one = files[1].relpath
+    again = pipeline.publish.export_nwb(session, tmp_path / "one", only={one})
+    assert [f.relpath for f in again] == [one]
+    assert [p.name for p in (tmp_path / "one").rglob("*.nwb")] == [Path(one).name]
 
 
 def _readme_snippet(marker: str) -> str:

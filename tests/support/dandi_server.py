@@ -280,7 +280,10 @@ class LocalDandiArchive:
         from dandischema.models import get_schema_version
 
         schema_version = self.SCHEMA_VERSION
-        assert schema_version < get_schema_version(), "the archive's schema must be older"
+        from packaging.version import Version
+
+        assert Version(schema_version) < Version(get_schema_version()), \
+            "the archive's schema must be older"
         return {
             "version": self.VERSION,
             "schema_version": schema_version,
