@@ -164,6 +164,20 @@ def _remote_etag(asset: Any) -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def _reachable(api: str) -> Iterator[None]:
+    """Turn a connection failure (no answer, time-out; not an HTTP status) into DandiError."""
+    import requests
+
+    try:
+        yield
+    except requests.HTTPError:
+        raise
+    except requests.RequestException as exc:
+        raise DandiError(f"cannot reach {redact_url(api)}: "
+                         f"{type(exc).__name__}: {redact_url(str(exc))}") from None
+
+
 def upload(
     paths: str | Path | Sequence[str | Path],
     dandiset_id: str,
@@ -238,7 +252,7 @@ def upload(
     known = dict(checksums or {})
     checksums = {rel: known.get(rel) or file_checksum(p) for rel, p in selected.items()}
 
-    with DandiAPIClient(dandi_instance=dandi_instance) as client:
+    with _reachable(dandi_instance.api), DandiAPIClient(dandi_instance=dandi_instance) as client:
         try:
             client.authenticate(key)
         except requests.HTTPError as exc:
@@ -274,7 +288,8 @@ def upload(
         except Exception as exc:
             error = exc
 
-    with DandiAPIClient(dandi_instance=dandi_instance, token=key) as client:
+    with _reachable(dandi_instance.api), \
+            DandiAPIClient(dandi_instance=dandi_instance, token=key) as client:
         after = _remote_assets(client.get_dandiset(dandiset_id, DRAFT), list(selected))
     results = []
     for rel in sorted(selected):

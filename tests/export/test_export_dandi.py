@@ -304,3 +304,16 @@ def test_wrong_key_gets_401_on_every_authenticated_call(dandi_archive):
                          ("DELETE", "/dandisets/000123/uploads/")):
         response = requests.request(method, dandi_archive.api_url + path, headers=bad, timeout=10)
         assert response.status_code == 401, (method, path)
+
+
+def test_an_unreachable_archive_is_a_dandi_error(dandiset_copy):
+    """No answer at all (not an HTTP status): a DandiError naming the archive, no traceback."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = f"http://user:secret-in-url@127.0.0.1:{port}/api"
+    with pytest.raises(DandiError, match=rf"cannot reach .*127\.0\.0\.1:{port}") as info:
+        dandi.upload(dandiset_copy, DANDISET_ID, api, api_key="key-0000")
+    assert "secret-in-url" not in str(info.value)
