@@ -7,7 +7,7 @@ it compresses better), so float32 values (NaN included) come back bit for bit.
 Many arrays of a table insert share one store file: :func:`pack_rows` compresses
 every array of a batch of part rows, writes them as one object, and puts in each
 row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
-Reading one array is a range read of its bytes; :func:`load_arrays` reads the
+Reading one array is a range read of its bytes; `load_into` reads the
 arrays of many rows with one read per file and decompresses them in threads
 (Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
 each, so the codec works for any table.
@@ -20,7 +20,7 @@ patterns after decompression) or ``""``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from datajoint.builtin_codecs.schema import SchemaCodec  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array", "load_arrays",
+__all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array",
            "load_into", "pack_rows"]
 
 CODEC_NAME = "poseblock"
@@ -323,16 +323,6 @@ def _write_blocks(backend: Any, path: str, values: Sequence[np.ndarray]
         if target.exists():
             target.unlink()
     return sizes, metas
-
-
-def load_arrays(refs: Iterable[Any]) -> list[np.ndarray]:
-    """Load many fetched arrays: one read per store file, decompression in threads.
-
-    Values that are not :class:`PackedArray` (e.g. ``NpyRef`` of older rows, or
-    plain arrays) are loaded as they are.
-    """
-    refs = list(refs)
-    return load_into([(ref, None) for ref in refs])
 
 
 def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarray]:

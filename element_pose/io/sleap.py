@@ -122,7 +122,7 @@ def detect_slp(path: Path) -> bool:
 
 def detect_sleap_analysis_h5(path: Path) -> bool:
     """Whether a file looks like a SLEAP analysis ``.h5`` file."""
-    if path.suffix.lower() not in (".h5", ".hdf5", ".analysis.h5") or not is_hdf5(path):
+    if path.suffix.lower() not in (".h5", ".hdf5") or not is_hdf5(path):
         return False
     keys = _h5_keys(path)
     return all(k in keys for k in ANALYSIS_DATASETS)
@@ -318,7 +318,7 @@ register_format(
     read_sleap,
     validator=validate_sleap_analysis_h5,
     detector=detect_sleap_analysis_h5,
-    suffixes=(".h5", ".analysis.h5"),
+    suffixes=(".h5",),
     software="SLEAP",
     description="SLEAP analysis HDF5 (.h5: tracks, node_names, point/instance scores)",
 )

@@ -241,10 +241,11 @@ def set_frame_rate(path: str | Path, fps: float) -> Path:
                 packet.duration = 1
                 packet.stream = out
                 target.mux(packet)
+        tmp.replace(path)
     except av.error.FFmpegError as exc:
-        tmp.unlink(missing_ok=True)
         raise VideoError(f"cannot set the frame rate of {path}: {exc}") from exc
-    tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left beside the video
     return path
 
 

@@ -40,3 +40,13 @@ def test_rendered_markers_are_where_the_truth_says(tmp_path):
     x, y = truth.position[1, 0, 0].round().astype(int)
     assert frame[y, x, 0] > 150  # nose marker is red
     assert frame[5, 5].max() < 60  # background is dark
+
+
+def test_set_frame_rate_of_a_broken_file_leaves_nothing_beside_it(tmp_path):
+    from element_pose.io.video import set_frame_rate
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(VideoError, match="broken.mp4"):
+        set_frame_rate(broken, 30.0003)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
