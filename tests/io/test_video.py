@@ -47,6 +47,6 @@ def test_set_frame_rate_of_a_broken_file_leaves_nothing_beside_it(tmp_path):
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    with pytest.raises(VideoError, match="broken.mp4"):
+    with pytest.raises(VideoError, match=r"broken\.mp4"):
         set_frame_rate(broken, 30.0003)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
