@@ -200,11 +200,17 @@ def release_stale_jobs(
     """
     if older_than_s < 0:
         raise WorkerUsageError("older_than_s must be >= 0")
+    return _release_stale(select_tables(tables), older_than_s, check_connections)
+
+
+def _release_stale(selected: dict[str, Any], older_than_s: float,
+                   check_connections: bool = True) -> dict[str, int]:
+    """:func:`release_stale_jobs` on given tables (a worker passes the instances it keeps)."""
     from datajoint.errors import DuplicateError
 
     released: dict[str, int] = {}
     live: set[int] | None = None
-    for name, table in select_tables(tables).items():
+    for name, table in selected.items():
         jobs = table.jobs
         interval = jobs.adapter.interval_expr(float(older_than_s), "second")
         stale = (jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()
@@ -405,6 +411,8 @@ def run_worker(
         raise WorkerUsageError("poll_interval must be >= 0")
     set_device(device)
     restriction = _as_restriction(restriction)
+    if stale_after is not None and stale_after < 0:
+        raise WorkerUsageError("stale_after must be >= 0")
     # one instance per table for the worker's life: DataJoint caches its job table
     # (and so the dependency graph loaded to build it) per instance, not per class
     selected = {name: table() for name, table in
@@ -434,7 +442,7 @@ def run_worker(
             report.passes += 1
             try:
                 if stale_after is not None:
-                    released = release_stale_jobs(stale_after, list(selected))
+                    released = _release_stale(selected, stale_after)
                     report.released += sum(released.values())
                 done = _one_pass(selected, restriction, priority, order, report, stopping,
                                  limit_reached)
