@@ -319,7 +319,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         worker_args.append("--once")
     if args.restrict:
         worker_args += ["--restrict", args.restrict]
-    if args.max_jobs:
+    if args.max_jobs is not None:
         worker_args += ["--max-jobs", str(args.max_jobs)]
     options = SubmitOptions.from_settings(
         tables=args.table, workers=args.workers, partition=args.partition,
@@ -342,27 +342,30 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``submit`` to the ``element-pose`` parser."""
+    from element_pose.worker import DEFAULT_POLL_INTERVAL, ORDERS
+    from element_pose.worker_cli import _non_negative, _positive_int
+
     p = subparsers.add_parser(
         "submit", help="submit Slurm job arrays of workers (sbatch)",
         description="Submit an array of `element-pose worker` jobs. Defaults for the "
                     "resources come from the slurm_* settings (`element-pose config`).")
     p.add_argument("--table", action="append", metavar="SCHEMA.TABLE",
                    help="table for the workers (repeatable; default all)")
-    p.add_argument("--workers", type=int, default=1, help="array size (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="array size (default 1)")
     p.add_argument("--per-table", action="store_true",
                    help="one array per --table, each after the previous one ends")
     p.add_argument("--partition")
     p.add_argument("--gpu-partition", help="partition for arrays with a GPU table")
     p.add_argument("--time", help="time limit, e.g. 04:00:00")
     p.add_argument("--mem", help="memory per worker, e.g. 8G")
-    p.add_argument("--cpus", type=int, help="CPUs per worker")
+    p.add_argument("--cpus", type=_positive_int, help="CPUs per worker")
     p.add_argument("--gres", help="generic resources of GPU tables, e.g. gpu:1")
     p.add_argument("--log-dir", help="folder of the job logs (default ./slurm-logs)")
     p.add_argument("--once", action="store_true",
                    help="workers exit when their queue is empty")
-    p.add_argument("--poll-interval", type=float, default=30.0)
-    p.add_argument("--max-jobs", type=int, help="jobs per worker before it exits")
-    p.add_argument("--order", choices=["original", "reverse", "random"], default="random",
+    p.add_argument("--poll-interval", type=_non_negative, default=DEFAULT_POLL_INTERVAL)
+    p.add_argument("--max-jobs", type=_positive_int, help="jobs per worker before it exits")
+    p.add_argument("--order", choices=ORDERS, default="random",
                    help="job order within a priority (default random: fewer collisions)")
     p.add_argument("--restrict", help="restriction of the keys (JSON object)")
     p.add_argument("--sbatch-option", action="append", metavar="OPT",

@@ -101,3 +101,12 @@ def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
     slurm.worker_table().drop_quick()  # e.g. a test or an admin removed it
     assert cli.main(["status"]) == 0
     assert "model.PoseEstimation" in capsys.readouterr().out
+
+
+def test_submit_refuses_bad_numbers_at_parse_time():
+    from element_pose import cli
+
+    for argv in (["--workers", "0"], ["--max-jobs", "0"], ["--poll-interval", "-1"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["submit", "--dry-run", *argv])
+        assert info.value.code == 2, argv
