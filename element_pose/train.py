@@ -22,6 +22,7 @@ from typing import Any
 from element_pose import model
 from element_pose._util import worker_device
 from element_pose.config import import_datajoint
+from element_pose.engines import DEFAULT_ENGINE
 from element_pose.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
 from element_pose.paths import relative_json
 
@@ -304,7 +305,7 @@ class ModelTraining(dj.Computed):
         config = r.processed(row["config_path"])
         params = (TrainingParamSet & key).fetch1("params")
         return model.Model.insert_new_model(
-            model_name, config, params.get("engine", "deeplabcut"), shuffle=row["shuffle"],
+            model_name, config, params.get("engine", DEFAULT_ENGINE), shuffle=row["shuffle"],
             trainingsetindex=row["trainingsetindex"],
             snapshot=snapshot, net_type=params.get("net_type", ""),
             model_description=model_description or f"trained by {key}",
@@ -337,10 +338,7 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
 def _json_columns(stats) -> dict[str, list] | None:
     if stats is None:
         return None
-    if hasattr(stats, "to_dict"):
-        stats = {c: stats[c].tolist() for c in stats.columns}
-    else:  # {column: array}
-        stats = {str(c): [float(v) for v in values] for c, values in stats.items()}
+    stats = {str(c): [float(v) for v in values] for c, values in stats.items()}  # {column: array}
     return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
 
 

@@ -190,16 +190,9 @@ def save(settings: dict[str, Any], path: Path | None = None) -> Path:
     return path
 
 
-def remember(settings: dict[str, Any], path: Path | None = None,
-             keep_existing: Iterable[str] = ()) -> Path:
-    """Merge settings into the file; names in ``keep_existing`` keep their stored value."""
-    current = load(path)
-    keep = set(keep_existing)
-    for name, value in settings.items():
-        if name in keep and current.get(name) is not None:
-            continue
-        current[name] = value
-    return save(current, path)
+def remember(settings: dict[str, Any], path: Path | None = None) -> Path:
+    """Merge settings into the file."""
+    return save({**load(path), **settings}, path)
 
 
 def unset(names: Iterable[str], path: Path | None = None) -> Path:

@@ -9,8 +9,9 @@ Uses the real ``dandi`` client library (imported inside the functions):
 * :func:`upload` - ``dandi.upload.upload`` with enum options, the API key from the
   environment (or an argument, never logged), per-file results (the upload half lives
   in :mod:`element_pose.export.dandi_upload`; its names are importable from here).
-* :func:`file_checksum`, :func:`plan_sync` - what a ``dandi-sync`` must upload, given a
-  record of what was uploaded before (pure).
+* :func:`file_checksum` - the archive's dandi-etag of a file, part by part;
+  :func:`plan_sync` - which of a set of files differ from a record (pure; the
+  incremental ``dandi-sync`` itself lives in :mod:`element_pose.dandi_sync`).
 
 Nothing here deletes anything on the archive (``sync`` mode of the client is never
 used).
