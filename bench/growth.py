@@ -63,7 +63,7 @@ def child_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
     pipeline = ours._pipeline()
     model = pipeline.model
-    ds = make_dataset(args.frames, 20, 1)
+    ds = make_dataset(args.frames, 20, args.individuals)
     session_key = ours._session(pipeline, "growth")
     model_key = ours._model(pipeline, ds)
     model.PoseEstimation.jobs.refresh()
@@ -202,15 +202,17 @@ def _summ(times: list[float]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ parent
-def run_size(frames: int, reps: int, db: str, peer: bool, check: bool) -> dict[str, Any]:
+def run_size(frames: int, reps: int, db: str, peer: bool, check: bool,
+             individuals: int = 1) -> dict[str, Any]:
     """The three children (and the peer) for one size."""
     from bench.run import _prefix, our_env
 
-    ds = make_dataset(frames, 20, 1)
+    ds = make_dataset(frames, 20, individuals)
     env = our_env(db, _prefix(f"g{frames}"))
     base = [PY, "-m", "bench.growth", "child"]
-    common = ["--frames", str(frames), "--reps", str(reps)]
-    result: dict[str, Any] = {"frames": frames, "load_before": load_average()}
+    common = ["--frames", str(frames), "--reps", str(reps), "--individuals", str(individuals)]
+    result: dict[str, Any] = {"frames": frames, "individuals": individuals,
+                              "load_before": load_average()}
     result["ingest"] = run_child([*base, "ingest", *common], env=env, timeout=1800,
                                  log_name=f"growth-ingest-{frames}")
     result["fetch"] = run_child([*base, "fetch", *common], env=env,
@@ -232,7 +234,7 @@ def table(results: list[dict[str, Any]]) -> str:
     def f(v, unit="s", digits=3):
         return "-" if v is None else f"{v:.{digits}f}{unit}"
 
-    head = ("| frames x 20 | ingest first / warm (warm / h5py read floor) | store objects | "
+    head = ("| frames x 20 (x animals) | ingest first / warm (warm / h5py read floor) | store objects | "
             "B/keypoint | peak RSS / "
             "payload | get_trajectory first / warm | one body part | NWB first / warm | "
             "neuroconv first / warm | NWB ratio first |")
@@ -244,8 +246,10 @@ def table(results: list[dict[str, Any]]) -> str:
         grown = (i["peak_rss"] - i["rss_before_first_populate"]) / 2**20
         floor = (i.get("read_floor_s") or {}).get("h5py_float32")
         floor_ratio = f" ({i['warm']['median'] / floor:.1f}x)" if floor else ""
+        n_animals = r.get("individuals", 1)
+        animals = f" x {n_animals}" if n_animals > 1 else ""
         lines.append(
-            f"| {r['frames']:,} | {f(i['first_s'])} / {f(i['warm']['median'])}{floor_ratio} | "
+            f"| {r['frames']:,}{animals} | {f(i['first_s'])} / {f(i['warm']['median'])}{floor_ratio} | "
             f"{i['store_objects_per_estimation']} | {i['bytes_per_keypoint']:.2f} | "
             f"{i['peak_over_payload']:.2f}x ({grown:.0f}"
             f" of {i['float32_payload_bytes']/2**20:.0f} MiB) | "
@@ -266,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", nargs="?", default="parent", choices=["parent", "child"])
     parser.add_argument("command", nargs="?", choices=["ingest", "fetch", "nwb"])
     parser.add_argument("--frames", type=int, default=108_000)
+    parser.add_argument("--individuals", type=int, default=1,
+                        help="animals per frame (3: multi-animal DeepLabCut output)")
     parser.add_argument("--sizes", default="10000,108000,1000000")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--db", default="embedded", choices=["embedded", "mysql"])
@@ -286,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for frames in (int(s) for s in args.sizes.split(",")):
-            print(f"growth: {frames} frames ...", flush=True)
-            results.append(run_size(frames, args.reps, args.db, not args.no_peer, args.check))
+            print(f"growth: {frames} frames x {args.individuals} animal(s) ...", flush=True)
+            results.append(run_size(frames, args.reps, args.db, not args.no_peer, args.check,
+                                    args.individuals))
     finally:
         if args.db == "embedded":
             stop_embedded()
@@ -295,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"growth-{args.db}.json").write_text(
+    tag = f"-{args.individuals}animals" if args.individuals > 1 else ""
+    (RESULTS / f"growth-{args.db}{tag}.json").write_text(
         json.dumps({"machine": info, "db": args.db, "results": results, "table": text},
                    indent=1, default=str))
     return 0

@@ -1,8 +1,9 @@
 """Compressed pose arrays in the object store: one file per estimation, range reads.
 
 The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly as
-Blosc frames (bit-shuffle + zstd, ``numcodecs``, with an integer delta of the bit patterns when
-it compresses better), so float32 values (NaN included) come back bit for bit.
+Blosc frames (bit-shuffle + zstd, ``numcodecs``; trajectories first become the
+zigzag-coded first or second differences of their bit patterns when that compresses
+better), so float32 values (NaN included) come back bit for bit.
 
 Many arrays of a table insert share one store file: :func:`pack_rows` compresses
 every array of a batch of part rows, writes them as one object, and puts in each
@@ -13,8 +14,9 @@ arrays of many rows with one read per file and decompresses them in threads
 each, so the codec works for any table.
 
 Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
-"filter"}``; ``filter`` is ``"delta"`` (cumulative sum of the int32/int64 bit
-patterns after decompression) or ``""``.
+"filter"}``; ``filter`` is ``""``, ``"zdelta"`` / ``"zdelta2"`` (zigzag-decode, then one
+or two cumulative sums of the int32/int64 bit patterns) or, in older rows, ``"delta"``
+(one cumulative sum, no zigzag).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ __all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array",
 CODEC_NAME = "poseblock"
 EXT = ".pblk"
 CLEVEL = 6
-SAMPLE = 16384  # values compressed both ways to choose the delta filter
+SAMPLE = 4096  # values compressed with each filter to choose one
+#: bit-pattern filters tried per array: none, zigzag first and second differences
+FILTERS = ("", "zdelta", "zdelta2")
 _INT_VIEW = {4: np.int32, 8: np.int64}
 
 
@@ -52,6 +56,10 @@ def _compress(data: np.ndarray) -> bytes:
 def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     """Compress one array losslessly.
 
+    One-dimensional numeric arrays are tried, on a sample, as they are and as the
+    first and second differences of their bit patterns (zigzag-coded, so that small
+    negative steps have small codes); the smallest is compressed in full.
+
     Returns:
         The compressed bytes and ``{"dtype", "shape", "filter"}``.
     """
@@ -59,28 +67,52 @@ def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     if array.dtype == object:
         raise TypeError(f"<{CODEC_NAME}> cannot store object arrays")
     int_type = _INT_VIEW.get(array.dtype.itemsize)
-    if int_type is None or array.ndim != 1 or array.size < 2 or array.dtype.kind not in "fiu":
+    if int_type is None or array.ndim != 1 or array.size < 3 or array.dtype.kind not in "fiu":
         return _compress(array), _meta(array, "")
-    # choose plain or delta on a sample (full arrays when short), compress once
     sample = array[:SAMPLE] if array.size > 2 * SAMPLE else array
-    plain, delta = _compress(sample), _compress(_delta(sample, int_type))
-    use_delta = len(delta) < len(plain)
-    if sample is not array:
-        delta = plain = _compress(_delta(array, int_type) if use_delta else array)
-    return (delta, _meta(array, "delta")) if use_delta else (plain, _meta(array, ""))
+    best = min(FILTERS, key=lambda f: len(_compress(_forward(sample, f, int_type))))
+    return _compress(_forward(array, best, int_type)), _meta(array, best)
 
 
 def _meta(array: np.ndarray, filt: str) -> dict[str, Any]:
     return {"dtype": array.dtype.str, "shape": list(array.shape), "filter": filt}
 
 
-def _delta(array: np.ndarray, int_type: type) -> np.ndarray:
-    """Differences of the bit patterns (wrapping; :func:`np.cumsum` inverts them exactly)."""
-    bits = array.view(int_type)
+def _diff(bits: np.ndarray) -> np.ndarray:
+    """Differences (wrapping; :func:`np.cumsum` inverts them exactly), first value kept."""
     delta = np.empty_like(bits)
     delta[0] = bits[0]
     np.subtract(bits[1:], bits[:-1], out=delta[1:])
     return delta
+
+
+def _forward(array: np.ndarray, filt: str, int_type: type) -> np.ndarray:
+    if not filt:
+        return array
+    bits = array.view(int_type)
+    if filt == "delta":  # written by element-pose < 0.3; still decoded
+        return _diff(bits)
+    delta = _diff(bits)
+    if filt == "zdelta2":
+        delta = _diff(delta)
+    shift = 8 * bits.dtype.itemsize - 1
+    return (delta << 1) ^ (delta >> shift)  # zigzag: 0, -1, 1, -2 -> 0, 1, 2, 3
+
+
+def _inverse(out: np.ndarray, filt: str) -> None:
+    """Undo :func:`_forward` in place on the decompressed ``out``."""
+    if not filt:
+        return
+    int_type = _INT_VIEW[out.dtype.itemsize]
+    bits = out.view(int_type)
+    if filt != "delta":
+        unsigned = bits.view(np.dtype(int_type).str.replace("i", "u"))
+        low = (bits & 1).astype(int_type)
+        np.right_shift(unsigned, 1, out=unsigned)
+        np.bitwise_xor(bits, -low, out=bits)
+        if filt == "zdelta2":
+            np.cumsum(bits, dtype=int_type, out=bits)
+    np.cumsum(bits, dtype=int_type, out=bits)
 
 
 def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
@@ -93,12 +125,16 @@ def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
         out: A C-contiguous array of that dtype and shape to decode into.
 
     Raises:
-        ValueError: the bytes do not decode to the recorded dtype and shape.
+        ValueError: the bytes do not decode to the recorded dtype and shape, or the
+            filter is unknown.
     """
     from numcodecs import blosc
 
     dtype = np.dtype(meta["dtype"])
     shape = tuple(meta["shape"])
+    filt = meta.get("filter") or ""
+    if filt not in ("", "delta", *FILTERS):
+        raise ValueError(f"pose array {meta.get('path', '')}: unknown filter {filt!r}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     header = bytes(buffer[:16])
     nbytes = int.from_bytes(header[4:8], "little") if len(header) == 16 else -1
@@ -112,10 +148,7 @@ def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
         out = np.empty(shape, dtype=dtype)
     if expected:
         blosc.decompress(buffer, out)
-    if meta.get("filter") == "delta":
-        int_type = _INT_VIEW[dtype.itemsize]
-        bits = out.view(int_type)
-        np.cumsum(bits, dtype=int_type, out=bits)
+        _inverse(out, filt)
     return out
 
 

@@ -218,7 +218,9 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
         FileExistsError: a file exists and ``overwrite`` is false.
     """
     from element_pose.export.nwb import check_dandi_metadata
+    from element_pose.export.nwb.layout import preload
 
+    preload()  # pynwb's ~1 s import overlaps the queries below
     output_dir = Path(output_dir)
     plan = plan_export(query, filter_paramset_idx)
     if only is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -466,6 +468,7 @@ def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, s
             data = h5[f"processing/behavior/PoseEstimation/{keypoint}/data"]
             assert data.compression == "gzip" and data.shuffle
             assert data.chunks == (16384, 2)  # x and y in one chunk
+            assert data.id.get_num_chunks() == 5  # every chunk written, none left to fill
             assert data[:].tobytes() == np.ascontiguousarray(truth.position[:, 0, k]).tobytes()
             confidence = h5[f"processing/behavior/PoseEstimation/{keypoint}/confidence"]
             assert confidence.compression == "gzip" and confidence.chunks == (16384,)
@@ -474,3 +477,20 @@ def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, s
     assert not [m for m in messages if "compress" in m.check_function_name
                 or "chunk" in m.check_function_name], messages
     _assert_same_pose(nwb.read_pose_from_nwb(path), truth)
+
+
+def test_preload_imports_pynwb_and_ndx_pose_in_the_background():
+    """``preload`` (called by ``export_nwb`` first) imports ndx-pose in a daemon thread."""
+    code = (
+        "import sys, threading\n"
+        "from element_pose.export.nwb import layout\n"
+        "assert 'pynwb' not in sys.modules\n"
+        "layout.preload(); layout.preload()\n"
+        "threads = [t for t in threading.enumerate() if t.name == 'element-pose-nwb-import']\n"
+        "assert len(threads) == 1 and threads[0].daemon\n"
+        "threads[0].join(120)\n"
+        "assert 'ndx_pose' in sys.modules and 'pynwb' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr

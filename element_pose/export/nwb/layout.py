@@ -7,6 +7,8 @@
   (``<file stem>/<video name>``, hard link or copy), so the external-file links
   stay valid when the export folder is copied elsewhere.
 * :func:`open_nwb` - an ``NWBHDF5IO`` opened only after ``ndx_pose`` is imported
+* :func:`preload` - import pynwb and ndx-pose in a background thread (a first export
+  overlaps that ~1 s with its database queries)
   (opened before, pynwb maps the extension's groups to plain types and an append
   writes empty untyped groups without an error).
 * :func:`verify_pose_containers` - read a written file back (h5py, independent of
@@ -31,6 +33,8 @@ import logging
 import os
 import re
 import shutil
+import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,7 @@ __all__ = [
     "container_names",
     "open_nwb",
     "place_videos",
+    "preload",
     "safe_name",
     "verify_pose_containers",
 ]
@@ -199,6 +204,36 @@ def _link_or_copy(src: Path, target: Path, mode: str) -> None:
         except OSError as exc:  # another file system, or links not allowed
             log.info("cannot hard-link %s (%s); copying", src, exc)
     shutil.copy2(src, target)
+
+
+_PRELOAD_LOCK = threading.Lock()
+_PRELOADING: list[threading.Thread] = []
+
+
+def preload() -> None:
+    """Start importing pynwb and ndx-pose in a daemon thread, once per process.
+
+    A first export spends ~1 s importing them (their schemas are parsed from YAML);
+    started before the database queries and the data fetch, the import runs while
+    those wait on the server or decompress (both release the GIL).  A later import
+    in another thread simply waits for this one; a failed import is left for that
+    later import to raise.
+    """
+    if "ndx_pose" in sys.modules:
+        return
+    with _PRELOAD_LOCK:
+        if _PRELOADING:
+            return
+
+        def run() -> None:
+            try:
+                import ndx_pose  # noqa: F401
+            except Exception as exc:  # pragma: no cover - re-raised by the real import
+                log.debug("background import of ndx_pose failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="element-pose-nwb-import", daemon=True)
+        _PRELOADING.append(thread)
+        thread.start()
 
 
 def open_nwb(path: str | Path, mode: str = "r"):

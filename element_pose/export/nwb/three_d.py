@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.export.nwb import deflate
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     ExpectedContainer,
@@ -248,7 +249,7 @@ def write_nwb_3d(path: str | Path, pose: PoseData, subject: SubjectMetadata | No
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         with open_nwb(tmp, mode="w") as io:
-            io.write(nwbfile)
+            deflate.write(io, nwbfile)
         verify_pose_containers(tmp, [ExpectedContainer(
             kwargs.get("name", DEFAULT_NAME), list(pose.keypoints), pose.n_frames, 3,
             neurodata_type="MultiCameraPoseEstimation")])

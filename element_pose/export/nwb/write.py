@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.export.nwb import deflate
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     ExpectedContainer,
@@ -19,7 +20,6 @@ from element_pose.export.nwb.layout import (
 from element_pose.export.nwb.metadata import (
     BEHAVIOR_MODULE,
     COMPRESSION,
-    COMPRESSION_LEVEL,
     CONFIDENCE_DEFINITION,
     REFERENCE_FRAME_2D,
     REFERENCE_FRAME_3D,
@@ -51,64 +51,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------- building
-def _compressed(data: np.ndarray, compression: str | None = COMPRESSION):
-    """Wrap data for HDF5 with a filter: ``"gzip"`` (portable, default), ``"lzf"`` (fast,
-    h5py-only readers) or ``None`` (no filter, fastest).
-
-    gzip: standard ``shuffle`` + ``deflate`` chunks that any HDF5 reader opens, made
-    fast: chunks of up to 16384 rows keep x and y (all columns) together; each chunk
-    is byte-shuffled and deflated (zlib-ng when installed: the same zlib streams, ~1.5x
-    faster) in threads and stored with h5py's direct chunk write into an in-memory HDF5
-    dataset, which hdmf then copies into the NWB file chunk by chunk (H5Ocopy: no second
-    compression).
-    """
-    from hdmf.backends.hdf5.h5_utils import H5DataIO
-
-    if compression is None:
-        return data
-    if compression not in ("gzip", "lzf"):
-        raise NWBExportError(f"compression must be 'gzip', 'lzf' or None, not {compression!r}")
-    if compression == "lzf":
-        return H5DataIO(data=data, compression="lzf", shuffle=True)
-    from concurrent.futures import ThreadPoolExecutor
-
-    import h5py
-
-    try:  # zlib-ng writes the same zlib streams ~1.5x faster
-        from zlib_ng import zlib_ng as zlib
-    except ImportError:  # pragma: no cover - the nwb extra installs it
-        import zlib
-
-    array = np.ascontiguousarray(data)
-    if array.size == 0 or array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
-        return H5DataIO(data=data, compression="gzip", compression_opts=COMPRESSION_LEVEL,
-                        shuffle=True)
-    rows = min(len(array), 16384)
-    chunk_shape = (rows, *array.shape[1:])
-    item = array.dtype.itemsize
-
-    def deflate(start: int) -> tuple[int, bytes]:
-        block = array[start:start + rows]
-        if len(block) < rows:  # HDF5 stores edge chunks at full size
-            block = np.concatenate([block, np.zeros((rows - len(block), *array.shape[1:]),
-                                                    array.dtype)])
-        shuffled = np.frombuffer(block.tobytes(), np.uint8).reshape(-1, item).T.tobytes()
-        return start, zlib.compress(shuffled, COMPRESSION_LEVEL)
-
-    memory = h5py.File(f"element-pose-{uuid.uuid4().hex}.h5", "w", driver="core",
-                       backing_store=False)
-    dset = memory.create_dataset("data", shape=array.shape, dtype=array.dtype,
-                                 chunks=chunk_shape, compression="gzip",
-                                 compression_opts=COMPRESSION_LEVEL, shuffle=True)
-    starts = range(0, len(array), rows)
-    workers = min(len(starts), 4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start, payload in (pool.map(deflate, starts) if workers > 1
-                               else map(deflate, starts)):
-            dset.id.write_direct_chunk((start, *([0] * (array.ndim - 1))), payload)
-    return H5DataIO(data=dset, link_data=False)  # the dataset keeps its file open
-
-
 def _make_subject(subject: SubjectMetadata):
     from pynwb.file import Subject
 
@@ -388,7 +330,7 @@ def pose_series(pose: PoseData, *, unit: str, reference_frame: str,
     timestamps = _irregular_timestamps(pose)
     time_kwargs: dict[str, Any]
     if timestamps is not None:
-        time_kwargs = {"timestamps": _compressed(timestamps, compression)}
+        time_kwargs = {"timestamps": deflate.wrap(timestamps, compression)}
     else:
         time_kwargs = {"rate": float(pose.fps), "starting_time": float(pose.time()[0])}
     series = []
@@ -396,11 +338,11 @@ def pose_series(pose: PoseData, *, unit: str, reference_frame: str,
         pes = PoseEstimationSeries(
             name=keypoint,
             description=f"Estimated position of {keypoint}.",
-            data=_compressed(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32),
+            data=deflate.wrap(np.ascontiguousarray(pose.position[:, 0, k, :], np.float32),
                              compression),
             unit=unit,
             reference_frame=reference_frame,
-            confidence=_compressed(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32),
+            confidence=deflate.wrap(np.ascontiguousarray(pose.confidence[:, 0, k], np.float32),
                                    compression),
             confidence_definition=confidence_definition,
             **time_kwargs,
@@ -498,7 +440,7 @@ def write_nwb(
     tmp = _temp_path(path)
     try:
         with NWBHDF5IO(str(tmp), mode="w") as io:
-            io.write(nwbfile)
+            deflate.write(io, nwbfile)
         verify_pose_containers(tmp, [_expected(name, pose)])
         os.replace(tmp, path)
     finally:
@@ -548,7 +490,7 @@ def append_to_nwb(
                             relative_to=path.parent, link_timestamps=False, **pose_kwargs)
         if training is not None:
             add_pose_training(nwbfile, training, pose, relative_to=path.parent)
-        io.write(nwbfile)
+        deflate.write(io, nwbfile)
     verify_pose_containers(path, [_expected(name, pose)])
     log.info("appended %s to %s", name, path)
     return path
