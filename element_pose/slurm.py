@@ -281,8 +281,9 @@ def _release_dead(tables: list[str] | None) -> int:
     from element_pose import worker
     from element_pose.config import connect
 
-    # creates the lazy job tables, retrying when workers of an array race to do it
-    worker.prepare_job_queues(tables)
+    # creates the lazy job tables, retrying when workers of an array race to do it; no
+    # refresh: the worker refreshes each queue when it comes to it
+    worker.prepare_job_queues(tables, refresh=False)
     if worker._live_connection_ids(connect()) is None:
         log.warning("cannot list database sessions: not releasing stale reservations at "
                     "start (run `element-pose jobs release-stale --older-than S`)")
