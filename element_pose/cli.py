@@ -81,7 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Report database location and pending/reserved/error jobs per computed table."""
     from element_pose import config
-    from element_pose.operations import job_status
+    from element_pose.operations import read_job_queues
     from element_pose.pipeline_module import load_pipeline
 
     load_pipeline()  # connects and activates
@@ -89,7 +89,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.json:
         for name, value in config.describe().items():
             _out(f"{name:>14}: {value}")
-    report = job_status(max_errors=args.errors)
+    report, reserved = read_job_queues(max_errors=args.errors)  # each job table read once
     if args.json:
         _out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
@@ -106,7 +106,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(f"    to retry: {row['retry']}")
     from element_pose.slurm import reservations
 
-    for held in reservations():  # which worker (and Slurm job) holds each reservation
+    for held in reservations(reserved):  # which worker (and Slurm job) holds each one
         _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
              + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     from element_pose.dandi_sync import invalid_assets

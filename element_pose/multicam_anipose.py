@@ -30,9 +30,9 @@ import numpy as np
 from element_pose import model
 from element_pose._util import plain_json
 from element_pose.io.anipose import (
+    anipose_3d_keypoints,
     read_anipose_3d,
     read_anipose_calibration,
-    validate_anipose_3d_csv,
     write_anipose_calibration,
 )
 from element_pose.processing.threed import TriangulationError
@@ -140,13 +140,12 @@ def insert_triangulation_task(camera_group_key: Mapping[str, Any], model_name: s
         r = model.roots()
         path = r.find(triangulation_file)
         relative = r.relative(path)
-        validate_anipose_3d_csv(path)
+        keypoints = anipose_3d_keypoints(path)  # the header line: the values load later
         if (mc.TriangulationParamSet & params_key).fetch1("params").get("filter_3d"):
             raise ValueError(
                 f"TriangulationParamSet {triangulation_paramset_id} has a filter_3d; a loaded "
                 "anipose CSV is stored as anipose wrote it: use a parameter set without one")
-        pose = read_anipose_3d(path).pose
-        _check_body_parts(pose.keypoints, model.Model.body_parts({"model_name": model_name}),
+        _check_body_parts(keypoints, model.Model.body_parts({"model_name": model_name}),
                           path, model_name)
     elif triangulation_file is not None:
         raise ValueError("triangulation_file is only for task_mode 'load'")

@@ -13,6 +13,8 @@ __all__ = [
     "RETRY_HINT",
     "job_status",
     "populated_tables",
+    "read_job_queues",
+    "reserved_jobs",
     "retry_hint",
 ]
 
@@ -71,18 +73,40 @@ def job_status(max_errors: int = 5) -> dict[str, dict[str, Any]]:
     Each table's entry lists at most ``max_errors`` error messages in ``errors``;
     ``more_errors`` counts the ones left out and ``retry`` says how to retry them.
     """
+    return read_job_queues(max_errors)[0]
+
+
+def read_job_queues(max_errors: int = 5) -> tuple[dict[str, dict[str, Any]], list[dict]]:
+    """:func:`job_status` and the reserved jobs of every table, reading each job table once.
+
+    Each job table is built once and queried once for its counts by status; its
+    error rows and reserved rows are fetched only when there are some.
+
+    Args:
+        max_errors: Error messages listed per table.
+
+    Returns:
+        ``(status, reserved)``: :func:`job_status`'s report, and one dict per reserved
+        job with ``table``, ``key``, ``host``, ``pid``, ``connection_id`` and
+        ``reserved_time``.
+    """
     report: dict[str, dict[str, Any]] = {}
-    for name, table in populated_tables().items():
-        remaining, total = table().progress()
-        jobs = table().jobs
-        n_errors = len(jobs.errors) if len(jobs) else 0
+    reserved: list[dict] = []
+    for name, cls in populated_tables().items():
+        table = cls()
+        remaining, total = table.progress()
+        jobs = table.jobs
+        counts = jobs.progress()  # one GROUP BY status query
+        n_errors = counts["error"]
         errors = jobs.errors.to_dicts(limit=max_errors) if n_errors and max_errors > 0 else []
-        key_names = [k for k in jobs.primary_key]
+        key_names = list(jobs.primary_key)
+        if counts["reserved"]:
+            reserved += reserved_jobs(name, jobs)
         report[name] = {
             "done": total - remaining,
             "remaining": remaining,
             "total": total,
-            "reserved": len(jobs.reserved) if len(jobs) else 0,
+            "reserved": counts["reserved"],
             "error": n_errors,
             "errors": [
                 {"key": {k: e[k] for k in key_names}, "message": e["error_message"]}
@@ -91,4 +115,21 @@ def job_status(max_errors: int = 5) -> dict[str, dict[str, Any]]:
             "more_errors": max(n_errors - len(errors), 0),
             "retry": retry_hint(name) if n_errors else "",
         }
-    return report
+    return report, reserved
+
+
+def reserved_jobs(name: str, jobs: Any) -> list[dict]:
+    """The reserved jobs of one job table (one query).
+
+    Args:
+        name: The table's name (``"model.PoseEstimation"``).
+        jobs: Its job table (``Table.jobs``).
+
+    Returns:
+        One dict per job: ``table``, ``key``, ``host``, ``pid``, ``connection_id`` and
+        ``reserved_time``.
+    """
+    key_names = list(jobs.primary_key)
+    return [{"table": name, "key": {k: job[k] for k in key_names},
+             **{k: job[k] for k in ("host", "pid", "connection_id", "reserved_time")}}
+            for job in jobs.reserved.to_dicts()]

@@ -243,11 +243,25 @@ def record_worker() -> dict | None:
     return row
 
 
-def reservations() -> list[dict]:
-    """Reserved jobs of every table, with the Slurm job that holds each (when known)."""
-    from element_pose.config import connect, import_datajoint, schema_prefix
-    from element_pose.operations import populated_tables
+def reservations(reserved: Sequence[dict] | None = None) -> list[dict]:
+    """Reserved jobs of every table, with the Slurm job that holds each (when known).
 
+    Args:
+        reserved: The reserved jobs as :func:`element_pose.operations.read_job_queues`
+            returns them (``element-pose status`` reads them once for both); read here
+            when ``None``.
+
+    Returns:
+        One dict per reserved job: ``table``, ``key``, ``host``, ``pid``, ``slurm_job``
+        (``""`` when no Slurm worker holds it) and ``reserved_time``.
+    """
+    from element_pose.config import connect, import_datajoint, schema_prefix
+
+    if reserved is None:
+        from element_pose.operations import populated_tables, reserved_jobs
+
+        reserved = [job for name, table in populated_tables().items()
+                    for job in reserved_jobs(name, table().jobs)]
     dj = import_datajoint()
     workers = []
     # read only: `status` creates nothing where no Slurm worker ever ran
@@ -260,19 +274,15 @@ def reservations() -> list[dict]:
         _TABLE.clear()
     by_session = {(w["host"], int(w["pid"]), int(w["connection_id"])): w for w in workers}
     rows = []
-    for name, table in populated_tables().items():
-        jobs = table().jobs
-        if not len(jobs):
-            continue
-        for job in jobs.reserved.to_dicts():
-            worker = by_session.get((job["host"], int(job["pid"]), int(job["connection_id"])))
-            slurm = ""
-            if worker:
-                slurm = (f"{worker['array_job_id']}_{worker['array_task_id']}"
-                         if worker["array_job_id"] else worker["slurm_job_id"])
-            rows.append({"table": name, "key": {k: job[k] for k in jobs.primary_key},
-                         "host": job["host"], "pid": job["pid"], "slurm_job": slurm,
-                         "reserved_time": job["reserved_time"]})
+    for job in reserved:
+        worker = by_session.get((job["host"], int(job["pid"]), int(job["connection_id"])))
+        slurm = ""
+        if worker:
+            slurm = (f"{worker['array_job_id']}_{worker['array_task_id']}"
+                     if worker["array_job_id"] else worker["slurm_job_id"])
+        rows.append({"table": job["table"], "key": job["key"], "host": job["host"],
+                     "pid": job["pid"], "slurm_job": slurm,
+                     "reserved_time": job["reserved_time"]})
     return rows
 
 
@@ -281,8 +291,9 @@ def _release_dead(tables: list[str] | None) -> int:
     from element_pose import worker
     from element_pose.config import connect
 
-    # creates the lazy job tables, retrying when workers of an array race to do it
-    worker.prepare_job_queues(tables)
+    # creates the lazy job tables, retrying when workers of an array race to do it; no
+    # refresh: the worker refreshes each queue when it comes to it
+    worker.prepare_job_queues(tables, refresh=False)
     if worker._live_connection_ids(connect()) is None:
         log.warning("cannot list database sessions: not releasing stale reservations at "
                     "start (run `element-pose jobs release-stale --older-than S`)")

@@ -303,25 +303,30 @@ def retry_errors(tables: Sequence[str], restriction: Any = None) -> dict[str, in
 
 
 def prepare_job_queues(tables: Sequence[str] | None = None, restriction: Any = None,
-                       attempts: int = 5) -> None:
+                       attempts: int = 5, *, refresh: bool = True) -> None:
     """Create and refresh the job queues (do this once before starting many workers).
 
     On PostgreSQL, two workers creating the same lazy job table at the same
-    instant can crash one of them; this retries a few times.
+    instant can crash one of them; this retries a few times.  With ``refresh``
+    false, the queues are only created where missing (no keys are added).
     """
-    _prepare(select_tables(tables), _as_restriction(restriction), attempts)
+    _prepare(select_tables(tables), _as_restriction(restriction), attempts, refresh)
 
 
-def _prepare(selected: dict[str, Any], restriction: Any, attempts: int = 5) -> None:
+def _prepare(selected: dict[str, Any], restriction: Any, attempts: int = 5,
+             refresh: bool = True) -> None:
     for name, table in selected.items():
         for attempt in range(attempts):
             try:
-                _refresh(table, restriction)
+                if refresh:
+                    _refresh(table, restriction)
+                elif not table.jobs.is_declared:  # a failed try leaves it undeclared
+                    table.jobs.declare()
                 break
             except Exception as exc:
                 if attempt == attempts - 1:
                     raise
-                log.debug("%s: refreshing the job queue failed (%s); retrying", name, exc)
+                log.debug("%s: preparing the job queue failed (%s); retrying", name, exc)
                 time.sleep(0.2 + random.random())
 
 
@@ -436,7 +441,7 @@ def run_worker(
 
     log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
     with signals:
-        _prepare(selected, restriction)
+        _prepare(selected, restriction, refresh=False)  # each pass refreshes its queues
         idle_logged = False
         while not stopping() and not limit_reached():
             report.passes += 1

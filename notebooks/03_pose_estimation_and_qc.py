@@ -66,11 +66,11 @@ for name, path in analysis.FilteredPoseQC.figure_paths(filtered_key).items():
 # `min_confidence`.
 
 # %%
-fig = model.PoseEstimation.show_frames(key, lowest=3, body_part="nose")
+model.PoseEstimation.show_frames(key, lowest=3, body_part="nose")
 
 # %%
-fig = model.PoseEstimation.show_frames(key, frames=range(0, 100, 20), columns=5,
-                                       panel_width=2.6)
+model.PoseEstimation.show_frames(key, frames=range(0, 100, 20), columns=5,
+                                 panel_width=2.6)
 
 # %% [markdown]
 # ## 4. Tidy table and kinematics

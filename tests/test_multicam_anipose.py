@@ -284,3 +284,13 @@ def test_bad_anipose_3d_csv_is_refused(pipeline, multicam, scene):
     assert result["success_count"] == 0 and not (multicam.Triangulation & task)
     message = (multicam.Triangulation.jobs.errors & task).fetch1("error_message")
     assert "long.csv" in message and f"{N_FRAMES + 3} frames" in message
+    # the insert reads the header line only; a body that is no numbers fails the job
+    body = scene["folder"] / "bad_body.csv"
+    body.write_bytes(good.read_bytes().split(b"\n", 1)[0] + b"\n" + b"\xff not a number\n" * 5)
+    other = multicam.TriangulationParamSet.insert_new_params(
+        "anipose plain, other threshold", {"score_threshold": 0.6})
+    task = multicam.TriangulationTask.insert_triangulation_task(
+        group, scene["model"]["model_name"], other, task_mode="load", triangulation_file=body)
+    result = multicam.Triangulation.populate(task, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0 and not (multicam.Triangulation & task)
+    assert "bad_body.csv" in (multicam.Triangulation.jobs.errors & task).fetch1("error_message")

@@ -196,6 +196,32 @@ def test_scancel_mid_make_leaves_no_partial_rows_and_a_later_job_completes_the_k
     assert len(jobs_of(model.PoseEstimation, r)) == 0
 
 
+def test_an_array_task_refreshes_each_job_queue_once(pipeline, raw_root, processed_root,
+                                                     unique, tmp_path, monkeypatch):
+    """An array task (``python -m element_pose.slurm run``, here in this process and
+    outside Slurm) releases the dead's reservations and runs the worker, refreshing
+    each job queue once a pass: not also before, when it prepares the queues."""
+    from datajoint import jobs as dj_jobs
+
+    monkeypatch.setenv("ELEMENT_POSE_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    b = make_batch(pipeline, raw_root, processed_root, unique, 1)
+    args = ["--once", "--table", INFO, "--table", POSE, "--restrict", b["restrict"],
+            "--poll-interval", "0"]
+    assert slurm.run(args) == 0
+    assert len(pipeline.model.PoseEstimation & b["restriction"]) == 1
+    refreshed: list[str] = []
+    original = dj_jobs.Job.refresh
+
+    def counting(self, *restrictions, **options):
+        refreshed.append(self.target.table_name)
+        return original(self, *restrictions, **options)
+
+    monkeypatch.setattr(dj_jobs.Job, "refresh", counting)
+    assert slurm.run(args) == 0  # nothing left to do: one pass
+    assert sorted(refreshed) == ["__pose_estimation", "_recording_info"]
+
+
 def test_submit_script_asks_gpu_tables_for_gpus(monkeypatch, tmp_path):
     monkeypatch.setenv("ELEMENT_POSE_SLURM_GRES", "gpu:1")
     monkeypatch.setenv("ELEMENT_POSE_SLURM_PARTITION", "cpu")

@@ -118,3 +118,15 @@ def test_a_pose_without_time_base_still_draws():
     pose = _pose().replace(fps=None)
     fig = viewer.show_frames({3: np.zeros((120, 160, 3), np.uint8)}, pose)
     assert fig.axes[0].get_title() == "frame 3  (no time base)"
+
+
+def test_show_frames_leaves_no_pyplot_figure():
+    """A worker drawing many figures must not pile them up in pyplot's global registry."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    before = plt.get_fignums()
+    fig = viewer.show_frames({3: np.zeros((120, 160, 3), np.uint8)}, _pose())
+    assert isinstance(fig, Figure) and plt.get_fignums() == before
+    # Jupyter shows it (a PNG) without pyplot's inline backend
+    assert fig._repr_png_().startswith(b"\x89PNG\r\n\x1a\n")

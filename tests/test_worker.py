@@ -551,3 +551,61 @@ def test_worker_builds_each_job_table_once(pipeline, batch, monkeypatch):
     assert report.completed == {INFO: 4, POSE: 4}
     assert len(model.PoseEstimation & b["restriction"]) == 4
     assert sorted(built) == sorted(["_recording_info", "__pose_estimation"])  # not per job
+
+
+def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
+    """`element-pose status` builds each job table once and reads it in one pass: its
+    counts in one query, then its errors and its reservations only where there are any."""
+    from datajoint import connection as dj_connection
+    from datajoint import jobs as dj_jobs
+
+    from element_pose import cli
+    from element_pose.operations import populated_tables
+
+    model = pipeline.model
+    b = batch(2)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    jobs = model.PoseEstimation.jobs
+    jobs.refresh(r, delay=-1)
+    held, failed = jobs_of(model.PoseEstimation, r).keys()
+    assert jobs.reserve(held) and jobs.reserve(failed)
+    jobs.error(failed, "boom")
+    names = {name: table().jobs.full_table_name for name, table in populated_tables().items()}
+    targets = sorted(table.table_name for table in populated_tables().values())
+
+    built: list[str] = []
+    init = dj_jobs.Job.__init__
+
+    def counting_init(self, target_table):
+        built.append(target_table.table_name)
+        init(self, target_table)
+
+    sent: list[str] = []
+    query = dj_connection.Connection.query
+
+    def counting_query(self, sql, *args, **kwargs):
+        sent.append(str(sql))
+        return query(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(dj_jobs.Job, "__init__", counting_init)
+    monkeypatch.setattr(dj_connection.Connection, "query", counting_query)
+    try:
+        assert cli.main(["status"]) == 0
+        monkeypatch.undo()
+        out = capsys.readouterr().out
+        assert "boom" in out and f"reserved model.PoseEstimation {held}" in out
+        assert sorted(built) == targets  # one job table object per table
+        for name, full in names.items():
+            state = populated_tables()[name].jobs.progress()
+            expected = 1 + bool(state["error"]) + bool(state["reserved"])
+            assert len([sql for sql in sent if full in sql]) == expected, name
+        # read on its own, outside Slurm: the same reservation, held by no Slurm job
+        from element_pose import slurm
+
+        mine = [h for h in slurm.reservations() if h["table"] == POSE and h["key"] == held]
+        assert [h["slurm_job"] for h in mine] == [""]
+    finally:
+        monkeypatch.undo()
+        (jobs & held).delete_quick()
+        (jobs & failed).delete_quick()

@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CAMERA_KEYS",
+    "MAX_HEADER_BYTES",
     "AniposeFormatError",
+    "anipose_3d_keypoints",
     "detect_anipose_3d_csv",
     "read_anipose_3d",
     "read_anipose_3d_pose",
@@ -60,13 +62,26 @@ class AniposeFormatError(PoseFormatError):
 
 
 # -------------------------------------------------------------------- 3D CSV
+#: longest header line read (a 3D CSV of 1000 body parts has a header of ~100 kB)
+MAX_HEADER_BYTES = 1 << 20
+
+
 def _csv_columns(path: Path) -> list[str]:
+    """The column names: the first line only, read as bytes (the body is never read)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            line = f.readline()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as f:
+            line = f.readline(MAX_HEADER_BYTES + 1)
+    except OSError as exc:
         raise AniposeFormatError(f"cannot read anipose 3D CSV {path}: {exc}") from exc
-    return [c.strip() for c in line.rstrip("\r\n").split(",")]
+    if len(line) > MAX_HEADER_BYTES:
+        raise AniposeFormatError(
+            f"{path} is not an anipose 3D CSV: no header line in its first "
+            f"{MAX_HEADER_BYTES} bytes")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AniposeFormatError(f"cannot read anipose 3D CSV {path}: {exc}") from exc
+    return [c.strip() for c in text.rstrip("\r\n").split(",")]
 
 
 def _keypoints(columns: list[str]) -> list[str]:
@@ -74,8 +89,8 @@ def _keypoints(columns: list[str]) -> list[str]:
     return [k for k in dict.fromkeys(names) if all(f"{k}_{f}" in columns for f in "yz")]
 
 
-def validate_anipose_3d_csv(path: Path) -> None:
-    """Check the header of an anipose 3D CSV.
+def anipose_3d_keypoints(path: str | Path) -> list[str]:
+    """The body parts of an anipose 3D CSV, from its checked header line alone.
 
     Raises:
         AniposeFormatError: naming the file and the missing columns.
@@ -90,6 +105,16 @@ def validate_anipose_3d_csv(path: Path) -> None:
     missing = [f"{k}_{f}" for k in keypoints for f in POINT_FIELDS if f"{k}_{f}" not in columns]
     if missing:
         raise AniposeFormatError(f"{path}: anipose 3D CSV lacks the columns {missing}")
+    return keypoints
+
+
+def validate_anipose_3d_csv(path: Path) -> None:
+    """Check the header of an anipose 3D CSV (only its first line is read).
+
+    Raises:
+        AniposeFormatError: naming the file and the missing columns.
+    """
+    anipose_3d_keypoints(path)
 
 
 def detect_anipose_3d_csv(path: Path) -> bool:

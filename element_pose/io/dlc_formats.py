@@ -19,45 +19,30 @@ from pathlib import Path
 from element_pose.io import dlc
 from element_pose.io.registry import (
     PoseFormatError,
+    hdf5_keys,
     is_hdf5,
     register_format,
     require_file,
+    require_hdf5_keys,
 )
 
 __all__ = ["detect_dlc_csv", "detect_dlc_h5", "validate_dlc_csv", "validate_dlc_h5"]
-
-
-def _h5_keys(path: Path) -> list[str]:
-    import h5py  # no PyTables import just to look at the keys
-
-    with h5py.File(path, "r") as h5:
-        return list(h5.keys())
 
 
 def validate_dlc_h5(path: Path) -> None:
     """Check that a file is a DeepLabCut pose ``.h5`` (HDF5 with ``df_with_missing``).
 
     Raises:
-        PoseFormatError: naming the file and what is wrong.
+        DLCFormatError: naming the file and what is wrong.
     """
-    path = require_file(path, "DeepLabCut output", dlc.DLCFormatError)
-    if not is_hdf5(path):
-        raise PoseFormatError(f"{path} is not an HDF5 file (DeepLabCut .h5 output expected)")
-    try:
-        keys = _h5_keys(path)
-    except (OSError, ValueError) as exc:
-        raise PoseFormatError(f"cannot open DeepLabCut output {path}: {exc}") from exc
-    if dlc.H5_KEY not in keys:
-        raise PoseFormatError(
-            f"{path} is not a DeepLabCut pose output: no {dlc.H5_KEY!r} table (keys {keys})"
-        )
+    require_hdf5_keys(path, "DeepLabCut pose output", (dlc.H5_KEY,), dlc.DLCFormatError)
 
 
 def detect_dlc_h5(path: Path) -> bool:
     """Whether a file looks like a DeepLabCut pose ``.h5``."""
     if path.suffix.lower() not in (".h5", ".hdf5") or not is_hdf5(path):
         return False
-    return dlc.H5_KEY in _h5_keys(path)
+    return dlc.H5_KEY in hdf5_keys(path)
 
 
 def validate_dlc_csv(path: Path) -> None:

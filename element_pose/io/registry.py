@@ -38,11 +38,13 @@ __all__ = [
     "check_scores",
     "detect_format",
     "get_format",
+    "hdf5_keys",
     "is_hdf5",
     "present_mask",
     "read_pose",
     "register_format",
     "require_file",
+    "require_hdf5_keys",
     "validate_pose_file",
 ]
 
@@ -174,6 +176,49 @@ def is_hdf5(path: Path) -> bool:
             return f.read(8) == HDF5_SIGNATURE
     except OSError:
         return False
+
+
+def hdf5_keys(path: Path) -> list[str]:
+    """The top-level keys of an HDF5 file (read with h5py: no PyTables import).
+
+    Raises:
+        OSError: the file cannot be opened as HDF5.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return list(f.keys())
+
+
+def require_hdf5_keys(
+    path: str | Path,
+    what: str,
+    required: tuple[str, ...],
+    error: type[ValueError] = PoseFormatError,
+) -> list[str]:
+    """Check that a file is HDF5 with the top-level keys ``required``; return its keys.
+
+    Args:
+        path: The file.
+        what: What it should be (``"SLEAP .slp file"``), for the messages.
+        required: Keys it must have.
+        error: The exception type to raise.
+
+    Raises:
+        error: naming the file when it is missing, not HDF5, unreadable, or lacks a
+            key (naming the missing keys and the ones it has).
+    """
+    path = require_file(path, what, error)
+    if not is_hdf5(path):
+        raise error(f"{path} is not an HDF5 file ({what} expected)")
+    try:
+        keys = hdf5_keys(path)
+    except (OSError, ValueError) as exc:
+        raise error(f"cannot open {what} {path}: {exc}") from exc
+    missing = [k for k in required if k not in keys]
+    if missing:
+        raise error(f"{path} is not a {what}: it lacks {missing} (has {keys})")
+    return keys
 
 
 def detect_format(path: str | Path) -> str:

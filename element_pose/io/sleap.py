@@ -37,9 +37,11 @@ import numpy as np
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
+    hdf5_keys,
     is_hdf5,
     register_format,
     require_file,
+    require_hdf5_keys,
 )
 from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
@@ -77,33 +79,13 @@ def import_sleap_io():
 
 
 # ------------------------------------------------------------------ validators
-def _h5_keys(path: Path) -> list[str]:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return list(f.keys())
-
-
-def _check_h5(path: Path, what: str, required: tuple[str, ...]) -> None:
-    path = require_file(path, what, SleapFormatError)
-    if not is_hdf5(path):
-        raise SleapFormatError(f"{path} is not an HDF5 file ({what} expected)")
-    try:
-        keys = _h5_keys(path)
-    except OSError as exc:
-        raise SleapFormatError(f"cannot open {what} {path}: {exc}") from exc
-    missing = [k for k in required if k not in keys]
-    if missing:
-        raise SleapFormatError(f"{path} is not a {what}: it lacks {missing} (has {keys})")
-
-
 def validate_slp(path: Path) -> None:
     """Check that a file is a SLEAP ``.slp`` labels file.
 
     Raises:
         SleapFormatError: naming the file and what is missing.
     """
-    _check_h5(path, "SLEAP .slp file", SLP_GROUPS)
+    require_hdf5_keys(path, "SLEAP .slp file", SLP_GROUPS, SleapFormatError)
 
 
 def validate_sleap_analysis_h5(path: Path) -> None:
@@ -112,7 +94,7 @@ def validate_sleap_analysis_h5(path: Path) -> None:
     Raises:
         SleapFormatError: naming the file and what is missing.
     """
-    _check_h5(path, "SLEAP analysis .h5 file", ANALYSIS_DATASETS)
+    require_hdf5_keys(path, "SLEAP analysis .h5 file", ANALYSIS_DATASETS, SleapFormatError)
 
 
 def detect_slp(path: Path) -> bool:
@@ -124,7 +106,7 @@ def detect_sleap_analysis_h5(path: Path) -> bool:
     """Whether a file looks like a SLEAP analysis ``.h5`` file."""
     if path.suffix.lower() not in (".h5", ".hdf5") or not is_hdf5(path):
         return False
-    keys = _h5_keys(path)
+    keys = hdf5_keys(path)
     return all(k in keys for k in ANALYSIS_DATASETS)
 
 

@@ -19,6 +19,8 @@ individual.
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
 import os
 import tempfile
@@ -49,11 +51,26 @@ FIGURE_NAMES = ("hist", "likelihood", "position", "trajectory")
 DEFAULT_COLORMAP = "rainbow"
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+@functools.cache
+def _figure_class() -> type[Figure]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    class NotebookFigure(Figure):
+        """A Figure that Jupyter shows as a PNG without pyplot (no inline backend needed)."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    return NotebookFigure
+
+
+def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A figure on its own Agg canvas: no pyplot, so no global registry to leak into."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure_class()(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 

@@ -2,8 +2,9 @@
 
 DB-free: give it the video file(s) and a :class:`~element_pose.pose.PoseData`.
 :meth:`element_pose.model.PoseEstimation.show_frames` does the fetching for one
-estimation. Works headless (matplotlib's Agg backend); in Jupyter the returned
-figure displays itself.
+estimation. Works headless: the figure is a :class:`matplotlib.figure.Figure` on
+its own Agg canvas, made without pyplot (no global figure registry, so a worker
+drawing many leaks none); in Jupyter the returned figure displays itself.
 
 Each panel shows one frame at its native resolution (one data unit = one pixel,
 ``(0, 0)`` the top-left pixel) with each keypoint as a dot, coloured per body
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.pose import PoseData
-from element_pose.processing.qc import _time_axis
+from element_pose.processing.qc import _new_figure, _time_axis
 
 __all__ = ["frames_to_show", "lowest_confidence_frames", "read_recording_frames", "show_frames"]
 
@@ -106,9 +107,11 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
         title: Figure title.
 
     Returns:
-        A matplotlib Figure (one panel per frame, titled with the frame index and time).
+        A :class:`matplotlib.figure.Figure` (one panel per frame, titled with the frame
+        index and time), not registered with pyplot.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.lines import Line2D
 
     if pose.n_space != 2:
         raise ValueError("show_frames draws 2D poses; this estimation is 3D")
@@ -116,7 +119,7 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
         raise ValueError("no frames to show")
     chosen = individuals or pose.individuals
     ind = pose.individual_index(list(chosen))
-    cmap = plt.get_cmap("tab20" if len(pose.keypoints) > 10 else "tab10")
+    cmap = matplotlib.colormaps["tab20" if len(pose.keypoints) > 10 else "tab10"]
     colours = [cmap(k % cmap.N) for k in range(len(pose.keypoints))]
     edges = [(pose.keypoints.index(a), pose.keypoints.index(b)) for a, b in pose.skeleton]
     seconds, unit = _time_axis(pose)  # frame numbers when the pose has no time base
@@ -126,8 +129,8 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
     rows = math.ceil(len(order) / columns)
     height, width = next(iter(frames.values())).shape[:2]
     panel_height = panel_width * height / width
-    fig, axes = plt.subplots(rows, columns, squeeze=False,
-                             figsize=(panel_width * columns, (panel_height + 0.35) * rows))
+    fig = _new_figure(panel_width * columns, (panel_height + 0.35) * rows, layout=None)
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, order, strict=False):
@@ -151,7 +154,7 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
                            edgecolors=[colours[k]], linewidths=1.2)
         when = f"{seconds[index]:.2f} s" if unit == "time (s)" else "no time base"
         ax.set_title(f"frame {index}  ({when})", fontsize=9)
-    handles = [plt.Line2D([], [], ls="", marker="o", color=colours[k], label=name)
+    handles = [Line2D([], [], ls="", marker="o", color=colours[k], label=name)
                for k, name in enumerate(pose.keypoints)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8,
                frameon=False)

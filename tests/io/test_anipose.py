@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from aniposelib.cameras import Camera, CameraGroup
 
-from element_pose.io import detect_format, read_pose
+from element_pose.io import PoseFormatError, detect_format, read_pose
 from element_pose.io.anipose import (
     AniposeFormatError,
+    anipose_3d_keypoints,
     read_anipose_3d,
     read_anipose_calibration,
     write_anipose_calibration,
@@ -92,6 +93,26 @@ def test_bad_3d_csv_named(tmp_path):
     partial.write_text("snout_x,snout_y,snout_z,snout_score\n1,2,3,0.5\n")
     with pytest.raises(AniposeFormatError, match=r"partial\.csv.*lacks.*snout_error"):
         read_pose(partial, fmt="anipose_3d_csv")
+
+
+def test_only_the_header_line_is_read_for_detection_and_keypoints(tmp_path):
+    """Detection, validation and the keypoints read the header line, never the body."""
+    points, errors, ncams, scores = _data()
+    good = _anipose_csv(tmp_path / "good.csv", points, errors, ncams, scores)
+    header = good.read_bytes().split(b"\n", 1)[0] + b"\n"
+    corrupt = tmp_path / "corrupt_body.csv"
+    corrupt.write_bytes(header + b"\xff\xfe not utf-8 \x00" * 200_000)  # a 4 MB bad body
+    assert detect_format(corrupt) == "anipose_3d_csv"
+    assert anipose_3d_keypoints(corrupt) == BODYPARTS
+    with pytest.raises(AniposeFormatError, match=r"corrupt_body\.csv"):
+        read_anipose_3d(corrupt)  # reading the values still names the file
+    # a first line that never ends is refused without reading the whole file
+    endless = tmp_path / "endless.csv"
+    endless.write_bytes(b"snout_x," * 1_000_000)
+    with pytest.raises(AniposeFormatError, match=r"endless\.csv.*header line"):
+        anipose_3d_keypoints(endless)
+    with pytest.raises(PoseFormatError, match=r"endless\.csv"):
+        detect_format(endless)
 
 
 def _camera_group():

@@ -1,5 +1,6 @@
 """The io registry: read_pose, detection, validators, and registering a new format."""
 
+import re
 import subprocess
 import sys
 
@@ -13,9 +14,11 @@ from element_pose.io import (
     detect_format,
     read_pose,
     register_format,
+    validate_pose_file,
 )
 from element_pose.io.dlc import DLCFormatError
-from element_pose.io.registry import _FORMATS
+from element_pose.io.registry import _FORMATS, get_format, require_hdf5_keys
+from element_pose.io.sleap import SleapFormatError
 from element_pose.pose import PoseData
 
 
@@ -107,3 +110,27 @@ def test_wrong_hdf5_for_the_format_is_named(tmp_path):
     assert detect_format(path) == "sleap_analysis_h5"
     with pytest.raises(PoseFormatError, match=r"sleap\.h5 is not a DeepLabCut pose output"):
         read_pose(path, fmt="dlc_h5")
+
+
+@pytest.mark.parametrize(("fmt", "error", "what", "key"), [
+    ("dlc_h5", DLCFormatError, "DeepLabCut pose output", "df_with_missing"),
+    ("sleap_slp", SleapFormatError, "SLEAP .slp file", "metadata"),
+    ("sleap_analysis_h5", SleapFormatError, "SLEAP analysis .h5 file", "tracks"),
+])
+def test_hdf5_validators_share_their_checks_and_messages(tmp_path, fmt, error, what, key):
+    """One check of HDF5 keys for every format: the same messages, naming file and key."""
+    import h5py
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_group("something_else")
+    with pytest.raises(error, match=rf"other\.h5 is not a {re.escape(what)}: it lacks "
+                                    rf"\[.*'{key}'.*\] \(has \['something_else'\]\)"):
+        validate_pose_file(other, fmt)
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(error, match=rf"text\.h5 is not an HDF5 file \({re.escape(what)} "):
+        validate_pose_file(text, fmt)
+    with pytest.raises(error, match=rf"{re.escape(what)} not found: .*missing\.h5"):
+        get_format(fmt).validator(tmp_path / "missing.h5")
+    assert require_hdf5_keys(other, what, ("something_else",), error) == ["something_else"]

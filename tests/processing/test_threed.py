@@ -6,6 +6,7 @@ The scenes (cameras, trajectories, rendered ChArUco videos) come from ``element_
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -294,6 +295,34 @@ def test_filter_3d_removes_spikes_and_interpolates(scene, calibration):
     assert np.isnan(out.position[50, 0, 1]).all() and np.isnan(out.confidence[50, 0, 1])
     with pytest.raises(ThreeDParamsError):
         validate_filter_3d_params({"medfilt": 4})
+
+
+@pytest.mark.parametrize(("what", "check", "key", "value", "message"), [
+    ("filter_3d", validate_filter_3d_params, "medfilt", True, "must be an integer, got True"),
+    ("filter_3d", validate_filter_3d_params, "medfilt", 2.5, "must be an integer, got 2.5"),
+    ("filter_3d", validate_filter_3d_params, "max_gap", 0, "must be >= 1, got 0"),
+    ("filter_3d", validate_filter_3d_params, "interpolate", 1,
+     "must be true or false, got 1"),
+    ("filter_3d", validate_filter_3d_params, "offset_threshold", 0, "must be > 0, got 0"),
+    ("filter_3d", validate_filter_3d_params, "offset_threshold", float("nan"),
+     "must be a number, got nan"),
+    ("filter_3d", validate_filter_3d_params, "score_threshold", -0.5,
+     "must be >= 0, got -0.5"),
+    ("triangulation", validate_triangulation_params, "min_cameras", True,
+     "must be an integer, got True"),
+    ("triangulation", validate_triangulation_params, "min_cameras", 1, "must be >= 2, got 1"),
+    ("triangulation", validate_triangulation_params, "ransac", 1,
+     "must be true or false, got 1"),
+    ("triangulation", validate_triangulation_params, "ransac_threshold", 0,
+     "must be > 0, got 0"),
+    ("triangulation", validate_triangulation_params, "scale_smooth", float("nan"),
+     "must be a number, got nan"),
+])
+def test_3d_params_share_their_checks_and_messages(what, check, key, value, message):
+    """The filter's integers, flags and numbers are checked by the helpers that the
+    triangulation and calibration parameters use: the same rules and words."""
+    with pytest.raises(ThreeDParamsError, match=rf"^{what} param '{key}' {re.escape(message)}$"):
+        check({key: value})
 
 
 def test_joint_angles_known_configuration():

@@ -9,13 +9,19 @@ board object (:func:`make_board`) and its image (:func:`draw_board`).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .errors import CalibrationError, ThreeDParamsError, param_flag, param_int, with_defaults
+from .errors import (
+    CalibrationError,
+    ThreeDParamsError,
+    param_flag,
+    param_int,
+    param_number,
+    with_defaults,
+)
 
 logger = logging.getLogger("element_pose.processing.threed.calibration")
 
@@ -73,11 +79,7 @@ def _as_int(value: Any, key: str, minimum: int) -> int:
 
 
 def _as_positive(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ThreeDParamsError(f"calibration param {key!r} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ThreeDParamsError(f"calibration param {key!r} must be > 0, got {value!r}")
-    return float(value)
+    return param_number(value, key, "calibration", strict=True)
 
 
 def _as_bool(value: Any, key: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ __all__ = [
     "TriangulationError",
     "param_flag",
     "param_int",
+    "param_number",
     "with_defaults",
 ]
 
@@ -82,3 +84,18 @@ def param_flag(value: Any, key: str, what: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise ThreeDParamsError(f"{what} param {key!r} must be true or false, got {value!r}")
     return bool(value)
+
+
+def param_number(value: Any, key: str, what: str, minimum: float = 0.0,
+                 strict: bool = False) -> float:
+    """``value`` as a finite float >= ``minimum`` (> with ``strict``; bools are refused).
+
+    Raises:
+        ThreeDParamsError: naming ``what`` and the key.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ThreeDParamsError(f"{what} param {key!r} must be a number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ThreeDParamsError(
+            f"{what} param {key!r} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return float(value)

@@ -17,7 +17,6 @@ angle at ``b`` between ``b -> a`` and ``b -> c``, in degrees.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 
 from element_pose.pose import PoseData
 
-from .errors import ThreeDParamsError, with_defaults
+from .errors import ThreeDParamsError, param_flag, param_int, param_number, with_defaults
 
 __all__ = [
     "FILTER_3D_DEFAULTS",
@@ -36,6 +35,7 @@ __all__ = [
     "validate_filter_3d_params",
 ]
 
+_WHAT = "filter_3d"
 FILTER_3D_DEFAULTS: dict[str, Any] = {
     "medfilt": 7,
     "offset_threshold": 25.0,
@@ -52,47 +52,18 @@ def validate_filter_3d_params(params: Mapping[str, Any] | None = None) -> dict[s
         ThreeDParamsError: naming the offending key.
     """
     params = {} if params is None else params
-    p = with_defaults(params, FILTER_3D_DEFAULTS, "filter_3d")
-
-    def integer(key: str, minimum: int) -> int:
-        v = p[key]
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, int | float)
-            or (isinstance(v, float) and not v.is_integer())
-            or v < minimum
-        ):
-            raise ThreeDParamsError(
-                f"filter_3d param {key!r} must be an integer >= {minimum}, got {v!r}"
-            )
-        return int(v)
-
-    def number(key: str, strict: bool) -> float:
-        v = p[key]
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, int | float)
-            or not math.isfinite(v)
-            or (v <= 0 if strict else v < 0)
-        ):
-            raise ThreeDParamsError(
-                f"filter_3d param {key!r} must be a number {'>' if strict else '>='} 0, got {v!r}"
-            )
-        return float(v)
-
-    medfilt = integer("medfilt", 1)
+    p = with_defaults(params, FILTER_3D_DEFAULTS, _WHAT)
+    medfilt = param_int(p["medfilt"], "medfilt", 1, _WHAT)
     if medfilt % 2 == 0:
         raise ThreeDParamsError(f"filter_3d param 'medfilt' must be odd, got {medfilt}")
-    if not isinstance(p["interpolate"], bool | np.bool_):
-        raise ThreeDParamsError(
-            f"filter_3d param 'interpolate' must be true or false, got {p['interpolate']!r}"
-        )
+    interpolate = param_flag(p["interpolate"], "interpolate", _WHAT)
     return {
         "medfilt": medfilt,
-        "offset_threshold": number("offset_threshold", strict=True),
-        "score_threshold": number("score_threshold", strict=False),
-        "interpolate": bool(p["interpolate"]),
-        "max_gap": None if p["max_gap"] is None else integer("max_gap", 1),
+        "offset_threshold": param_number(p["offset_threshold"], "offset_threshold", _WHAT,
+                                         strict=True),
+        "score_threshold": param_number(p["score_threshold"], "score_threshold", _WHAT),
+        "interpolate": interpolate,
+        "max_gap": None if p["max_gap"] is None else param_int(p["max_gap"], "max_gap", 1, _WHAT),
     }
 
 

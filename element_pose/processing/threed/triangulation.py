@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,7 +42,14 @@ import numpy as np
 from element_pose.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
-from .errors import ThreeDParamsError, TriangulationError, param_flag, param_int, with_defaults
+from .errors import (
+    ThreeDParamsError,
+    TriangulationError,
+    param_flag,
+    param_int,
+    param_number,
+    with_defaults,
+)
 from .geometry import CameraParams, align_axes, reprojection_errors, triangulate_dlt
 
 logger = logging.getLogger(__name__)
@@ -80,14 +86,7 @@ _FPS_TOLERANCE = 1e-3
 
 # ----------------------------------------------------------------- parameters
 def _number(value: Any, key: str, minimum: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ThreeDParamsError(f"triangulation param {key!r} must be a number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        op = ">" if strict else ">="
-        raise ThreeDParamsError(
-            f"triangulation param {key!r} must be {op} {minimum}, got {value!r}"
-        )
-    return float(value)
+    return param_number(value, key, "triangulation", minimum, strict)
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
