@@ -234,8 +234,8 @@ def table(results: list[dict[str, Any]]) -> str:
     def f(v, unit="s", digits=3):
         return "-" if v is None else f"{v:.{digits}f}{unit}"
 
-    head = ("| frames x 20 (x animals) | ingest first / warm (warm / h5py read floor) | store objects | "
-            "B/keypoint | peak RSS / "
+    head = ("| frames x 20 (x animals) | ingest first / warm (warm / h5py read floor) | "
+            "store objects | B/keypoint | peak RSS / "
             "payload | get_trajectory first / warm | one body part | NWB first / warm | "
             "neuroconv first / warm | NWB ratio first |")
     lines = [head, "|" + "---|" * 10]
@@ -249,7 +249,8 @@ def table(results: list[dict[str, Any]]) -> str:
         n_animals = r.get("individuals", 1)
         animals = f" x {n_animals}" if n_animals > 1 else ""
         lines.append(
-            f"| {r['frames']:,}{animals} | {f(i['first_s'])} / {f(i['warm']['median'])}{floor_ratio} | "
+            f"| {r['frames']:,}{animals} | {f(i['first_s'])} / "
+            f"{f(i['warm']['median'])}{floor_ratio} | "
             f"{i['store_objects_per_estimation']} | {i['bytes_per_keypoint']:.2f} | "
             f"{i['peak_over_payload']:.2f}x ({grown:.0f}"
             f" of {i['float32_payload_bytes']/2**20:.0f} MiB) | "
