@@ -86,24 +86,24 @@ class SyncReport:
 
 
 # ------------------------------------------------------------ content hashes
-def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int | None
-                   ) -> dict[str, str]:
-    """DANDI path -> sha256 of what goes into the file (estimations and metadata)."""
+def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int | None,
+                   *, metadata: dict | None = None) -> dict[str, str]:
+    """DANDI path -> sha256 of what goes into the file (estimations and metadata).
+
+    ``metadata``: the session metadata cache of :func:`element_pose.publish.plan_export`
+    (sessions missing from it are fetched and added).
+    """
     fields = ["pose_estimation_time", "output_checksum", "nframes", "scorer",
               "engine_version"]
     pk = model.PoseEstimation.primary_key
     rows = {tuple(str(r[k]) for k in pk): {f: str(r[f]) for f in fields}
             for r in (model.PoseEstimation & query).proj(*fields).to_dicts()}
-    sessions = {json.dumps(publish._session_key(keys[0]), sort_keys=True, default=str):
-                publish._session_key(keys[0]) for keys in plan.values()}
-    meta_cache = {skey: [dataclasses.asdict(subject), dataclasses.asdict(session)]
-                  for skey, (subject, session) in zip(
-                      sessions, publish.nwb_metadata_many(list(sessions.values())), strict=True)}
+    metadata = publish._metadata_of([keys[0] for keys in plan.values()], metadata)
     hashes = {}
     for relpath, keys in plan.items():
-        skey = json.dumps(publish._session_key(keys[0]), sort_keys=True, default=str)
+        subject, session = metadata[publish._session_id(keys[0])]
         payload = {"format": EXPORT_FORMAT, "filter": filter_paramset_idx, "path": relpath,
-                   "metadata": meta_cache[skey],
+                   "metadata": [dataclasses.asdict(subject), dataclasses.asdict(session)],
                    "estimations": [{**key, **rows.get(tuple(str(key[k]) for k in pk), {})}
                                    for key in keys]}
         hashes[relpath] = hashlib.sha256(
@@ -127,6 +127,9 @@ def _record(dandiset_id: str, asset_path: str, **values: Any) -> None:
     key = {"dandiset_id": dandiset_id, "asset_path": asset_path}
     if "message" in values:
         values["message"] = redact_url(values["message"])[:2000]
+    # not insert1(row, replace=True): DataJoint 2.3 writes "REPLACE INTO", which PostgreSQL
+    # rejects (MySQL's REPLACE is a delete + insert too); the old row is needed anyway,
+    # as ``values`` changes only some attributes
     with table.connection.transaction:
         old = (table & key).to_dicts()
         row = {**(old[0] if old else {}), **key, **values}
@@ -149,16 +152,18 @@ def _same_stat(path: Path, rec: dict | None) -> bool:
 
 # ------------------------------------------------------------------- export
 def _export(keys: list[dict], wanted: set[str], staging: Path, dandiset_dir: Path,
-            filter_paramset_idx: int | None) -> list[str]:
+            filter_paramset_idx: int | None, metadata: dict | None = None) -> list[str]:
     """Export files into ``staging``, organize them there, move them into the dandiset.
 
     Returns the DANDI paths placed (those in ``wanted``); a changed file replaces
     the old one with ``os.replace`` (its videos land in its ``<stem>/`` folder).
+    ``metadata`` is the run's session metadata cache (see ``publish.plan_export``).
     """
     work = Path(tempfile.mkdtemp(prefix="export-", dir=staging))
     try:
         files = publish.export_nwb(keys, work / "raw", filter_paramset_idx=filter_paramset_idx,
-                                   only=wanted)  # one file, not every individual's
+                                   only=wanted,  # one file, not every individual's
+                                   metadata=metadata)
         organized = work / "organized"
         dandi.write_dandiset_yaml(organized, dandi.read_dandiset_id(dandiset_dir), "staging")
         # the raw export's videos are this run's own links or copies: move, never copy again
@@ -193,6 +198,25 @@ class _Item:
     validate: bool = False
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one sync run knows and shares: one archive connection, one listing of the
+    draft, one read of the records, each session's metadata once."""
+
+    dandiset_id: str
+    dandiset_dir: Path
+    archive: Any                      # the run's dandi_remote.Archive
+    report: SyncReport
+    filter_paramset_idx: int | None
+    records: dict[str, dict]          # asset path -> DandiUpload row
+    plan: dict[str, list[dict]]       # asset path -> PoseEstimation keys exported into it
+    hashes: dict[str, str]            # asset path -> content hash
+    remote: dict[str, Any]            # asset path -> the draft's asset, listed once
+    metadata: dict                    # publish's session metadata cache
+    checksums: dict[str, dandi.FileChecksum] = dataclasses.field(default_factory=dict)
+    staging: Path | None = None
+
+
 def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | None,
          query, filter_paramset_idx: int | None, jobs: int = 2) -> SyncReport:
     """See :func:`element_pose.publish.dandi_sync` (the caller holds the folder's lock)."""
@@ -208,40 +232,39 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
     if not (dandiset_dir / dandi.DANDISET_YAML).is_file():
         dandi.write_dandiset_yaml(dandiset_dir, dandiset_id,
                                   f"element-pose dandiset {dandiset_id}")
+    query = query if query is not None else {}
     with Archive(instance, dandiset_id, api_key) as archive:
         report.cleared_uploads = archive.clear_active_uploads()
         records = _records(dandiset_id)
-        plan = publish.plan_export(query if query is not None else {}, filter_paramset_idx)
-        hashes = content_hashes(plan, query if query is not None else {},
-                                filter_paramset_idx)
-        remote = archive.assets()
+        metadata: dict = {}  # each session's metadata, fetched once for the whole run
+        plan = publish.plan_export(query, filter_paramset_idx, metadata=metadata)
+        run = _Run(dandiset_id, dandiset_dir, archive, report, filter_paramset_idx,
+                   records=records, plan=plan,
+                   hashes=content_hashes(plan, query, filter_paramset_idx, metadata=metadata),
+                   remote=archive.assets(),  # the run's one listing (uploads go by it too)
+                   metadata=metadata)
         items: dict[str, _Item] = {}
-        for rel, keys in plan.items():
-            rec = records.get(rel)
+        for rel, keys in run.plan.items():
+            rec = run.records.get(rel)
             if (not (dandiset_dir / rel).is_file() or rec is None
-                    or rec["content_hash"] != hashes[rel]):
+                    or rec["content_hash"] != run.hashes[rel]):
                 items[rel] = _Item(rel, export_keys=keys, validate=True)
-        checksums: dict[str, dandi.FileChecksum] = {}
         for rel, path in dandi.local_assets(dandiset_dir).items():
             owner = _owner(rel)
             if owner in items and items[owner].export_keys is not None:
                 continue  # exported again below; its videos are checked after export
-            need, cs = _needs_upload(rel, path, records.get(rel), remote, archive, report)
-            if cs is not None:
-                checksums[rel] = cs
+            need, cs = _needs_upload(rel, path, run)
             if need:
                 item = items.setdefault(owner, _Item(owner))
                 item.assets.append(rel)
                 item.validate |= cs is not None and rel.endswith(".nwb")
             elif rel not in report.failed:
                 report.unchanged.append(rel)
-        staging = _make_staging(dandiset_dir)
+        run.staging = _make_staging(dandiset_dir)
         try:
-            _pipeline(list(items.values()), dandiset_id, dandiset_dir, staging, hashes,
-                      plan, checksums, records, remote, archive, filter_paramset_idx,
-                      max(1, jobs), report)
+            _pipeline(list(items.values()), run, max(1, jobs))
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # made by mkdtemp above: ours
+            shutil.rmtree(run.staging, ignore_errors=True)  # made by mkdtemp above: ours
         _refresh_validation(dandiset_id, archive, report)
     for name in ("exported", "uploaded", "unchanged", "pending", "checksummed", "validated"):
         setattr(report, name, sorted(set(getattr(report, name))))
@@ -285,86 +308,77 @@ def _owner(rel: str) -> str:
     return rel.rsplit("/", 1)[0] + ".nwb"
 
 
-def _needs_upload(rel: str, path: Path, rec: dict | None, remote: dict, archive,
-                  report: SyncReport) -> tuple[bool, dandi.FileChecksum | None]:
-    """(must it be uploaded?, its checksum when computed now)."""
+def _needs_upload(rel: str, path: Path, run: _Run) -> tuple[bool, dandi.FileChecksum | None]:
+    """(must it be uploaded?, its checksum when computed now; kept in ``run.checksums``)."""
+    rec, report = run.records.get(rel), run.report
     cs = None
     if not _same_stat(path, rec):
-        cs = dandi.file_checksum(path)
+        cs = run.checksums[rel] = dandi.file_checksum(path)
         report.checksummed.append(rel)
         if rec is None or cs.sha256 != rec["sha256"]:
             return True, cs
     if rec["status"] == "invalid" and cs is None:
         report.failed[rel] = rec["message"] or "invalid"
         return False, None
-    there = remote.get(rel)
+    there = run.remote.get(rel)
     if there is None:
         log.warning("%s is missing on the archive: uploading it again", rel)
         return True, cs
     if rec["status"] in _DONE and there.asset_id == rec["asset_id"]:
         return False, cs
-    if archive.etag(there.asset_id) == (cs.dandi_etag if cs else rec["dandi_etag"]):
+    if run.archive.etag(there.asset_id) == (cs.dandi_etag if cs else rec["dandi_etag"]):
         return False, cs  # same content under another asset id (uploaded elsewhere)
     log.warning("%s differs on the archive: uploading it again", rel)
     return True, cs
 
 
-def _pipeline(items: list[_Item], dandiset_id: str, dandiset_dir: Path, staging: Path,
-              hashes: dict[str, str], plan: dict, checksums: dict, records: dict,
-              remote: dict, archive, filter_paramset_idx: int | None, jobs: int,
-              report: SyncReport) -> None:
+def _pipeline(items: list[_Item], run: _Run, jobs: int) -> None:
     """Export (here) -> validate (threads) -> upload (here), at most ``jobs`` in flight."""
     in_flight: collections.deque = collections.deque()
     with cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dandi-validate") as pool:
         for item in items:
             try:
                 if item.export_keys is not None:
-                    _export_item(item, dandiset_id, dandiset_dir, staging, hashes,
-                                 checksums, records, remote, archive, filter_paramset_idx,
-                                 report)
+                    _export_item(item, run)
             except Exception as exc:
                 log.error("export of %s failed: %s", item.nwb, redact_url(str(exc)))
-                report.failed[item.nwb] = f"export failed: {exc}"
+                run.report.failed[item.nwb] = f"export failed: {exc}"
                 continue
             future = None
-            if item.validate and (dandiset_dir / item.nwb).is_file():
-                report.validated.append(item.nwb)
-                future = pool.submit(dandi.validate, dandiset_dir / item.nwb)
+            if item.validate and (run.dandiset_dir / item.nwb).is_file():
+                run.report.validated.append(item.nwb)
+                future = pool.submit(dandi.validate, run.dandiset_dir / item.nwb)
             in_flight.append((item, future))
             while len(in_flight) >= jobs:
-                _upload_item(*in_flight.popleft(), dandiset_id, dandiset_dir, checksums,
-                             hashes, plan, report, archive)
+                _upload_item(*in_flight.popleft(), run)
         while in_flight:
-            _upload_item(*in_flight.popleft(), dandiset_id, dandiset_dir, checksums,
-                         hashes, plan, report, archive)
+            _upload_item(*in_flight.popleft(), run)
 
 
-def _export_item(item: _Item, dandiset_id: str, dandiset_dir: Path, staging: Path,
-                 hashes: dict, checksums: dict, records: dict, remote: dict,
-                 archive, filter_paramset_idx: int | None, report: SyncReport) -> None:
-    placed = _export(item.export_keys, {item.nwb}, staging, dandiset_dir, filter_paramset_idx)
-    report.exported.extend(placed)
-    for rel, path in dandi.local_assets(dandiset_dir / Path(item.nwb).parent).items():
-        rel = f"{Path(item.nwb).parent.as_posix()}/{rel}"
+def _export_item(item: _Item, run: _Run) -> None:
+    placed = _export(item.export_keys, {item.nwb}, run.staging, run.dandiset_dir,
+                     run.filter_paramset_idx, run.metadata)
+    run.report.exported.extend(placed)
+    nwb = run.dandiset_dir / item.nwb  # the file and the videos beside it, nothing else
+    for rel, path in dandi.local_assets(run.dandiset_dir,
+                                        within=[nwb, nwb.with_suffix("")]).items():
         if _owner(rel) != item.nwb:
             continue
-        need, cs = _needs_upload(rel, path, records.get(rel), remote, archive, report)
-        if cs is not None:
-            checksums[rel] = cs
+        need, cs = _needs_upload(rel, path, run)
         if need:
             item.assets.append(rel)
         elif rel != item.nwb:
-            report.unchanged.append(rel)
+            run.report.unchanged.append(rel)
         else:  # exported again to the same bytes: keep the record, store the new hash
-            _record(dandiset_id, rel, content_hash=hashes.get(rel, ""),
+            _record(run.dandiset_id, rel, content_hash=run.hashes.get(rel, ""),
                     **({"mtime_ns": path.stat().st_mtime_ns} if cs else {}))
-            report.unchanged.append(rel)
+            run.report.unchanged.append(rel)
 
 
-def _upload_item(item: _Item, future, dandiset_id: str, dandiset_dir: Path, checksums: dict,
-                 hashes: dict, plan: dict, report: SyncReport, archive) -> None:
+def _upload_item(item: _Item, future, run: _Run) -> None:
     from dandi.upload import UploadExisting, UploadValidation
 
+    dandiset_id, checksums, report = run.dandiset_id, run.checksums, run.report
     if future is not None:
         try:
             errors = future.result()
@@ -375,25 +389,26 @@ def _upload_item(item: _Item, future, dandiset_id: str, dandiset_dir: Path, chec
             for rel in item.assets:
                 if rel == item.nwb:
                     cs = checksums.get(rel)
-                    _record(dandiset_id, rel, **(_checksum_row(cs, dandiset_dir) if cs else {}),
-                            content_hash=hashes.get(rel, ""), status="invalid",
-                            message=message, source_keys=plan.get(rel))
+                    _record(dandiset_id, rel,
+                            **(_checksum_row(cs, run.dandiset_dir) if cs else {}),
+                            content_hash=run.hashes.get(rel, ""), status="invalid",
+                            message=message, source_keys=run.plan.get(rel))
                 report.failed[rel] = message
             log.error("%s is invalid and was not uploaded: %s", item.nwb, message)
             return
     if not item.assets:
         return
-    if item.nwb in hashes and item.nwb in item.assets and item.nwb in checksums:
+    if item.nwb in run.hashes and item.nwb in item.assets and item.nwb in checksums:
         # valid and about to be uploaded: a killed or failed upload is resumed next
         # run without exporting or validating again
-        _record(dandiset_id, item.nwb, **_checksum_row(checksums[item.nwb], dandiset_dir),
-                content_hash=hashes[item.nwb], status="pending", message="",
-                source_keys=plan.get(item.nwb))
-    paths = [dandiset_dir / rel for rel in item.assets]
+        _record(dandiset_id, item.nwb, **_checksum_row(checksums[item.nwb], run.dandiset_dir),
+                content_hash=run.hashes[item.nwb], status="pending", message="",
+                source_keys=run.plan.get(item.nwb))
+    paths = [run.dandiset_dir / rel for rel in item.assets]
     try:
-        results = dandi.upload(paths, dandiset_id, archive.instance.api,
-                               api_key=archive.api_key, existing=UploadExisting.OVERWRITE,
-                               validation=UploadValidation.SKIP, checksums=checksums)
+        results = dandi.upload(paths, dandiset_id, existing=UploadExisting.OVERWRITE,
+                               validation=UploadValidation.SKIP, checksums=checksums,
+                               archive=run.archive)  # the run's connection and listing
     except dandi.DandiUploadError as exc:
         results = exc.results
     except dandi.DandiError as exc:
@@ -409,8 +424,8 @@ def _upload_item(item: _Item, future, dandiset_id: str, dandiset_dir: Path, chec
                   "asset_id": result.asset_id or "", "status": result.status,
                   "message": result.message, "uploaded_at": now,
                   "archive_status": "", "archive_errors": None}
-        if rel in hashes:
-            values.update(content_hash=hashes[rel], source_keys=plan.get(rel))
+        if rel in run.hashes:
+            values.update(content_hash=run.hashes[rel], source_keys=run.plan.get(rel))
         _record(dandiset_id, rel, **values)
         if result.status == "failed":
             report.failed[rel] = result.message

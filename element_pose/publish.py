@@ -121,6 +121,29 @@ def _session_key(key: dict) -> dict:
     return {k: key[k] for k in names}
 
 
+def _session_id(key: dict) -> str:
+    """The session of a key as a string (the key of a metadata cache): the same for a
+    key as fetched and for its plain form in a plan (:func:`_plain`)."""
+    return json.dumps(_plain(_session_key(key)), sort_keys=True, default=str)
+
+
+def _metadata_of(keys: list[dict], metadata: dict | None = None) -> dict:
+    """Session id -> (SubjectMetadata, SessionMetadata) for the sessions of ``keys``.
+
+    Sessions missing from ``metadata`` (a cache; a new one when None) are fetched in one
+    :func:`nwb_metadata_many` call and added to it; the cache is returned.
+    """
+    cache = {} if metadata is None else metadata
+    missing: dict[str, dict] = {}
+    for key in keys:
+        sid = _session_id(key)
+        if sid not in cache:
+            missing.setdefault(sid, _session_key(key))
+    if missing:
+        cache.update(zip(missing, nwb_metadata_many(list(missing.values())), strict=True))
+    return cache
+
+
 def _camera_and_video(key: dict):
     from element_pose.export.nwb import CameraMetadata, VideoMetadata
 
@@ -151,22 +174,30 @@ class ExportedFile:
     source_keys: list[dict]      # PoseEstimation keys it holds
 
 
-def plan_export(query, filter_paramset_idx: int | None = None) -> dict[str, list[dict]]:
-    """DANDI path -> PoseEstimation keys that go into it (no file is written)."""
+def plan_export(query, filter_paramset_idx: int | None = None, *,
+                metadata: dict | None = None) -> dict[str, list[dict]]:
+    """DANDI path -> PoseEstimation keys that go into it (no file is written).
+
+    Args:
+        query: PoseEstimation restriction.
+        filter_paramset_idx: Not used: raw and filtered poses have the same plan.
+        metadata: A session metadata cache (a dict, opaque keys) that this call uses
+            and fills: pass the same dict to :func:`export_nwb` (and
+            :func:`element_pose.dandi_sync.content_hashes`) so that the metadata of a
+            session is fetched once.
+    """
     from element_pose.export.dandi import dandi_relpath
 
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     plan: dict[str, list[dict]] = {}
     # metadata and individuals of all keys in a few queries (not a few per key)
-    sessions = {json.dumps(_session_key(k), sort_keys=True, default=str): _session_key(k)
-                for k in keys}
-    metadata = dict(zip(sessions, nwb_metadata_many(list(sessions.values())), strict=True))
+    metadata = _metadata_of(keys, metadata)
     pk = model.PoseEstimation.primary_key
     found: dict[tuple, set] = {}
     for row in (model.PoseEstimation.BodyPartPosition & query).proj("individual").to_dicts():
         found.setdefault(tuple(row[k] for k in pk), set()).add(str(row["individual"]))
     for key in keys:
-        subject, session = metadata[json.dumps(_session_key(key), sort_keys=True, default=str)]
+        subject, session = metadata[_session_id(key)]
         individuals = sorted(found.get(tuple(key[k] for k in pk), ()))
         if len(individuals) == 1:
             paths = [dandi_relpath(subject.subject_id, session.session_id)]
@@ -186,7 +217,8 @@ def _plain(key: dict) -> dict:
 def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None = None,
                include_training: bool = False, overwrite: bool = False,
                compression: str | None = "gzip", videos: str = "hardlink",
-               only: set[str] | None = None) -> list[ExportedFile]:
+               only: set[str] | None = None, metadata: dict | None = None
+               ) -> list[ExportedFile]:
     """Write NWB files for PoseEstimation keys, one per subject and session.
 
     Files go to ``output_dir/<DANDI path>``, their videos beside them
@@ -211,6 +243,8 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
             originals by relative path; the folder then cannot be moved alone).
         only: Write only these DANDI paths of the plan (e.g. one individual's file of
             a multi-animal session); default all.
+        metadata: A session metadata cache (see :func:`plan_export`); by default one
+            of this call's own, so that each session's metadata is fetched once.
 
     Raises:
         element_pose.export.nwb.MetadataError: DANDI metadata missing (listed), before
@@ -222,7 +256,8 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
 
     preload()  # pynwb's ~1 s import overlaps the queries below
     output_dir = Path(output_dir)
-    plan = plan_export(query, filter_paramset_idx)
+    metadata = {} if metadata is None else metadata
+    plan = plan_export(query, filter_paramset_idx, metadata=metadata)
     if only is not None:
         plan = {rel: keys for rel, keys in plan.items() if rel in only}
     if not plan:
@@ -230,7 +265,7 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
     # all metadata problems first, before any file is written
     problems = []
     for keys in plan.values():
-        subject, session = nwb_metadata(_session_key(keys[0]))
+        subject, session = metadata[_session_id(keys[0])]
         try:
             check_dandi_metadata(subject, session)
         except Exception as exc:  # MetadataError lists every field
@@ -244,7 +279,8 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
             raise FileExistsError(f"{target} exists; pass overwrite=True")
         exported.append(ExportedFile(target, relpath, keys))
     for item in exported:
-        _write_file(item, filter_paramset_idx, include_training, compression, videos)
+        _write_file(item, metadata[_session_id(item.source_keys[0])], filter_paramset_idx,
+                    include_training, compression, videos)
     return exported
 
 
@@ -258,7 +294,7 @@ def _own_individual(pose, subject_id: str, session_id: str, relpath: str) -> str
     raise ValueError(f"no individual of {pose.individuals} belongs in {relpath}")
 
 
-def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
+def _write_file(item: ExportedFile, metadata: tuple, filter_paramset_idx: int | None,
                 include_training: bool, compression: str | None, videos: str) -> None:
     from element_pose.export.nwb import (
         TrainingData,
@@ -274,7 +310,7 @@ def _write_file(item: ExportedFile, filter_paramset_idx: int | None,
     )
 
     keys = item.source_keys
-    subject, session = nwb_metadata(_session_key(keys[0]))
+    subject, session = metadata
     media = [_camera_and_video(key) for key in keys]
     names = container_names([{"camera": camera.name, "model": key["model_name"],
                               "recording": key["recording_id"]}

@@ -416,3 +416,84 @@ def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tm
         assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
         assert archive.deleted == []
     assert not [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
+
+
+# ------------------------------------------------------------- one connection per run
+def test_a_sync_checks_the_key_and_lists_the_draft_once(pipeline, raw_root, processed_root,
+                                                        unique, tmp_path):
+    """A run of several new files checks the key, looks up the dandiset and lists (or
+    globs) the draft once, not once per file; so does a run with nothing new."""
+    publish = pipeline.publish
+    sessions = [_estimation(pipeline, raw_root, processed_root, f"one{n}{unique}")[0]
+                for n in range(2)]
+    dandiset = tmp_path / "000123"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        report = _sync(publish, archive, dandiset, sessions)
+        assert len(report.exported) == 2 and len(report.uploaded) == 4 and report.ok
+        assert len(archive.assets("000123")) == 4
+        per_run = {("GET", r"^/api/auth/token/?$"): 1,  # the key check
+                   ("GET", r"^/api/dandisets/000123/$"): 1,  # the dandiset lookup
+                   # the listing (a path or glob lookup is the same endpoint)
+                   ("GET", r"^/api/dandisets/000123/versions/draft/assets/$"): 1}
+        assert {k: archive.count(*k) for k in per_run} == per_run
+
+        again = _sync(publish, archive, dandiset, sessions)
+        assert again.uploaded == [] and len(again.unchanged) == 4
+        assert {k: archive.count(*k) for k in per_run} == {k: 2 for k in per_run}
+
+
+def test_a_sync_fetches_each_sessions_metadata_once(pipeline, raw_root, processed_root,
+                                                    unique, tmp_path, monkeypatch):
+    """The linking module is asked once per run for all sessions (plan, content hashes
+    and every file's export share it), and once per export_nwb call; a file exported
+    again is looked for where it and its videos are, not in a rescan of its folder."""
+    import os
+    publish = pipeline.publish
+    sessions = [_estimation(pipeline, raw_root, processed_root, f"meta{n}{unique}")[0]
+                for n in range(2)]
+    asked: list[int] = []
+    real_many, real_one = pipeline.get_nwb_metadata_many, pipeline.get_nwb_metadata
+
+    def many(keys):
+        asked.append(len(keys))
+        return real_many(keys)
+
+    def one(key):
+        asked.append(-1)  # never expected: everything goes through the batched call
+        return real_one(key)
+
+    monkeypatch.setattr(pipeline, "get_nwb_metadata_many", many)
+    monkeypatch.setattr(pipeline, "get_nwb_metadata", one)
+    dandiset = tmp_path / "000123"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        report = _sync(publish, archive, dandiset, sessions)
+        assert len(report.exported) == 2 and report.ok
+        assert asked == [2]
+
+        # both files gone locally: exported again; each subject folder is scanned once
+        # (the run's look at the whole dandiset), not again for each file it exports
+        for rel in report.exported:
+            (dandiset / rel).unlink()
+        scanned: list[str] = []
+        real_scandir = os.scandir
+
+        def scandir(path="."):
+            scanned.append(str(path))  # a path or a file descriptor
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+        again = _sync(publish, archive, dandiset, sessions)
+        assert sorted(again.exported) == sorted(report.exported) and again.ok
+        folders = {str(dandiset / rel.split("/")[0]) for rel in report.exported}
+        in_run = {f: scanned.count(f) for f in folders}
+        scanned.clear()
+        from element_pose.export.dandi import local_assets
+
+        local_assets(dandiset)  # what one look at the whole dandiset scans
+        monkeypatch.setattr(os, "scandir", real_scandir)
+        assert in_run == {f: scanned.count(f) for f in folders} and all(in_run.values())
+        assert asked == [2, 2]
+
+    asked.clear()
+    files = publish.export_nwb(sessions, tmp_path / "export")
+    assert len(files) == 2 and asked == [2]

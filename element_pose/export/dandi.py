@@ -6,9 +6,10 @@ Uses the real ``dandi`` client library (imported inside the functions):
 * :func:`organize` - ``dandi organize --update-external-file-paths`` (videos are copied
   or moved next to the NWB file, into ``<file stem>/``, and the file's paths updated).
 * :func:`write_dandiset_yaml`, :func:`validate`, :func:`require_valid`.
-* :func:`upload` - ``dandi.upload.upload`` with enum options, the API key from the
-  environment (or an argument, never logged), per-file results (the upload half lives
-  in :mod:`element_pose.export.dandi_upload`; its names are importable from here).
+* :func:`upload` - what ``dandi upload`` does per file, with enum options, the API key
+  from the environment (or an argument, never logged), per-file results, over one
+  connection (the upload half lives in :mod:`element_pose.export.dandi_upload`; its
+  names are importable from here).
 * :func:`file_checksum` - the archive's dandi-etag of a file, part by part;
   :func:`plan_sync` - which of a set of files differ from a record (pure; the
   incremental ``dandi-sync`` itself lives in :mod:`element_pose.dandi_sync`).
@@ -443,15 +444,30 @@ def plan_sync(current: Mapping[str, str], previous: Mapping[str, str]) -> SyncPl
     return SyncPlan(tuple(new), tuple(changed), tuple(unchanged))
 
 
-def local_assets(dandiset_dir: str | Path) -> dict[str, Path]:
-    """Asset path (posix, relative to the dandiset) -> file, for NWB files and videos."""
+def local_assets(dandiset_dir: str | Path,
+                 within: Sequence[str | Path] | None = None) -> dict[str, Path]:
+    """Asset path (posix, relative to the dandiset) -> file, for NWB files and videos.
+
+    Args:
+        dandiset_dir: The dandiset folder.
+        within: Look only at these files and folders of the dandiset (a folder with
+            everything under it) instead of the whole folder; paths outside the
+            dandiset, and ones that do not exist, give nothing.
+    """
     root = Path(dandiset_dir).absolute()
-    return {
-        p.relative_to(root).as_posix(): p
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix.lower() in ASSET_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    }
+    if within is None:
+        candidates = root.rglob("*")
+    else:
+        tops = [Path(p).absolute() for p in within]
+        candidates = (p for top in tops if top.is_relative_to(root)
+                      for p in ([top] if top.is_file() else top.rglob("*")))
+    found = {}
+    for p in candidates:
+        rel = p.relative_to(root)
+        if (p.suffix.lower() in ASSET_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in rel.parts)):
+            found[rel.as_posix()] = p
+    return dict(sorted(found.items(), key=lambda item: item[1]))  # in path order
 
 
 # ---------------------------------------------------------------------- upload

@@ -9,6 +9,9 @@ DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`)
   path means the same content, so comparing the recorded asset id is the cheap
   form of comparing path + dandi-etag; :meth:`Archive.etag` fetches the etag when
   the ids differ.
+* :meth:`Archive.asset_at` - the draft's asset at a path, for an upload through this
+  connection (:func:`element_pose.export.dandi_upload.upload` with ``archive=``): from
+  the listing when there is one, kept current with what the connection uploads.
 * :meth:`Archive.validation` - an asset's validation status (``Pending``,
   ``Validating``, ``Valid``, ``Invalid``) and the archive's messages.
 * :meth:`Archive.clear_active_uploads` - unfinished uploads left by a killed client.
@@ -19,7 +22,9 @@ Nothing here deletes an asset.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import threading
 from typing import Any
 
 from element_pose.export.dandi import DandiAuthError, DandiError, instance_and_key
@@ -66,6 +71,11 @@ class Archive:
         self.dandiset_id = str(dandiset_id)
         self.instance, self.key_var, self.api_key, source = instance_and_key(instance, api_key)
         self.url = redact_url(self.instance.api)
+        self._lock = threading.Lock()
+        self._listing: dict[str, dict] | None = None  # path -> row of the draft's listing
+        self._found: dict[str, Any] = {}  # path -> dandi RemoteAsset (None: no asset there)
+        self._metadata: dict[str, dict] = {}  # asset id -> metadata (an asset never changes)
+        self._schema_checked = False
         self.client = DandiAPIClient(dandi_instance=self.instance)
         try:
             self.client.authenticate(self.api_key)
@@ -103,19 +113,77 @@ class Archive:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @functools.cached_property
+    def draft(self) -> Any:
+        """The draft as the dandi client's ``RemoteDandiset`` (no request: checked at open)."""
+        from dandi.consts import DRAFT
+
+        return self.client.get_dandiset(self.dandiset_id, DRAFT)  # lazy
+
+    def check_schema_version(self) -> None:
+        """The dandi client's check that its metadata schema suits the archive (once)."""
+        if not self._schema_checked:
+            self.client.check_schema_version()
+            self._schema_checked = True
+
     def assets(self) -> dict[str, RemoteAsset]:
-        """Path -> :class:`RemoteAsset` for every asset of the draft (one listing)."""
-        found = {}
-        for item in self.client.paginate(f"{self._draft}/assets/", page_size=1000,
-                                         params={"order": "path"}):
-            found[item["path"]] = RemoteAsset(item["path"], str(item["asset_id"]),
-                                              int(item.get("size") or 0))
-        return found
+        """Path -> :class:`RemoteAsset` for every asset of the draft (one listing).
+
+        The listing is kept: :meth:`asset_at` answers from it afterwards.
+        """
+        rows = {item["path"]: item for item in self.client.paginate(
+            f"{self._draft}/assets/", page_size=1000, params={"order": "path"})}
+        with self._lock:
+            self._listing, self._found = rows, {}
+        return {path: RemoteAsset(path, str(row["asset_id"]), int(row.get("size") or 0))
+                for path, row in rows.items()}
+
+    def metadata(self, asset_id: str) -> dict:
+        """The asset's metadata (asked once per asset id: an asset never changes)."""
+        with self._lock:
+            known = self._metadata.get(asset_id)
+        if known is None:
+            known = self._get(f"{self._draft}/assets/{asset_id}/")
+            with self._lock:
+                self._metadata[asset_id] = known
+        return known
 
     def etag(self, asset_id: str) -> str | None:
         """The asset's ``dandi:dandi-etag`` (from its metadata)."""
-        meta = self._get(f"{self._draft}/assets/{asset_id}/")
-        return (meta.get("digest") or {}).get("dandi:dandi-etag")
+        return (self.metadata(asset_id).get("digest") or {}).get("dandi:dandi-etag")
+
+    def asset_at(self, path: str) -> Any:
+        """The draft's asset at ``path`` (a dandi ``RemoteAsset`` with its metadata), or None.
+
+        From this connection's listing (:meth:`assets`) when it made one, else one
+        lookup by path; what :meth:`remember` was told since then comes first.
+        """
+        from dandi.dandiapi import RemoteAsset as DandiRemoteAsset
+
+        with self._lock:
+            if path in self._found:
+                return self._found[path]
+            listing = self._listing
+        if listing is not None:
+            rows = [listing[path]] if path in listing else []
+        else:
+            rows = [row for row in self.client.paginate(f"{self._draft}/assets/",
+                                                        params={"path": path})
+                    if row["path"] == path]
+        asset = None
+        if rows:
+            asset = DandiRemoteAsset.from_data(self.draft, dict(rows[0]),
+                                               self.metadata(str(rows[0]["asset_id"])))
+        with self._lock:
+            self._found[path] = asset
+        return asset
+
+    def remember(self, asset: Any) -> None:
+        """An asset this connection just made (a dandi ``RemoteAsset``) is now at its path."""
+        metadata = asset.get_raw_metadata()  # the archive's answer to the upload holds it
+        with self._lock:
+            self._found[asset.path] = asset
+            self._metadata[asset.identifier] = metadata
 
     def validation(self, asset_id: str) -> tuple[str, list[str]]:
         """``(status, messages)`` of the archive's validation of an asset."""

@@ -2,13 +2,20 @@
 
 The upload half of :mod:`element_pose.export.dandi` (which still offers these names).
 The API key comes from the environment (or an argument) and is never logged.
+
+:func:`upload` does per file what ``dandi upload`` does (the dandi client's own
+validation, replace check, metadata extraction and multipart upload), over one
+connection to the archive (:class:`element_pose.export.dandi_remote.Archive`): the key
+is checked and the dandiset looked up once. A caller that uploads many times (the
+incremental sync) passes its own open ``archive=``, so that a whole run checks the key,
+looks up the dandiset and lists the draft once.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import dataclasses
-import io
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +28,7 @@ from element_pose.export.dandi import (
     DandiError,
     DandiUploadError,
     FileChecksum,
+    _describe,
     file_checksum,
     find_dandiset_dir,
     local_assets,
@@ -119,49 +127,9 @@ def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, st
     )
 
 
-class _LogWriter(io.TextIOBase):
-    """A stdout stand-in that sends the dandi client's progress table to our log."""
-
-    def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line.strip():
-                log.debug("dandi: %s", line.rstrip())
-        return len(text)
-
-
-@contextlib.contextmanager
-def _env(var: str, value: str) -> Iterator[None]:
-    old = os.environ.get(var)
-    os.environ[var] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = old
-
-
 def _status_code(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
-
-
-def _remote_assets(dandiset, asset_paths: Sequence[str]) -> dict[str, Any]:
-    from dandi.exceptions import NotFoundError
-
-    found = {}
-    for asset_path in asset_paths:
-        with contextlib.suppress(NotFoundError):
-            found[asset_path] = dandiset.get_asset_by_path(asset_path)
-    return found
-
-
-def _remote_etag(asset: Any) -> str | None:
-    try:
-        return asset.get_raw_metadata().get("digest", {}).get("dandi:dandi-etag")
-    except Exception:
-        return None
 
 
 @contextlib.contextmanager
@@ -189,6 +157,7 @@ def upload(
     jobs: int | None = None,
     jobs_per_file: int | None = None,
     checksums: Mapping[str, FileChecksum] | None = None,
+    archive: Any = None,
 ) -> list[UploadResult]:
     """Upload organized files to a dandiset's draft with the dandi client.
 
@@ -203,9 +172,13 @@ def upload(
             (re-upload only files whose content differs from the archive's).
         validation: ``dandi.upload.UploadValidation`` member; default ``REQUIRE``
             (invalid files are not uploaded).
-        jobs: Files uploaded in parallel.
+        jobs: Files uploaded in parallel (default 5, as ``dandi upload``).
         jobs_per_file: Parts of one file uploaded in parallel.
         checksums: Asset path -> :class:`FileChecksum` already known (not recomputed).
+        archive: An open :class:`element_pose.export.dandi_remote.Archive` of this
+            dandiset to upload through (its checked key, its dandiset lookup and its
+            listing of the draft are used; ``instance`` and ``api_key`` are not).
+            By default the upload opens its own.
 
     Returns:
         One :class:`UploadResult` per file, in path order.
@@ -215,12 +188,9 @@ def upload(
         DandiUploadError: some file failed (``.results`` holds every file's outcome).
         DandiError: dandiset missing, id mismatch, unreachable instance.
     """
-    import requests
-    from dandi.consts import DRAFT
-    from dandi.dandiapi import DandiAPIClient
-    from dandi.exceptions import NotFoundError
     from dandi.upload import UploadExisting, UploadValidation
-    from dandi.upload import upload as dandi_upload
+
+    from element_pose.export.dandi_remote import Archive
 
     existing = UploadExisting.OVERWRITE if existing is None else existing
     validation = UploadValidation.REQUIRE if validation is None else validation
@@ -236,88 +206,148 @@ def upload(
     if yaml_id != dandiset_id:
         raise DandiError(f"{dandiset_dir / DANDISET_YAML} says dandiset {yaml_id!r}, "
                          f"but the upload targets {dandiset_id!r}")
-    assets = local_assets(dandiset_dir)
     # a file's organized videos live in "<file stem>/" next to it: they go along
     roots = [*paths, *(p.with_suffix("") for p in paths if p.suffix == ".nwb")]
-    selected = {
-        rel: p for rel, p in assets.items()
-        if any(p == q or q in p.parents for q in roots)
-    }
+    selected = local_assets(dandiset_dir, within=roots)  # only there, not the whole folder
     if not selected:
         raise DandiError(f"no NWB or video files to upload under {[str(p) for p in paths]}")
+    options = _Options(dandiset_dir, existing, validation, jobs_per_file)
+    if archive is not None:
+        if archive.dandiset_id != dandiset_id:
+            raise DandiError(f"the connection is to dandiset {archive.dandiset_id}, but the "
+                             f"upload targets {dandiset_id!r}")
+        return _upload(archive, selected, checksums, jobs, options)
+    with Archive(instance, dandiset_id, api_key) as own:
+        return _upload(own, selected, checksums, jobs, options)
 
-    dandi_instance, var, key, source = instance_and_key(instance, api_key)
-    log.info("dandi upload of %d file(s) to %s, dandiset %s", len(selected),
-             redact_url(dandi_instance.api), dandiset_id)
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """How each file of one upload goes (see :func:`upload`)."""
+
+    dandiset_dir: Path
+    existing: Any
+    validation: Any
+    jobs_per_file: int | None
+
+
+def _upload(archive: Any, selected: dict[str, Path],
+            checksums: Mapping[str, FileChecksum] | None, jobs: int | None,
+            options: _Options) -> list[UploadResult]:
+    from dandi.pynwb_utils import ignore_benign_pynwb_warnings
+
+    log.info("dandi upload of %d file(s) to %s, dandiset %s", len(selected), archive.url,
+             archive.dandiset_id)
     known = dict(checksums or {})
-    checksums = {rel: known.get(rel) or file_checksum(p) for rel, p in selected.items()}
-
-    with _reachable(dandi_instance.api), DandiAPIClient(dandi_instance=dandi_instance) as client:
+    sums = {rel: known.get(rel) or file_checksum(p) for rel, p in selected.items()}
+    ignore_benign_pynwb_warnings()  # as dandi upload does
+    with _reachable(archive.url):
         try:
-            client.authenticate(key)
-        except requests.HTTPError as exc:
-            raise DandiAuthError(
-                f"{dandi_instance.api} rejected the API key given {source} "
-                f"(HTTP {_status_code(exc)}): check it on your account page of the archive"
-            ) from None
-        try:
-            remote = client.get_dandiset(dandiset_id, DRAFT, lazy=False)
-        except NotFoundError as exc:
-            raise DandiError(f"dandiset {dandiset_id} not found on {dandi_instance.api} "
-                             "(create it on the archive first)") from exc
-        before = {rel: _remote_etag(a) for rel, a in _remote_assets(remote, list(selected)).items()}
-
-    error: Exception | None = None
-    with _env(var, key), contextlib.redirect_stdout(_LogWriter()):
-        try:
-            dandi_upload(
-                [str(p) for p in selected.values()],
-                existing=existing,
-                validation=validation,
-                dandi_instance=dandi_instance,
-                jobs=jobs,
-                jobs_per_file=jobs_per_file,
-                sync=False,
-            )
-        except requests.HTTPError as exc:
-            if _status_code(exc) in (401, 403):
-                raise DandiAuthError(
-                    f"{dandi_instance.api} rejected the API key given {source} "
-                    f"(HTTP {_status_code(exc)})") from None
-            error = exc
-        except Exception as exc:
-            error = exc
-
-    with _reachable(dandi_instance.api), \
-            DandiAPIClient(dandi_instance=dandi_instance, token=key) as client:
-        after = _remote_assets(client.get_dandiset(dandiset_id, DRAFT), list(selected))
-    results = []
-    for rel in sorted(selected):
-        cs = checksums[rel]
-        asset = after.get(rel)
-        remote_etag = _remote_etag(asset) if asset is not None else None
-        if asset is None or remote_etag != cs.dandi_etag:
-            status, message = "failed", (redact_url(error) if error else
-                                         "asset missing after upload")
-        elif rel not in before:
-            status, message = "uploaded", ""
-        elif before[rel] == cs.dandi_etag:
-            status, message = "unchanged", ""
+            archive.check_schema_version()
+        except DandiError:
+            raise
+        except Exception as exc:  # as dandi upload: no file goes to an archive it cannot suit
+            results = [_result(rel, sums[rel], "failed", message=redact_url(exc))
+                       for rel in sorted(selected)]
         else:
-            status, message = "replaced", ""
-        results.append(UploadResult(
-            path=cs.path, asset_path=rel, size=cs.size, sha256=cs.sha256,
-            dandi_etag=cs.dandi_etag,
-            asset_id=asset.identifier if asset is not None and status != "failed" else None,
-            blob_id=getattr(asset, "blob", None) if status != "failed" else None,
-            status=status, message=message,
-        ))
-        log.info("dandi upload %s: %s", rel, status)
+            with cf.ThreadPoolExecutor(max_workers=max(1, min(jobs or 5, len(selected))),
+                                       thread_name_prefix="dandi-upload") as pool:
+                results = list(pool.map(
+                    lambda rel: _upload_file(archive, rel, selected[rel], sums[rel], options),
+                    sorted(selected)))
+    for r in results:
+        log.info("dandi upload %s: %s", r.asset_path, r.status)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise DandiUploadError(
             f"{len(failed)} of {len(results)} file(s) failed to upload to dandiset "
-            f"{dandiset_id}: " + "; ".join(f"{r.asset_path}: {r.message}" for r in failed),
+            f"{archive.dandiset_id}: "
+            + "; ".join(f"{r.asset_path}: {r.message}" for r in failed),
             results,
         )
     return results
+
+
+def _upload_file(archive: Any, rel: str, path: Path, cs: FileChecksum, options: _Options
+                 ) -> UploadResult:
+    """One file as ``dandi upload`` does it: validate, compare, extract metadata, upload."""
+    import requests
+    from dandi.consts import DOWNLOAD_SUFFIX
+    from dandi.files import GenericAsset, dandi_file
+    from dandi.misctypes import Digest
+    from dandi.upload import UploadValidation, check_replace_asset
+    from dandi.validate import Severity
+
+    before = None
+    try:
+        if DOWNLOAD_SUFFIX in str(path):
+            raise DandiError(f"{DOWNLOAD_SUFFIX} in the path: an incomplete download")
+        dfile = dandi_file(path, options.dandiset_dir)
+        if type(dfile) is GenericAsset:
+            raise DandiError("not recognized as a DANDI asset")
+        if options.validation is not UploadValidation.SKIP:
+            errors = [e for e in dfile.get_validation_errors()
+                      if e.severity is not None and e.severity >= Severity.ERROR]
+            if errors and options.validation is UploadValidation.REQUIRE:
+                raise DandiError("failed validation: " + "; ".join(
+                    _describe(e) for e in errors[:10]))
+        digest = Digest.dandi_etag(cs.dandi_etag)  # known: not computed again
+        extant = archive.asset_at(rel)
+        if extant is not None:
+            before = _etag(extant)
+            replace, _ = check_replace_asset(local_asset=dfile, remote_asset=extant,
+                                             existing=options.existing, local_etag=digest)
+            if not replace:
+                return _outcome(rel, cs, extant, before, options.existing)
+        try:
+            metadata = dfile.get_metadata(digest=digest, ignore_errors=False).model_dump(
+                mode="json", exclude_none=True)
+        except Exception as exc:
+            raise DandiError(f"failed to extract metadata: {exc}") from exc
+        asset = None
+        for status in dfile.iter_upload(archive.draft, metadata, jobs=options.jobs_per_file,
+                                        replacing=extant):
+            asset = status.get("asset", asset)
+        if asset is not None:
+            archive.remember(asset)
+    except requests.HTTPError as exc:
+        if _status_code(exc) in (401, 403):
+            raise DandiAuthError(f"{archive.url} rejected the API key "
+                                 f"(HTTP {_status_code(exc)})") from None
+        return _failed(rel, cs, exc)
+    except requests.RequestException:
+        raise  # the archive is unreachable: the whole upload fails
+    except Exception as exc:
+        return _failed(rel, cs, exc)
+    return _outcome(rel, cs, asset, before, options.existing)
+
+
+def _etag(asset: Any) -> str | None:
+    return (asset.get_raw_metadata().get("digest") or {}).get("dandi:dandi-etag")
+
+
+def _outcome(rel: str, cs: FileChecksum, asset: Any, before: str | None, existing: Any
+             ) -> UploadResult:
+    """The file's status from the archive's etag before and its asset after."""
+    if asset is None:
+        return _result(rel, cs, "failed", message="asset missing after upload")
+    if _etag(asset) != cs.dandi_etag:
+        return _result(rel, cs, "failed", message="the archive holds other content at this path "
+                                             f"(not replaced: existing={existing.value})")
+    status = ("uploaded" if before is None else
+              "unchanged" if before == cs.dandi_etag else "replaced")
+    return _result(rel, cs, status, asset=asset)
+
+
+def _failed(rel: str, cs: FileChecksum, exc: BaseException) -> UploadResult:
+    message = redact_url(exc)
+    log.error("dandi upload of %s failed: %s", rel, message)
+    return _result(rel, cs, "failed", message=message)
+
+
+def _result(rel: str, cs: FileChecksum, status: str, *, asset: Any = None,
+            message: str = "") -> UploadResult:
+    return UploadResult(
+        path=cs.path, asset_path=rel, size=cs.size, sha256=cs.sha256,
+        dandi_etag=cs.dandi_etag, asset_id=asset.identifier if asset is not None else None,
+        blob_id=getattr(asset, "blob", None), status=status, message=message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,52 @@ def test_upload_then_nothing_new_then_changed(dandi_archive, dandiset_copy, reco
     assert dandi_archive.asset_bytes(DANDISET_ID, nwb_result.asset_path) == \
         nwb_result.path.read_bytes()
     assert dandi_archive.deleted == [] and dandi_archive.count("DELETE", ".") == 0
+
+
+def test_an_upload_checks_the_key_once_and_reuses_an_open_archive(dandi_archive,
+                                                                   dandiset_copy):
+    """One key check and one dandiset lookup per upload (not one per file and step);
+    through an open Archive that listed the draft, no further key check or lookup."""
+    from element_pose.export.dandi_remote import Archive
+
+    key_checks, lookups = (("GET", r"^/api/auth/token/?$"), ("GET", r"^/api/dandisets/000123/$"))
+    listing = ("GET", r"^/api/dandisets/000123/versions/draft/assets/$")
+    results = dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url,
+                           api_key=dandi_archive.api_key)
+    assert len(results) == 2 and {r.status for r in results} == {"uploaded"}
+    assert dandi_archive.count(*key_checks) == 1 and dandi_archive.count(*lookups) == 1
+    assert dandi_archive.count(*listing) == 2  # one lookup by path per file
+
+    with Archive(dandi_archive.api_url, DANDISET_ID, dandi_archive.api_key) as archive:
+        archive.assets()
+        before = len(dandi_archive.requests)
+        again = dandi.upload(dandiset_copy, DANDISET_ID, archive=archive)
+        assert {r.status for r in again} == {"unchanged"}
+        assert [r.asset_id for r in again] == [r.asset_id for r in results]
+        # the client's schema check (once per connection) and each existing asset's
+        # metadata (its etag): no key check, no lookup, no listing
+        asked = [(m, p) for m, p, _ in dandi_archive.requests[before:]]
+        assert asked.count(("GET", "/api/info/")) == 1 and len(asked) == 3
+        assert all(re.fullmatch(r"/api/dandisets/000123/versions/draft/assets/[^/]+/", p)
+                   for m, p in asked if p != "/api/info/")
+        with pytest.raises(DandiError, match="000999"):
+            dandi.upload(dandiset_copy, "000999", archive=archive)
+    assert dandi_archive.count(*key_checks) == 2 and dandi_archive.count(*lookups) == 2
+
+
+def test_local_assets_within_looks_only_there(dandiset_copy, tmp_path):
+    nwb_file = next(dandiset_copy.glob("sub-*/*.nwb"))
+    everything = dandi.local_assets(dandiset_copy)
+    (nwb_file.parent / ".hidden.nwb").write_bytes(b"")
+    elsewhere = dandiset_copy / "sub-other" / "sub-other_ses-1.nwb"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"")
+    owned = dandi.local_assets(dandiset_copy, within=[nwb_file, nwb_file.with_suffix("")])
+    assert owned == everything and len(owned) == 2  # the file and its video, in path order
+    assert dandi.local_assets(dandiset_copy, within=[elsewhere.parent]) == {
+        "sub-other/sub-other_ses-1.nwb": elsewhere}
+    assert dandi.local_assets(dandiset_copy, within=[tmp_path / "outside",
+                                                     dandiset_copy / "missing"]) == {}
 
 
 def test_failed_part_is_retried(dandi_archive, dandiset_copy):
