@@ -63,6 +63,13 @@ def test_snapshot_names():
         engine.SnapshotInfo.from_path(Path("detector-010.pt"))
 
 
+def test_the_package_exports_public_names_only():
+    """Private helpers are imported from their module, never through the package."""
+    private = sorted(n for n in vars(engine) if n.startswith("_") and not n.startswith("__"))
+    assert not private, private
+    assert all(not n.startswith("_") and hasattr(engine, n) for n in engine.__all__)
+
+
 # ---------------------------------------------------------------- error cases
 def _rewrite_labels(config: Path, change) -> Path:
     cfg = dlc_io.read_config(config)

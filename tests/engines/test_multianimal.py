@@ -35,6 +35,7 @@ import pytest
 from element_pose import sample
 from element_pose.demo import DEMO_TRAINING_PARAMS
 from element_pose.engines import deeplabcut as engine
+from element_pose.engines.deeplabcut.infer import _kalman_filter_fix, _pad_tracks
 from element_pose.io import dlc as dlc_io
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -219,12 +220,12 @@ def test_stitched_tracks_are_padded_to_the_video(tmp_path):
     )
     h5 = tmp_path / "v_el.h5"
     pd.DataFrame(np.ones((40, 6)), columns=columns).to_hdf(h5, key="tracks", format="table")
-    engine._pad_tracks(h5, 60)
+    _pad_tracks(h5, 60)
     pose = dlc_io.read_dlc_h5(h5)
     assert pose.n_frames == 60 and pose.individuals == INDIVIDUALS
     assert np.isfinite(pose.position[:40]).all() and np.isnan(pose.position[40:]).all()
     with pytest.raises(engine.EngineError, match="holds frame 59"):
-        engine._pad_tracks(h5, 30)
+        _pad_tracks(h5, 30)
 
 
 # -------------------------------------------------------------- with DeepLabCut
@@ -234,7 +235,7 @@ def test_kalman_filter_fix():
     from deeplabcut.core import trackingutils
 
     original = trackingutils.kinematic_kf
-    with engine._kalman_filter_fix():
+    with _kalman_filter_fix():
         kf = trackingutils.kinematic_kf(5, 1, dim_z=5, order_by_dim=False)
         np.testing.assert_array_equal(kf.H, np.eye(5, 10))
     assert trackingutils.kinematic_kf is original
