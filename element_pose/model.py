@@ -809,7 +809,7 @@ class PoseEstimation(dj.Computed):
         """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
         pose = cls.fetch_pose(key, body_parts, individuals)
         multi = bool((Model & key).fetch1("multi_animal"))
-        return _dlc_frame(pose, multi)
+        return pose.to_dlc_dataframe(multi_animal=multi)
 
     @classmethod
     def to_xarray(cls, key: dict, body_parts: Sequence[str] | None = None,
@@ -845,28 +845,6 @@ class PoseEstimation(dj.Computed):
         if individual is not None:
             options.setdefault("individuals", [individual])
         return viewer.show_frames(images, pose, **options)
-
-
-def _dlc_frame(pose: PoseData, multi_animal: bool):
-    """``pose.to_dlc_dataframe`` without copying when the arrays view one part grid.
-
-    :func:`pose_from_part_rows` decodes into an (individual, keypoint, coordinate,
-    frame) grid: that memory, read column-major, is DeepLabCut's table already.
-    """
-    grid = pose.confidence.base
-    n_individuals = len(pose.individuals)
-    shape = (n_individuals, len(pose.keypoints), pose.n_space + 1, pose.n_frames)
-    if (grid is None or pose.position.base is not grid or grid.shape != shape
-            or not grid.flags.c_contiguous or (n_individuals != 1 and not multi_animal)):
-        return pose.to_dlc_dataframe(multi_animal=multi_animal)
-    import pandas as pd
-
-    levels = [[pose.scorer or "scorer"], *([pose.individuals] if multi_animal else []),
-              pose.keypoints, [*pose.space, "likelihood"]]
-    names = ["scorer", *(["individuals"] if multi_animal else []), "bodyparts", "coords"]
-    columns = pd.MultiIndex.from_product(levels, names=names)
-    flat = grid.reshape(-1, pose.n_frames).T  # (frame, column), column-major: no copy
-    return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
 def _software_name(engine: str) -> str:
