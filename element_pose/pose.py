@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "SPACE_3D",
     "PoseData",
     "PoseDataError",
+    "check_keypoints",
     "concatenate",
 ]
 
@@ -359,3 +361,33 @@ def concatenate(parts: Sequence[PoseData]) -> PoseData:
         confidence=np.concatenate([p.confidence for p in parts]),
         timestamps=timestamps,
     )
+
+
+def check_keypoints(pose: PoseData, expected: Sequence[str], source: str | Path, *,
+                    model: str | Path | None = None,
+                    error: type[Exception] = PoseDataError) -> PoseData:
+    """The pose with exactly a model's keypoints, in the model's order.
+
+    The one check of an output's keypoints against its model, for every engine.
+
+    Args:
+        pose: Pose data read from ``source``.
+        expected: The model's keypoints (body parts), in output order.
+        source: The file the pose was read from, for the message.
+        model: The model (e.g. its file), for the message.
+        error: The exception class to raise (the caller's error type).
+
+    Returns:
+        ``pose`` itself when already in model order, else a reordered copy.
+
+    Raises:
+        error: naming ``source``, the model's missing and the unexpected keypoints.
+    """
+    expected = list(expected)
+    missing = [k for k in expected if k not in pose.keypoints]
+    extra = [k for k in pose.keypoints if k not in expected]
+    if missing or extra:
+        of_model = f"the model {model}" if model is not None else "the model"
+        raise error(f"keypoints (body parts) in {source} do not match {of_model}: "
+                    f"missing {missing}, unexpected {extra}")
+    return pose if pose.keypoints == expected else pose.select(keypoints=expected)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from element_pose.pose import PoseData, PoseDataError, concatenate
+from element_pose.pose import PoseData, PoseDataError, check_keypoints, concatenate
 from element_pose.sample import ground_truth
 
 
@@ -81,6 +81,20 @@ def test_dlc_dataframe_copies_other_views_of_a_grid():
     pd.testing.assert_frame_equal(df, _copied(reversed_frames).to_dlc_dataframe())
     with pytest.raises(PoseDataError, match="exactly one individual"):
         _on_one_grid(2)[0].to_dlc_dataframe(multi_animal=False)
+
+
+def test_check_keypoints_orders_or_names_the_difference():
+    pose = ground_truth(n_frames=4)
+    assert check_keypoints(pose, pose.keypoints, "a.h5") is pose
+    reordered = check_keypoints(pose, pose.keypoints[::-1], "a.h5")
+    assert reordered.keypoints == pose.keypoints[::-1]
+    assert np.array_equal(reordered.position[:, :, 0], pose.position[:, :, -1])
+    expected = [*pose.keypoints[:-1], "tail_tip"]
+    with pytest.raises(PoseDataError, match=r"keypoints \(body parts\) in a.h5 do not match "
+                       r"the model: missing \['tail_tip'\], unexpected \['tail_base'\]"):
+        check_keypoints(pose, expected, "a.h5")
+    with pytest.raises(RuntimeError, match=r"the model m\.slp"):
+        check_keypoints(pose, expected, "a.h5", model="m.slp", error=RuntimeError)
 
 
 def test_xarray_round_trip():
