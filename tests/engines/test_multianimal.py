@@ -203,6 +203,25 @@ def test_multi_animal_config_without_individuals(ma_project, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"individuals": ["a", "a"]}, r"'individuals' lists \['a'\] more than once"),
+    ({"individuals": ["a", "single"]}, "'single' is reserved by DeepLabCut"),
+    ({"multianimalbodyparts": []}, "'multianimalbodyparts' is empty"),
+    ({"uniquebodyparts": ["nose"]}, r"body parts \['nose'\] are in both"),
+])
+def test_a_bad_multi_animal_config_is_named_before_training_or_inference(
+        ma_project, tmp_path, change, message):
+    """One validator (io.dlc.validate_config) checks the multi-animal keys for both."""
+    cfg = dlc_io.read_config(ma_project)
+    cfg.update(change)
+    dlc_io.write_config(cfg, ma_project)
+    with pytest.raises(engine.EngineError, match=message):
+        engine.validate_labeled_data(ma_project)
+    video = next((ma_project.parent / "videos").glob("*.mp4"))
+    with pytest.raises(engine.EngineError, match=message):
+        engine.infer(ma_project, [video], tmp_path / "out")
+
+
 def test_bad_tracking_options(ma_project, tmp_path):
     video = next((ma_project.parent / "videos").glob("*.mp4"))
     with pytest.raises(engine.EngineError, match="not one of DeepLabCut's trackers"):

@@ -28,9 +28,6 @@ from element_pose.engines.deeplabcut.layout import (
     scorer_name,
     snapshots,
 )
-from element_pose.engines.deeplabcut.project import (
-    _check_multi_animal_config,
-)
 from element_pose.engines.deeplabcut.runtime import (
     _dlc_errors,
     _import_deeplabcut,
@@ -127,9 +124,7 @@ def infer(
         cfg = dlc_io.read_config(config_path)
     except dlc_io.DLCFormatError as exc:
         raise EngineError(str(exc)) from exc
-    tracking = _tracking_options(
-        cfg, config_path, auto_track, track_method, n_tracks, min_tracklet_length
-    )
+    tracking = _tracking_options(cfg, auto_track, track_method, n_tracks, min_tracklet_length)
     infos = []
     for video in videos:
         try:
@@ -274,16 +269,19 @@ def infer(
 
 def _tracking_options(
     cfg: Mapping[str, Any],
-    config_path: Path,
     auto_track: bool,
     track_method: str | None,
     n_tracks: int | None,
     min_tracklet_length: int,
 ) -> dict[str, Any] | None:
-    """Validated tracking options for a multi-animal project; ``None`` for single-animal."""
+    """Validated tracking options for a multi-animal project; ``None`` for single-animal.
+
+    ``cfg`` comes from :func:`element_pose.io.dlc.read_config`, which checked its
+    multi-animal keys (individuals, body parts).
+    """
     if not dlc_io.is_multi_animal(cfg):
         return None
-    individuals = _check_multi_animal_config(cfg, config_path)
+    individuals = dlc_io.config_individuals(cfg)
     animals = [i for i in individuals if i != dlc_io.UNIQUE_INDIVIDUAL]
     method = _track_method(cfg, track_method)
     tracks = len(animals) if n_tracks is None else int(n_tracks)
