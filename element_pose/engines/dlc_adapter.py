@@ -106,7 +106,8 @@ class DeepLabCutEngine:
                              f"TrainingFraction {fractions}")
         scorer = str(opts.pop("scorer", "") or "")
         snapshot = opts["snapshot"] if opts["snapshot"] is not None else "best"
-        found = _engine().registered_snapshot(config, shuffle, index, snapshot_argument(snapshot))
+        found = _engine().registered_snapshot(config, shuffle, index,
+                                              snapshot_argument(snapshot), cfg=cfg)
         if found is not None:
             name, snapshot_scorer = found
             if str(snapshot) != name:

@@ -131,12 +131,12 @@ def infer(
             infos.append(probe_video(video))
         except VideoError as exc:
             raise EngineError(f"cannot analyse {video}: {exc}") from exc
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
-    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex), snap)
-    pt = read_pytorch_config(config_path, shuffle, trainingsetindex)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
+    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex, cfg=cfg), snap)
+    pt = read_pytorch_config(config_path, shuffle, trainingsetindex, cfg=cfg)
     metadata = pt.get("metadata") or {}
     bodyparts = [*(metadata.get("bodyparts") or []), *(metadata.get("unique_bodyparts") or [])]
-    expected_scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
+    expected_scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
     dev = select_device(device)
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -514,10 +514,10 @@ def label_video(
         source_info = probe_video(video)
     except VideoError as exc:
         raise EngineError(f"cannot label {video}: {exc}") from exc
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
-    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex), snap)
-    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
     cfg = dlc_io.read_config(config_path)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
+    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex, cfg=cfg), snap)
+    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
     output_dir = Path(output_dir).resolve()
     source_dir = Path(analysis_dir).resolve() if analysis_dir is not None else output_dir
     prefix = video.stem + scorer

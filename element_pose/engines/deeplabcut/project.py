@@ -441,8 +441,9 @@ def patch_pytorch_config(
     p = training_params(params)
     config_path = Path(config_path)
     shuffle, tsi = int(p["shuffle"]), int(p["trainingsetindex"])
-    path = pytorch_config_path(config_path, shuffle, tsi)
-    pt = read_pytorch_config(config_path, shuffle, tsi)
+    cfg = dlc_io.read_config(config_path)
+    path = pytorch_config_path(config_path, shuffle, tsi, cfg=cfg)
+    pt = read_pytorch_config(config_path, shuffle, tsi, cfg=cfg)
 
     def put(dotted: str, value: Any) -> None:
         if value is not None:
