@@ -1,8 +1,9 @@
 """A DeepLabCut 3 project's layout: model folders, pytorch_config, snapshots, scorers.
 
-Every function reads the project's ``config.yaml`` from ``config_path`` unless given it,
-already read, as ``cfg=`` (:func:`element_pose.io.dlc.read_config`): a caller that
-makes several calls for one project parses the file once and passes the dict along.
+The folder, snapshot and scorer functions read the project's ``config.yaml`` from
+``config_path`` unless given it, already read, as ``cfg=``
+(:func:`element_pose.io.dlc.read_config`): a caller that makes several calls for one
+project parses the file once and passes the dict along.
 """
 
 from __future__ import annotations
