@@ -293,6 +293,7 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     from element_pose import sample
     from element_pose.engines import deeplabcut as engine
+    from element_pose.engines.deeplabcut.layout import _dlc_snapshot_index
     from element_pose.engines.dlc_adapter import snapshot_argument
 
     raw = Path(os.environ["ELEMENT_POSE_ROOT_DIRS"].split(os.pathsep)[0])
@@ -312,7 +313,7 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
     model.PoseEstimation.jobs.refresh()
     snapshot = (model.Model & model_key).fetch1("snapshot")
     snap = engine.resolve_snapshot(config, 1, 0, snapshot_argument(snapshot))
-    index = engine._dlc_snapshot_index(engine.snapshots(config, 1, 0), snap)
+    index = _dlc_snapshot_index(engine.snapshots(config, 1, 0), snap)
 
     t0 = time.perf_counter()
     import deeplabcut  # excluded from both timings

@@ -429,16 +429,26 @@ class Model(dj.Manual):
     @classmethod
     def skeleton(cls, key: dict) -> list[tuple[str, str]]:
         """Skeleton edges from the registered configuration (between the model's body parts)."""
-        template = (cls & key).fetch1("config_template") or {}
-        known = set(cls.body_parts(key))
-        return [(str(e[0]), str(e[1])) for e in template.get("skeleton") or []
-                if len(e) == 2 and e[0] in known and e[1] in known]
+        return _skeleton((cls & key).fetch1("config_template"), cls.body_parts(key))
 
     @classmethod
     def description(cls, key: dict) -> ModelDescription:
         """The registered model as its engine takes it (no engine package imported)."""
-        row = (cls & key).fetch1()
-        return _description(row, cls.body_parts(key), cls.skeleton(key))
+        return _fetch_model(key)[1]
+
+
+def _skeleton(template: dict | None, body_parts: Sequence[str]) -> list[tuple[str, str]]:
+    """The edges of a registered configuration's skeleton between ``body_parts``."""
+    known = set(body_parts)
+    return [(str(e[0]), str(e[1])) for e in (template or {}).get("skeleton") or []
+            if len(e) == 2 and e[0] in known and e[1] in known]
+
+
+def _fetch_model(key: dict) -> tuple[dict, ModelDescription]:
+    """The Model row of ``key`` and its description: two queries (row, body parts)."""
+    row = (Model & key).fetch1()
+    body_parts = Model.body_parts({"model_name": row["model_name"]})
+    return row, _description(row, body_parts, _skeleton(row["config_template"], body_parts))
 
 
 def _model_columns(desc: ModelDescription, r: Roots) -> dict[str, Any]:
@@ -533,9 +543,9 @@ class ModelEvaluation(dj.Computed):
 
     def make_fetch(self, key: dict):
         """Model needed to evaluate (small and deterministic)."""
-        row = (Model & key).fetch1()
-        return (row["engine"], json.dumps(Model.description(key).to_dict(), sort_keys=True),
-                tuple(Model.body_parts(key)))
+        row, description = _fetch_model(key)
+        return (row["engine"], json.dumps(description.to_dict(), sort_keys=True),
+                tuple(description.keypoints))
 
     def make_compute(self, key, engine, description_json, body_parts):
         """Run the engine's evaluation outside the transaction."""
@@ -705,7 +715,7 @@ class PoseEstimation(dj.Computed):
     def make_fetch(self, key: dict):
         """Everything the computation needs, small and deterministic."""
         task = (PoseEstimationTask & key).fetch1()
-        model = (Model & key).fetch1()
+        model, description = _fetch_model(key)
         files = [str(p) for p in VideoRecording.file_paths(key)]
         file_frames = tuple(int(n) for n in (RecordingInfo.File & key).to_arrays(
             "nframes", order_by="file_id"))
@@ -714,7 +724,7 @@ class PoseEstimation(dj.Computed):
             str(PoseEstimationTask.output_path(key)),
             json.dumps(task["pose_estimation_params"] or {}, sort_keys=True),
             model["engine"],
-            json.dumps(Model.description(key).to_dict(), sort_keys=True),
+            json.dumps(description.to_dict(), sort_keys=True),
             tuple(files),
             file_frames,
             tuple(int(v) for v in (RecordingInfo & key).fetch1("px_width", "px_height")),
@@ -799,7 +809,7 @@ class PoseEstimation(dj.Computed):
         """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
         pose = cls.fetch_pose(key, body_parts, individuals)
         multi = bool((Model & key).fetch1("multi_animal"))
-        return _dlc_frame(pose, multi)
+        return pose.to_dlc_dataframe(multi_animal=multi)
 
     @classmethod
     def to_xarray(cls, key: dict, body_parts: Sequence[str] | None = None,
@@ -835,28 +845,6 @@ class PoseEstimation(dj.Computed):
         if individual is not None:
             options.setdefault("individuals", [individual])
         return viewer.show_frames(images, pose, **options)
-
-
-def _dlc_frame(pose: PoseData, multi_animal: bool):
-    """``pose.to_dlc_dataframe`` without copying when the arrays view one part grid.
-
-    :func:`pose_from_part_rows` decodes into an (individual, keypoint, coordinate,
-    frame) grid: that memory, read column-major, is DeepLabCut's table already.
-    """
-    grid = pose.confidence.base
-    n_individuals = len(pose.individuals)
-    shape = (n_individuals, len(pose.keypoints), pose.n_space + 1, pose.n_frames)
-    if (grid is None or pose.position.base is not grid or grid.shape != shape
-            or not grid.flags.c_contiguous or (n_individuals != 1 and not multi_animal)):
-        return pose.to_dlc_dataframe(multi_animal=multi_animal)
-    import pandas as pd
-
-    levels = [[pose.scorer or "scorer"], *([pose.individuals] if multi_animal else []),
-              pose.keypoints, [*pose.space, "likelihood"]]
-    names = ["scorer", *(["individuals"] if multi_animal else []), "bodyparts", "coords"]
-    columns = pd.MultiIndex.from_product(levels, names=names)
-    flat = grid.reshape(-1, pose.n_frames).T  # (frame, column), column-major: no copy
-    return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(pose.n_frames), copy=False)
 
 
 def _software_name(engine: str) -> str:
@@ -969,6 +957,7 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
         PoseEstimationError: a requested body part is not the model's.
     """
     model_parts = Model.body_parts(key)
+    skeleton = _skeleton((Model & key).fetch1("config_template"), model_parts)
     keypoints = list(body_parts) if body_parts is not None else model_parts
     unknown = [b for b in keypoints if b not in model_parts]
     if unknown:
@@ -995,7 +984,7 @@ def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
     return PoseData(
         position=grid[:, :, :2].transpose(3, 0, 1, 2), confidence=grid[:, :, 2].transpose(2, 0, 1),
         keypoints=keypoints, individuals=names,
-        skeleton=[e for e in Model.skeleton(key) if e[0] in keypoints and e[1] in keypoints],
+        skeleton=[e for e in skeleton if e[0] in keypoints and e[1] in keypoints],
         **fields,
     )
 
@@ -1063,11 +1052,11 @@ class LabeledVideo(dj.Computed):
 
     def make_fetch(self, key: dict):
         """Model, files and options (small and deterministic)."""
-        engine = (Model & key).fetch1("engine")
+        row, description = _fetch_model(key)
         params = (LabeledVideoParamSet & key).fetch1("params")
         file_ids = tuple(int(i) for i in (VideoRecording.File & key).to_arrays(
             "file_id", order_by="file_id"))
-        return (engine, json.dumps(Model.description(key).to_dict(), sort_keys=True),
+        return (row["engine"], json.dumps(description.to_dict(), sort_keys=True),
                 tuple(str(p) for p in VideoRecording.file_paths(key)), file_ids,
                 str(PoseEstimationTask.output_path(key)), json.dumps(params, sort_keys=True))
 

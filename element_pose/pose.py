@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "SPACE_3D",
     "PoseData",
     "PoseDataError",
+    "check_keypoints",
     "concatenate",
 ]
 
@@ -206,13 +208,26 @@ class PoseData:
                 layout. Defaults to ``True`` when there is more than one individual.
 
         Returns:
-            ``pandas.DataFrame`` indexed by frame number, float32 values.
+            ``pandas.DataFrame`` indexed by frame number, float32 values.  When
+            :attr:`position` and :attr:`confidence` are views of one C-ordered
+            ``(individual, keypoint, coordinate, frame)`` grid (as
+            :meth:`element_pose.model.PoseEstimation.fetch_pose` decodes them), that
+            memory, read column-major, is the table: the frame is built on it without a
+            copy and shares it with this object.
         """
         import pandas as pd
 
         scorer = scorer if scorer is not None else (self.scorer or "scorer")
         multi_animal = self.is_multi_animal if multi_animal is None else multi_animal
         coords = [*self.space, "likelihood"]
+        grid = self._part_grid()
+        if grid is not None and (multi_animal or len(self.individuals) == 1):
+            levels = [[scorer], *([self.individuals] if multi_animal else []),
+                      self.keypoints, coords]
+            names = ["scorer", *(["individuals"] if multi_animal else []), "bodyparts", "coords"]
+            flat = grid.reshape(-1, self.n_frames).T  # (frame, column), column-major: no copy
+            return pd.DataFrame(flat, columns=pd.MultiIndex.from_product(levels, names=names),
+                                index=pd.RangeIndex(self.n_frames), copy=False)
         values = np.concatenate([self.position, self.confidence[..., None]], axis=3)
         if multi_animal:
             columns = pd.MultiIndex.from_product(
@@ -228,6 +243,29 @@ class PoseData:
             )
             flat = values[:, 0].reshape(self.n_frames, -1)
         return pd.DataFrame(flat, columns=columns, index=pd.RangeIndex(self.n_frames))
+
+    def _part_grid(self) -> np.ndarray | None:
+        """The ``(individual, keypoint, coordinate, frame)`` grid both arrays view, if any.
+
+        ``None`` unless :attr:`position` is exactly ``grid[:, :, :n_space]`` and
+        :attr:`confidence` exactly ``grid[:, :, n_space]`` (frames last), of one
+        C-contiguous grid: same memory, offsets and strides, not merely the same base.
+        """
+        grid = self.confidence.base
+        if (grid is None or self.position.base is not grid or not grid.flags.c_contiguous
+                or grid.size == 0):
+            return None
+        n_space = self.n_space
+        if grid.shape != (len(self.individuals), len(self.keypoints), n_space + 1,
+                          self.n_frames) or grid.dtype != np.float32:
+            return None
+        views = ((self.position, grid[:, :, :n_space].transpose(3, 0, 1, 2)),
+                 (self.confidence, grid[:, :, n_space].transpose(2, 0, 1)))
+        for array, view in views:
+            if (array.__array_interface__["data"][0] != view.__array_interface__["data"][0]
+                    or array.strides != view.strides):
+                return None
+        return grid
 
     def to_xarray(self, source_file: str | None = None):
         """An ``xarray.Dataset`` in movement's poses layout.
@@ -323,3 +361,33 @@ def concatenate(parts: Sequence[PoseData]) -> PoseData:
         confidence=np.concatenate([p.confidence for p in parts]),
         timestamps=timestamps,
     )
+
+
+def check_keypoints(pose: PoseData, expected: Sequence[str], source: str | Path, *,
+                    model: str | Path | None = None,
+                    error: type[Exception] = PoseDataError) -> PoseData:
+    """The pose with exactly a model's keypoints, in the model's order.
+
+    The one check of an output's keypoints against its model, for every engine.
+
+    Args:
+        pose: Pose data read from ``source``.
+        expected: The model's keypoints (body parts), in output order.
+        source: The file the pose was read from, for the message.
+        model: The model (e.g. its file), for the message.
+        error: The exception class to raise (the caller's error type).
+
+    Returns:
+        ``pose`` itself when already in model order, else a reordered copy.
+
+    Raises:
+        error: naming ``source``, the model's missing and the unexpected keypoints.
+    """
+    expected = list(expected)
+    missing = [k for k in expected if k not in pose.keypoints]
+    extra = [k for k in pose.keypoints if k not in expected]
+    if missing or extra:
+        of_model = f"the model {model}" if model is not None else "the model"
+        raise error(f"keypoints (body parts) in {source} do not match {of_model}: "
+                    f"missing {missing}, unexpected {extra}")
+    return pose if pose.keypoints == expected else pose.select(keypoints=expected)

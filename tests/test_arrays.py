@@ -136,22 +136,3 @@ def test_plain_array_insert_gets_its_own_file(pipeline, recording):
     back = (part & {k: row[k] for k in part.primary_key}).fetch1()
     assert np.asarray(back["x"]).tobytes() == values.tobytes()
     assert back["x"].path != back["y"].path
-
-
-@pytest.mark.parametrize(("n_individuals", "multi"), [(1, False), (1, True), (3, True)])
-def test_trajectory_frame_from_the_grid_equals_to_dlc_dataframe(n_individuals, multi):
-    import pandas as pd
-
-    from element_pose.model import _dlc_frame
-    from element_pose.pose import PoseData
-
-    rng = np.random.default_rng(4)
-    grid = rng.normal(size=(n_individuals, 4, 3, 50)).astype(np.float32)
-    grid[0, 1, :, 3:9] = np.nan
-    pose = PoseData(position=grid[:, :, :2].transpose(3, 0, 1, 2),
-                    confidence=grid[:, :, 2].transpose(2, 0, 1),
-                    keypoints=list("abcd"), individuals=[f"m{i}" for i in range(n_individuals)],
-                    scorer="DLC_s")
-    fast = _dlc_frame(pose, multi)
-    assert np.shares_memory(fast.to_numpy(), grid)  # no copy of the poses
-    pd.testing.assert_frame_equal(fast, pose.to_dlc_dataframe(multi_animal=multi))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -112,6 +115,51 @@ def test_model_registration_rejects_bad_config(pipeline, raw_root, unique):
     with pytest.raises(dlc.DLCFormatError, match="names no body parts"):
         pipeline.model.Model.insert_new_model(f"bad_{unique}", bad)
     assert not (pipeline.model.Model & {"model_name": f"bad_{unique}"})
+
+
+# DataJoint logs every statement it runs ("Executing SQL:...") at debug level.
+_MODEL_TABLES = re.compile(r'FROM [`"][^`"]+[`"]\.[`"]model(__body_part)?[`"]')
+
+
+def _model_queries(caplog, call):
+    """``call()`` and the statements it ran on ``Model`` and ``Model.BodyPart``."""
+    with caplog.at_level(logging.DEBUG, logger="datajoint"):
+        caplog.clear()
+        result = call()
+        statements = [r.getMessage() for r in caplog.records
+                      if r.getMessage().startswith("Executing SQL:")]
+    assert statements, "DataJoint logged no statement: the count below would prove nothing"
+    return result, [q for q in statements if _MODEL_TABLES.search(q)]
+
+
+def test_model_row_is_fetched_once_per_call(pipeline, recording, caplog):
+    """A model's description (and every make_fetch using it): its row and body parts, once."""
+    model = pipeline.model
+    description, queries = _model_queries(
+        caplog, lambda: model.Model.description(recording["model"]))
+    assert len(queries) == 2, queries  # the row, the body parts
+    assert description.keypoints == list(sample.DEFAULT_BODYPARTS)
+    assert ("nose", "left_ear") in description.skeleton
+    as_json = json.dumps(description.to_dict(), sort_keys=True)
+
+    task = _load_task(pipeline, recording)
+    fetched, queries = _model_queries(caplog, lambda: model.PoseEstimation().make_fetch(task))
+    assert len(queries) == 2, queries
+    assert fetched[3:5] == ("deeplabcut", as_json)
+    fetched, queries = _model_queries(
+        caplog, lambda: model.ModelEvaluation().make_fetch(recording["model"]))
+    assert len(queries) == 2, queries
+    assert fetched == ("deeplabcut", as_json, tuple(sample.DEFAULT_BODYPARTS))
+    idx = model.LabeledVideoParamSet.insert_new_params(f"q{task['model_name']}", {})
+    video_key = {**task, "labeled_video_paramset_idx": idx}
+    fetched, queries = _model_queries(caplog, lambda: model.LabeledVideo().make_fetch(video_key))
+    assert len(queries) == 2, queries
+    assert fetched[:2] == ("deeplabcut", as_json)
+
+    model.PoseEstimation.populate(task)
+    pose, queries = _model_queries(caplog, lambda: model.PoseEstimation.fetch_pose(task))
+    assert sum("model__body_part" in q for q in queries) == 1, queries
+    assert ("nose", "left_ear") in pose.skeleton
 
 
 def _load_task(pipeline, recording, output_dir=None):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from element_pose.pose import PoseData, PoseDataError, concatenate
+from element_pose.pose import PoseData, PoseDataError, check_keypoints, concatenate
 from element_pose.sample import ground_truth
 
 
@@ -39,6 +39,62 @@ def test_dlc_dataframe_round_trip_single_and_multi():
     df = multi.to_dlc_dataframe(scorer="s")
     assert df.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
     assert np.allclose(df[("s", "animal1", "tail_base", "y")], multi.position[:, 1, 3, 1])
+
+
+def _on_one_grid(n_individuals: int, n_space: int = 2) -> tuple[PoseData, np.ndarray]:
+    """Pose arrays viewing one (individual, keypoint, coordinate, frame) grid, as fetched."""
+    rng = np.random.default_rng(4)
+    grid = rng.normal(size=(n_individuals, 4, n_space + 1, 50)).astype(np.float32)
+    grid[0, 1, :, 3:9] = np.nan
+    pose = PoseData(position=grid[:, :, :n_space].transpose(3, 0, 1, 2),
+                    confidence=grid[:, :, n_space].transpose(2, 0, 1),
+                    keypoints=list("abcd"), individuals=[f"m{i}" for i in range(n_individuals)],
+                    scorer="DLC_s")
+    return pose, grid
+
+
+def _copied(pose: PoseData) -> PoseData:
+    return pose.replace(position=pose.position.copy(), confidence=pose.confidence.copy())
+
+
+@pytest.mark.parametrize(("n_individuals", "multi", "n_space"),
+                         [(1, False, 2), (1, True, 2), (3, True, 2), (2, None, 3)])
+def test_dlc_dataframe_of_a_part_grid_is_built_on_it(n_individuals, multi, n_space):
+    import pandas as pd
+
+    pose, grid = _on_one_grid(n_individuals, n_space)
+    fast = pose.to_dlc_dataframe(multi_animal=multi)
+    assert np.shares_memory(fast.to_numpy(), grid)  # no copy of the poses
+    pd.testing.assert_frame_equal(fast, _copied(pose).to_dlc_dataframe(multi_animal=multi))
+    renamed = pose.to_dlc_dataframe(scorer="other", multi_animal=multi)
+    assert renamed.columns.get_level_values("scorer").unique().tolist() == ["other"]
+
+
+def test_dlc_dataframe_copies_other_views_of_a_grid():
+    import pandas as pd
+
+    pose, grid = _on_one_grid(1)
+    reversed_frames = pose.replace(position=pose.position[::-1], confidence=pose.confidence[::-1])
+    assert reversed_frames.position.base is grid  # same base and shape, not the same layout
+    df = reversed_frames.to_dlc_dataframe()
+    assert not np.shares_memory(df.to_numpy(), grid)
+    pd.testing.assert_frame_equal(df, _copied(reversed_frames).to_dlc_dataframe())
+    with pytest.raises(PoseDataError, match="exactly one individual"):
+        _on_one_grid(2)[0].to_dlc_dataframe(multi_animal=False)
+
+
+def test_check_keypoints_orders_or_names_the_difference():
+    pose = ground_truth(n_frames=4)
+    assert check_keypoints(pose, pose.keypoints, "a.h5") is pose
+    reordered = check_keypoints(pose, pose.keypoints[::-1], "a.h5")
+    assert reordered.keypoints == pose.keypoints[::-1]
+    assert np.array_equal(reordered.position[:, :, 0], pose.position[:, :, -1])
+    expected = [*pose.keypoints[:-1], "tail_tip"]
+    with pytest.raises(PoseDataError, match=r"keypoints \(body parts\) in a.h5 do not match "
+                       r"the model: missing \['tail_tip'\], unexpected \['tail_base'\]"):
+        check_keypoints(pose, expected, "a.h5")
+    with pytest.raises(RuntimeError, match=r"the model m\.slp"):
+        check_keypoints(pose, expected, "a.h5", model="m.slp", error=RuntimeError)
 
 
 def test_xarray_round_trip():

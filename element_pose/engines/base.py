@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from element_pose.pose import PoseData, concatenate
+from element_pose.pose import PoseData, check_keypoints, concatenate
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ __all__ = [
     "TrainingResult",
     "VideoOutputs",
     "available_engines",
-    "check_model_keypoints",
     "get_engine",
     "register_engine",
 ]
@@ -307,25 +306,6 @@ class PoseEngine(Protocol):
         ...
 
 
-def check_model_keypoints(pose: PoseData, model: ModelDescription | None,
-                          source: str | Path) -> PoseData:
-    """The pose with the model's keypoints in model order.
-
-    Raises:
-        EngineError: naming the file and the missing and unexpected keypoints.
-    """
-    if model is None:
-        return pose
-    missing = [k for k in model.keypoints if k not in pose.keypoints]
-    extra = [k for k in pose.keypoints if k not in model.keypoints]
-    if missing or extra:
-        raise EngineError(f"keypoints in {source} do not match the model {model.source}: "
-                          f"missing {missing}, unexpected {extra}")
-    if pose.keypoints == model.keypoints:
-        return pose
-    return pose.select(keypoints=model.keypoints)
-
-
 class FileEngine:
     """Base of load-only engines: outputs are found and read through the io registry.
 
@@ -367,8 +347,11 @@ class FileEngine:
         if not outputs.pose_files:
             raise EngineError(f"no pose files for video {outputs.video}")
         fps = fps if fps is not None else outputs.fps
-        parts = [check_model_keypoints(read_pose(p, fmt=outputs.fmt, fps=fps), model, p)
-                 for p in outputs.pose_files]
+        parts = [read_pose(p, fmt=outputs.fmt, fps=fps) for p in outputs.pose_files]
+        if model is not None:
+            parts = [check_keypoints(pose, model.keypoints, p, model=model.source,
+                                     error=EngineError)
+                     for pose, p in zip(parts, outputs.pose_files, strict=True)]
         return parts[0] if len(parts) == 1 else concatenate(parts)
 
     def snapshots(self, model: ModelDescription) -> list[str]:

@@ -28,7 +28,7 @@ from element_pose.engines.base import (
     register_engine,
 )
 from element_pose.io import dlc as dlc_io
-from element_pose.pose import PoseData
+from element_pose.pose import PoseData, check_keypoints
 
 __all__ = ["DeepLabCutEngine", "snapshot_argument"]
 
@@ -106,7 +106,8 @@ class DeepLabCutEngine:
                              f"TrainingFraction {fractions}")
         scorer = str(opts.pop("scorer", "") or "")
         snapshot = opts["snapshot"] if opts["snapshot"] is not None else "best"
-        found = _engine().registered_snapshot(config, shuffle, index, snapshot_argument(snapshot))
+        found = _engine().registered_snapshot(config, shuffle, index,
+                                              snapshot_argument(snapshot), cfg=cfg)
         if found is not None:
             name, snapshot_scorer = found
             if str(snapshot) != name:
@@ -205,7 +206,8 @@ class DeepLabCutEngine:
         for path in outputs.pose_files:
             pose = dlc_io.read_dlc_output(path, fps=fps, frame_size=frame_size)
             if model is not None:
-                pose = dlc_io.check_keypoints(pose, model.keypoints, str(path))
+                pose = check_keypoints(pose, model.keypoints, path, model=model.source,
+                                       error=dlc_io.DLCFormatError)
             parts.append(pose)
         return parts[0] if len(parts) == 1 else concatenate(parts)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ __all__ = [
     "DLCFormatError",
     "DLCValueError",
     "check_dlc_values",
-    "check_keypoints",
     "config_bodyparts",
     "config_individuals",
     "config_skeleton",
@@ -629,19 +627,3 @@ def read_dlc_csv(path: str | Path, *, fps: float | None = None,
         ) from exc
     return check_dlc_values(_pose_from_dataframe(df, source=str(path), fps=fps), str(path),
                             frame_size=frame_size)
-
-
-def check_keypoints(pose: PoseData, expected: Sequence[str], source: str) -> PoseData:
-    """Check that output body parts are the model's, and return them in model order.
-
-    Raises:
-        DLCFormatError: naming the missing and unexpected body parts.
-    """
-    missing = [k for k in expected if k not in pose.keypoints]
-    extra = [k for k in pose.keypoints if k not in expected]
-    if missing or extra:
-        raise DLCFormatError(
-            f"body parts in {source} do not match the model: "
-            f"missing {missing}, unexpected {extra}"
-        )
-    return pose if list(expected) == pose.keypoints else pose.select(keypoints=list(expected))

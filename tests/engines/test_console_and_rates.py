@@ -12,6 +12,7 @@ import pytest
 
 from element_pose import sample
 from element_pose.engines import deeplabcut as engine
+from element_pose.engines.deeplabcut.runtime import _keep_cwd
 from element_pose.io.video import probe_video
 
 
@@ -29,7 +30,7 @@ def test_children_forked_inside_deeplabcut_get_default_signal_handlers():
     try:
         context = multiprocessing.get_context("fork")
         parent, child = context.Pipe()
-        with engine._keep_cwd():
+        with _keep_cwd():
             process = context.Process(target=_report_sigterm, args=(child,))
             process.start()
             default_in_child = parent.recv()
@@ -44,7 +45,7 @@ def test_console_output_goes_to_the_log(capsys, caplog):
     from tqdm import tqdm
 
     caplog.set_level(logging.DEBUG, logger="element_pose.engines.deeplabcut")
-    with engine._keep_cwd():
+    with _keep_cwd():
         print("Video metadata: \n  Overall # of frames: 40")
         for _ in tqdm(range(40)):
             pass

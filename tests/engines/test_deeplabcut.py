@@ -7,6 +7,7 @@ run in seconds without importing DeepLabCut.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -61,6 +62,52 @@ def test_snapshot_names():
     assert engine.SnapshotInfo.from_path(Path("snapshot-100.pt")).uid == "100"
     with pytest.raises(engine.EngineError, match="not a DeepLabCut snapshot"):
         engine.SnapshotInfo.from_path(Path("detector-010.pt"))
+
+
+def test_the_package_exports_public_names_only():
+    """Private helpers are imported from their module, never through the package."""
+    private = sorted(n for n in vars(engine) if n.startswith("_") and not n.startswith("__"))
+    assert not private, private
+    assert all(not n.startswith("_") and hasattr(engine, n) for n in engine.__all__)
+
+
+# --------------------------------------------------- config.yaml parsed once
+_OPENED: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED:
+        _OPENED[-1].append(str(args[0]))
+
+
+@contextlib.contextmanager
+def _opened_files():
+    """The files Python opens inside the block (its ``open`` audit events: nothing patched)."""
+    if not getattr(_audit, "installed", False):
+        sys.addaudithook(_audit)  # for the rest of the process; it records only in a block
+        _audit.installed = True
+    _OPENED.append([])
+    try:
+        yield _OPENED[-1]
+    finally:
+        _OPENED.pop()
+
+
+def test_a_model_description_reads_its_config_once(sample_project):
+    """Describing a trained shuffle (snapshot, scorer) parses ``config.yaml`` once."""
+    folder = engine.model_folder(sample_project, shuffle=1)
+    folder.mkdir(parents=True)
+    (folder / "snapshot-005.pt").write_bytes(b"")  # a trained shuffle's files
+    (folder / engine.PYTORCH_CONFIG).write_text("net_type: resnet_50\n")
+    with _opened_files() as opened:
+        model = get_engine("deeplabcut").describe_model(sample_project, shuffle=1)
+    assert model.options["snapshot"] == "snapshot-005"
+    assert model.scorer.startswith("DLC_Resnet50_") and model.scorer.endswith("_snapshot_5")
+    assert model.keypoints == dlc_io.config_bodyparts(dlc_io.read_config(sample_project))
+    configs = [p for p in opened if Path(p).name == "config.yaml"]
+    assert len(configs) == 1, configs
+    assert engine.registered_snapshot(sample_project, 1, 0, "last") == (
+        "snapshot-005", model.scorer)
 
 
 # ---------------------------------------------------------------- error cases

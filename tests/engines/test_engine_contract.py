@@ -128,6 +128,19 @@ def test_outputs_of_another_model_are_refused(tmp_path):
         engine.read_outputs(engine.find_outputs(video, out), model)
 
 
+def test_dlc_outputs_of_another_model_are_a_format_error(tmp_path):
+    """The same keypoint check, raised as DeepLabCut's reader error."""
+    from element_pose.io.dlc import DLCFormatError
+
+    engine = get_engine("deeplabcut")
+    config, _, video, out, keypoints = _dlc_case(tmp_path)
+    model = engine.describe_model(config)
+    model.keypoints = [*keypoints[:-1], "tail"]
+    last = keypoints[-1]
+    with pytest.raises(DLCFormatError, match=rf"missing \['tail'\], unexpected \['{last}'\]"):
+        engine.read_outputs(engine.find_outputs(video, out, model), model)
+
+
 def test_registry_names_and_new_engines():
     assert get_engine("DLC") is get_engine("deeplabcut")
     assert get_engine("lightning-pose") is get_engine("lightning_pose")

@@ -35,6 +35,7 @@ import pytest
 from element_pose import sample
 from element_pose.demo import DEMO_TRAINING_PARAMS
 from element_pose.engines import deeplabcut as engine
+from element_pose.engines.deeplabcut.infer import _kalman_filter_fix, _pad_tracks
 from element_pose.io import dlc as dlc_io
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -202,6 +203,25 @@ def test_multi_animal_config_without_individuals(ma_project, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"individuals": ["a", "a"]}, r"'individuals' lists \['a'\] more than once"),
+    ({"individuals": ["a", "single"]}, "'single' is reserved by DeepLabCut"),
+    ({"multianimalbodyparts": []}, "'multianimalbodyparts' is empty"),
+    ({"uniquebodyparts": ["nose"]}, r"body parts \['nose'\] are in both"),
+])
+def test_a_bad_multi_animal_config_is_named_before_training_or_inference(
+        ma_project, tmp_path, change, message):
+    """One validator (io.dlc.validate_config) checks the multi-animal keys for both."""
+    cfg = dlc_io.read_config(ma_project)
+    cfg.update(change)
+    dlc_io.write_config(cfg, ma_project)
+    with pytest.raises(engine.EngineError, match=message):
+        engine.validate_labeled_data(ma_project)
+    video = next((ma_project.parent / "videos").glob("*.mp4"))
+    with pytest.raises(engine.EngineError, match=message):
+        engine.infer(ma_project, [video], tmp_path / "out")
+
+
 def test_bad_tracking_options(ma_project, tmp_path):
     video = next((ma_project.parent / "videos").glob("*.mp4"))
     with pytest.raises(engine.EngineError, match="not one of DeepLabCut's trackers"):
@@ -219,12 +239,12 @@ def test_stitched_tracks_are_padded_to_the_video(tmp_path):
     )
     h5 = tmp_path / "v_el.h5"
     pd.DataFrame(np.ones((40, 6)), columns=columns).to_hdf(h5, key="tracks", format="table")
-    engine._pad_tracks(h5, 60)
+    _pad_tracks(h5, 60)
     pose = dlc_io.read_dlc_h5(h5)
     assert pose.n_frames == 60 and pose.individuals == INDIVIDUALS
     assert np.isfinite(pose.position[:40]).all() and np.isnan(pose.position[40:]).all()
     with pytest.raises(engine.EngineError, match="holds frame 59"):
-        engine._pad_tracks(h5, 30)
+        _pad_tracks(h5, 30)
 
 
 # -------------------------------------------------------------- with DeepLabCut
@@ -234,7 +254,7 @@ def test_kalman_filter_fix():
     from deeplabcut.core import trackingutils
 
     original = trackingutils.kinematic_kf
-    with engine._kalman_filter_fix():
+    with _kalman_filter_fix():
         kf = trackingutils.kinematic_kf(5, 1, dim_z=5, order_by_dim=False)
         np.testing.assert_array_equal(kf.H, np.eye(5, 10))
     assert trackingutils.kinematic_kf is original

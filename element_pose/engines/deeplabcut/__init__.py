@@ -5,7 +5,8 @@ are imported inside the functions that need them, so importing this package is
 cheap.  Nothing here touches a database: the DataJoint tables call these
 functions from their ``make()`` methods and store what they return.
 
-Modules, by concern (every public name is importable from this package):
+Modules, by concern (every public name is importable from this package; private
+helpers only from their module):
 
 * :mod:`.base`: constants, :class:`EngineError`, snapshots and results;
 * :mod:`.layout`: project paths, ``pytorch_config.yaml``, snapshots and scorers;
@@ -58,8 +59,7 @@ What DeepLabCut 3.0.2 writes, and what this module relies on:
 
 from __future__ import annotations
 
-from element_pose.engines.deeplabcut.base import (  # noqa: F401
-    _SNAPSHOT_RE,
+from element_pose.engines.deeplabcut.base import (
     ENGINE_NAME,
     EVALUATION_FOLDER,
     LEARNING_STATS,
@@ -74,22 +74,9 @@ from element_pose.engines.deeplabcut.base import (  # noqa: F401
     TrainingResult,
     VideoOutput,
 )
-from element_pose.engines.deeplabcut.infer import (  # noqa: F401
-    _kalman_filter_fix,
-    _pad_tracks,
-    _track_video,
-    _tracking_options,
-    infer,
-    label_video,
-)
-from element_pose.engines.deeplabcut.layout import (  # noqa: F401
+from element_pose.engines.deeplabcut.infer import infer, label_video
+from element_pose.engines.deeplabcut.layout import (
     TRACK_METHODS,
-    _dlc_snapshot_index,
-    _list_snapshots,
-    _project_root,
-    _shuffle_name,
-    _track_method,
-    _train_fraction,
     check_video_sets,
     evaluation_folder,
     model_folder,
@@ -101,51 +88,26 @@ from element_pose.engines.deeplabcut.layout import (  # noqa: F401
     snapshot_uid,
     snapshots,
 )
-from element_pose.engines.deeplabcut.project import (  # noqa: F401
+from element_pose.engines.deeplabcut.project import (
     TRAINING_DEFAULTS,
     LabeledDataSummary,
-    _check_labelled_individuals,
-    _check_multi_animal_config,
-    _create_training_dataset,
-    _make_random_init,
-    _weight_init_dict,
-    _weight_init_spec,
     patch_pytorch_config,
     prepare_training_project,
     training_params,
     validate_labeled_data,
 )
-from element_pose.engines.deeplabcut.run import (  # noqa: F401
-    _no_paf_graph_pruning,
-    _read_learning_stats,
-    evaluate,
-    train,
-)
-from element_pose.engines.deeplabcut.runtime import (  # noqa: F401
-    _DLC_MODULE,
-    _IN_DEEPLABCUT,
-    _PROGRESS_RE,
-    _config_device,
-    _console_log,
-    _ConsoleToLog,
-    _default_signals_in_child,
-    _dlc_errors,
-    _import_deeplabcut,
-    _keep_cwd,
-    _link_or_copy,
-    _opt_int,
-    _plain,
-    _read_yaml,
-    _round_up,
-    _set_nested,
-    _write_yaml,
-    device_info,
-    select_device,
-    versions,
-)
+from element_pose.engines.deeplabcut.run import evaluate, train
+from element_pose.engines.deeplabcut.runtime import device_info, select_device, versions
 
 __all__ = [
     "ENGINE_NAME",
+    "EVALUATION_FOLDER",
+    "LEARNING_STATS",
+    "MODELS_FOLDER",
+    "PREPARED_MARKER",
+    "PYTORCH_CONFIG",
+    "RANDOM_INIT_NAME",
+    "TRACK_METHODS",
     "TRAINING_DEFAULTS",
     "EngineError",
     "EvaluationResult",

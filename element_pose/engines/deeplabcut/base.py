@@ -12,6 +12,7 @@ import numpy as np
 
 from element_pose.engines.base import EngineError as _EngineError
 from element_pose.io import dlc as dlc_io
+from element_pose.pose import check_keypoints
 
 __all__ = [
     "ENGINE_NAME",
@@ -278,4 +279,4 @@ class InferenceResult:
         """
         out = self.outputs[index]
         pose = dlc_io.read_dlc_h5(out.h5, fps=out.fps)
-        return dlc_io.check_keypoints(pose, self.bodyparts, str(out.h5))
+        return check_keypoints(pose, self.bodyparts, out.h5, error=dlc_io.DLCFormatError)

@@ -28,9 +28,6 @@ from element_pose.engines.deeplabcut.layout import (
     scorer_name,
     snapshots,
 )
-from element_pose.engines.deeplabcut.project import (
-    _check_multi_animal_config,
-)
 from element_pose.engines.deeplabcut.runtime import (
     _dlc_errors,
     _import_deeplabcut,
@@ -127,21 +124,19 @@ def infer(
         cfg = dlc_io.read_config(config_path)
     except dlc_io.DLCFormatError as exc:
         raise EngineError(str(exc)) from exc
-    tracking = _tracking_options(
-        cfg, config_path, auto_track, track_method, n_tracks, min_tracklet_length
-    )
+    tracking = _tracking_options(cfg, auto_track, track_method, n_tracks, min_tracklet_length)
     infos = []
     for video in videos:
         try:
             infos.append(probe_video(video))
         except VideoError as exc:
             raise EngineError(f"cannot analyse {video}: {exc}") from exc
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
-    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex), snap)
-    pt = read_pytorch_config(config_path, shuffle, trainingsetindex)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
+    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex, cfg=cfg), snap)
+    pt = read_pytorch_config(config_path, shuffle, trainingsetindex, cfg=cfg)
     metadata = pt.get("metadata") or {}
     bodyparts = [*(metadata.get("bodyparts") or []), *(metadata.get("unique_bodyparts") or [])]
-    expected_scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
+    expected_scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
     dev = select_device(device)
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -274,16 +269,19 @@ def infer(
 
 def _tracking_options(
     cfg: Mapping[str, Any],
-    config_path: Path,
     auto_track: bool,
     track_method: str | None,
     n_tracks: int | None,
     min_tracklet_length: int,
 ) -> dict[str, Any] | None:
-    """Validated tracking options for a multi-animal project; ``None`` for single-animal."""
+    """Validated tracking options for a multi-animal project; ``None`` for single-animal.
+
+    ``cfg`` comes from :func:`element_pose.io.dlc.read_config`, which checked its
+    multi-animal keys (individuals, body parts).
+    """
     if not dlc_io.is_multi_animal(cfg):
         return None
-    individuals = _check_multi_animal_config(cfg, config_path)
+    individuals = dlc_io.config_individuals(cfg)
     animals = [i for i in individuals if i != dlc_io.UNIQUE_INDIVIDUAL]
     method = _track_method(cfg, track_method)
     tracks = len(animals) if n_tracks is None else int(n_tracks)
@@ -516,10 +514,10 @@ def label_video(
         source_info = probe_video(video)
     except VideoError as exc:
         raise EngineError(f"cannot label {video}: {exc}") from exc
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
-    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex), snap)
-    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
     cfg = dlc_io.read_config(config_path)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
+    index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex, cfg=cfg), snap)
+    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
     output_dir = Path(output_dir).resolve()
     source_dir = Path(analysis_dir).resolve() if analysis_dir is not None else output_dir
     prefix = video.stem + scorer

@@ -1,4 +1,10 @@
-"""A DeepLabCut 3 project's layout: model folders, pytorch_config, snapshots, scorers."""
+"""A DeepLabCut 3 project's layout: model folders, pytorch_config, snapshots, scorers.
+
+The folder, snapshot and scorer functions read the project's ``config.yaml`` from
+``config_path`` unless given it, already read, as ``cfg=``
+(:func:`element_pose.io.dlc.read_config`): a caller that makes several calls for one
+project parses the file once and passes the dict along.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,11 @@ def _project_root(config_path: str | Path) -> Path:
     return Path(config_path).resolve().parent
 
 
+def _config(config_path: str | Path, cfg: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``cfg`` when given (already read), else the validated ``config.yaml`` at ``config_path``."""
+    return cfg if cfg is not None else dlc_io.read_config(config_path)
+
+
 def _train_fraction(cfg: Mapping[str, Any], trainingsetindex: int, config_path: Path) -> float:
     fractions = cfg.get("TrainingFraction") or []
     if not 0 <= trainingsetindex < len(fractions):
@@ -60,10 +71,14 @@ def _shuffle_name(cfg: Mapping[str, Any], train_fraction: float, shuffle: int) -
     return f"{cfg['Task']}{cfg['date']}-trainset{int(train_fraction * 100)}shuffle{shuffle}"
 
 
-def model_folder(config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0) -> Path:
-    """The shuffle's ``train`` folder (snapshots, ``pytorch_config.yaml``, logs)."""
+def model_folder(config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0, *,
+                 cfg: Mapping[str, Any] | None = None) -> Path:
+    """The shuffle's ``train`` folder (snapshots, ``pytorch_config.yaml``, logs).
+
+    ``cfg``: the project's config, already read (else read from ``config_path``).
+    """
     config_path = Path(config_path)
-    cfg = dlc_io.read_config(config_path)
+    cfg = _config(config_path, cfg)
     frac = _train_fraction(cfg, trainingsetindex, config_path)
     return (
         _project_root(config_path)
@@ -74,10 +89,14 @@ def model_folder(config_path: str | Path, shuffle: int = 1, trainingsetindex: in
     )
 
 
-def evaluation_folder(config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0) -> Path:
-    """The shuffle's folder under ``evaluation-results-pytorch``."""
+def evaluation_folder(config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0, *,
+                      cfg: Mapping[str, Any] | None = None) -> Path:
+    """The shuffle's folder under ``evaluation-results-pytorch``.
+
+    ``cfg``: the project's config, already read (else read from ``config_path``).
+    """
     config_path = Path(config_path)
-    cfg = dlc_io.read_config(config_path)
+    cfg = _config(config_path, cfg)
     frac = _train_fraction(cfg, trainingsetindex, config_path)
     prefix = cfg.get("eval_prefix") or EVALUATION_FOLDER
     return (
@@ -89,21 +108,23 @@ def evaluation_folder(config_path: str | Path, shuffle: int = 1, trainingsetinde
 
 
 def pytorch_config_path(
-    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0
+    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0, *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> Path:
-    """The shuffle's ``pytorch_config.yaml``."""
-    return model_folder(config_path, shuffle, trainingsetindex) / PYTORCH_CONFIG
+    """The shuffle's ``pytorch_config.yaml`` (``cfg``: the config, already read)."""
+    return model_folder(config_path, shuffle, trainingsetindex, cfg=cfg) / PYTORCH_CONFIG
 
 
 def read_pytorch_config(
-    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0
+    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0, *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read the shuffle's ``pytorch_config.yaml``.
+    """Read the shuffle's ``pytorch_config.yaml`` (``cfg``: the config, already read).
 
     Raises:
         EngineError: if the shuffle has no training dataset yet.
     """
-    path = pytorch_config_path(config_path, shuffle, trainingsetindex)
+    path = pytorch_config_path(config_path, shuffle, trainingsetindex, cfg=cfg)
     if not path.is_file():
         raise EngineError(
             f"no PyTorch training dataset for shuffle {shuffle} (trainingsetindex "
@@ -118,13 +139,16 @@ def scorer_name(
     shuffle: int = 1,
     trainingsetindex: int = 0,
     snapshot: SnapshotInfo | None = None,
+    *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> str:
     """The scorer DeepLabCut gives outputs of a snapshot (pose models without detector).
 
     Without ``snapshot`` the prefix ``DLC_<NetType>_<Task><date>shuffle<k>`` is returned.
+    ``cfg``: the project's config, already read (else read from ``config_path``).
     """
-    cfg = dlc_io.read_config(config_path)
-    net_type = read_pytorch_config(config_path, shuffle, trainingsetindex)["net_type"]
+    cfg = _config(config_path, cfg)
+    net_type = read_pytorch_config(config_path, shuffle, trainingsetindex, cfg=cfg)["net_type"]
     name = "".join(p.capitalize() for p in str(net_type).split("_"))
     prefix = f"DLC_{name}_{cfg['Task']}{cfg['date']}shuffle{shuffle}"
     return prefix if snapshot is None else f"{prefix}_snapshot_{snapshot.uid}"
@@ -132,13 +156,15 @@ def scorer_name(
 
 # ================================================================ snapshots
 def snapshots(
-    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0
+    config_path: str | Path, shuffle: int = 1, trainingsetindex: int = 0, *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> list[SnapshotInfo]:
     """The pose snapshots of a shuffle, sorted by epoch (a best one after a regular one).
 
-    Returns an empty list when nothing was trained yet.
+    Returns an empty list when nothing was trained yet.  ``cfg``: the project's
+    config, already read (else read from ``config_path``).
     """
-    folder = model_folder(config_path, shuffle, trainingsetindex)
+    folder = model_folder(config_path, shuffle, trainingsetindex, cfg=cfg)
     return _list_snapshots(folder)
 
 
@@ -163,6 +189,8 @@ def resolve_snapshot(
     shuffle: int = 1,
     trainingsetindex: int = 0,
     snapshot: SnapshotInfo | str | int | Path | None = None,
+    *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> SnapshotInfo:
     """Find one snapshot of a shuffle.
 
@@ -175,11 +203,12 @@ def resolve_snapshot(
             copy), an ``int`` epoch (a regular snapshot, else the best one of that
             epoch), a name (``"snapshot-best-010"``, ``"snapshot-010.pt"``), a path,
             or a :class:`SnapshotInfo`.
+        cfg: The project's config, already read (else read from ``config_path``).
 
     Raises:
         EngineError: naming the folder or path when the snapshot does not exist.
     """
-    folder = model_folder(config_path, shuffle, trainingsetindex)
+    folder = model_folder(config_path, shuffle, trainingsetindex, cfg=cfg)
     available = _list_snapshots(folder)
     names = [s.path.name for s in available]
 
@@ -227,12 +256,15 @@ def registered_snapshot(
     shuffle: int = 1,
     trainingsetindex: int = 0,
     snapshot: SnapshotInfo | str | int | Path | None = "best",
+    *,
+    cfg: Mapping[str, Any] | None = None,
 ) -> tuple[str, str] | None:
     """The concrete snapshot (file stem) and its output scorer, as a Model stores them.
 
     ``"best"``/``"last"``/an epoch are resolved once, here, so that a model keeps
     meaning the same file when training continues or outputs of other snapshots
-    appear beside it.
+    appear beside it.  ``config.yaml`` is read once (or not at all when given as
+    ``cfg``).
 
     Returns:
         ``(snapshot name, scorer)``, or ``None`` when the shuffle has no snapshot
@@ -242,11 +274,12 @@ def registered_snapshot(
         EngineError: the shuffle has snapshots but not the one asked for (the message
             lists those found).
     """
-    if not snapshots(config_path, shuffle, trainingsetindex):
+    cfg = _config(config_path, cfg)
+    if not snapshots(config_path, shuffle, trainingsetindex, cfg=cfg):
         return None
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
     try:
-        scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
+        scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
     except EngineError:
         scorer = ""
     return snap.name, scorer

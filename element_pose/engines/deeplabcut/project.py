@@ -158,7 +158,8 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
     scorer = cfg["scorer"]
     expected = dlc_io.config_bodyparts(cfg)
     multi = dlc_io.is_multi_animal(cfg)
-    individuals = _check_multi_animal_config(cfg, config_path) if multi else []
+    # read_config checked the multi-animal keys (individuals, body parts)
+    individuals = dlc_io.config_individuals(cfg) if multi else []
     videos = list((cfg.get("video_sets") or {}).keys())
     if not videos:
         raise EngineError(f"{config_path} lists no videos (video_sets); no labelled data")
@@ -231,40 +232,6 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
         frame_size=(width, height),
         individuals=individuals,
     )
-
-
-def _check_multi_animal_config(cfg: Mapping[str, Any], config_path: Path) -> list[str]:
-    """The individuals of a multi-animal config, after checking its multi-animal keys.
-
-    Raises:
-        EngineError: no ``individuals`` (or duplicates), no ``multianimalbodyparts``,
-            or a body part that is both a multi-animal and a unique one.
-    """
-    names = [str(i) for i in cfg.get("individuals") or []]
-    if not names:
-        raise EngineError(
-            f"{config_path} is a multi-animal project (multianimalproject: true) but lists "
-            "no individuals"
-        )
-    if len(set(names)) != len(names):
-        raise EngineError(f"{config_path} lists duplicate individuals: {names}")
-    if dlc_io.UNIQUE_INDIVIDUAL in names:
-        raise EngineError(
-            f"{config_path}: {dlc_io.UNIQUE_INDIVIDUAL!r} is reserved by DeepLabCut for "
-            "unique body parts and cannot be an individual"
-        )
-    multi_parts = list(cfg.get("multianimalbodyparts") or [])
-    unique_parts = list(cfg.get("uniquebodyparts") or [])
-    if not multi_parts:
-        raise EngineError(
-            f"{config_path} is a multi-animal project but lists no multianimalbodyparts"
-        )
-    both = sorted(set(multi_parts) & set(unique_parts))
-    if both:
-        raise EngineError(
-            f"{config_path}: body parts {both} are both multianimalbodyparts and uniquebodyparts"
-        )
-    return names + ([dlc_io.UNIQUE_INDIVIDUAL] if unique_parts else [])
 
 
 def _check_labelled_individuals(
@@ -474,8 +441,9 @@ def patch_pytorch_config(
     p = training_params(params)
     config_path = Path(config_path)
     shuffle, tsi = int(p["shuffle"]), int(p["trainingsetindex"])
-    path = pytorch_config_path(config_path, shuffle, tsi)
-    pt = read_pytorch_config(config_path, shuffle, tsi)
+    cfg = dlc_io.read_config(config_path)
+    path = pytorch_config_path(config_path, shuffle, tsi, cfg=cfg)
+    pt = read_pytorch_config(config_path, shuffle, tsi, cfg=cfg)
 
     def put(dotted: str, value: Any) -> None:
         if value is not None:

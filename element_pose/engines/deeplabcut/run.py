@@ -80,8 +80,8 @@ def train(
     validate_labeled_data(config_path)
     cfg = dlc_io.read_config(config_path)
     frac = _train_fraction(cfg, tsi, config_path)
-    pt = read_pytorch_config(config_path, shuffle, tsi)
-    folder = pytorch_config_path(config_path, shuffle, tsi).parent
+    pt = read_pytorch_config(config_path, shuffle, tsi, cfg=cfg)
+    folder = pytorch_config_path(config_path, shuffle, tsi, cfg=cfg).parent
     init = (pt.get("train_settings") or {}).get("weight_init") or {}
     for key in ("snapshot_path", "detector_snapshot_path"):
         if init.get(key) and not Path(init[key]).is_file():
@@ -151,7 +151,7 @@ def train(
         pytorch_config=pt_after,
         bodyparts=bodyparts or dlc_io.config_bodyparts(cfg),
         net_type=str(pt_after.get("net_type")),
-        scorer_prefix=scorer_name(config_path, shuffle, tsi),
+        scorer_prefix=scorer_name(config_path, shuffle, tsi, cfg=cfg),
         individuals=(
             list(metadata.get("individuals") or []) if dlc_io.is_multi_animal(cfg) else []
         ),
@@ -235,12 +235,12 @@ def evaluate(
     import pandas as pd
 
     config_path = Path(config_path).resolve()
-    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot)
-    dev = select_device(device)
     cfg = dlc_io.read_config(config_path)
+    snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
+    dev = select_device(device)
     frac = _train_fraction(cfg, trainingsetindex, config_path)
-    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap)
-    folder = evaluation_folder(config_path, shuffle, trainingsetindex)
+    scorer = scorer_name(config_path, shuffle, trainingsetindex, snap, cfg=cfg)
+    folder = evaluation_folder(config_path, shuffle, trainingsetindex, cfg=cfg)
     results_csv = folder / f"{scorer}-results.csv"
     keypoint_csv = folder / f"{scorer}-keypoint-results.csv"
 
