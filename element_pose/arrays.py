@@ -105,11 +105,12 @@ def _inverse(out: np.ndarray, filt: str) -> None:
         return
     int_type = _INT_VIEW[out.dtype.itemsize]
     bits = out.view(int_type)
-    if filt != "delta":
+    if filt != "delta":  # zigzag: code >> 1 (logical), xor -(code & 1)
+        sign = np.bitwise_and(bits, 1)
+        np.negative(sign, out=sign)
         unsigned = bits.view(np.dtype(int_type).str.replace("i", "u"))
-        low = (bits & 1).astype(int_type)
         np.right_shift(unsigned, 1, out=unsigned)
-        np.bitwise_xor(bits, -low, out=bits)
+        np.bitwise_xor(bits, sign, out=bits)
         if filt == "zdelta2":
             np.cumsum(bits, dtype=int_type, out=bits)
     np.cumsum(bits, dtype=int_type, out=bits)

@@ -28,6 +28,10 @@ def convert(h5: Path, target: Path, individuals: list[str], fps: float) -> None:
     }
     converter = ConverterPipe(data_interfaces=interfaces)
     metadata = converter.get_metadata()
+    if len(individuals) > 1:  # one container per individual, each under its own name
+        for name in individuals:
+            key = f"PoseEstimation_{name}"
+            metadata["Pose"]["PoseEstimations"][key]["name"] = key
     metadata["NWBFile"]["session_start_time"] = datetime.datetime(
         2026, 1, 2, 10, tzinfo=datetime.UTC)
     metadata.setdefault("Subject", {}).update(
