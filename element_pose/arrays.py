@@ -21,7 +21,10 @@ or two cumulative sums of the int32/int64 bit patterns) or, in older rows, ``"de
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -377,11 +380,16 @@ def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarr
         if isinstance(ref, PackedArray) and ref._cached is None:
             by_file.setdefault((ref.meta.get("store"), ref.path), []).append(i)
     buffers: dict[int, memoryview] = {}
+    maps: list[mmap.mmap] = []
+    views: list[memoryview] = []  # of the maps: released before the maps close
     for (_, path), idx in by_file.items():
         backend = refs[idx[0]]._backend
         start = min(int(refs[i].meta["offset"]) for i in idx)
         end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
-        data = memoryview(_read_bytes(backend, path, start, end))
+        data, mapped = _map_or_read(backend, path, start, end)
+        if mapped is not None:
+            maps.append(mapped)
+            views.append(data)
         for i in idx:
             o = int(refs[i].meta["offset"]) - start
             buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
@@ -397,7 +405,28 @@ def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarr
             return dest
         return array
 
-    if len(buffers) > 8:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return list(pool.map(one, range(len(refs))))
-    return [one(i) for i in range(len(refs))]
+    try:
+        if len(buffers) > 8:
+            workers = max(2, min(8, os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(one, range(len(refs))))
+        return [one(i) for i in range(len(refs))]
+    finally:
+        for view in [*buffers.values(), *views]:
+            view.release()
+        for mapped in maps:
+            with contextlib.suppress(BufferError):  # a view still alive: GC closes it
+                mapped.close()
+
+
+def _map_or_read(backend: Any, path: str, start: int, end: int
+                 ) -> tuple[memoryview, mmap.mmap | None]:
+    """Bytes ``start:end`` of a store file: a memory map of a local file (pages are read
+    by the decompressing threads, in parallel, without a copy), else one range read."""
+    if backend.protocol == "file" and end > start:
+        with open(backend._full_path(path), "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if len(mapped) >= end:
+            return memoryview(mapped)[start:end], mapped
+        mapped.close()  # shorter than its rows say: decode_array names the problem
+    return memoryview(_read_bytes(backend, path, start, end)), None

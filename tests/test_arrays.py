@@ -122,6 +122,34 @@ def test_one_body_part_reads_only_its_bytes(pipeline, recording):
     assert one.position[:, :, 0].tobytes() == full.position[:, :, k].tobytes()
 
 
+def test_truncated_or_corrupt_store_file_names_it_and_maps_are_closed(pipeline, recording):
+    """A fetch reads the store file through a memory map: a file shorter than its rows
+    say, or with damaged bytes, fails naming it; a good fetch leaves no map open."""
+    model = pipeline.model
+    task = _load_task(pipeline, recording)
+    model.PoseEstimation.populate(task)
+    ref = (model.PoseEstimation.BodyPartPosition & task).to_dicts(limit=1)[0]["x"]
+    full = Path(ref._backend._full_path(ref.path))
+    data = full.read_bytes()
+
+    def maps_of_file() -> int:
+        return Path("/proc/self/maps").read_text().count(str(full))
+
+    pose = model.PoseEstimation.fetch_pose(task)
+    assert np.isfinite(pose.position).any()
+    assert maps_of_file() == 0
+    try:
+        full.write_bytes(data[: len(data) // 2])
+        with pytest.raises(ValueError, match=Path(ref.path).name):
+            model.PoseEstimation.fetch_pose(task)
+        full.write_bytes(bytes(len(data)))  # every array's bytes zeroed
+        with pytest.raises(ValueError, match=Path(ref.path).name):
+            model.PoseEstimation.fetch_pose(task)
+    finally:
+        full.write_bytes(data)
+    assert maps_of_file() == 0
+
+
 def test_plain_array_insert_gets_its_own_file(pipeline, recording):
     """Rows inserted without pack_rows (any user code) still store and load exactly."""
     model = pipeline.model
