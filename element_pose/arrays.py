@@ -9,8 +9,8 @@ Many arrays of a table insert share one store file: :func:`pack_rows` compresses
 every array of a batch of part rows, writes them as one object, and puts in each
 row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
 Reading one array is a range read of its bytes; `load_into` reads the
-arrays of many rows with one read per file and decompresses them in threads
-(Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
+arrays of many rows with one memory map (local store) or one range read (remote
+store) per file and decompresses them in threads (Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
 each, so the codec works for any table.
 
 Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
@@ -93,7 +93,7 @@ def _forward(array: np.ndarray, filt: str, int_type: type) -> np.ndarray:
     if not filt:
         return array
     bits = array.view(int_type)
-    if filt == "delta":  # written by element-pose < 0.3; still decoded
+    if filt == "delta":  # rows written before the zigzag filters; still decoded
         return _diff(bits)
     delta = _diff(bits)
     if filt == "zdelta2":
