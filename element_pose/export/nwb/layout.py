@@ -7,10 +7,10 @@
   (``<file stem>/<video name>``, hard link or copy), so the external-file links
   stay valid when the export folder is copied elsewhere.
 * :func:`open_nwb` - an ``NWBHDF5IO`` opened only after ``ndx_pose`` is imported
-* :func:`preload` - import pynwb and ndx-pose in a background thread (a first export
-  overlaps that ~1 s with its database queries)
   (opened before, pynwb maps the extension's groups to plain types and an append
   writes empty untyped groups without an error).
+* :func:`preload` - import pynwb and ndx-pose in a background thread (a first export
+  overlaps that ~1 s with its database queries).
 * :func:`verify_pose_containers` - read a written file back (h5py, independent of
   pynwb's type map) and fail loudly when a container is missing, untyped or empty.
 
