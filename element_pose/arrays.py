@@ -10,8 +10,8 @@ every array of a batch of part rows, writes them as one object, and puts in each
 row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
 Reading one array is a range read of its bytes; `load_into` reads the
 arrays of many rows with one memory map (local store) or one range read (remote
-store) per file and decompresses them in threads (Blosc releases the GIL).  Arrays inserted one at a time (not packed) get a file
-each, so the codec works for any table.
+store) per file and decompresses them in threads (Blosc releases the GIL).  Arrays
+inserted one at a time (not packed) get a file each, so the codec works for any table.
 
 Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
 "filter"}``; ``filter`` is ``""``, ``"zdelta"`` / ``"zdelta2"`` (zigzag-decode, then one

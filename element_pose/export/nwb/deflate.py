@@ -103,7 +103,7 @@ def write(io: Any, container: Any) -> int:
     filled = 0
     for obj in container.objects.values():
         for value in obj.fields.values():
-            pending: Future | None = vars(value).get(_ATTR) if hasattr(value, "__dict__") else None
+            pending: Future | None = getattr(value, "__dict__", {}).get(_ATTR)
             if pending is None:
                 continue
             dataset = value.dataset

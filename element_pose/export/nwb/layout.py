@@ -207,7 +207,14 @@ def _link_or_copy(src: Path, target: Path, mode: str) -> None:
 
 
 _PRELOAD_LOCK = threading.Lock()
-_PRELOADING: list[threading.Thread] = []
+_preload_started = False
+
+
+def _import_ndx_pose() -> None:
+    try:
+        import ndx_pose  # noqa: F401
+    except Exception as exc:  # pragma: no cover - re-raised by the real import
+        log.debug("background import of ndx_pose failed: %s", exc)
 
 
 def preload() -> None:
@@ -219,21 +226,15 @@ def preload() -> None:
     in another thread simply waits for this one; a failed import is left for that
     later import to raise.
     """
+    global _preload_started
     if "ndx_pose" in sys.modules:
         return
     with _PRELOAD_LOCK:
-        if _PRELOADING:
+        if _preload_started:
             return
-
-        def run() -> None:
-            try:
-                import ndx_pose  # noqa: F401
-            except Exception as exc:  # pragma: no cover - re-raised by the real import
-                log.debug("background import of ndx_pose failed: %s", exc)
-
-        thread = threading.Thread(target=run, name="element-pose-nwb-import", daemon=True)
-        _PRELOADING.append(thread)
-        thread.start()
+        _preload_started = True
+    threading.Thread(target=_import_ndx_pose, name="element-pose-nwb-import",
+                     daemon=True).start()
 
 
 def open_nwb(path: str | Path, mode: str = "r"):
