@@ -135,7 +135,8 @@ class FilteredPose(dj.Computed):
         raw = model.PoseEstimation.fetch_pose(key, body_parts, individuals)
         filtered = model.pose_from_part_rows(
             (cls.BodyPartPosition & key).to_dicts(), int(master["nframes"]), key,
-            raw.keypoints, raw.individuals, fps=raw.fps, timestamps=raw.timestamps,
+            raw.keypoints, raw.individuals, model_parts=raw.keypoints, skeleton=raw.skeleton,
+            fps=raw.fps, timestamps=raw.timestamps,
             scorer=raw.scorer, source_software=raw.source_software,
             source_software_version=raw.source_software_version)
         return filtered.replace(provenance=list(master["provenance"]))

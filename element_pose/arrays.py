@@ -1,22 +1,28 @@
 """Compressed pose arrays in the object store: one file per estimation, range reads.
 
-The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly as
-Blosc frames (bit-shuffle + zstd, ``numcodecs``; trajectories first become the
-zigzag-coded first or second differences of their bit patterns when that compresses
-better), so float32 values (NaN included) come back bit for bit.
+The DataJoint codec ``<poseblock@store>`` stores numpy arrays losslessly, so
+float32 values (NaN included) come back bit for bit.  A one-dimensional array of
+4- or 8-byte numbers (every pose array, timestamps) becomes the zigzag-coded first
+or second differences of its bit patterns when that compresses better, then is split
+into byte planes: each plane is stored as zstd (``numcodecs``) or, where its bytes are
+noise (the low bytes of sub-pixel coordinates), as it is.  Other arrays are Blosc
+frames (bit-shuffle + zstd).
 
 Many arrays of a table insert share one store file: :func:`pack_rows` compresses
 every array of a batch of part rows, writes them as one object, and puts in each
 row the array's ``{path, offset, nbytes, ...}``; the codec passes these through.
 Reading one array is a range read of its bytes; `load_into` reads the
 arrays of many rows with one memory map (local store) or one range read (remote
-store) per file and decompresses them in threads (Blosc releases the GIL).  Arrays
-inserted one at a time (not packed) get a file each, so the codec works for any table.
+store) per file and decompresses them in threads (zstd and Blosc release the GIL).
+Arrays inserted one at a time (not packed) get a file each, so the codec works for
+any table.
 
-Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape",
-"filter"}``; ``filter`` is ``""``, ``"zdelta"`` / ``"zdelta2"`` (zigzag-decode, then one
-or two cumulative sums of the int32/int64 bit patterns) or, in older rows, ``"delta"``
-(one cumulative sum, no zigzag).
+Column JSON: ``{"path", "store", "offset", "nbytes", "dtype", "shape", "filter"}``
+and, for byte planes, ``"planes"``: the stored size of each plane, lowest byte
+first, ``0`` for a plane stored as it is (a Blosc frame when absent).  ``filter`` is
+``""``, ``"zdelta"`` / ``"zdelta2"`` (zigzag-decode, then one or two cumulative sums
+of the int32/int64 bit patterns) or, in older rows, ``"delta"`` (one cumulative sum,
+no zigzag).
 """
 
 from __future__ import annotations
@@ -43,10 +49,16 @@ __all__ = ["PackedArray", "PoseBlockCodec", "decode_array", "encode_array",
 
 CODEC_NAME = "poseblock"
 EXT = ".pblk"
-CLEVEL = 6
+CLEVEL = 6  # Blosc frames (arrays that are not byte planes)
+ZSTD_LEVEL = 1  # byte planes: larger levels gain < 0.1 % on pose arrays at 2-3x the CPU
 SAMPLE = 4096  # values compressed with each filter to choose one
-#: bit-pattern filters tried per array: none, zigzag first and second differences
+#: bit-pattern filters tried per array: none, zigzag first and second differences (the
+#: index is the number of cumulative sums that decoding takes)
 FILTERS = ("", "zdelta", "zdelta2")
+#: each cumulative sum (~3 ns a value, holding the GIL) must save this fraction of the size
+SUM_COST = 0.01
+#: a plane is stored as it is unless zstd makes it smaller than this fraction
+RAW_ABOVE = 0.98
 _INT_VIEW = {4: np.int32, 8: np.int64}
 
 
@@ -56,15 +68,24 @@ def _compress(data: np.ndarray) -> bytes:
     return blosc.compress(np.ascontiguousarray(data), b"zstd", CLEVEL, blosc.BITSHUFFLE)
 
 
+def _zstd():
+    from numcodecs.zstd import Zstd
+
+    return Zstd(level=ZSTD_LEVEL)
+
+
 def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     """Compress one array losslessly.
 
-    One-dimensional numeric arrays are tried, on a sample, as they are and as the
-    first and second differences of their bit patterns (zigzag-coded, so that small
-    negative steps have small codes); the smallest is compressed in full.
+    One-dimensional arrays of 4- or 8-byte numbers are tried, on a sample from their
+    middle, as they are and as the first and second differences of their bit patterns
+    (zigzag-coded, so that small negative steps have small codes); the smallest (a
+    difference must save :data:`SUM_COST` of the size per cumulative sum it costs the
+    reader) is split into byte planes, each stored as zstd or as it is when zstd does
+    not help.
 
     Returns:
-        The compressed bytes and ``{"dtype", "shape", "filter"}``.
+        The compressed bytes and ``{"dtype", "shape", "filter"[, "planes"]}``.
     """
     array = np.ascontiguousarray(array)
     if array.dtype == object:
@@ -72,9 +93,32 @@ def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     int_type = _INT_VIEW.get(array.dtype.itemsize)
     if int_type is None or array.ndim != 1 or array.size < 3 or array.dtype.kind not in "fiu":
         return _compress(array), _meta(array, "")
-    sample = array[:SAMPLE] if array.size > 2 * SAMPLE else array
-    best = min(FILTERS, key=lambda f: len(_compress(_forward(sample, f, int_type))))
-    return _compress(_forward(array, best, int_type)), _meta(array, best)
+    start = max(0, (array.size - SAMPLE) // 2)
+    sample = array[start:start + SAMPLE]
+    zstd = _zstd()
+    best = min(FILTERS, key=lambda f: (_planes_size(_forward(sample, f, int_type), zstd)
+                                       * (1 + SUM_COST * FILTERS.index(f))))
+    stored, lengths = [], []
+    for plane in _planes(_forward(array, best, int_type)):
+        packed = zstd.encode(plane)
+        if len(packed) < RAW_ABOVE * plane.size:
+            stored.append(packed)
+            lengths.append(len(packed))
+        else:  # noise: stored as it is, read without decompressing
+            stored.append(plane)
+            lengths.append(0)
+    return b"".join(stored), {**_meta(array, best), "planes": lengths}
+
+
+def _planes(values: np.ndarray) -> list[np.ndarray]:
+    """The byte planes of ``values`` (lowest byte first), each contiguous."""
+    grid = np.ascontiguousarray(values).view(np.uint8).reshape(-1, values.dtype.itemsize)
+    return [np.ascontiguousarray(grid[:, i]) for i in range(grid.shape[1])]
+
+
+def _planes_size(values: np.ndarray, zstd) -> int:
+    """Stored size of the byte planes of ``values`` (raw size where zstd does not help)."""
+    return sum(min(len(zstd.encode(plane)), plane.size) for plane in _planes(values))
 
 
 def _meta(array: np.ndarray, filt: str) -> dict[str, Any]:
@@ -125,7 +169,7 @@ def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
 
     Args:
         buffer: The compressed bytes.
-        meta: Their ``dtype``, ``shape`` and ``filter``.
+        meta: Their ``dtype``, ``shape``, ``filter`` and (byte planes) ``planes``.
         out: A C-contiguous array of that dtype and shape to decode into.
 
     Raises:
@@ -140,6 +184,12 @@ def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
     if filt not in ("", "delta", *FILTERS):
         raise ValueError(f"pose array {meta.get('path', '')}: unknown filter {filt!r}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if out is None or out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=dtype)
+    if "planes" in meta:
+        _decode_planes(buffer, meta, out)
+        _inverse(out, filt)
+        return out
     header = bytes(buffer[:16])
     nbytes = int.from_bytes(header[4:8], "little") if len(header) == 16 else -1
     cbytes = int.from_bytes(header[12:16], "little") if len(header) == 16 else -1
@@ -148,12 +198,41 @@ def decode_array(buffer: bytes | memoryview, meta: dict[str, Any],
             f"pose array {meta.get('path', '')}: stored block holds {nbytes} bytes in "
             f"{cbytes} of {len(buffer)}; {expected} expected for {dtype} {shape}"
         )
-    if out is None or out.dtype != dtype or out.shape != shape or not out.flags.c_contiguous:
-        out = np.empty(shape, dtype=dtype)
     if expected:
         blosc.decompress(buffer, out)
         _inverse(out, filt)
     return out
+
+
+def _decode_planes(buffer: bytes | memoryview, meta: dict[str, Any], out: np.ndarray) -> None:
+    """Fill ``out`` (contiguous, one-dimensional) from its stored byte planes."""
+    lengths = [int(n) for n in meta["planes"]]
+    n = out.size
+    stored = [length or n for length in lengths]
+    if len(lengths) != out.dtype.itemsize or sum(stored) != len(buffer):
+        raise ValueError(
+            f"pose array {meta.get('path', '')}: {len(buffer)} stored bytes; "
+            f"{sum(stored)} expected for {len(lengths)} byte planes {lengths} of {n} "
+            f"{out.dtype} values")
+    grid = out.view(np.uint8).reshape(n, out.dtype.itemsize)
+    view = memoryview(buffer)
+    zstd = _zstd()
+    start = 0
+    for i, (length, size) in enumerate(zip(lengths, stored, strict=True)):
+        chunk = view[start:start + size]
+        start += size
+        if length:
+            try:
+                chunk = zstd.decode(chunk)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"pose array {meta.get('path', '')}: byte plane {i} does not decode "
+                    f"({err})") from err
+            if len(chunk) != n:
+                raise ValueError(
+                    f"pose array {meta.get('path', '')}: byte plane {i} holds {len(chunk)} "
+                    f"bytes; {n} expected")
+        grid[:, i] = np.frombuffer(chunk, np.uint8)
 
 
 class PackedArray:

@@ -49,7 +49,7 @@ from element_pose.engines.base import (
 )
 from element_pose.params import PARAMSET_DEFINITION, insert_params
 from element_pose.paths import Roots, default_processed_dir, default_root_dirs, relative_json
-from element_pose.pose import PoseData, concatenate
+from element_pose.pose import PoseData, all_missing, concatenate
 
 __all__ = [
     "EVALUATION_METRICS",
@@ -787,28 +787,41 @@ class PoseEstimation(dj.Computed):
                    individuals: Sequence[str] | None = None) -> PoseData:
         """The estimation of exactly one key as :class:`PoseData`, with its time base.
 
+        Three queries: the estimation joined with its recording info and model, the
+        model's body parts, the part rows.
+
         Raises:
             datajoint.DataJointError: when ``key`` does not select exactly one estimation.
         """
-        master = (cls & key).fetch1()
-        key = {k: master[k] for k in cls.primary_key}
-        info = (RecordingInfo & key).fetch1()
-        return pose_from_part_rows(
-            (cls.BodyPartPosition & key).to_dicts(), int(master["nframes"]), key,
-            body_parts, individuals,
-            fps=float(info["fps"]),
-            timestamps=_load(info["timestamps"]) if info["timestamps"] is not None else None,
-            scorer=master["scorer"],
-            source_software=_software_name((Model & key).fetch1("engine")),
-            source_software_version=master["engine_version"].split(" ")[-1] or None,
+        return cls._fetch_pose(key, body_parts, individuals)[0]
+
+    @classmethod
+    def _fetch_pose(cls, key: dict, body_parts: Sequence[str] | None,
+                    individuals: Sequence[str] | None) -> tuple[PoseData, bool]:
+        """:meth:`fetch_pose` and whether the model is multi-animal."""
+        row = ((cls & key) * RecordingInfo.proj(rec_fps="fps", rec_timestamps="timestamps")
+               * Model.proj(model_engine="engine", model_multi="multi_animal",
+                            model_config="config_template")).fetch1()
+        key = {k: row[k] for k in cls.primary_key}
+        model_parts = Model.body_parts(key)
+        timestamps = row["rec_timestamps"]
+        pose = pose_from_part_rows(
+            (cls.BodyPartPosition & key).to_dicts(), int(row["nframes"]), key,
+            body_parts, individuals, model_parts=model_parts,
+            skeleton=_skeleton(row["model_config"], model_parts),
+            fps=float(row["rec_fps"]),
+            timestamps=_load(timestamps) if timestamps is not None else None,
+            scorer=row["scorer"],
+            source_software=_software_name(row["model_engine"]),
+            source_software_version=row["engine_version"].split(" ")[-1] or None,
         )
+        return pose, bool(row["model_multi"])
 
     @classmethod
     def get_trajectory(cls, key: dict, body_parts: Sequence[str] | None = None,
                        individuals: Sequence[str] | None = None):
         """A DeepLabCut-style DataFrame (scorer/[individuals/]bodyparts/coords) for one key."""
-        pose = cls.fetch_pose(key, body_parts, individuals)
-        multi = bool((Model & key).fetch1("multi_animal"))
+        pose, multi = cls._fetch_pose(key, body_parts, individuals)
         return pose.to_dlc_dataframe(multi_animal=multi)
 
     @classmethod
@@ -907,7 +920,7 @@ def read_estimation_outputs(
                 )
             parts.append(pose)
         digest = checksum.result()
-    if all(np.isnan(p.position).all() and np.isnan(p.confidence).all() for p in parts):
+    if all(all_missing(p.position, p.confidence) for p in parts):
         raise PoseEstimationError(
             f"every x, y and likelihood in {[Path(p).name for p in pose_files]} is NaN: the "
             "outputs hold no detection at all; an estimation with no data is not stored")
@@ -938,7 +951,7 @@ def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
     for i, individual in enumerate(pose.individuals):
         for k, body_part in enumerate(pose.keypoints):
             x = position[:, i, k, 0]
-            if np.isnan(x).all() and np.isnan(confidence[:, i, k]).all():
+            if all_missing(x, confidence[:, i, k]):
                 continue
             rows.append({**key, "individual": individual, "body_part": body_part,
                          "x": x, "y": position[:, i, k, 1], "likelihood": confidence[:, i, k]})
@@ -947,17 +960,32 @@ def pose_part_rows(key: dict, pose: PoseData) -> list[dict]:
 
 def pose_from_part_rows(rows: Sequence[dict], n_frames: int, key: dict,
                         body_parts: Sequence[str] | None = None,
-                        individuals: Sequence[str] | None = None, **fields: Any) -> PoseData:
+                        individuals: Sequence[str] | None = None, *,
+                        model_parts: Sequence[str] | None = None,
+                        skeleton: Sequence[tuple[str, str]] | None = None,
+                        **fields: Any) -> PoseData:
     """Assemble :class:`PoseData` from part rows (inverse of :func:`pose_part_rows`).
 
     Body parts default to the model's, in output order; the skeleton comes from the
     model's config.
 
+    Args:
+        rows: Part rows (``individual``, ``body_part``, ``x``, ``y``, ``likelihood``).
+        n_frames: Frames of the estimation.
+        key: Selects the estimation (and its model).
+        body_parts: Body parts to read, in this order (default: the model's).
+        individuals: Individuals to read, in this order (default: all present).
+        model_parts: The model's body parts when the caller has them (else fetched).
+        skeleton: The model's skeleton edges when the caller has them (else fetched).
+        **fields: Further :class:`PoseData` fields (fps, timestamps, scorer, ...).
+
     Raises:
         PoseEstimationError: a requested body part is not the model's.
     """
-    model_parts = Model.body_parts(key)
-    skeleton = _skeleton((Model & key).fetch1("config_template"), model_parts)
+    if model_parts is None:
+        model_parts = Model.body_parts(key)
+    if skeleton is None:
+        skeleton = _skeleton((Model & key).fetch1("config_template"), model_parts)
     keypoints = list(body_parts) if body_parts is not None else model_parts
     unknown = [b for b in keypoints if b not in model_parts]
     if unknown:

@@ -31,6 +31,7 @@ __all__ = [
     "SPACE_3D",
     "PoseData",
     "PoseDataError",
+    "all_missing",
     "check_keypoints",
     "concatenate",
 ]
@@ -336,6 +337,11 @@ class PoseData:
             individuals=list(individuals),
             **fields,
         )
+
+
+def all_missing(*values: np.ndarray) -> bool:
+    """Whether every value of the arrays is NaN (a NaN-free array takes one max)."""
+    return all(a.size == 0 or (np.isnan(a.max()) and bool(np.isnan(a).all())) for a in values)
 
 
 def concatenate(parts: Sequence[PoseData]) -> PoseData:

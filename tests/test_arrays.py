@@ -65,9 +65,7 @@ def test_trajectories_get_a_zigzag_difference_filter_that_pays():
     """Full-precision noisy x/y: the zigzag differences beat plain and one's-sign deltas."""
     from numcodecs import blosc
 
-    truth = sample.ground_truth(n_frames=30000, bodyparts=["a"])
-    noise = np.random.default_rng(4).normal(0, 0.05, 30000)
-    x = np.ascontiguousarray((truth.position[:, 0, 0, 0] + noise).astype(np.float32))
+    x = _noisy_x()
     payload, meta = arrays.encode_array(x)
     assert meta["filter"] in ("zdelta", "zdelta2")
     old = blosc.compress(arrays._forward(x, "delta", np.int32), b"zstd", arrays.CLEVEL,
@@ -75,6 +73,54 @@ def test_trajectories_get_a_zigzag_difference_filter_that_pays():
     assert len(payload) < len(old)
     with pytest.raises(ValueError, match="unknown filter"):
         arrays.decode_array(payload, {**meta, "filter": "lz"})
+
+
+def _noisy_x(n: int = 30000) -> np.ndarray:
+    truth = sample.ground_truth(n_frames=n, bodyparts=["a"])
+    noise = np.random.default_rng(4).normal(0, 0.05, n)
+    return np.ascontiguousarray((truth.position[:, 0, 0, 0] + noise).astype(np.float32))
+
+
+def test_noise_bytes_are_stored_as_they_are_and_the_rest_as_zstd():
+    """Sub-pixel noise fills the low bytes: those planes are stored raw (read without
+    decompressing), the high ones compressed; smaller than bit-shuffled Blosc."""
+    from numcodecs import blosc
+
+    x = _noisy_x()
+    payload, meta = arrays.encode_array(x)
+    planes = meta["planes"]
+    assert len(planes) == 4 and planes[0] == 0 and 0 < planes[3] < x.size // 10, planes
+    assert len(payload) == sum(p or x.size for p in planes)
+    shuffled = blosc.compress(arrays._forward(x, meta["filter"], np.int32), b"zstd",
+                              arrays.CLEVEL, blosc.BITSHUFFLE)
+    assert len(payload) < len(shuffled)
+    assert arrays.decode_array(payload, meta).tobytes() == x.tobytes()
+
+
+@pytest.mark.parametrize("array", [
+    np.cumsum(np.random.default_rng(5).uniform(0.03, 0.04, 7000)),  # float64 timestamps
+    np.random.default_rng(6).integers(-2**62, 2**62, 3000),  # int64 noise: all raw
+    np.arange(10**6, dtype=np.int64) * 3,
+    np.array([1.5, -2.5, np.inf], dtype=np.float32),  # shorter than a sample
+])
+def test_byte_planes_round_trip_8_byte_and_short_arrays(array):
+    payload, meta = arrays.encode_array(array)
+    assert len(meta["planes"]) == array.dtype.itemsize
+    assert arrays.decode_array(payload, meta).tobytes() == array.tobytes()
+
+
+def test_a_damaged_byte_plane_names_the_file():
+    x = _noisy_x(5000)
+    payload, meta = arrays.encode_array(x)
+    planes = meta["planes"]
+    i = next(k for k, p in enumerate(planes) if p)
+    start = sum(p or x.size for p in planes[:i])
+    damaged = bytearray(payload)
+    damaged[start:start + planes[i]] = bytes(planes[i])
+    with pytest.raises(ValueError, match=rf"pose/x\.pblk: byte plane {i}"):
+        arrays.decode_array(bytes(damaged), {**meta, "path": "pose/x.pblk"})
+    with pytest.raises(ValueError, match="expected for 4 byte planes"):
+        arrays.decode_array(payload[:-1], {**meta, "path": "pose/x.pblk"})
 
 
 def test_corrupt_bytes_name_the_file():

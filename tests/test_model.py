@@ -162,6 +162,33 @@ def test_model_row_is_fetched_once_per_call(pipeline, recording, caplog):
     assert ("nose", "left_ear") in pose.skeleton
 
 
+def _statements(caplog, call):
+    """``call()`` and every statement it ran."""
+    with caplog.at_level(logging.DEBUG, logger="datajoint"):
+        caplog.clear()
+        result = call()
+        return result, [r.getMessage() for r in caplog.records
+                        if r.getMessage().startswith("Executing SQL:")]
+
+
+def test_reading_a_pose_takes_three_queries(pipeline, recording, caplog):
+    """fetch_pose / get_trajectory: the estimation joined with its recording info and
+    model, the model's body parts, the part rows; nothing else per call."""
+    model = pipeline.model
+    task = _load_task(pipeline, recording)
+    model.PoseEstimation.populate(task)
+    expected = model.PoseEstimation.fetch_pose(task)  # headings are cached from here on
+    pose, statements = _statements(caplog, lambda: model.PoseEstimation.fetch_pose(task))
+    assert len(statements) == 3, statements
+    assert pose.fps == expected.fps == float((model.RecordingInfo & task).fetch1("fps"))
+    assert pose.source_software == "DeepLabCut"
+    assert ("nose", "left_ear") in pose.skeleton
+    df, statements = _statements(caplog, lambda: model.PoseEstimation.get_trajectory(task))
+    assert len(statements) == 3, statements
+    assert df.shape == (pose.n_frames, 3 * len(pose.keypoints))
+    assert np.array_equal(df.to_numpy()[:, 0], pose.position[:, 0, 0, 0], equal_nan=True)
+
+
 def _load_task(pipeline, recording, output_dir=None):
     model = pipeline.model
     model.RecordingInfo.populate(recording["key"])

@@ -333,10 +333,10 @@ def check_dlc_values(pose: PoseData, source: str,
             first bad frame and its value.
     """
     confidence = pose.confidence
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isnan(confidence) & ((confidence < -LIKELIHOOD_TOLERANCE)
-                                       | (confidence > 1 + LIKELIHOOD_TOLERANCE))
-    if bad.any():
+    if not _within(confidence, -LIKELIHOOD_TOLERANCE, 1 + LIKELIHOOD_TOLERANCE):
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(confidence) & ((confidence < -LIKELIHOOD_TOLERANCE)
+                                           | (confidence > 1 + LIKELIHOOD_TOLERANCE))
         frame, individual, keypoint = _first(bad)
         raise DLCValueError(
             f"{source}: likelihood {confidence[frame, individual, keypoint]!r} of body part "
@@ -346,9 +346,9 @@ def check_dlc_values(pose: PoseData, source: str,
     for axis in range(pose.position.shape[-1]):
         values = pose.position[..., axis]
         low, high = bounds[axis]
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
-        if bad.any():
+        if not _within(values, low, high):
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
             frame, individual, keypoint = _first(bad)
             where = (f"the {frame_size[0]} x {frame_size[1]} frame" if frame_size
                      and all(frame_size) else "the absolute bound")
@@ -357,6 +357,18 @@ def check_dlc_values(pose: PoseData, source: str,
                 f"{pose.keypoints[keypoint]!r}{_who(pose, individual)} at frame {frame} is "
                 f"outside [{low:g}, {high:g}] ({where}); coordinates must be finite pixels")
     return pose
+
+
+def _within(values: np.ndarray, low: float, high: float) -> bool:
+    """Whether every value lies in ``[low, high]`` or is NaN; with no NaN present, two
+    reductions and no mask."""
+    if values.size == 0:
+        return True
+    lowest, highest = values.min(), values.max()  # NaN when any value is NaN
+    if not (np.isnan(lowest) or np.isnan(highest)):
+        return bool(lowest >= low and highest <= high)
+    with np.errstate(invalid="ignore"):
+        return not bool((~np.isnan(values) & ((values < low) | (values > high))).any())
 
 
 def _first(mask: np.ndarray) -> tuple[int, int, int]:
