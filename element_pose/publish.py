@@ -22,7 +22,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -284,14 +284,20 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
     return exported
 
 
-def _own_individual(pose, subject_id: str, session_id: str, relpath: str) -> str:
-    """The individual of a multi-animal estimation that the file at ``relpath`` holds."""
+def _own_individual(key: dict, subject_id: str, session_id: str, relpath: str
+                    ) -> str | None:
+    """The individual of a multi-animal estimation that the file at ``relpath`` holds
+    (``None`` for a single-animal estimation); one query, no array read."""
     from element_pose.export.dandi import dandi_relpath
 
-    for individual in pose.individuals:
+    individuals = sorted(set(
+        (model.PoseEstimation.BodyPartPosition & key).to_arrays("individual").tolist()))
+    if len(individuals) < 2:
+        return None
+    for individual in individuals:
         if dandi_relpath(f"{subject_id}-{individual}", session_id) == relpath:
             return individual
-    raise ValueError(f"no individual of {pose.individuals} belongs in {relpath}")
+    raise ValueError(f"no individual of {individuals} belongs in {relpath}")
 
 
 def _write_file(item: ExportedFile, metadata: tuple, filter_paramset_idx: int | None,
@@ -320,12 +326,12 @@ def _write_file(item: ExportedFile, metadata: tuple, filter_paramset_idx: int | 
     placed, expected, done = [], [], False
     try:
         for n, (key, (camera, video), name) in enumerate(zip(keys, media, names, strict=True)):
-            pose = _fetch(key, filter_paramset_idx)
+            individual = _own_individual(key, subject.subject_id, session.session_id,
+                                         item.relpath)
+            pose = _fetch(key, filter_paramset_idx,  # only this file's individual is read
+                          None if individual is None else [individual])
             this_subject, this_session = subject, session
-            if len(pose.individuals) > 1:
-                individual = _own_individual(pose, subject.subject_id, session.session_id,
-                                             item.relpath)
-                pose = pose.select(individuals=[individual])
+            if individual is not None:
                 this_subject, this_session = individual_metadata(
                     subject, session, individual,
                     subject_id=f"{subject.subject_id}-{individual}")
@@ -471,12 +477,14 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
     return ExportedFile(path, relpath, [_plain(key)])
 
 
-def _fetch(key: dict, filter_paramset_idx: int | None):
+def _fetch(key: dict, filter_paramset_idx: int | None,
+           individuals: Sequence[str] | None = None):
     if filter_paramset_idx is None:
-        return model.PoseEstimation.fetch_pose(key)
+        return model.PoseEstimation.fetch_pose(key, individuals=individuals)
     from element_pose import analysis
 
-    return analysis.FilteredPose.fetch_pose({**key, "filter_paramset_idx": filter_paramset_idx})
+    return analysis.FilteredPose.fetch_pose(
+        {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
 
 
 # ----------------------------------------------------------------- dandi sync

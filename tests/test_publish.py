@@ -97,12 +97,24 @@ def test_two_cameras_get_distinct_containers(pipeline, raw_root, processed_root,
 
 
 def test_multi_animal_gives_one_file_per_individual(pipeline, raw_root, processed_root,
-                                                    unique, tmp_path):
+                                                    unique, tmp_path, monkeypatch):
+    """One file per individual; each file reads only its own individual's arrays."""
+    from element_pose import arrays
     from element_pose.export.nwb import read_pose_from_nwb
 
     session, _, truths = _estimation(pipeline, raw_root, processed_root, f"ma{unique}",
                                      n_individuals=2)
+    decoded = []
+    decode = arrays.decode_array
+
+    def counting(buffer, meta, out=None):
+        decoded.append(meta["path"])
+        return decode(buffer, meta, out)
+
+    monkeypatch.setattr(arrays, "decode_array", counting)
     files = pipeline.publish.export_nwb(session, tmp_path)
+    stored = len(pipeline.model.PoseEstimation.BodyPartPosition & session)
+    assert len(decoded) == 3 * stored  # x, y, likelihood of each part row, once
     assert sorted(f.relpath.split("/")[0] for f in files) == [
         f"sub-ma{unique}-animal0", f"sub-ma{unique}-animal1"]
     one = read_pose_from_nwb(next(f.path for f in files if "animal1" in f.relpath))
