@@ -56,7 +56,7 @@ SAMPLE = 4096  # values compressed with each filter to choose one
 #: index is the number of cumulative sums that decoding takes)
 FILTERS = ("", "zdelta", "zdelta2")
 #: each cumulative sum (~3 ns a value, holding the GIL) must save this fraction of the size
-SUM_COST = 0.01
+SUM_COST = 0.03
 #: a plane is stored as it is unless zstd makes it smaller than this fraction
 RAW_ABOVE = 0.98
 _INT_VIEW = {4: np.int32, 8: np.int64}
