@@ -150,6 +150,28 @@ def test_empty_labelled_set(sample_project, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+def test_training_preparation_reads_the_users_config_once(sample_project, tmp_path,
+                                                         monkeypatch):
+    """validate_labeled_data takes the config already read; prepare_training_project
+    reads the user's config.yaml once (then DeepLabCut's own reads of the copy)."""
+    from element_pose.io import dlc as dlc_io
+
+    reads = []
+    read = dlc_io.read_config
+
+    def counting(path, *args, **kwargs):
+        reads.append(Path(path).resolve())
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(dlc_io, "read_config", counting)
+    cfg = engine.read_project_config(sample_project)
+    reads.clear()
+    summary = engine.validate_labeled_data(sample_project, cfg)
+    assert reads == [] and summary.n_images > 0
+    engine.prepare_training_project(sample_project, tmp_path / "work", {})
+    assert reads.count(Path(sample_project).resolve()) == 1, reads
+
+
 def test_labelled_image_missing(sample_project):
     next((sample_project.parent / "labeled-data").glob("*/img*.png")).unlink()
     with pytest.raises(engine.EngineError, match="missing image"):

@@ -93,6 +93,7 @@ from element_pose.engines.deeplabcut.project import (
     LabeledDataSummary,
     patch_pytorch_config,
     prepare_training_project,
+    read_project_config,
     training_params,
     validate_labeled_data,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "patch_pytorch_config",
     "prepare_training_project",
     "pytorch_config_path",
+    "read_project_config",
     "read_pytorch_config",
     "registered_snapshot",
     "resolve_snapshot",

@@ -131,7 +131,16 @@ class LabeledDataSummary:
         return bool(self.individuals)
 
 
-def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
+def read_project_config(config_path: str | Path) -> dict:
+    """The validated project ``config.yaml``; a bad one raises :class:`EngineError`."""
+    try:
+        return dlc_io.read_config(config_path)
+    except dlc_io.DLCFormatError as exc:
+        raise EngineError(str(exc)) from exc
+
+
+def validate_labeled_data(config_path: str | Path, cfg: dict | None = None
+                          ) -> LabeledDataSummary:
     """Check a project's labelled frames against its ``config.yaml`` before training.
 
     For every video in ``video_sets`` with a ``labeled-data/<stem>`` folder, the
@@ -140,6 +149,10 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
     multi-animal project (``multianimalproject: true``) must have an ``individuals``
     column level naming only the config's ``individuals`` (and ``single`` for
     ``uniquebodyparts``); a single-animal project must not.
+
+    Args:
+        config_path: The project's ``config.yaml``.
+        cfg: Its contents when the caller has read them (:func:`read_project_config`).
 
     Raises:
         EngineError: naming the file and the body parts, images or scorer at fault,
@@ -150,10 +163,8 @@ def validate_labeled_data(config_path: str | Path) -> LabeledDataSummary:
     from element_pose.io.dlc_labels import read_labeled_data
 
     config_path = Path(config_path)
-    try:
-        cfg = dlc_io.read_config(config_path)
-    except dlc_io.DLCFormatError as exc:
-        raise EngineError(str(exc)) from exc
+    if cfg is None:
+        cfg = read_project_config(config_path)
     root = config_path.resolve().parent
     scorer = cfg["scorer"]
     expected = dlc_io.config_bodyparts(cfg)
@@ -305,8 +316,8 @@ def prepare_training_project(
     """
     p = training_params(params)
     source_config = Path(source_config)
-    summary = validate_labeled_data(source_config)
-    cfg = dlc_io.read_config(source_config)
+    cfg = read_project_config(source_config)
+    summary = validate_labeled_data(source_config, cfg)
     source_root = source_config.resolve().parent
     workdir = Path(workdir).resolve()
 

@@ -29,6 +29,7 @@ from element_pose.engines.deeplabcut.layout import (
     scorer_name,
 )
 from element_pose.engines.deeplabcut.project import (
+    read_project_config,
     training_params,
     validate_labeled_data,
 )
@@ -77,8 +78,8 @@ def train(
     p = training_params(params)
     config_path = Path(config_path).resolve()
     shuffle, tsi = int(p["shuffle"]), int(p["trainingsetindex"])
-    validate_labeled_data(config_path)
-    cfg = dlc_io.read_config(config_path)
+    cfg = read_project_config(config_path)
+    validate_labeled_data(config_path, cfg)
     frac = _train_fraction(cfg, tsi, config_path)
     pt = read_pytorch_config(config_path, shuffle, tsi, cfg=cfg)
     folder = pytorch_config_path(config_path, shuffle, tsi, cfg=cfg).parent
