@@ -121,14 +121,20 @@ def test_model_registration_rejects_bad_config(pipeline, raw_root, unique):
 _MODEL_TABLES = re.compile(r'FROM [`"][^`"]+[`"]\.[`"]model(__body_part)?[`"]')
 
 
-def _model_queries(caplog, call):
-    """``call()`` and the statements it ran on ``Model`` and ``Model.BodyPart``."""
+def _statements(caplog, call):
+    """``call()`` and every statement it ran."""
     with caplog.at_level(logging.DEBUG, logger="datajoint"):
         caplog.clear()
         result = call()
         statements = [r.getMessage() for r in caplog.records
                       if r.getMessage().startswith("Executing SQL:")]
-    assert statements, "DataJoint logged no statement: the count below would prove nothing"
+    assert statements, "DataJoint logged no statement: a count would prove nothing"
+    return result, statements
+
+
+def _model_queries(caplog, call):
+    """``call()`` and the statements it ran on ``Model`` and ``Model.BodyPart``."""
+    result, statements = _statements(caplog, call)
     return result, [q for q in statements if _MODEL_TABLES.search(q)]
 
 
@@ -160,15 +166,6 @@ def test_model_row_is_fetched_once_per_call(pipeline, recording, caplog):
     pose, queries = _model_queries(caplog, lambda: model.PoseEstimation.fetch_pose(task))
     assert sum("model__body_part" in q for q in queries) == 1, queries
     assert ("nose", "left_ear") in pose.skeleton
-
-
-def _statements(caplog, call):
-    """``call()`` and every statement it ran."""
-    with caplog.at_level(logging.DEBUG, logger="datajoint"):
-        caplog.clear()
-        result = call()
-        return result, [r.getMessage() for r in caplog.records
-                        if r.getMessage().startswith("Executing SQL:")]
 
 
 def test_reading_a_pose_takes_three_queries(pipeline, recording, caplog):
