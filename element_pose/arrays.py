@@ -96,29 +96,29 @@ def encode_array(array: np.ndarray) -> tuple[bytes, dict[str, Any]]:
     start = max(0, (array.size - SAMPLE) // 2)
     sample = array[start:start + SAMPLE]
     zstd = _zstd()
-    best = min(FILTERS, key=lambda f: (_planes_size(_forward(sample, f, int_type), zstd)
-                                       * (1 + SUM_COST * FILTERS.index(f))))
-    stored, lengths = [], []
-    for plane in _planes(_forward(array, best, int_type)):
-        packed = zstd.encode(plane)
-        if len(packed) < RAW_ABOVE * plane.size:
-            stored.append(packed)
-            lengths.append(len(packed))
-        else:  # noise: stored as it is, read without decompressing
-            stored.append(plane)
-            lengths.append(0)
+    best = min(FILTERS, key=lambda f: (
+        sum(map(len, _encode_planes(_forward(sample, f, int_type), zstd)[0]))
+        * (1 + SUM_COST * FILTERS.index(f))))
+    stored, lengths = _encode_planes(_forward(array, best, int_type), zstd)
     return b"".join(stored), {**_meta(array, best), "planes": lengths}
 
 
-def _planes(values: np.ndarray) -> list[np.ndarray]:
-    """The byte planes of ``values`` (lowest byte first), each contiguous."""
+def _encode_planes(values: np.ndarray, zstd) -> tuple[list[Any], list[int]]:
+    """Each byte plane of ``values`` (lowest byte first) as zstd, or as it is where zstd
+    does not get it under :data:`RAW_ABOVE` (noise: read without decompressing).
+
+    Returns:
+        The stored planes and their ``planes`` entries (zstd size, ``0`` for raw).
+    """
     grid = np.ascontiguousarray(values).view(np.uint8).reshape(-1, values.dtype.itemsize)
-    return [np.ascontiguousarray(grid[:, i]) for i in range(grid.shape[1])]
-
-
-def _planes_size(values: np.ndarray, zstd) -> int:
-    """Stored size of the byte planes of ``values`` (raw size where zstd does not help)."""
-    return sum(min(len(zstd.encode(plane)), plane.size) for plane in _planes(values))
+    stored, lengths = [], []
+    for i in range(grid.shape[1]):
+        plane = np.ascontiguousarray(grid[:, i])
+        packed = zstd.encode(plane)
+        raw = len(packed) >= RAW_ABOVE * plane.size
+        stored.append(plane if raw else packed)
+        lengths.append(0 if raw else len(packed))
+    return stored, lengths
 
 
 def _meta(array: np.ndarray, filt: str) -> dict[str, Any]:
