@@ -165,6 +165,24 @@ def test_dandi_sync_uploads_new_only_and_retries(pipeline, raw_root, processed_r
         assert (publish.DandiUpload & {"asset_path": nwb_rel}).fetch1("sha256") == row["sha256"]
 
 
+def test_dandi_sync_with_a_key_that_owns_nothing(pipeline, tmp_path, caplog):
+    """A valid key of a user who does not own the dandiset: a clear error naming the user
+    and the owners, before anything is exported (the archive's 403 on its uploads listing
+    used to end the sync with a bare HTTPError)."""
+    from element_pose.export.dandi import DandiAuthError
+
+    publish = pipeline.publish
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        archive.add_user("reader-key-0123456789", "reader")
+        with pytest.raises(DandiAuthError, match=r"'reader'.*not an owner of dandiset "
+                                                 r"000123.*'tester'"):
+            publish.dandi_sync("000123", tmp_path / "000123", instance=archive.api_url,
+                               api_key="reader-key-0123456789", query={"subject": "nobody"})
+        assert archive.count("POST", r"^/api/") == 0 and archive.count("DELETE", ".") == 0
+    assert not list((tmp_path / "000123").glob("sub-*"))
+    assert "reader-key-0123456789" not in caplog.text
+
+
 def test_dandi_sync_refuses_a_second_copy(pipeline, tmp_path):
     publish = pipeline.publish
     dandiset = tmp_path / "000123"
@@ -242,13 +260,16 @@ def test_sync_is_incremental_and_compares_with_the_archive(pipeline, raw_root, p
     session, _, _ = _estimation(pipeline, raw_root, processed_root, f"inc{unique}")
     dandiset = tmp_path / "000123"
     with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        archive.max_page_size = 1  # listings in pages of one asset: the sync follows them
         first = _sync(publish, archive, dandiset, session)
         nwb_rel = f"sub-inc{unique}/sub-inc{unique}_ses-3_behavior+image.nwb"
         assert first.exported == [nwb_rel] and first.ok
         assert nwb_rel in first.validated and len(first.uploaded) == 2  # file + its video
         archive.wait_validated()
 
+        pages = archive.count("GET", r"/versions/draft/assets/$")
         again = _sync(publish, archive, dandiset, session)
+        assert archive.count("GET", r"/versions/draft/assets/$") == pages + 2  # 2 pages
         assert again.checksummed == [] and again.validated == [] and again.exported == []
         assert again.uploaded == [] and sorted(again.unchanged) == sorted(first.uploaded)
         rows = (publish.DandiUpload & {"dandiset_id": "000123"}).to_dicts()
@@ -443,7 +464,7 @@ def test_a_sync_checks_the_key_and_lists_the_draft_once(pipeline, raw_root, proc
         report = _sync(publish, archive, dandiset, sessions)
         assert len(report.exported) == 2 and len(report.uploaded) == 4 and report.ok
         assert len(archive.assets("000123")) == 4
-        per_run = {("GET", r"^/api/auth/token/?$"): 1,  # the key check
+        per_run = {("GET", r"^/api/auth/token/$"): 1,  # the key check
                    ("GET", r"^/api/dandisets/000123/$"): 1,  # the dandiset lookup
                    # the listing (a path or glob lookup is the same endpoint)
                    ("GET", r"^/api/dandisets/000123/versions/draft/assets/$"): 1}

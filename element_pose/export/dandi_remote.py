@@ -60,7 +60,8 @@ class Archive:
         api_key: The key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
 
     Raises:
-        DandiAuthError: no key, or the archive rejects it (HTTP 401/403).
+        DandiAuthError: no key, the archive rejects it (HTTP 401/403), or the key's user
+            does not own the dandiset (only owners may upload to it).
         DandiError: the dandiset does not exist, or the archive cannot be reached.
     """
 
@@ -80,6 +81,10 @@ class Archive:
         try:
             self.client.authenticate(self.api_key)
             self._get(f"/dandisets/{self.dandiset_id}/")
+            self._require_owner(source)
+        except DandiAuthError:
+            self.close()
+            raise
         except requests.HTTPError as exc:
             self.close()
             code = getattr(exc.response, "status_code", None)
@@ -96,8 +101,45 @@ class Archive:
             raise DandiError(f"cannot reach {self.url}: {redact_url(exc)}") from None
         log.info("connected to %s, dandiset %s (API key accepted)", self.url, self.dandiset_id)
 
+    def _require_owner(self, source: str) -> None:
+        """Raise :class:`DandiAuthError` unless the key's user owns the dandiset (or is an
+        admin): the archive answers 403 to anyone else's uploads, file by file."""
+        import requests
+
+        try:
+            me = self._get("/users/me/")
+            owners = self._get(f"/dandisets/{self.dandiset_id}/users/")
+        except requests.HTTPError as exc:  # an archive without these: its writes say 403
+            log.debug("owners of dandiset %s not known (%s)", self.dandiset_id,
+                      redact_url(exc))
+            return
+        names = sorted(str(o.get("username")) for o in owners if isinstance(o, dict))
+        if me.get("admin") or me.get("username") in names:
+            return
+        raise DandiAuthError(
+            f"the API key given {source} belongs to {me.get('username')!r}, who is not an "
+            f"owner of dandiset {self.dandiset_id} on {self.url} (owners: "
+            f"{', '.join(map(repr, names))}); only owners may upload: ask one to add you")
+
     def _get(self, path: str, **kwargs: Any) -> Any:
         return self.client.get(path, **kwargs)
+
+    def _rows(self, endpoint: str, /, **params: Any) -> list[dict]:
+        """Every row of a paginated listing, following its ``next`` links.
+
+        Pages of 1000 rows (the archive's maximum) are asked for; whatever page size the
+        archive grants, the rows come from its own links (the dandi client's ``paginate``
+        computes page numbers from the size it asked for, and would miss rows of an
+        archive that grants fewer).
+        """
+        rows: list[dict] = []
+        url: str | None = endpoint
+        query: dict | None = {**params, "page_size": 1000}
+        while url:
+            page = self._get(url, params=query)
+            rows.extend(page["results"])
+            url, query = page.get("next"), None
+        return rows
 
     @property
     def _draft(self) -> str:
@@ -131,8 +173,8 @@ class Archive:
 
         The listing is kept: :meth:`asset_at` answers from it afterwards.
         """
-        rows = {item["path"]: item for item in self.client.paginate(
-            f"{self._draft}/assets/", page_size=1000, params={"order": "path"})}
+        rows = {item["path"]: item for item in self._rows(f"{self._draft}/assets/",
+                                                           order="path")}
         with self._lock:
             self._listing, self._found = rows, {}
         return {path: RemoteAsset(path, str(row["asset_id"]), int(row.get("size") or 0))
@@ -167,8 +209,7 @@ class Archive:
         if listing is not None:
             rows = [listing[path]] if path in listing else []
         else:
-            rows = [row for row in self.client.paginate(f"{self._draft}/assets/",
-                                                        params={"path": path})
+            rows = [row for row in self._rows(f"{self._draft}/assets/", path=path)
                     if row["path"] == path]
         asset = None
         if rows:
@@ -199,13 +240,33 @@ class Archive:
         return str(data.get("status") or ""), messages
 
     def active_uploads(self) -> int:
-        """How many unfinished uploads the draft lists."""
-        return len(list(self.client.paginate(f"/dandisets/{self.dandiset_id}/uploads/")))
+        """How many unfinished uploads the draft lists (0 where the archive has no such
+        listing: older archives).
+
+        Raises:
+            DandiAuthError: the key's user does not own the dandiset (HTTP 403).
+        """
+        import requests
+
+        try:
+            return len(self._rows(f"/dandisets/{self.dandiset_id}/uploads/"))
+        except requests.HTTPError as exc:
+            code = getattr(exc.response, "status_code", None)
+            if code == 403:
+                raise DandiAuthError(f"{self.url}: only owners of dandiset {self.dandiset_id} "
+                                     "may list or clear its uploads (HTTP 403)") from None
+            if code == 404:
+                log.debug("%s lists no unfinished uploads (an older archive)", self.url)
+                return 0
+            raise
 
     def clear_active_uploads(self) -> int:
         """Cancel unfinished uploads (left by a killed client); returns how many.
 
         These are upload sessions, not assets: nothing published or drafted is removed.
+
+        Raises:
+            DandiAuthError: the key's user does not own the dandiset (HTTP 403).
         """
         count = self.active_uploads()
         if count:

@@ -311,9 +311,12 @@ def _upload_file(archive: Any, rel: str, path: Path, cs: FileChecksum, options: 
         if asset is not None:
             archive.remember(asset)
     except requests.HTTPError as exc:
-        if _status_code(exc) in (401, 403):
-            raise DandiAuthError(f"{archive.url} rejected the API key "
-                                 f"(HTTP {_status_code(exc)})") from None
+        if _status_code(exc) == 401:
+            raise DandiAuthError(f"{archive.url} rejected the API key (HTTP 401)") from None
+        if _status_code(exc) == 403:
+            raise DandiAuthError(f"{archive.url} refused to let the key's user write to "
+                                 f"dandiset {archive.dandiset_id} (HTTP 403: only its owners "
+                                 "may upload)") from None
         return _failed(rel, cs, exc)
     except requests.RequestException:
         raise  # the archive is unreachable: the whole upload fails

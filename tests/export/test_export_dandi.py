@@ -123,7 +123,7 @@ def test_an_upload_checks_the_key_once_and_reuses_an_open_archive(dandi_archive,
     through an open Archive that listed the draft, no further key check or lookup."""
     from element_pose.export.dandi_remote import Archive
 
-    key_checks, lookups = (("GET", r"^/api/auth/token/?$"), ("GET", r"^/api/dandisets/000123/$"))
+    key_checks, lookups = (("GET", r"^/api/auth/token/$"), ("GET", r"^/api/dandisets/000123/$"))
     listing = ("GET", r"^/api/dandisets/000123/versions/draft/assets/$")
     results = dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url,
                            api_key=dandi_archive.api_key)
@@ -194,6 +194,46 @@ def test_key_and_option_errors(dandi_archive, dandiset_copy, caplog):
                      existing=UploadExisting.SKIP)
     assert dandi_archive.count("POST", r"/uploads/") == 0
     assert dandi_archive.assets(DANDISET_ID) == {}
+
+
+def test_a_key_that_owns_nothing_is_refused_before_any_upload(dandi_archive, dandiset_copy,
+                                                              caplog):
+    """The archive lets only a dandiset's owners write to it (403 otherwise): a valid key
+    of another user fails once, naming the user, the dandiset and its owners (it used to
+    be reported as a rejected key, file by file)."""
+    caplog.set_level(logging.DEBUG)
+    dandi_archive.add_user("reader-key-0123456789", "reader")
+    with pytest.raises(DandiAuthError, match=r"'reader'.*not an owner of dandiset 000123"
+                                             r".*'tester'"):
+        dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url,
+                     api_key="reader-key-0123456789")
+    assert dandi_archive.count("POST", r"/uploads/") == 0
+    assert dandi_archive.assets(DANDISET_ID) == {}
+    assert "reader-key-0123456789" not in caplog.text
+
+
+def test_the_archive_validates_assets_as_published_metadata(dandi_archive, dandiset_copy):
+    """The archive validates each asset's metadata as a PublishedAsset with dandischema
+    (after computing its SHA-256): ours are Valid, and the checks are real."""
+    from support.dandi_server import Asset, Blob
+
+    results = dandi.upload(dandiset_copy, DANDISET_ID, dandi_archive.api_url,
+                           api_key=dandi_archive.api_key)
+    dandi_archive.wait_validated()
+    assets = dandi_archive.assets(DANDISET_ID)
+    assert {a.status for a in assets.values()} == {"Valid"}
+    for r in results:
+        digest = assets[r.asset_path].metadata["digest"]
+        assert digest == {"dandi:dandi-etag": r.dandi_etag, "dandi:sha2-256": r.sha256}
+    nwb_asset = next(a for a in assets.values() if a.path.endswith(".nwb"))
+    blob = dandi_archive.blobs[nwb_asset.blob_id]
+    broken = Asset(**{**vars(nwb_asset), "metadata": {
+        k: v for k, v in nwb_asset.metadata.items() if k != "encodingFormat"}})
+    assert dandi_archive._validation_errors(broken, blob) == [
+        {"field": "encodingFormat", "message": "Field required"}]
+    unhashed = Blob(blob.blob_id, blob.etag, None, blob.data)
+    assert any(e["field"] == "digest" for e in dandi_archive._validation_errors(
+        nwb_asset, unhashed))
 
 
 def test_invalid_file_is_not_uploaded(dandi_archive, dandiset_copy):

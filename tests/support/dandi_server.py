@@ -22,13 +22,34 @@ implements, under ``<url>/api``:
   ``validation_errors``); ``GET|DELETE /dandisets/{id}/uploads/`` (unfinished uploads,
   also counted as ``active_uploads`` in the version info).
 
-Strict like the real archive: it reports its own, older schema version
-(:attr:`LocalDandiArchive.SCHEMA_VERSION`, so the client downgrades metadata and
-warns); parts are 64 MiB (``PartGenerator``); a new asset is ``Pending`` until a
-background job has computed its SHA-256 and validated its metadata (``Valid`` or
-``Invalid`` with messages; :meth:`LocalDandiArchive.invalidate` makes chosen paths
-Invalid); an upload that a killed client never completed stays listed until it is
-completed or cleared; a wrong key gets 401 on every authenticated call.
+Strict like the real archive (checked against dandi-archive's ``dandiapi`` views,
+models and metadata service):
+
+* it reports its own, older schema version (:attr:`LocalDandiArchive.SCHEMA_VERSION`,
+  so the client downgrades metadata and warns); ``/info/`` has no
+  ``allowed_schema_versions``;
+* API routes end in ``/``; a route without it is redirected (301), as Django's
+  ``APPEND_SLASH`` does;
+* only owners of a dandiset may start uploads to it, create, replace or delete its
+  assets, or list and clear its unfinished uploads (403 otherwise; :meth:`add_user`
+  makes a valid key of a user who owns nothing); ``GET /users/me/`` and
+  ``GET /dandisets/{id}/users/`` (the owners) answer as the archive does;
+* parts are 64 MiB (``PartGenerator``); ``contentSize`` must be at least 1; an
+  unknown dandiset is 404;
+* asset paths must match the archive's ``ASSET_PATH_REGEX`` and may not be both a
+  file and a folder (409);
+* listings are paginated (``page``, ``page_size`` up to :attr:`max_page_size`, a
+  ``next`` link), the ``path`` filter is a case-insensitive prefix, ``glob`` knows
+  only ``*``, ``order`` is honoured;
+* a new blob has no SHA-256 until a background job computes it; a new asset is
+  ``Pending`` until then, and is then validated like the archive validates it: its
+  metadata as if published (ids, ``contentUrl``, ``digest``, ``publishedBy``,
+  ``datePublished`` added) through ``dandischema.metadata.validate(...,
+  schema_key="PublishedAsset")`` (``Valid``, or ``Invalid`` with the archive's
+  ``{field, message}`` errors; :meth:`LocalDandiArchive.invalidate` makes chosen
+  paths Invalid); the draft is ``Pending`` while any asset is;
+* an upload that a killed client never completed stays listed until it is completed
+  or cleared; a wrong key gets 401 on every authenticated call.
 
 Storage (what S3 does on the archive) is under ``<url>/storage/``: ``PUT`` a part
 (answers the part's MD5 as ``ETag``), ``POST`` the completion (answers the S3 XML
@@ -39,7 +60,6 @@ the next part uploads answer 500 once, to exercise the client's retries.
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import hashlib
 import json
 import re
@@ -48,7 +68,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 
 def _now() -> str:
@@ -67,7 +87,7 @@ class Blob:
 
     blob_id: str
     etag: str
-    sha256: str
+    sha256: str | None  # computed by a background job, as on the archive
     data: bytes
 
     @property
@@ -116,13 +136,20 @@ class Dandiset:
     name: str
     created: str = field(default_factory=_now)
     assets: dict[str, Asset] = field(default_factory=dict)  # asset_id -> Asset
+    owners: set[str] = field(default_factory=lambda: {OWNER})  # usernames
+
+
+OWNER = "tester"  # the user of the key the server is started with
+#: dandi-archive's ``dandiapi.api.models.asset.ASSET_PATH_REGEX``
+ASSET_CHARS = r"[A-z0-9(),&\s#+~_=-]"
+ASSET_PATH_REGEX = re.compile(rf"^({ASSET_CHARS}?\/?\.?{ASSET_CHARS})+$")
 
 
 class LocalDandiArchive:
     """A threaded HTTP server holding dandisets, blobs and assets in memory.
 
     Args:
-        api_key: The only key accepted.
+        api_key: The key of the user who owns every dandiset (more users: :meth:`add_user`).
         dandisets: Identifiers of the (empty) dandisets that exist.
         host: Interface to bind; a free port is picked.
 
@@ -135,6 +162,8 @@ class LocalDandiArchive:
     def __init__(self, api_key: str = "local-test-key", dandisets: tuple[str, ...] = ("000123",),
                  host: str = "127.0.0.1") -> None:
         self.api_key = api_key
+        self.users = {api_key: OWNER}  # key -> username
+        self.max_page_size = 1000  # the archive's DandiPagination.max_page_size
         self.host = host
         self.lock = threading.RLock()
         self.dandisets = {d: Dandiset(d, f"Test dandiset {d}") for d in dandisets}
@@ -150,14 +179,15 @@ class LocalDandiArchive:
         self.parts_held = threading.Event()
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._port: int | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------- lifecycle
     @property
     def url(self) -> str:
         """Root URL, e.g. ``http://127.0.0.1:54321``."""
-        assert self._server is not None, "server not started"
-        return f"http://{self.host}:{self._server.server_address[1]}"
+        assert self._port is not None, "server not started"
+        return f"http://{self.host}:{self._port}"
 
     @property
     def api_url(self) -> str:
@@ -172,6 +202,7 @@ class LocalDandiArchive:
 
         Handler.archive = archive
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._port = self._server.server_address[1]  # kept for jobs that outlive the server
         self._server.daemon_threads = True
         server = self._server
         self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
@@ -192,6 +223,11 @@ class LocalDandiArchive:
         self.stop()
 
     # ------------------------------------------------------------ test hooks
+    def add_user(self, api_key: str, username: str) -> None:
+        """A valid key of a user who owns no dandiset (reads work, writes get 403)."""
+        with self.lock:
+            self.users[api_key] = username
+
     def fail_parts(self, n: int = 1) -> None:
         """Make the next ``n`` part uploads answer HTTP 500 (each part fails once)."""
         with self.lock:
@@ -238,20 +274,17 @@ class LocalDandiArchive:
             return [u.upload_id for u in self.uploads.values() if u.dandiset_id == dandiset_id]
 
     def _validate_later(self, asset: Asset) -> None:
+        """The archive's jobs: the blob's SHA-256, then the asset's metadata validation."""
         def job() -> None:
             with self.lock:
                 blob = self.blobs[asset.blob_id]
-            sha = hashlib.sha256(blob.data).hexdigest()  # the archive's SHA-256 job
-            errors = []
+            if blob.sha256 is None:
+                sha = hashlib.sha256(blob.data).hexdigest()
+                with self.lock:
+                    blob.sha256 = sha
             with self.lock:
-                asset.metadata.setdefault("digest", {})["dandi:sha2-256"] = sha
-                if asset.metadata.get("schemaVersion") not in (None, self.SCHEMA_VERSION):
-                    errors.append({"field": "schemaVersion", "message":
-                                   f"schema version {asset.metadata['schemaVersion']} is not "
-                                   f"{self.SCHEMA_VERSION}"})
-                for name in ("path", "encodingFormat"):
-                    if not asset.metadata.get(name):
-                        errors.append({"field": name, "message": f"{name} is required"})
+                asset.metadata["digest"] = self.digest(blob)
+                errors = self._validation_errors(asset, blob)
                 if asset.path in self.invalid_paths:
                     errors.append({"field": "", "message": self.invalid_paths[asset.path]})
                 asset.validation_errors = errors
@@ -260,6 +293,64 @@ class LocalDandiArchive:
         timer = threading.Timer(self.validation_delay, job)
         timer.daemon = True
         timer.start()
+
+    @staticmethod
+    def digest(blob: Blob) -> dict[str, str]:
+        """An asset's ``digest``: the etag, and the SHA-256 once computed."""
+        digest = {"dandi:dandi-etag": blob.etag}
+        if blob.sha256:
+            digest["dandi:sha2-256"] = blob.sha256
+        return digest
+
+    def published_metadata(self, asset: Asset, blob: Blob) -> dict[str, Any]:
+        """The asset's metadata as if published (the archive's ``published_metadata``)."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        metadata = {
+            **asset.metadata, "id": f"dandiasset:{asset.asset_id}", "path": asset.path,
+            "identifier": asset.asset_id,
+            "contentUrl": [f"{self.api_url}/assets/{asset.asset_id}/download/",
+                           f"{self.url}/storage/blobs/{blob.blob_id}"],
+            "contentSize": blob.size, "digest": self.digest(blob),
+            "publishedBy": {
+                "id": uuid.uuid4().urn, "name": "DANDI publish", "startDate": now,
+                "endDate": now, "schemaKey": "PublishActivity",
+                "wasAssociatedWith": [{"identifier": "RRID:SCR_017571", "name": "DANDI API",
+                                       "version": "0.1.0", "schemaKey": "Software"}],
+            },
+            "datePublished": now,
+        }
+        metadata["@context"] = ("https://raw.githubusercontent.com/dandi/schema/master/"
+                                f"releases/{metadata.get('schemaVersion')}/context.json")
+        return metadata
+
+    def _validation_errors(self, asset: Asset, blob: Blob) -> list[dict[str, str]]:
+        """``validate_asset_metadata`` of dandi-archive: ``[]`` when the asset is valid.
+
+        The archive's dandischema knows versions up to :attr:`SCHEMA_VERSION`; the
+        pydantic models are those of the installed dandischema, and the JSON schema is
+        checked too when the metadata have that dandischema's own version (older JSON
+        schemas would be downloaded).
+        """
+        import dandischema.exceptions as dx
+        from dandischema.consts import DANDI_SCHEMA_VERSION
+        from dandischema.metadata import validate
+        from packaging.version import Version
+
+        version = asset.metadata.get("schemaVersion")
+        if version is None or Version(version) > Version(self.SCHEMA_VERSION):
+            return [{"field": "", "message": f"Metadata version {version} is not allowed; "
+                                             f"the archive's is {self.SCHEMA_VERSION}"}]
+        try:
+            validate(self.published_metadata(asset, blob), schema_key="PublishedAsset",
+                     json_validation=version == DANDI_SCHEMA_VERSION)
+        except dx.PydanticValidationError as exc:
+            return [{"field": str(e["loc"][0]), "message": e["msg"]} for e in exc.errors]
+        except dx.JsonschemaValidationError as exc:
+            return [{"field": ".".join(str(p) for p in e.path), "message": e.message}
+                    for e in exc.errors]
+        except ValueError as exc:
+            return [{"field": "", "message": str(exc)}]
+        return []
 
     def assets(self, dandiset_id: str = "000123") -> dict[str, Asset]:
         """Asset path -> :class:`Asset` of a dandiset's draft."""
@@ -291,7 +382,6 @@ class LocalDandiArchive:
                           f"{schema_version}/dandiset.json",
             "cli-minimal-version": "0.60.0",
             "cli-bad-versions": [],
-            "allowed_schema_versions": [schema_version],
             "services": {
                 "api": {"url": self.api_url},
                 "webui": {"url": self.url},
@@ -302,9 +392,10 @@ class LocalDandiArchive:
     def version_data(self, ds: Dandiset) -> dict[str, Any]:
         assets = list(ds.assets.values())
         modified = max([a.modified for a in assets], default=ds.created)
+        pending = any(a.status == "Pending" for a in assets)
         return {"version": "draft", "name": ds.name, "asset_count": len(assets),
                 "size": sum(a.size for a in assets), "created": ds.created,
-                "modified": modified, "status": "Valid",
+                "modified": modified, "status": "Pending" if pending else "Valid",
                 "active_uploads": len(self.active_uploads(ds.identifier))}
 
     def dandiset_data(self, ds: Dandiset) -> dict[str, Any]:
@@ -315,9 +406,19 @@ class LocalDandiArchive:
                 "draft_version": version}
 
 
+class _BadRequest(Exception):
+    """Answered 400 with its JSON."""
+
+
+class _NotFound(Exception):
+    """Answered 404."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     archive: LocalDandiArchive
     protocol_version = "HTTP/1.1"
+    user: str | None = None
+    query: dict[str, str]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean; requests are recorded in archive.requests
@@ -372,16 +473,22 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         method = "GET" if self.command == "HEAD" else self.command
+        self.query = query
         try:
             if path.startswith("/storage/"):
                 return self._storage(method, path)
             if not path.startswith("/api/"):
                 return self._error(404, "Not found.")
+            if not path.endswith("/"):  # Django's APPEND_SLASH
+                location = path + "/" + (f"?{parts.query}" if parts.query else "")
+                return self._send(301, headers={"Location": location})
             route = "/" + path[len("/api/"):].strip("/")
             if route == "/info":
                 return self._json(200, self.archive.info())
             token = self._token()
-            if token is not None and token != self.archive.api_key:
+            with self.archive.lock:
+                self.user = self.archive.users.get(token) if token is not None else None
+            if token is not None and self.user is None:
                 return self._error(401, "Invalid token.")
             if route == "/auth/token":
                 if token is None:
@@ -390,6 +497,10 @@ class _Handler(BaseHTTPRequestHandler):
             if method in ("POST", "PUT", "DELETE") and token is None:
                 return self._error(401, "Authentication credentials were not provided.")
             return self._api(method, route, query)
+        except _BadRequest as exc:
+            return self._json(400, exc.args[0])
+        except _NotFound as exc:
+            return self._error(404, str(exc))
         except Exception as exc:
             return self._error(500, f"local archive error: {type(exc).__name__}: {exc}")
 
@@ -400,20 +511,54 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, value = auth.partition(" ")
         return value.strip() if scheme.lower() == "token" else ""
 
+    def _forbidden(self, ds: Dandiset) -> bool:
+        """Answer 403 (and return True) unless the caller owns ``ds``."""
+        if self.user is None:
+            self._error(401, "Authentication credentials were not provided.")
+            return True
+        if self.user not in ds.owners:
+            self._error(403, "You do not have permission to perform this action.")
+            return True
+        return False
+
+    def _page(self, items: list[Any]) -> dict[str, Any]:
+        """One page of ``items`` (``page``, ``page_size``; a ``next`` link when more)."""
+        size = min(int(self.query.get("page_size") or 100), self.archive.max_page_size)
+        page = int(self.query.get("page") or 1)
+        if size < 1 or page < 1:
+            raise _BadRequest({"detail": "Invalid page."})
+        chunk = items[(page - 1) * size:page * size]
+        if not chunk and page > 1:
+            raise _NotFound("Invalid page.")
+
+        def link(n: int) -> str:
+            return f"{self.archive.url}{urlsplit(self.path).path}?" + urlencode(
+                {**self.query, "page": n})
+
+        return {"count": len(items), "results": chunk,
+                "next": link(page + 1) if page * size < len(items) else None,
+                "previous": link(page - 1) if page > 1 else None}
+
     # ------------------------------------------------------------------ API
     def _api(self, method: str, route: str, query: dict[str, str]) -> None:
         a = self.archive
         seg = route.strip("/").split("/")
         if seg == ["users", "me"] and method == "GET":
-            return self._json(200, {"username": "tester", "name": "Test User",
+            if self.user is None:
+                return self._error(401, "Authentication credentials were not provided.")
+            return self._json(200, {"username": self.user, "name": "Test User",
                                     "admin": False, "status": "APPROVED"})
         if seg[0] == "uploads":
             return self._uploads(method, seg[1:])
-        if seg == ["blobs", "digest"] and method == "POST":
+        if seg == ["blobs", "digest"] and method == "POST":  # no login needed
             body = self._json_body()
+            field_name = {"dandi:dandi-etag": "etag", "dandi:sha2-256": "sha256"}.get(
+                body.get("algorithm"))
+            if field_name is None:
+                return self._json(400, {"algorithm": ["unsupported digest algorithm"]})
             with a.lock:
                 for blob in a.blobs.values():
-                    if body.get("value") in (blob.etag, blob.sha256):
+                    if body.get("value") == getattr(blob, field_name):
                         return self._json(200, self._blob_data(blob))
             return self._error(404, "Not found.")
         if seg[0] == "assets" and len(seg) >= 2:
@@ -429,6 +574,9 @@ class _Handler(BaseHTTPRequestHandler):
             rest = seg[2:]
             if not rest and method == "GET":
                 return self._json(200, a.dandiset_data(ds))
+            if rest == ["users"] and method == "GET":
+                return self._json(200, [{"username": u, "name": "Test User", "email": None}
+                                        for u in sorted(ds.owners)])
             if rest == ["uploads"] and method in ("GET", "DELETE"):
                 return self._dandiset_uploads(method, ds)
             if rest[:1] == ["versions"] and len(rest) >= 2:
@@ -439,17 +587,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dandiset_uploads(self, method: str, ds: Dandiset) -> None:
         a = self.archive
-        if self._token() is None:
-            return self._error(401, "Authentication credentials were not provided.")
+        if self._forbidden(ds):
+            return None
         with a.lock:
             mine = [u for u in a.uploads.values() if u.dandiset_id == ds.identifier]
             if method == "DELETE":
                 for u in mine:
                     del a.uploads[u.upload_id]
                 return self._send(204)
-        results = [{"upload_id": u.upload_id, "etag": u.etag, "size": u.size} for u in mine]
-        return self._json(200, {"count": len(results), "next": None, "previous": None,
-                                "results": results})
+        return self._json(200, self._page(
+            [{"upload_id": u.upload_id, "etag": u.etag, "size": u.size} for u in mine]))
 
     def _version(self, method: str, ds: Dandiset, rest: list[str], query: dict) -> None:
         a = self.archive
@@ -465,23 +612,33 @@ class _Handler(BaseHTTPRequestHandler):
         if len(rest) == 1:
             if method == "GET":
                 with a.lock:
-                    assets = sorted(ds.assets.values(), key=lambda x: x.path)
-                if query.get("path") is not None:
-                    assets = [x for x in assets if x.path.startswith(query["path"])]
-                if query.get("glob"):
-                    assets = [x for x in assets if fnmatch.fnmatchcase(x.path, query["glob"])]
+                    assets = list(ds.assets.values())  # creation order unless ``order``
+                order = query.get("order") or ""
+                if order.lstrip("-") in ("path", "created", "modified"):
+                    assets.sort(key=lambda x: getattr(x, order.lstrip("-")),
+                                reverse=order.startswith("-"))
+                if query.get("path") is not None:  # path__istartswith
+                    assets = [x for x in assets
+                              if x.path.lower().startswith(query["path"].lower())]
+                if query.get("glob"):  # only * is a wildcard, case-insensitive
+                    pattern = re.compile(re.escape(query["glob"]).replace(r"\*", ".*"),
+                                         re.IGNORECASE)
+                    assets = [x for x in assets if pattern.fullmatch(x.path)]
                 include_md = query.get("metadata") in ("true", "1")
                 results = [{**x.summary(), **({"metadata": x.metadata} if include_md else {})}
                            for x in assets]
-                return self._json(200, {"count": len(results), "next": None,
-                                        "previous": None, "results": results})
+                return self._json(200, self._page(results))
             if method == "POST":
+                if self._forbidden(ds):
+                    return None
                 return self._create_asset(ds, self._json_body(), replacing=None)
             return self._error(405, "Method not allowed.")
         with a.lock:
             asset = ds.assets.get(rest[1])
         if asset is None:
             return self._error(404, "Not found.")
+        if len(rest) == 2 and method in ("PUT", "DELETE") and self._forbidden(ds):
+            return None
         if len(rest) == 2 and method == "PUT":
             return self._create_asset(ds, self._json_body(), replacing=asset)
         if rest[2:] == ["validation"] and method == "GET":
@@ -520,16 +677,24 @@ class _Handler(BaseHTTPRequestHandler):
         metadata = dict(body.get("metadata") or {})
         blob_id = body.get("blob_id")
         path = metadata.get("path")
-        if not path or path.startswith("/") or ".." in path.split("/"):
-            return self._json(400, {"metadata": ["a relative 'path' is required"]})
+        if not path:
+            return self._json(400, {"metadata": ["a 'path' is required"]})
+        if path.startswith("/"):
+            return self._json(400, {"path": ["Path must not begin with /"]})
+        if not ASSET_PATH_REGEX.match(path) or ".." in path.split("/"):
+            return self._json(400, {"path": ["Path improperly formatted"]})
+        if not metadata.get("schemaVersion"):
+            return self._json(400, {"metadata": ["schemaVersion is required"]})
         with a.lock:
             blob = a.blobs.get(blob_id)
             if blob is None:
                 return self._json(400, {"blob_id": [f"unknown blob {blob_id!r}"]})
-            others = [x for x in ds.assets.values()
-                      if x.path == path and (replacing is None or x is not replacing)]
-            if others:
+            others = [x for x in ds.assets.values() if replacing is None or x is not replacing]
+            if any(x.path == path for x in others):
                 return self._error(409, f"An asset already exists at {path!r}.")
+            if any(x.path.startswith(path + "/") or path.startswith(x.path + "/")
+                   for x in others):  # the archive's get_conflicting_paths
+                return self._error(409, f"{path!r} conflicts with an existing file or folder.")
             if replacing is not None:
                 if replacing.path != path:
                     return self._error(400, "Replacing asset path differs.")
@@ -539,8 +704,7 @@ class _Handler(BaseHTTPRequestHandler):
             metadata.update(id=f"dandiasset:{asset_id}", identifier=asset_id,
                             contentSize=blob.size,
                             contentUrl=[f"{a.api_url}/assets/{asset_id}/download/"])
-            metadata.setdefault("digest", {})["dandi:dandi-etag"] = blob.etag
-            metadata["digest"]["dandi:sha2-256"] = blob.sha256
+            metadata["digest"] = a.digest(blob)
             asset = Asset(asset_id=asset_id, path=path, blob_id=blob_id, size=blob.size,
                           metadata=metadata,
                           created=replacing.created if replacing else now, modified=now)
@@ -563,13 +727,18 @@ class _Handler(BaseHTTPRequestHandler):
             if digest.get("algorithm") != "dandi:dandi-etag" or not digest.get("value"):
                 return self._json(400, {"digest": ["a dandi:dandi-etag digest is required"]})
             size = int(body.get("contentSize", -1))
-            if size < 0:
-                return self._json(400, {"contentSize": ["required"]})
+            if size < 1:  # IntegerField(min_value=1)
+                return self._json(400, {"contentSize": [
+                    "Ensure this value is greater than or equal to 1."]})
             with a.lock:
-                if body.get("dandiset") not in a.dandisets:
-                    return self._json(400, {"dandiset": ["unknown dandiset"]})
+                ds = a.dandisets.get(str(body.get("dandiset")))
+            if ds is None:
+                return self._error(404, "No Dandiset matches the given query.")
+            if self._forbidden(ds):
+                return None
+            with a.lock:
                 for blob in a.blobs.values():
-                    if blob.etag == digest["value"] and blob.size == size:
+                    if blob.etag == digest["value"]:
                         return self._json(409, {"detail": "Blob already exists."},
                                           headers={"Location": blob.blob_id})
                 upload_id = str(uuid.uuid4())
@@ -611,9 +780,11 @@ class _Handler(BaseHTTPRequestHandler):
                         return self._json(400, {"detail": f"checksum mismatch: got {etag} "
                                                           f"({len(data)} bytes), expected "
                                                           f"{up.etag} ({up.size} bytes)"})
-                    blob = Blob(str(uuid.uuid4()), etag, hashlib.sha256(data).hexdigest(),
-                                data)
-                    a.blobs[blob.blob_id] = blob
+                    blob = next((b for b in a.blobs.values()
+                                 if b.etag == etag and b.size == len(data)), None)
+                    if blob is None:  # SHA-256: computed later by the asset's job
+                        blob = Blob(str(uuid.uuid4()), etag, None, data)
+                        a.blobs[blob.blob_id] = blob
                     del a.uploads[up.upload_id]
                 return self._json(200, self._blob_data(blob))
         return self._error(404, "Not found.")
