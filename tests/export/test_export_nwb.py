@@ -479,6 +479,39 @@ def test_gzip_chunks_are_standard_and_keep_x_and_y_together(tmp_path, subject, s
     _assert_same_pose(nwb.read_pose_from_nwb(path), truth)
 
 
+def test_noise_planes_are_run_length_coded_in_standard_zlib_streams():
+    """Chunks whose low byte planes are noise (sub-pixel coordinates) are deflated as
+    run-length-coded runs plus matched runs: one standard zlib stream per chunk that any
+    inflate reads back exactly, no larger than a plain deflate of the same bytes."""
+    import zlib
+
+    from element_pose.export.nwb import deflate
+
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(0, 0.5, (40_000, 2)), axis=0) + 300
+    arrays = {"xy": (walk + rng.normal(0, 1, walk.shape)).astype(np.float32),
+              "likelihood": rng.uniform(0.85, 1, 40_000).astype(np.float32),
+              "frames": np.arange(40_000, dtype=np.int64),  # no noise: one plain stream
+              "constant": np.full(40_000, 2.5, np.float64)}
+    zl = deflate._zlib()
+    for name, array in arrays.items():
+        chunks = deflate._deflate(array, 16384, 4)
+        assert [start for start, _ in chunks] == [0, 16384, 32768], name
+        plain = 0
+        for start, payload in chunks:
+            block = np.zeros((16384, *array.shape[1:]), array.dtype)
+            part = array[start:start + 16384]
+            block[:len(part)] = part  # the edge chunk is stored at full size
+            shuffled = np.frombuffer(block.tobytes(), np.uint8).reshape(
+                -1, array.dtype.itemsize).T.tobytes()
+            assert zlib.decompress(payload) == shuffled, name
+            plain += len(zl.compress(shuffled, 4))
+        assert sum(len(p) for _, p in chunks) <= plain, name
+    sample = np.frombuffer(arrays["xy"][:4096].tobytes(), np.uint8).reshape(-1, 4).T
+    assert deflate._noise_planes(sample, zl)[:2] == [True, True]  # the low two bytes
+    assert deflate._noise_planes(sample, zl)[3] is False  # sign and exponent
+
+
 def test_preload_imports_pynwb_and_ndx_pose_in_the_background():
     """``preload`` (called by ``export_nwb`` first) imports ndx-pose in a daemon thread."""
     code = (
