@@ -201,6 +201,13 @@ def test_load_mode_ingests_float32_arrays(pipeline, recording):
     row = (model.PoseEstimation & task).fetch1()
     assert row["nframes"] == 70
     assert all(not Path(p).is_absolute() for p in row["output_files"])
+    # the row is tied to its files by a SHA-256 of their bytes (128 bits kept)
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rel in row["output_files"]:
+        digest.update(model.roots().find(rel).read_bytes())
+    assert row["output_checksum"] == digest.hexdigest()[:32]
     parts = (model.PoseEstimation.BodyPartPosition & task).to_dicts()
     assert len(parts) == 4
     x = np.asarray(parts[0]["x"])
