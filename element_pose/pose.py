@@ -340,8 +340,9 @@ class PoseData:
 
 
 def all_missing(*values: np.ndarray) -> bool:
-    """Whether every value of the arrays is NaN (a NaN-free array takes one max)."""
-    return all(a.size == 0 or (np.isnan(a.max()) and bool(np.isnan(a).all())) for a in values)
+    """Whether every value of the arrays is NaN: one ``fmax`` reduction each (NaN only
+    when every value is NaN; no mask, no copy of a strided column)."""
+    return all(a.size == 0 or bool(np.isnan(np.fmax.reduce(a, axis=None))) for a in values)
 
 
 def concatenate(parts: Sequence[PoseData]) -> PoseData:

@@ -127,3 +127,16 @@ def test_concatenate_joins_time():
     assert np.array_equal(joined.position[4:], b.position)
     with pytest.raises(PoseDataError, match="different keypoints"):
         concatenate([a, b.select(keypoints=["nose"])])
+
+
+def test_all_missing_on_whole_arrays_and_strided_columns():
+    from element_pose.pose import all_missing
+
+    position = np.full((50, 3, 4, 2), np.nan, np.float32)
+    assert all_missing(position) and all_missing(position[:, 1, 2, 0])
+    position[17, 1, 2, 0] = 0.0
+    assert not all_missing(position) and not all_missing(position[:, 1, 2, 0])
+    assert all_missing(position[:, 1, 2, 1]) and all_missing(position[:, 0, 2, 0])
+    assert not all_missing(position[:, 0, 0, 0], position[:, 1, 2, 0])  # every array
+    assert all_missing(np.array([], np.float32))
+    assert not all_missing(np.arange(5))  # integers are never missing
