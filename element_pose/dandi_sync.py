@@ -66,7 +66,9 @@ class SyncReport:
         pending: Assets whose validation on the archive is not finished yet.
         checksummed: Files whose checksum was computed in this run.
         validated: Files validated in this run.
-        cleared_uploads: Unfinished uploads of a killed client that were cancelled.
+        cleared_uploads: Unfinished uploads of a killed run of this sync, cancelled.
+        left_uploads: Unfinished uploads left alone because another client's upload
+            (not one this sync recorded) is among them.
     """
 
     exported: list[str] = dataclasses.field(default_factory=list)
@@ -78,6 +80,7 @@ class SyncReport:
     checksummed: list[str] = dataclasses.field(default_factory=list)
     validated: list[str] = dataclasses.field(default_factory=list)
     cleared_uploads: int = 0
+    left_uploads: int = 0
 
     @property
     def ok(self) -> bool:
@@ -234,8 +237,10 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
                                   f"element-pose dandiset {dandiset_id}")
     query = query if query is not None else {}
     with Archive(instance, dandiset_id, api_key) as archive:
-        report.cleared_uploads = archive.clear_active_uploads()
         records = _records(dandiset_id)
+        known = {r["dandi_etag"] for r in records.values()}  # recorded before each upload
+        report.cleared_uploads, report.left_uploads = archive.clear_own_uploads(
+            lambda upload: upload.get("etag") in known)
         metadata: dict = {}  # each session's metadata, fetched once for the whole run
         plan = publish.plan_export(query, filter_paramset_idx, metadata=metadata)
         run = _Run(dandiset_id, dandiset_dir, archive, report, filter_paramset_idx,
@@ -398,12 +403,17 @@ def _upload_item(item: _Item, future, run: _Run) -> None:
             return
     if not item.assets:
         return
-    if item.nwb in run.hashes and item.nwb in item.assets and item.nwb in checksums:
-        # valid and about to be uploaded: a killed or failed upload is resumed next
-        # run without exporting or validating again
-        _record(dandiset_id, item.nwb, **_checksum_row(checksums[item.nwb], run.dandiset_dir),
-                content_hash=run.hashes[item.nwb], status="pending", message="",
-                source_keys=run.plan.get(item.nwb))
+    for rel in item.assets:
+        # valid and about to be uploaded: recorded first, so that a killed or failed
+        # upload is resumed next run without exporting or validating again, and its
+        # unfinished uploads on the archive are known as this sync's own
+        if rel not in checksums:
+            continue
+        values = {**_checksum_row(checksums[rel], run.dandiset_dir), "status": "pending",
+                  "message": ""}
+        if rel in run.hashes:
+            values.update(content_hash=run.hashes[rel], source_keys=run.plan.get(rel))
+        _record(dandiset_id, rel, **values)
     paths = [run.dandiset_dir / rel for rel in item.assets]
     try:
         results = dandi.upload(paths, dandiset_id, existing=UploadExisting.OVERWRITE,

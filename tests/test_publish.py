@@ -451,6 +451,29 @@ def test_killed_upload_is_resumed(pipeline, raw_root, processed_root, unique, tm
     assert not [p for p in dandiset.iterdir() if p.name.startswith(".element-pose-staging")]
 
 
+def test_another_clients_upload_in_progress_is_left_alone(pipeline, raw_root, processed_root,
+                                                         unique, tmp_path):
+    """The archive cancels a dandiset's unfinished uploads all at once: a sync cancels
+    them only when every one is its own (a killed run's); another client's upload in
+    progress (a colleague's ``dandi upload``) is left running, and said so."""
+    import requests
+
+    publish = pipeline.publish
+    session, _, _ = _estimation(pipeline, raw_root, processed_root, f"other{unique}")
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        started = requests.post(  # a colleague's upload, just started
+            f"{archive.api_url}/uploads/initialize/", headers={"Authorization": f"token {API_KEY}"},
+            json={"contentSize": 1000, "dandiset": "000123",
+                  "digest": {"algorithm": "dandi:dandi-etag", "value": "0" * 32 + "-1"}},
+            timeout=10)
+        assert started.status_code == 200
+        report = _sync(publish, archive, tmp_path / "000123", session)
+        assert report.ok and len(report.uploaded) == 2
+        assert report.cleared_uploads == 0 and report.left_uploads == 1
+        assert archive.active_uploads() == [started.json()["upload_id"]]
+        assert archive.count("DELETE", r"/uploads/$") == 0
+
+
 # ------------------------------------------------------------- one connection per run
 def test_a_sync_checks_the_key_and_lists_the_draft_once(pipeline, raw_root, processed_root,
                                                         unique, tmp_path):

@@ -14,7 +14,8 @@ DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`)
   the listing when there is one, kept current with what the connection uploads.
 * :meth:`Archive.validation` - an asset's validation status (``Pending``,
   ``Validating``, ``Valid``, ``Invalid``) and the archive's messages.
-* :meth:`Archive.clear_active_uploads` - unfinished uploads left by a killed client.
+* :meth:`Archive.clear_own_uploads` / :meth:`Archive.clear_active_uploads` - unfinished
+  uploads left by a killed client.
 
 Nothing here deletes an asset.
 """
@@ -25,6 +26,7 @@ import dataclasses
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from element_pose.export.dandi import DandiAuthError, DandiError, instance_and_key
@@ -240,8 +242,12 @@ class Archive:
         return str(data.get("status") or ""), messages
 
     def active_uploads(self) -> int:
-        """How many unfinished uploads the draft lists (0 where the archive has no such
-        listing: older archives).
+        """How many unfinished uploads the draft lists (see :meth:`unfinished_uploads`)."""
+        return len(self.unfinished_uploads())
+
+    def unfinished_uploads(self) -> list[dict]:
+        """The dandiset's unfinished uploads (``upload_id``, ``etag``, ``size``; none
+        where the archive has no such listing: older archives).
 
         Raises:
             DandiAuthError: the key's user does not own the dandiset (HTTP 403).
@@ -249,7 +255,7 @@ class Archive:
         import requests
 
         try:
-            return len(self._rows(f"/dandisets/{self.dandiset_id}/uploads/"))
+            return self._rows(f"/dandisets/{self.dandiset_id}/uploads/")
         except requests.HTTPError as exc:
             code = getattr(exc.response, "status_code", None)
             if code == 403:
@@ -257,7 +263,7 @@ class Archive:
                                      "may list or clear its uploads (HTTP 403)") from None
             if code == 404:
                 log.debug("%s lists no unfinished uploads (an older archive)", self.url)
-                return 0
+                return []
             raise
 
     def clear_active_uploads(self) -> int:
@@ -268,10 +274,33 @@ class Archive:
         Raises:
             DandiAuthError: the key's user does not own the dandiset (HTTP 403).
         """
-        count = self.active_uploads()
+        return self.clear_own_uploads(lambda upload: True)[0]
+
+    def clear_own_uploads(self, ours: Callable[[dict], bool]) -> tuple[int, int]:
+        """Cancel unfinished uploads when every one of them is ``ours``.
+
+        The archive cancels a dandiset's unfinished uploads all at once; when one of
+        them is not ours (another client may be uploading now), none is cancelled.
+
+        Args:
+            ours: Whether an upload (``upload_id``, ``etag``, ``size``) is the caller's.
+
+        Returns:
+            ``(cancelled, left)``: how many were cancelled, and how many were left
+            because another client's upload is among them.
+        """
+        uploads = self.unfinished_uploads()
+        foreign = [u for u in uploads if not ours(u)]
+        if foreign:
+            log.warning("dandiset %s has %d unfinished upload(s) this client did not start "
+                        "(another client may be uploading now): none of its %d is cancelled; "
+                        "cancel them on the archive when no upload is running", self.dandiset_id,
+                        len(foreign), len(uploads))
+            return 0, len(uploads)
+        count = len(uploads)
         if count:
             self.client.delete(f"/dandisets/{self.dandiset_id}/uploads/")
             log.warning("cleared %d unfinished upload(s) of dandiset %s left by an "
                         "interrupted client; their files are uploaded again",
                         count, self.dandiset_id)
-        return count
+        return count, 0
