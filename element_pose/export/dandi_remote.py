@@ -116,8 +116,9 @@ class Archive:
                       redact_url(exc))
             return
         names = sorted(str(o.get("username")) for o in owners if isinstance(o, dict))
-        if me.get("admin") or me.get("username") in names:
-            return
+        user = str(me.get("username") or "")
+        if me.get("admin") or not user or not names or user.lower() in map(str.lower, names):
+            return  # (GitHub logins are case-insensitive; an unknown answer is not a denial)
         raise DandiAuthError(
             f"the API key given {source} belongs to {me.get('username')!r}, who is not an "
             f"owner of dandiset {self.dandiset_id} on {self.url} (owners: "

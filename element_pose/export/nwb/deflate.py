@@ -8,8 +8,7 @@ them); only where the compression runs changes:
    zlib-ng writes the same zlib streams ~1.5x faster; the byte planes that are noise,
    such as the low bytes of sub-pixel coordinates, are deflated with zlib's run-length
    strategy instead of a match search: 2.5x less work on pose data, and no larger),
-   and returns an *empty*
-   ``H5DataIO`` with the same filters and chunk shape;
+   and returns an *empty* ``H5DataIO`` with the same filters and chunk shape;
 2. hdmf writes the file's structure (while the threads compress) and creates the
    empty datasets;
 3. :func:`write` writes hdmf's file and then the compressed chunks into those
@@ -72,13 +71,14 @@ def _chunk_stream(grid: np.ndarray, noise: list[bool], level: int, zlib: Any) ->
     Runs of noise planes are deflated with zlib's ``Z_RLE`` strategy (Huffman codes
     and runs of one byte, no match search: several times faster there, where matches
     are not found anyway, and the zero padding of an edge chunk still shrinks), the
-    other runs at ``level``; each run ends on a byte-aligned block boundary (sync flush) and
-    the next starts a new raw deflate stream, so the blocks concatenate into one
-    stream that any inflate reads: zlib header, blocks, Adler-32 of the whole chunk.
+    other runs at ``level``. Each run ends on a byte-aligned block boundary (sync
+    flush) and the next starts a new raw deflate stream, so the blocks concatenate
+    into one stream that any inflate reads: zlib header, blocks, Adler-32 of the
+    whole chunk.
     """
     import zlib as stdlib_zlib
 
-    runs: list[tuple[bool, list[int]]] = []
+    runs: list[tuple[bool, list[int]]] = []  # (noise?, consecutive plane indices)
     for i, flag in enumerate(noise):
         if runs and runs[-1][0] == flag:
             runs[-1][1].append(i)
@@ -88,8 +88,8 @@ def _chunk_stream(grid: np.ndarray, noise: list[bool], level: int, zlib: Any) ->
         return zlib.compress(grid.tobytes(), level)
     out = [b"\x78\x01"]  # deflate, 32 KiB window (header check: 0x7801 % 31 == 0)
     checksum = 1  # Adler-32 of nothing
-    for k, (flag, rows) in enumerate(runs):
-        data = grid[rows[0]:rows[-1] + 1].tobytes()
+    for k, (flag, planes) in enumerate(runs):
+        data = grid[planes[0]:planes[-1] + 1].tobytes()
         checksum = stdlib_zlib.adler32(data, checksum)
         strategy = zlib.Z_RLE if flag else zlib.Z_DEFAULT_STRATEGY
         packer = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
