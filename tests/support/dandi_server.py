@@ -39,8 +39,8 @@ models and metadata service):
 * asset paths must match the archive's ``ASSET_PATH_REGEX`` and may not be both a
   file and a folder (409);
 * listings are paginated (``page``, ``page_size`` up to :attr:`max_page_size`, a
-  ``next`` link), the ``path`` filter is a case-insensitive prefix, ``glob`` knows
-  only ``*``, ``order`` is honoured;
+  ``next`` link, ``count`` on the first page only), the ``path`` filter is a
+  case-insensitive prefix, ``glob`` knows only ``*``, ``order`` is honoured;
 * a new blob has no SHA-256 until a background job computes it; a new asset is
   ``Pending`` until then, and is then validated like the archive validates it: its
   metadata as if published (ids, ``contentUrl``, ``digest``, ``publishedBy``,
@@ -535,7 +535,8 @@ class _Handler(BaseHTTPRequestHandler):
             return f"{self.archive.url}{urlsplit(self.path).path}?" + urlencode(
                 {**self.query, "page": n})
 
-        return {"count": len(items), "results": chunk,
+        return {"count": len(items) if page == 1 else None,  # LazyPagination: page 1 only
+                "results": chunk,
                 "next": link(page + 1) if page * size < len(items) else None,
                 "previous": link(page - 1) if page > 1 else None}
 
