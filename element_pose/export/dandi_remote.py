@@ -77,7 +77,7 @@ class Archive:
         self._lock = threading.Lock()
         self._listing: dict[str, dict] | None = None  # path -> row of the draft's listing
         self._found: dict[str, Any] = {}  # path -> dandi RemoteAsset (None: no asset there)
-        self._metadata: dict[str, dict] = {}  # asset id -> metadata (an asset never changes)
+        self._metadata: dict[str, dict] = {}  # asset id -> metadata (its content is fixed)
         self._schema_checked = False
         self.client = DandiAPIClient(dandi_instance=self.instance)
         try:
@@ -184,7 +184,9 @@ class Archive:
                 for path, row in rows.items()}
 
     def metadata(self, asset_id: str) -> dict:
-        """The asset's metadata (asked once per asset id: an asset never changes)."""
+        """The asset's metadata, asked once per asset id: an asset's content never changes
+        (its ``digest`` gains the SHA-256 once the archive has computed it; only the
+        dandi-etag is read from it here)."""
         with self._lock:
             known = self._metadata.get(asset_id)
         if known is None:
