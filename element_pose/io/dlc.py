@@ -333,10 +333,8 @@ def check_dlc_values(pose: PoseData, source: str,
             first bad frame and its value.
     """
     confidence = pose.confidence
-    if not _within(confidence, -LIKELIHOOD_TOLERANCE, 1 + LIKELIHOOD_TOLERANCE):
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isnan(confidence) & ((confidence < -LIKELIHOOD_TOLERANCE)
-                                           | (confidence > 1 + LIKELIHOOD_TOLERANCE))
+    bad = _outside(confidence, -LIKELIHOOD_TOLERANCE, 1 + LIKELIHOOD_TOLERANCE)
+    if bad is not None:
         frame, individual, keypoint = _first(bad)
         raise DLCValueError(
             f"{source}: likelihood {confidence[frame, individual, keypoint]!r} of body part "
@@ -346,9 +344,8 @@ def check_dlc_values(pose: PoseData, source: str,
     for axis in range(pose.position.shape[-1]):
         values = pose.position[..., axis]
         low, high = bounds[axis]
-        if not _within(values, low, high):
-            with np.errstate(invalid="ignore"):
-                bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
+        bad = _outside(values, low, high)
+        if bad is not None:
             frame, individual, keypoint = _first(bad)
             where = (f"the {frame_size[0]} x {frame_size[1]} frame" if frame_size
                      and all(frame_size) else "the absolute bound")
@@ -359,16 +356,17 @@ def check_dlc_values(pose: PoseData, source: str,
     return pose
 
 
-def _within(values: np.ndarray, low: float, high: float) -> bool:
-    """Whether every value lies in ``[low, high]`` or is NaN; with no NaN present, two
-    reductions and no mask."""
+def _outside(values: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    """The mask of values outside ``[low, high]`` (NaN is not outside), or None when
+    there are none; without NaN and out-of-range values, two reductions and no mask."""
     if values.size == 0:
-        return True
+        return None
     lowest, highest = values.min(), values.max()  # NaN when any value is NaN
-    if not (np.isnan(lowest) or np.isnan(highest)):
-        return bool(lowest >= low and highest <= high)
+    if not (np.isnan(lowest) or np.isnan(highest)) and lowest >= low and highest <= high:
+        return None
     with np.errstate(invalid="ignore"):
-        return not bool((~np.isnan(values) & ((values < low) | (values > high))).any())
+        bad = ~np.isnan(values) & ((values < low) | (values > high))
+    return bad if bad.any() else None
 
 
 def _first(mask: np.ndarray) -> tuple[int, int, int]:
