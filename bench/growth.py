@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    EDLC_VENV,
     NEUROCONV_VENV,
     RESULTS,
     TMP,
@@ -238,8 +239,27 @@ def run_size(frames: int, reps: int, db: str, peer: bool, check: bool,
             [str(NEUROCONV_VENV / "bin" / "python"), "-m", "bench.peers.neuroconv_nwb",
              "--h5", str(ds.h5), "--out", str(TMP / "nwb" / "neuroconv"), "--reps",
              str(max(1, reps // 2))], timeout=1800, log_name=f"growth-neuroconv-{frames}")
+    if peer and individuals == 1 and (EDLC_VENV / "bin" / "python").exists() and _mariadb():
+        # element-deeplabcut's first populate in its own fresh process, then warm ones
+        result["edlc"] = run_child(
+            [str(EDLC_VENV / "bin" / "python"), "-m", "bench.peers.edlc_ingest",
+             "--dataset", str(ds.folder), "--raw-root", str(TMP / "root"),
+             "--processed-root", str(TMP / "processed"), "--frames", str(frames),
+             "--bodyparts", ",".join(ds.bodyparts), "--reps", str(max(1, reps // 2))],
+            timeout=1800, log_name=f"growth-edlc-{frames}")
     result["load_after"] = load_average()
     return result
+
+
+def _mariadb() -> bool:
+    """Whether the MariaDB server element-deeplabcut needs is at 127.0.0.1:3306."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 3306), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -248,7 +268,7 @@ def table(results: list[dict[str, Any]]) -> str:
         return "-" if v is None else f"{v:.{digits}f}{unit}"
 
     head = ("| frames x 20 (x animals) | ingest first / warm (warm / h5py read floor; first / "
-            "pandas' first read) | "
+            "pandas' first read; element-deeplabcut first / warm: ratios) | "
             "store objects | B/keypoint | peak RSS / "
             "payload | get_trajectory first / warm | one body part | NWB first / warm | "
             "neuroconv first / warm | NWB ratio first |")
@@ -264,6 +284,12 @@ def table(results: list[dict[str, Any]]) -> str:
         first_floor = floors.get("pandas_read_hdf_first_call")
         if first_floor:
             floor_ratio += f"; first {i['first_s'] / first_floor:.1f}x pandas' first"
+        edlc = r.get("edlc") or {}
+        if edlc.get("first_s"):
+            floor_ratio += (f"; element-deeplabcut {edlc['first_s']:.2f}s / "
+                            f"{edlc['ingest']['median']:.2f}s: "
+                            f"{edlc['first_s'] / i['first_s']:.0f}x / "
+                            f"{edlc['ingest']['median'] / i['warm']['median']:.0f}x")
         n_animals = r.get("individuals", 1)
         animals = f" x {n_animals}" if n_animals > 1 else ""
         lines.append(
