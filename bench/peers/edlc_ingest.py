@@ -139,12 +139,6 @@ def _run(args, dj, conn, prefix: str, old_packet: int) -> dict[str, Any]:
 
     result["element_deeplabcut"] = pkg_version("element-deeplabcut")
 
-    def populate() -> None:
-        (model.PoseEstimation & task).delete()
-        model.PoseEstimation.populate(task)
-        if not model.PoseEstimation & task:
-            raise RuntimeError("populate made no row")
-
     if args.multi_animal:
         t0 = time.perf_counter()
         try:
