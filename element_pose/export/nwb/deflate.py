@@ -56,6 +56,11 @@ def _zlib():
     return zlib
 
 
+def _byte_planes(block: np.ndarray) -> np.ndarray:
+    """The shuffle filter's view of ``block``: one row per byte of its item size."""
+    return np.frombuffer(block.tobytes(), np.uint8).reshape(-1, block.dtype.itemsize).T
+
+
 def _noise_planes(grid: np.ndarray, zlib: Any) -> list[bool]:
     """Which byte planes (rows of ``grid``) are noise: a fast deflate of a sample of
     the plane saves under :data:`NOISE_SAVES` of it (the low bytes of sub-pixel
@@ -76,8 +81,6 @@ def _chunk_stream(grid: np.ndarray, noise: list[bool], level: int, zlib: Any) ->
     into one stream that any inflate reads: zlib header, blocks, Adler-32 of the
     whole chunk.
     """
-    import zlib as stdlib_zlib
-
     runs: list[tuple[bool, list[int]]] = []  # (noise?, consecutive plane indices)
     for i, flag in enumerate(noise):
         if runs and runs[-1][0] == flag:
@@ -90,7 +93,7 @@ def _chunk_stream(grid: np.ndarray, noise: list[bool], level: int, zlib: Any) ->
     checksum = 1  # Adler-32 of nothing
     for k, (flag, planes) in enumerate(runs):
         data = grid[planes[0]:planes[-1] + 1].tobytes()
-        checksum = stdlib_zlib.adler32(data, checksum)
+        checksum = zlib.adler32(data, checksum)
         strategy = zlib.Z_RLE if flag else zlib.Z_DEFAULT_STRATEGY
         packer = zlib.compressobj(level, zlib.DEFLATED, -15, 8, strategy)
         out.append(packer.compress(data))
@@ -105,7 +108,6 @@ def _deflate(array: np.ndarray, rows: int, level: int) -> list[tuple[int, bytes]
     The byte planes that are noise are told once per array (on its middle chunk).
     """
     zlib = _zlib()
-    item = array.dtype.itemsize
     noise: list[bool] | None = None
     chunks = []
     for start in range(0, len(array), rows):
@@ -113,14 +115,11 @@ def _deflate(array: np.ndarray, rows: int, level: int) -> list[tuple[int, bytes]
         if len(block) < rows:  # HDF5 stores edge chunks at full size
             block = np.concatenate([block, np.zeros((rows - len(block), *array.shape[1:]),
                                                     array.dtype)])
-        grid = np.frombuffer(block.tobytes(), np.uint8).reshape(-1, item).T  # the shuffle
         if noise is None:
             middle = (len(array) // 2 // rows) * rows
             sample = array[middle:middle + min(rows, NOISE_SAMPLE)]
-            noise = _noise_planes(
-                np.frombuffer(np.ascontiguousarray(sample).tobytes(), np.uint8)
-                .reshape(-1, item).T, zlib)
-        chunks.append((start, _chunk_stream(grid, noise, level, zlib)))
+            noise = _noise_planes(_byte_planes(sample), zlib)
+        chunks.append((start, _chunk_stream(_byte_planes(block), noise, level, zlib)))
     return chunks
 
 
