@@ -29,7 +29,8 @@ POSE = "model.PoseEstimation"
 SETUP = r"""
 import datetime, json, sys
 from pathlib import Path
-from element_pose import sample, worker
+from element_pose import sample
+from element_pose.ops import worker
 from workflow import pipeline as p
 raw, processed, n, frames = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 p.lab.Device.insert1({"device": "cam0"}, skip_duplicates=True)
@@ -50,7 +51,7 @@ p.model.RecordingInfo.populate()
 """
 
 RESET = r"""
-from element_pose import worker
+from element_pose.ops import worker
 from workflow import pipeline as p
 p.model.PoseEstimation.delete(prompt=False)
 worker.prepare_job_queues(["model.PoseEstimation"])
@@ -64,7 +65,7 @@ print(len(p.model.PoseEstimation()), len(p.model.PoseEstimation().jobs))
 DROP = r"""
 from workflow import pipeline as p
 for s in p.schemas_in_drop_order(): s.drop(prompt=False)
-from element_pose import slurm
+from element_pose.ops import slurm
 slurm.worker_table()
 slurm.cluster_schema().drop(prompt=False)
 """

@@ -2,7 +2,7 @@
 
 The growth benchmark's data carry 1 px of independent noise per point and frame; real
 trajectories are often smoother.  This compares, per float32 value, the byte-plane codec
-(:func:`element_pose.arrays.encode_array`) with the Blosc format it replaced (bit-shuffle
+(:func:`element_pose.db.arrays.encode_array`) with the Blosc format it replaced (bit-shuffle
 + zstd level 6 after the best of the same difference filters, chosen on the whole array:
 a bound on what that format stored) on :func:`element_pose.sample.ground_truth` x/y
 with added Gaussian noise of 0 to 1 px, and on likelihoods bunched near 1.  Writes
@@ -24,14 +24,14 @@ NOISE_PX = (0.0, 0.05, 0.3, 1.0)
 
 
 def _blosc_bound(values: np.ndarray) -> int:
-    from element_pose import arrays
+    from element_pose.db import arrays
 
     return min(len(arrays._compress(arrays._forward(values, f, np.int32)))
                for f in arrays.FILTERS)
 
 
 def _sizes(series: list[np.ndarray]) -> dict[str, float]:
-    from element_pose import arrays
+    from element_pose.db import arrays
 
     n = sum(s.size for s in series)
     t = time.perf_counter()

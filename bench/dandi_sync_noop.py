@@ -78,8 +78,8 @@ def _synced_state(pipeline, archive, dandiset: Path) -> int:
     """Files, DandiUpload rows and archive assets as a finished sync leaves them."""
     from support.dandi_server import Asset, Blob
 
-    from element_pose import dandi_sync
     from element_pose.export import dandi
+    from element_pose.ops import dandi_sync
 
     publish = pipeline.publish
     plan = publish.plan_export({})
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for schema in pipeline.schemas_in_drop_order():
             schema.drop(prompt=False)
-        from element_pose import embedded
+        from element_pose.db import embedded
 
         embedded.stop()
         shutil.rmtree(home, ignore_errors=True)

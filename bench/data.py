@@ -78,8 +78,8 @@ def make_dataset(n_frames: int, n_bodyparts: int = 20, n_individuals: int = 1,
                  seed: int = 0) -> Dataset:
     """Write (or reuse) a DeepLabCut output of ``n_frames`` x body parts x individuals."""
     from element_pose import sample
+    from element_pose.core.pose import SINGLE_INDIVIDUAL
     from element_pose.io import dlc
-    from element_pose.pose import SINGLE_INDIVIDUAL
 
     name = f"{'ma' if n_individuals > 1 else 'sa'}{n_individuals}_{n_frames}x{n_bodyparts}_f64"
     folder = PROCESSED_ROOT / "datasets" / name

@@ -180,7 +180,7 @@ def child_nwb(args: argparse.Namespace) -> dict[str, Any]:
 
     pipeline = ours._pipeline()
     task = _task(args, pipeline)
-    from element_pose import publish
+    from element_pose.schemas import publish
 
     out = TMP / "nwb" / "growth"
     out.mkdir(parents=True, exist_ok=True)

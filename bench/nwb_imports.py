@@ -21,7 +21,8 @@ from typing import Any
 
 from bench.common import RESULTS
 
-PRELUDE = "import numpy, pandas, h5py, datajoint, element_pose.model, element_pose.publish"
+PRELUDE = ("import numpy, pandas, h5py, datajoint, element_pose.schemas.model, "
+           "element_pose.schemas.publish")
 MARK = "-- the prelude is imported --"
 
 

@@ -187,9 +187,9 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def _nwb(pipeline, task: dict, ds: Dataset, reps: int) -> dict[str, Any]:
     """export_nwb from the database, write_nwb from the h5, and validation, timed apart."""
-    from element_pose import publish
     from element_pose.export.nwb import check_nwb, write_nwb
     from element_pose.io import dlc
+    from element_pose.schemas import publish
 
     out = TMP / "nwb" / "ours"
     out.mkdir(parents=True, exist_ok=True)
@@ -293,8 +293,8 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     from element_pose import sample
     from element_pose.engines import deeplabcut as engine
+    from element_pose.engines.deeplabcut.engine import snapshot_argument
     from element_pose.engines.deeplabcut.layout import _dlc_snapshot_index
-    from element_pose.engines.dlc_adapter import snapshot_argument
 
     raw = Path(os.environ["ELEMENT_POSE_ROOT_DIRS"].split(os.pathsep)[0])
     tiny = _tiny_model(raw / "tiny")

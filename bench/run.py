@@ -238,7 +238,7 @@ def _run_workers(env: dict[str, str], subject: str, n: int, tasks: int) -> dict[
 def stop_embedded() -> None:
     """Stop the benchmark's own embedded server and remove its files."""
     env = our_env("embedded", "unused_")
-    subprocess.run([PY, "-c", "from element_pose import embedded; embedded.stop()"], env=env,
+    subprocess.run([PY, "-c", "from element_pose.db import embedded; embedded.stop()"], env=env,
                    capture_output=True, timeout=120)
     for path in ("home", "store-mysql", "nwb", "infer_out", "processed/infer"):
         shutil.rmtree(TMP / path, ignore_errors=True)

@@ -10,7 +10,7 @@ mode, on the benchmark's own embedded PostgreSQL):
 * fixed per-job cost of DataJoint's job table: building ``Table.jobs`` (what every
   job paid twice before the worker kept one table instance per worker) against a
   cached one;
-* delete + gc: ``element_pose.store.delete`` of one subject (20 sessions) and the
+* delete + gc: ``element_pose.ops.store.delete`` of one subject (20 sessions) and the
   files it frees; then a plain DataJoint delete of another subject and the
   ``store gc`` that finds and removes its files by walking the whole store.
 
@@ -69,7 +69,7 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
     from bench.ours import _drop, _pipeline, _store_dir
-    from element_pose import store
+    from element_pose.ops import store
 
     logging.basicConfig(level=logging.INFO)
     pipeline = _pipeline()

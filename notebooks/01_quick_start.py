@@ -44,7 +44,7 @@ logging.basicConfig(level=logging.WARNING)
 # existing DeepLabCut results does). It returns a summary per body part.
 
 # %%
-from element_pose.demo import run_demo
+from element_pose.ops.demo import run_demo
 
 summary = run_demo(mode="load")
 summary
@@ -54,11 +54,11 @@ summary
 #
 # Importing `workflow.pipeline` connects to the database and activates the schemas.
 # The diagram is DataJoint's own where Graphviz's `dot` is installed; elsewhere
-# `element_pose.diagram.show()` shows a picture drawn from the same schemas
+# `element_pose.ops.diagram.show()` shows a picture drawn from the same schemas
 # (`docs/images/pipeline.png`, kept current by the tests).
 
 # %%
-from element_pose import diagram
+from element_pose.ops import diagram
 from workflow.pipeline import lab, model, session, subject, train
 
 diagram.show()

@@ -25,7 +25,7 @@
 # %%
 import logging
 
-from element_pose.demo import DEMO_TRAINING_PARAMS, make_sample_data, prepare_environment
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS, make_sample_data, prepare_environment
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 root = prepare_environment()

@@ -24,7 +24,7 @@
 # %matplotlib inline
 from IPython.display import Image, display
 
-from element_pose.demo import run_demo
+from element_pose.ops.demo import run_demo
 
 run_demo(mode="load")
 from workflow.pipeline import analysis, model

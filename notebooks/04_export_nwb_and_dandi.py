@@ -28,7 +28,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from element_pose.demo import run_demo
+from element_pose.ops.demo import run_demo
 
 run_demo(mode="load")
 from workflow.pipeline import publish

@@ -26,8 +26,9 @@ import datetime
 
 import numpy as np
 
-from element_pose import sample, sample3d
-from element_pose.demo import prepare_environment
+from element_pose import sample
+from element_pose.sample import threed as sample3d
+from element_pose.ops.demo import prepare_environment
 from element_pose.io import dlc
 from element_pose.io.video import write_video
 from workflow.pipeline import lab, model, multicam, session, subject

@@ -74,7 +74,7 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     """Drop the test schemas, stop the test's embedded server, remove its files."""
     try:
-        from element_pose import model
+        from element_pose.schemas import model
 
         if model.schema.is_activated():
             from workflow import pipeline
@@ -85,7 +85,7 @@ def pytest_unconfigure(config):
         pass
     if os.environ.get("ELEMENT_POSE_DATABASE") == "embedded":
         try:
-            from element_pose import embedded
+            from element_pose.db import embedded
 
             embedded.stop()
         except Exception:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from element_pose import sample
-from element_pose.params import DuplicateParamsError
+from element_pose.core.params import DuplicateParamsError
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import test_model
 
-from element_pose import arrays, sample
+from element_pose import sample
+from element_pose.db import arrays
 
 _load_task = test_model._load_task
 project = test_model.project  # fixtures shared with test_model

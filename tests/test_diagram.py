@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from element_pose import diagram
+from element_pose.ops import diagram
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
@@ -23,7 +23,7 @@ def test_pipeline_image_is_current():
     assert ("model.PoseEstimationTask", "model.PoseEstimation", True) in graph.edges
     assert not diagram.is_stale(graph), (
         "docs/images/pipeline.png is out of date with the schemas: "
-        "run `python -m element_pose.diagram` and commit the image")
+        "run `python -m element_pose.ops.diagram` and commit the image")
 
 
 def test_a_changed_schema_makes_the_image_stale(tmp_path):

@@ -192,7 +192,7 @@ def test_compose_services(compose):
 def test_worker_command_parses_with_the_worker_cli(compose):
     import argparse
 
-    from element_pose import worker
+    from element_pose.ops import worker
 
     parser = argparse.ArgumentParser(prog="element-pose")
     parser.add_argument("-v", "--verbose", action="count", default=0)

@@ -120,7 +120,7 @@ def _long_path(root: Path, total: int) -> Path:
 
 
 def test_path_longer_than_its_column_is_named(pipeline, raw_root, unique):
-    from element_pose.paths import PathError
+    from element_pose.core.paths import PathError
 
     video = _long_path(raw_root / f"long_{unique}", 1000)
     session_key = _session(pipeline, f"l{unique}")
@@ -132,7 +132,7 @@ def test_path_longer_than_its_column_is_named(pipeline, raw_root, unique):
 
 
 def test_labelled_file_longer_than_767_is_named(pipeline, raw_root, unique):
-    from element_pose.paths import PathError
+    from element_pose.core.paths import PathError
 
     project = sample.make_dlc_project(raw_root / f"lp_{unique}", n_frames=8, n_labeled=2)
     long_file = _long_path(project.parent / "labeled-data", 800).with_suffix(".png")
@@ -143,7 +143,7 @@ def test_labelled_file_longer_than_767_is_named(pipeline, raw_root, unique):
 
 
 def test_names_longer_than_their_columns_are_named(pipeline, raw_root, unique):
-    from element_pose.limits import ColumnLengthError
+    from element_pose.db.limits import ColumnLengthError
 
     parts = [f"nose_{unique}", f"tail_{unique}"]
     project = sample.make_dlc_project(raw_root / f"ln_{unique}", n_frames=8, n_labeled=2,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from element_pose import embedded
+from element_pose.db import embedded
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_start_is_shared_and_stop_stops(own_home):
     assert info.pgdata == own_home / "pgdata"
     assert (info.socket_dir / f".s.PGSQL.{info.port}").exists()
     # another process attaches to the same server instead of starting a second one
-    code = ("from element_pose import embedded; i = embedded.start(); print(i.pid)")
+    code = ("from element_pose.db import embedded; i = embedded.start(); print(i.pid)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), check=True).stdout
     assert int(out.split()[-1]) == info.pid
@@ -40,7 +40,7 @@ def test_connect_uses_embedded_server_without_any_config(own_home, monkeypatch):
     monkeypatch.setenv("ELEMENT_POSE_DATABASE", "auto")
     monkeypatch.delenv("DJ_HOST", raising=False)
     monkeypatch.chdir(own_home.parent)
-    code = ("from element_pose import config; conn = config.connect(); "
+    code = ("from element_pose.db import config; conn = config.connect(); "
             "print(conn.query('select 41 + 1').fetchone()[0])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ))

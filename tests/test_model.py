@@ -73,7 +73,7 @@ def test_recording_paths_are_relative_and_info_is_probed(pipeline, recording, ra
 
 
 def test_recording_outside_roots_is_refused(pipeline, unique, tmp_path):
-    from element_pose.paths import PathError
+    from element_pose.core.paths import PathError
 
     session_key = _session(pipeline, f"o{unique}")
     video = tmp_path / "elsewhere.mp4"

@@ -22,6 +22,7 @@ import yaml
 from movement.io import load_poses, save_poses
 
 from element_pose import sample
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines import register_engine
 from element_pose.engines.base import (
     EngineCapabilityError,
@@ -33,7 +34,6 @@ from element_pose.engines.base import (
 )
 from element_pose.io import read_pose, register_format
 from element_pose.io.registry import PoseFormatError
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 

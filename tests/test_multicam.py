@@ -18,14 +18,14 @@ pytest.importorskip("cv2")
 pytest.importorskip("aniposelib")
 
 from element_pose import sample
+from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.io import dlc
 from element_pose.io.video import write_video
-from element_pose.pose import SINGLE_INDIVIDUAL
 from element_pose.processing.threed import (
     CalibrationResult,
     ThreeDParamsError,
 )
-from element_pose.sample3d import (
+from element_pose.sample.threed import (
     BOARD,
     FOCAL,
     H,
@@ -58,7 +58,7 @@ def multicam(pipeline):
     The test session's teardown drops it with the pipeline's other schemas
     (``workflow.pipeline.schemas_in_drop_order``).
     """
-    from element_pose import multicam as mc
+    from element_pose.schemas import multicam as mc
 
     if not mc.schema.is_activated():
         mc.activate(os.environ["ELEMENT_POSE_SCHEMA_PREFIX"] + "multicam",

@@ -17,12 +17,12 @@ import pytest
 from aniposelib.cameras import Camera, CameraGroup
 
 from element_pose import sample
+from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.io import dlc
 from element_pose.io.anipose import AniposeFormatError
 from element_pose.io.video import write_video
-from element_pose.pose import SINGLE_INDIVIDUAL
 from element_pose.processing.threed import TriangulationError
-from element_pose.sample3d import BOARD, H, W, make_cameras, make_trajectory, project_scene
+from element_pose.sample.threed import BOARD, H, W, make_cameras, make_trajectory, project_scene
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
@@ -35,7 +35,7 @@ SCORER = "DLC_Resnet50_demoJan1shuffle1_snapshot_best-10"
 @pytest.fixture(scope="module")
 def multicam(pipeline):
     """The multicam module, activated here unless another test module did it."""
-    from element_pose import multicam as mc
+    from element_pose.schemas import multicam as mc
 
     if not mc.schema.is_activated():
         mc.activate(os.environ["ELEMENT_POSE_SCHEMA_PREFIX"] + "multicam",

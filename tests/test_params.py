@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from element_pose.param_schemas import (
+from element_pose.core.param_schemas import (
     CALIBRATION,
     FILTER,
     LABELED_VIDEO,
@@ -17,9 +17,9 @@ from element_pose.param_schemas import (
     TRAINING,
     TRIANGULATION,
 )
-from element_pose.params import MARKDOWN_BEGIN as BEGIN
-from element_pose.params import MARKDOWN_END as END
-from element_pose.params import ParamsError, params_markdown, update_markdown
+from element_pose.core.params import MARKDOWN_BEGIN as BEGIN
+from element_pose.core.params import MARKDOWN_END as END
+from element_pose.core.params import ParamsError, params_markdown, update_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -58,7 +58,6 @@ def test_training_schema_accepts_real_parameter_sets():
 
 def test_schemas_match_the_code_that_uses_the_parameters():
     from element_pose.engines.deeplabcut import TRAINING_DEFAULTS
-    from element_pose.model import LABELED_VIDEO_OPTIONS
     from element_pose.processing.filters import INTERPOLATION_METHODS, STEP_NAMES
     from element_pose.processing.threed.calibration import (
         BOARD_TYPES,
@@ -72,6 +71,7 @@ def test_schemas_match_the_code_that_uses_the_parameters():
         REPROJ_LOSSES,
         TRIANGULATION_DEFAULTS,
     )
+    from element_pose.schemas.model import LABELED_VIDEO_OPTIONS
 
     assert set(TRAINING.keys) == {*TRAINING_DEFAULTS, "engine"}
     for param in TRAINING.params:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from element_pose.paths import PathError, Roots
+from element_pose.core.paths import PathError, Roots
 
 
 def test_relative_and_find(tmp_path):

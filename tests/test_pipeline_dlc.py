@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from element_pose import sample
-from element_pose.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
 PARAMS = {**DEMO_TRAINING_PARAMS, "device": "cpu"}

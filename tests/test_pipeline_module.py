@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from element_pose import pipeline_module
+from element_pose.ops import pipeline as pipeline_module
 from element_pose.sample import make_video
 
 SUPPORT = Path(__file__).parent / "support"

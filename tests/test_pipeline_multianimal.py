@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from element_pose import sample
-from element_pose.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("pipeline")
@@ -52,7 +52,7 @@ PARAMS = {
 
 
 def test_track_method_is_a_validated_training_parameter(pipeline):
-    from element_pose.params import ParamsError
+    from element_pose.core.params import ParamsError
 
     with pytest.raises(ParamsError, match="track_method"):
         pipeline.train.TrainingParamSet.insert_new_params("bad tracker",

@@ -15,10 +15,10 @@ import datetime
 import pytest
 
 from element_pose import sample
-from element_pose.demo import DEMO_TRAINING_PARAMS
 from element_pose.engines import deeplabcut as engine
 from element_pose.io import dlc
 from element_pose.io.video import probe_video
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
 FPS = 30.0003

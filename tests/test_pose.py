@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from element_pose.pose import PoseData, PoseDataError, check_keypoints, concatenate
+from element_pose.core.pose import PoseData, PoseDataError, check_keypoints, concatenate
 from element_pose.sample import ground_truth
 
 
@@ -130,7 +130,7 @@ def test_concatenate_joins_time():
 
 
 def test_all_missing_on_whole_arrays_and_strided_columns():
-    from element_pose.pose import all_missing
+    from element_pose.core.pose import all_missing
 
     position = np.full((50, 3, 4, 2), np.nan, np.float32)
     assert all_missing(position) and all_missing(position[:, 1, 2, 0])

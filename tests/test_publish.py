@@ -99,7 +99,7 @@ def test_two_cameras_get_distinct_containers(pipeline, raw_root, processed_root,
 def test_multi_animal_gives_one_file_per_individual(pipeline, raw_root, processed_root,
                                                     unique, tmp_path, monkeypatch):
     """One file per individual; each file reads only its own individual's arrays."""
-    from element_pose import arrays
+    from element_pose.db import arrays
     from element_pose.export.nwb import read_pose_from_nwb
 
     session, _, truths = _estimation(pipeline, raw_root, processed_root, f"ma{unique}",
@@ -253,8 +253,8 @@ def test_sync_is_incremental_and_compares_with_the_archive(pipeline, raw_root, p
                                                            unique, tmp_path):
     """Issue 17 item 1 + issue 11 defect 6: a no-op run checksums and validates nothing,
     an asset deleted on the archive is uploaded again, a wrong key fails with nothing new."""
-    from element_pose.dandi_sync import invalid_assets
     from element_pose.export.dandi import DandiAuthError
+    from element_pose.ops.dandi_sync import invalid_assets
 
     publish = pipeline.publish
     session, _, _ = _estimation(pipeline, raw_root, processed_root, f"inc{unique}")
@@ -381,7 +381,7 @@ def test_one_invalid_file_fails_alone(pipeline, raw_root, processed_root, unique
 def test_archive_validation_status_is_recorded(pipeline, raw_root, processed_root, unique,
                                                tmp_path):
     """Issue 11: assets go Pending -> Valid/Invalid on the archive; Invalid ones are shown."""
-    from element_pose.dandi_sync import invalid_assets
+    from element_pose.ops.dandi_sync import invalid_assets
 
     publish = pipeline.publish
     name = f"inv{unique}"

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_worker import HARNESS, INFO, POSE, done_keys, finish, make_batch
 
-from element_pose import worker
+from element_pose.ops import worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 

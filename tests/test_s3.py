@@ -48,7 +48,7 @@ import json, sys
 import numpy as np
 import datajoint as dj
 from workflow import pipeline as p
-from element_pose import config
+from element_pose.db import config
 r = json.loads(sys.argv[1])
 out = sys.argv[2]
 m = p.model
@@ -129,7 +129,7 @@ def test_pose_store_on_s3_ingest_fetch_export_gc(s3, db_backend, tmp_path, raw_r
 
 
 def test_incomplete_s3_credentials_are_refused(monkeypatch):
-    from element_pose import config
+    from element_pose.db import config
 
     monkeypatch.setenv(config.S3_BUCKET_ENV, "b")
     monkeypatch.setenv("ELEMENT_POSE_S3_ACCESS_KEY", "only-one")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.slurm_cluster import running_slurm_cluster, unavailable_reason
 from test_worker import INFO, POSE, done_keys, jobs_of, make_batch
 
-from element_pose import slurm, worker
+from element_pose.ops import slurm, worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
@@ -198,7 +198,7 @@ def test_scancel_mid_make_leaves_no_partial_rows_and_a_later_job_completes_the_k
 
 def test_an_array_task_refreshes_each_job_queue_once(pipeline, raw_root, processed_root,
                                                      unique, tmp_path, monkeypatch):
-    """An array task (``python -m element_pose.slurm run``, here in this process and
+    """An array task (``python -m element_pose.ops.slurm run``, here in this process and
     outside Slurm) releases the dead's reservations and runs the worker, refreshing
     each job queue once a pass: not also before, when it prepares the queues."""
     from datajoint import jobs as dj_jobs

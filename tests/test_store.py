@@ -9,11 +9,11 @@ import datajoint as dj
 import pytest
 from test_worker import make_batch, store_files
 
-from element_pose import store, worker
+from element_pose.ops import store, worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
-#: Store files of one estimation: all its arrays in one block (element_pose.arrays).
+#: Store files of one estimation: all its arrays in one block (element_pose.db.arrays).
 PER_ESTIMATION = 1
 
 
@@ -47,7 +47,7 @@ def test_delete_frees_the_store_files_of_the_deleted_rows_without_prompting(
 
 
 def test_store_gc_removes_what_plain_deletes_leave(pipeline, ingested, capsys):
-    from element_pose import cli
+    from element_pose.cli import main as cli
 
     b = ingested(2)
     subject = b["restriction"]["subject"]

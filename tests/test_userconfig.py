@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from element_pose import userconfig
+from element_pose import settings as userconfig
 
 
 def run_cli(*args, env, timeout=600):

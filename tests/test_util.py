@@ -1,4 +1,4 @@
-"""The shared helpers of element_pose._util, and that their call sites agree."""
+"""The shared helpers of element_pose.core.util, and that their call sites agree."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from element_pose import _util
+from element_pose.core import util as _util
 
 
 def test_model_and_multicam_name_a_session_folder_alike(pipeline):
     """One session, one folder name: PoseEstimation outputs and multicam files agree."""
-    from element_pose import model, multicam
+    from element_pose.schemas import model, multicam
 
     when = datetime.datetime(2024, 1, 2, 3, 4, 5)
     key = {"subject": "m 1", "session_id": when, "recording_id": 3, "model_name": "net"}

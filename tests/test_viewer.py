@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from element_pose import sample
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 from element_pose.processing import viewer
 
 matplotlib.use("Agg")

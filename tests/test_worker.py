@@ -1,7 +1,7 @@
 """Populate workers on a real database: sharing a queue, signals, killed workers, the CLI.
 
 Workers run as subprocesses (they inherit the test session's environment, set by
-conftest) through a tiny argparse harness around :func:`element_pose.worker.register_cli`,
+conftest) through a tiny argparse harness around :func:`element_pose.ops.worker.register_cli`,
 the same code that ``element-pose worker`` runs once the CLI registers it.
 
 To stall a job deterministically, a second database session locks the pose part
@@ -26,13 +26,14 @@ import time
 
 import pytest
 
-from element_pose import sample, worker
+from element_pose import sample
+from element_pose.ops import worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
 HARNESS = """
 import argparse, logging, sys
-from element_pose.worker import register_cli
+from element_pose.ops.worker import register_cli
 logging.basicConfig(level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 parser = argparse.ArgumentParser(prog="element-pose")
@@ -365,7 +366,7 @@ def test_set_device_exports_the_choice(monkeypatch):
 # ------------------------------------------------- faults: orphans, exits, retries
 EXIT_HARNESS = """
 import sys, time
-from element_pose.cli import main
+from element_pose.cli.main import main
 code = main(sys.argv[1:])
 sys.stderr.write("WORKER RETURNED\\n")
 sys.stderr.flush()
@@ -448,7 +449,7 @@ def failing_batch(pipeline, b, processed_root, unique, n_bad: int) -> dict:
 
 def test_status_counts_hidden_errors_and_jobs_retry_requeues_only_errors(
         pipeline, batch, processed_root, unique, capsys):
-    from element_pose import cli
+    from element_pose.cli import main as cli
 
     model = pipeline.model
     b = batch(7)
@@ -559,8 +560,8 @@ def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
     from datajoint import connection as dj_connection
     from datajoint import jobs as dj_jobs
 
-    from element_pose import cli
-    from element_pose.operations import populated_tables
+    from element_pose.cli import main as cli
+    from element_pose.ops.jobs import populated_tables
 
     model = pipeline.model
     b = batch(2)
@@ -603,7 +604,7 @@ def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
             expected = 1 + bool(state["error"]) + bool(state["reserved"])
             assert len([sql for sql in sent if full in sql]) == expected, name
         # read on its own, outside Slurm: the same reservation, held by no Slurm job
-        from element_pose import slurm
+        from element_pose.ops import slurm
 
         mine = [h for h in slurm.reservations() if h["table"] == POSE and h["key"] == held]
         assert [h["slurm_job"] for h in mine] == [""]

@@ -1,6 +1,6 @@
 """Schema ``lab``: labs and devices (cameras), keyed as in element-lab."""
 
-from element_pose.config import import_datajoint
+from element_pose.db.config import import_datajoint
 
 dj = import_datajoint()
 schema = dj.Schema()

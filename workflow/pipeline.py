@@ -1,7 +1,7 @@
 """The activated pipeline: ``from workflow.pipeline import lab, subject, session, train, model``.
 
 Importing this module connects to the database (the embedded PostgreSQL unless a
-server is configured, see :mod:`element_pose.config`) and activates the schemas
+server is configured, see :mod:`element_pose.db.config`) and activates the schemas
 ``<prefix>lab``, ``<prefix>subject``, ``<prefix>session``, ``<prefix>model`` and
 ``<prefix>train`` (prefix: ``ELEMENT_POSE_SCHEMA_PREFIX``, default ``pose_``).
 
@@ -11,9 +11,9 @@ This module is also the linking module of element-pose: it provides ``Session``,
 
 import sys
 
-from element_pose import analysis, model, multicam, publish, train
-from element_pose.config import connect, schema_prefix
-from element_pose.paths import default_processed_dir, default_root_dirs
+from element_pose.core.paths import default_processed_dir, default_root_dirs
+from element_pose.db.config import connect, schema_prefix
+from element_pose.schemas import analysis, model, multicam, publish, train
 from workflow import lab, session, subject
 
 __all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "multicam",
@@ -52,9 +52,9 @@ def schemas_in_drop_order() -> list:
     import sys
 
     modules = [sys.modules.get(name) for name in (
-        "element_pose.publish", "element_pose.multicam", "element_pose.analysis",
-        "element_pose.train", "element_pose.model", "workflow.session", "workflow.subject",
-        "workflow.lab")]
+        "element_pose.schemas.publish", "element_pose.schemas.multicam",
+        "element_pose.schemas.analysis", "element_pose.schemas.train", "element_pose.schemas.model",
+        "workflow.session", "workflow.subject", "workflow.lab")]
     return [m.schema for m in modules if m is not None and m.schema.is_activated()]
 
 

@@ -4,7 +4,7 @@
 build job tables over a datetime key on PostgreSQL, and DANDI wants short ids.)
 """
 
-from element_pose.config import import_datajoint
+from element_pose.db.config import import_datajoint
 
 dj = import_datajoint()
 schema = dj.Schema()

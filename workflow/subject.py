@@ -1,6 +1,6 @@
 """Schema ``subject``: research subjects, keyed as in element-animal."""
 
-from element_pose.config import import_datajoint
+from element_pose.db.config import import_datajoint
 
 dj = import_datajoint()
 schema = dj.Schema()

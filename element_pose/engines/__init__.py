@@ -3,7 +3,7 @@
 An engine is an object satisfying :class:`element_pose.engines.base.PoseEngine`,
 registered by name (see :mod:`element_pose.engines.base`).  The schemas ask only
 ``get_engine(row["engine"])``.  Built-in engines: DeepLabCut
-(:mod:`element_pose.engines.dlc_adapter`, over the :mod:`element_pose.engines.deeplabcut`
+(:mod:`element_pose.engines.deeplabcut.engine`, over the :mod:`element_pose.engines.deeplabcut`
 package), SLEAP and Lightning Pose (load-only).  Engines are imported lazily:
 importing :mod:`element_pose` or :mod:`element_pose.engines` imports no
 pose-estimation package.

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from element_pose.pose import PoseData, check_keypoints, concatenate
+from element_pose.core.pose import PoseData, check_keypoints, concatenate
 
 log = logging.getLogger(__name__)
 
@@ -389,8 +389,8 @@ class FileEngine:
 # ==================================================================== registry
 #: Engine name or alias -> module that registers it on import.
 BUILTIN_ENGINE_MODULES: dict[str, str] = {
-    "deeplabcut": "element_pose.engines.dlc_adapter",
-    "dlc": "element_pose.engines.dlc_adapter",
+    "deeplabcut": "element_pose.engines.deeplabcut.engine",
+    "dlc": "element_pose.engines.deeplabcut.engine",
     "sleap": "element_pose.engines.sleap",
     "lightning_pose": "element_pose.engines.lightning_pose",
     "lightning-pose": "element_pose.engines.lightning_pose",

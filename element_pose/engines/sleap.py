@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.engines.base import (
     EngineError,
     FileEngine,
@@ -21,7 +22,6 @@ from element_pose.engines.base import (
     VideoOutputs,
     register_engine,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL
 
 __all__ = ["SleapEngine"]
 

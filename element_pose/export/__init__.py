@@ -1,6 +1,6 @@
 """Export of pose data, with no database.
 
-* :mod:`element_pose.export.nwb`: :class:`~element_pose.pose.PoseData` plus metadata ->
+* :mod:`element_pose.export.nwb`: :class:`~element_pose.core.pose.PoseData` plus metadata ->
   NWB files with the ndx-pose extension (``PoseEstimation``, ``Skeletons``,
   ``PoseTraining``), append into existing files, read back, NWB Inspector checks.
 * :mod:`element_pose.export.dandi`: DANDI layout (organize), ``dandiset.yaml``,

@@ -12,7 +12,7 @@ Uses the real ``dandi`` client library (imported inside the functions):
   names are importable from here).
 * :func:`file_checksum` - the archive's dandi-etag of a file, part by part;
   :func:`plan_sync` - which of a set of files differ from a record (pure; the
-  incremental ``dandi-sync`` itself lives in :mod:`element_pose.dandi_sync`).
+  incremental ``dandi-sync`` itself lives in :mod:`element_pose.ops.dandi_sync`).
 
 Nothing here deletes anything on the archive (``sync`` mode of the client is never
 used).

@@ -29,8 +29,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from element_pose.core.redact import redact_url
 from element_pose.export.dandi import DandiAuthError, DandiError, instance_and_key
-from element_pose.redact import redact_url
 
 __all__ = ["Archive", "RemoteAsset"]
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from element_pose.core.redact import redact_url, split_credentials
 from element_pose.export.dandi import (
     DANDISET_YAML,
     DandiAuthError,
@@ -34,7 +35,6 @@ from element_pose.export.dandi import (
     local_assets,
     read_dandiset_id,
 )
-from element_pose.redact import redact_url, split_credentials
 
 __all__ = ["UploadResult", "api_key_env_var", "instance_and_key", "resolve_instance", "upload"]
 

@@ -1,6 +1,6 @@
 """Readers and writers of external formats, one module per format, with no database.
 
-:func:`read_pose` reads any registered pose file into :class:`~element_pose.pose.PoseData`;
+:func:`read_pose` reads any registered pose file into :class:`~element_pose.core.pose.PoseData`;
 each format module registers a reader and a validator with :func:`register_format`
 (see :mod:`element_pose.io.registry`).  The built-in format modules are imported on
 the first call that needs the registry, so ``import element_pose.io`` stays cheap and

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
     register_format,
     require_file,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""DeepLabCut files <-> :class:`~element_pose.pose.PoseData`, with no database.
+"""DeepLabCut files <-> :class:`~element_pose.core.pose.PoseData`, with no database.
 
 The one reader of DeepLabCut outputs in element-pose: load mode, trigger mode,
 tests and benchmarks all come through :func:`read_dlc_output` (``.h5`` through
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.io.registry import PoseFormatError
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 __all__ = [
     "ACCEPTED_OUTPUTS",

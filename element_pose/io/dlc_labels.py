@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.io.dlc import DLCFormatError
-from element_pose.pose import SINGLE_INDIVIDUAL
 
 __all__ = ["LabeledFrames", "read_labeled_data"]
 

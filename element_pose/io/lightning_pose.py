@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from element_pose.core.pose import PoseData
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
@@ -34,7 +35,6 @@ from element_pose.io.registry import (
     register_format,
     require_file,
 )
-from element_pose.pose import PoseData
 
 log = logging.getLogger(__name__)
 

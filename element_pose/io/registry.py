@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def register_format(
 
     Args:
         name: Registry name (lower case, no spaces).
-        reader: Reads one file into :class:`~element_pose.pose.PoseData`.
+        reader: Reads one file into :class:`~element_pose.core.pose.PoseData`.
         validator: Checks one file and raises a clear error naming it.
         detector: Guesses whether a file is of this format; defaults to a suffix test.
         suffixes: File name endings the format uses (``(".slp",)``).

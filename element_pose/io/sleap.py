@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
@@ -43,7 +44,6 @@ from element_pose.io.registry import (
     require_file,
     require_hdf5_keys,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 log = logging.getLogger(__name__)
 

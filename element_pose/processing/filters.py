@@ -13,7 +13,7 @@ Parameters are a dict with one key, ``steps``, a list of steps applied in order:
 :func:`validate_filter_params` checks them and returns a normalised copy (defaults
 filled in, numbers typed, names sorted) so that equal pipelines hash equally;
 :func:`canonical_params_json` gives the string to hash.  :func:`apply_filters`
-runs the pipeline on a :class:`~element_pose.pose.PoseData` and returns a new one
+runs the pipeline on a :class:`~element_pose.core.pose.PoseData` and returns a new one
 whose ``provenance`` lists every step with its parameters and the software that
 ran it.  The input is never modified.
 
@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 from element_pose.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ def _movement() -> tuple[Any, str]:
     movement configures its own logging on import and redirects
     ``warnings.showwarning`` to it; we undo the latter.
     """
-    from element_pose._util import package_version
+    from element_pose.core.util import package_version
 
     showwarning = warnings.showwarning
     try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +53,7 @@ def centre_of_mass(pose: PoseData, keypoints: Sequence[str] | None = None) -> np
     Args:
         pose: Pose data (2D or 3D).
         keypoints: Body parts to average (default: all).  Unknown names raise
-            :class:`~element_pose.pose.PoseDataError` (a ``ValueError``).
+            :class:`~element_pose.core.pose.PoseDataError` (a ``ValueError``).
 
     Returns:
         ``(n_frames, n_individuals, n_space)`` float64; NaN in frames where every

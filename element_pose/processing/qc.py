@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from element_pose.pose import PoseData, PoseDataError
+from element_pose.core.pose import PoseData, PoseDataError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from element_pose.pose import PoseData, PoseDataError
+from element_pose.core.pose import PoseData, PoseDataError
 
 if TYPE_CHECKING:
     import pandas as pd

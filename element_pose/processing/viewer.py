@@ -1,7 +1,7 @@
 """Look at poses on the video: frames with their keypoints and skeleton drawn on them.
 
-DB-free: give it the video file(s) and a :class:`~element_pose.pose.PoseData`.
-:meth:`element_pose.model.PoseEstimation.show_frames` does the fetching for one
+DB-free: give it the video file(s) and a :class:`~element_pose.core.pose.PoseData`.
+:meth:`element_pose.schemas.model.PoseEstimation.show_frames` does the fetching for one
 estimation. Works headless: the figure is a :class:`matplotlib.figure.Figure` on
 its own Agg canvas, made without pyplot (no global figure registry, so a worker
 drawing many leaks none); in Jupyter the returned figure displays itself.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 from element_pose.processing.qc import _new_figure, _time_axis
 
 __all__ = ["frames_to_show", "lowest_confidence_frames", "read_recording_frames", "show_frames"]

@@ -16,6 +16,7 @@ import sleap_io as sio
 import yaml
 
 from element_pose import sample
+from element_pose.core.pose import PoseData
 from element_pose.engines.base import (
     ALL_CAPABILITIES,
     LOAD_CAPABILITIES,
@@ -27,7 +28,6 @@ from element_pose.engines.base import (
     get_engine,
     register_engine,
 )
-from element_pose.pose import PoseData
 
 N_FRAMES = 9
 

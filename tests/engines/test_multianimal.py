@@ -33,10 +33,10 @@ import pandas as pd
 import pytest
 
 from element_pose import sample
-from element_pose.demo import DEMO_TRAINING_PARAMS
 from element_pose.engines import deeplabcut as engine
 from element_pose.engines.deeplabcut.infer import _kalman_filter_fix, _pad_tracks
 from element_pose.io import dlc as dlc_io
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger(__name__)

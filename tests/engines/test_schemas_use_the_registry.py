@@ -10,7 +10,7 @@ import element_pose
 
 PACKAGE = Path(element_pose.__file__).resolve().parent
 #: Modules only an engine (or the io registry behind it) may import.
-ENGINE_ONLY = ("element_pose.engines.deeplabcut", "element_pose.engines.dlc_adapter",
+ENGINE_ONLY = ("element_pose.engines.deeplabcut", "element_pose.engines.deeplabcut.engine",
                "element_pose.engines.sleap", "element_pose.engines.lightning_pose",
                "element_pose.io.dlc", "element_pose.io.sleap",
                "element_pose.io.lightning_pose", "deeplabcut", "sleap_io")
@@ -29,7 +29,7 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("schema", ["model.py"])
 def test_schema_imports_no_engine(schema):
-    found = sorted(n for n in _imports(PACKAGE / schema)
+    found = sorted(n for n in _imports(PACKAGE / "schemas" / schema)
                    if any(n == m or n.startswith(m + ".") for m in ENGINE_ONLY))
     assert found == [], f"{schema} imports {found}; call get_engine(row['engine']) instead"
 
@@ -37,7 +37,7 @@ def test_schema_imports_no_engine(schema):
 def test_training_schema_imports_no_engine():
     # train.py may use the DeepLabCut *file* helpers (config.yaml of the training copy)
     allowed = {"element_pose.io.dlc"}
-    found = sorted(n for n in _imports(PACKAGE / "train.py")
+    found = sorted(n for n in _imports(PACKAGE / "schemas" / "train.py")
                    if any(n == m or n.startswith(m + ".") for m in ENGINE_ONLY)
                    and n not in allowed)
     assert found == [], f"train.py imports {found}; call get_engine(...) instead"

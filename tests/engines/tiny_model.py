@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from element_pose.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import DEMO_TRAINING_PARAMS
 
 # Hub downloads must fail at once: tests are offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,7 +45,7 @@ class TinyModel:
         params: Training parameters used.
         training: The :class:`~element_pose.engines.deeplabcut.TrainingResult`.
         video: The project's video (its frames were labelled).
-        truth: Ground truth of ``video`` (:class:`~element_pose.pose.PoseData`).
+        truth: Ground truth of ``video`` (:class:`~element_pose.core.pose.PoseData`).
         root: Folder holding everything.
     """
 

@@ -277,7 +277,7 @@ def _long_nwb(path: Path, n_frames: int, subject_id: str) -> Path:
     """A real NWB pose file of ``n_frames`` x 20 body parts, uncompressed (~243 B/frame)."""
     import datetime as dt
 
-    from element_pose.pose import PoseData
+    from element_pose.core.pose import PoseData
 
     rng = np.random.default_rng(n_frames)
     pose = PoseData(position=rng.uniform(0, 640, (n_frames, 1, 20, 2)),
@@ -314,7 +314,7 @@ def test_files_over_8_and_64_mib_checksum_and_upload(tmp_path, dandi_archive):
 
 
 def test_redact_url_helper():
-    from element_pose.redact import redact_url, split_credentials
+    from element_pose.core.redact import redact_url, split_credentials
 
     assert redact_url("see https://user:s3cret@host/api and http://tok@h:1/x") == \
         "see https://***@host/api and http://***@h:1/x"

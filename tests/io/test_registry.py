@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from element_pose import sample
+from element_pose.core.pose import PoseData
 from element_pose.io import (
     PoseFormatError,
     available_formats,
@@ -19,7 +20,6 @@ from element_pose.io import (
 from element_pose.io.dlc import DLCFormatError
 from element_pose.io.registry import _FORMATS, get_format, require_hdf5_keys
 from element_pose.io.sleap import SleapFormatError
-from element_pose.pose import PoseData
 
 
 def test_builtin_formats_are_registered():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from processing_testdata import make_pose, smooth_truth
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 
 @pytest.fixture

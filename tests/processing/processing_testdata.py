@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 FPS = 30.0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from processing_testdata import make_pose
 
-from element_pose.pose import PoseDataError
+from element_pose.core.pose import PoseDataError
 from element_pose.processing.kinematics import (
     MOVING,
     REST,

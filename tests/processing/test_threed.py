@@ -1,6 +1,7 @@
 """DB-free tests of the multi-camera 3D core on synthetic scenes with known geometry.
 
-The scenes (cameras, trajectories, rendered ChArUco videos) come from ``element_pose.sample3d``.
+The scenes (cameras, trajectories, rendered ChArUco videos) come from
+``element_pose.sample.threed``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("aniposelib")
 
-from element_pose.pose import PoseData  # noqa: E402
+from element_pose.core.pose import PoseData  # noqa: E402
 from element_pose.processing.threed import (  # noqa: E402
     CalibrationError,
     CalibrationResult,
@@ -34,7 +35,7 @@ from element_pose.processing.threed import (  # noqa: E402
     validate_filter_3d_params,
     validate_triangulation_params,
 )
-from element_pose.sample3d import (  # noqa: E402
+from element_pose.sample.threed import (  # noqa: E402
     BOARD,
     BODY,
     FOCAL,

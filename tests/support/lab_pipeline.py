@@ -6,8 +6,8 @@ element, with a ``Session`` keyed by animal and experiment and a ``Device`` keye
 rig, and only the ``model`` schema.
 """
 
-from element_pose import model
-from element_pose.config import connect, import_datajoint, schema_prefix
+from element_pose.db.config import connect, import_datajoint, schema_prefix
+from element_pose.schemas import model
 
 __all__ = ["Device", "Experiment", "Rig", "Session", "model", "schema"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import check_keypoints
 from element_pose.engines.base import EngineError as _EngineError
 from element_pose.io import dlc as dlc_io
-from element_pose.pose import check_keypoints
 
 __all__ = [
     "ENGINE_NAME",
@@ -272,7 +272,7 @@ class InferenceResult:
     tracking_time: float = 0.0
 
     def read_pose(self, index: int = 0):
-        """Read one video's output as :class:`~element_pose.pose.PoseData`.
+        """Read one video's output as :class:`~element_pose.core.pose.PoseData`.
 
         Goes through :func:`element_pose.io.dlc.read_dlc_h5` and returns the body
         parts in model order.

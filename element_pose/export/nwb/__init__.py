@@ -28,7 +28,7 @@ Entry points:
 * :func:`plan_individual_files` / :func:`write_nwb_per_individual` - multi-animal data,
   one file per individual.
 * :func:`append_to_nwb` - add pose data to an existing file in place (HDF5 append).
-* :func:`read_pose_from_nwb` - back to :class:`~element_pose.pose.PoseData`.
+* :func:`read_pose_from_nwb` - back to :class:`~element_pose.core.pose.PoseData`.
 * :func:`inspect_nwb` / :func:`check_nwb` - NWB Inspector.
 """
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from element_pose.core.pose import PoseData
 from element_pose.export.nwb.metadata import (
     MetadataError,
     NWBExportError,
@@ -16,7 +17,6 @@ from element_pose.export.nwb.metadata import (
     metadata_problems,
 )
 from element_pose.export.nwb.write import write_nwb
-from element_pose.pose import PoseData
 
 __all__ = [
     "IndividualExport",

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 __all__ = [
     "BEHAVIOR_MODULE",

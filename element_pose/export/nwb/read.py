@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     open_nwb,
@@ -17,7 +18,6 @@ from element_pose.export.nwb.metadata import (
     NWBExportError,
     NWBInspectionError,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 __all__ = [
     "check_nwb",

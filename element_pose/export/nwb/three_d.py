@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import PoseData
 from element_pose.export.nwb import deflate
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
@@ -55,7 +56,6 @@ from element_pose.export.nwb.write import (
     new_nwbfile,
     pose_series,
 )
-from element_pose.pose import PoseData
 
 __all__ = [
     "LENGTH_UNITS",

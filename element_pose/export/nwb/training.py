@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import PoseData
 from element_pose.export.nwb.metadata import (
     BEHAVIOR_MODULE,
     NWBExportError,
@@ -16,7 +17,6 @@ from element_pose.export.nwb.write import (
     _behavior_module,
     _external_path,
 )
-from element_pose.pose import PoseData
 
 __all__ = [
     "add_pose_training",

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.export.nwb import deflate
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
@@ -36,7 +37,6 @@ from element_pose.export.nwb.metadata import (
     normalize_sex,
     normalize_species,
 )
-from element_pose.pose import SINGLE_INDIVIDUAL, PoseData
 
 __all__ = [
     "add_pose_estimation",

@@ -6,7 +6,7 @@ every result converts to plain data for storage.
 
 * :func:`calibrate` -- ChArUco / checkerboard videos -> :class:`CalibrationResult`
   (``to_dict``/``from_dict``, ``to_toml``/``from_toml`` in anipose's format).
-* :func:`triangulate` -- 2D :class:`~element_pose.pose.PoseData` per camera ->
+* :func:`triangulate` -- 2D :class:`~element_pose.core.pose.PoseData` per camera ->
   :class:`TriangulationResult` (3D pose, reprojection error, cameras used).
 * :func:`filter_3d` -- running-median offset filter and gap interpolation in 3D.
 * :func:`joint_angles` -- anipose ``[angles]``.

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose._util import package_version
+from element_pose.core.util import package_version
 
 from .board import (
     BOARD_TYPES,

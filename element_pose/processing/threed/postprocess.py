@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 from .errors import ThreeDParamsError, param_flag, param_int, param_number, with_defaults
 
@@ -121,7 +121,7 @@ def filter_3d(pose3d: PoseData, params: Mapping[str, Any] | None = None) -> Pose
         params: See :func:`validate_filter_3d_params`.
 
     Returns:
-        A new :class:`~element_pose.pose.PoseData` whose provenance ends with a
+        A new :class:`~element_pose.core.pose.PoseData` whose provenance ends with a
         ``filter_3d`` step (parameters and counts of removed / interpolated points).
     """
     from element_pose.version import __version__

@@ -22,7 +22,7 @@ section so that a section can be reused (:func:`triangulation_params_from_anipos
     }
 
 Defaults are anipose's.  :func:`triangulate` returns a :class:`TriangulationResult`:
-a 3D :class:`~element_pose.pose.PoseData` (in the calibration's unit; confidence is
+a 3D :class:`~element_pose.core.pose.PoseData` (in the calibration's unit; confidence is
 the smallest 2D score among the cameras used, as anipose does) and, per frame,
 individual and keypoint, the mean reprojection error in pixels and the number of
 cameras used.
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.pose import PoseData
+from element_pose.core.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
 from .errors import (
@@ -425,7 +425,7 @@ def triangulate(
     ``score_threshold`` (a NaN confidence counts as 0 unless the threshold is 0).
 
     Args:
-        poses_by_camera: Camera name -> 2D :class:`~element_pose.pose.PoseData`.
+        poses_by_camera: Camera name -> 2D :class:`~element_pose.core.pose.PoseData`.
         calibration: A :class:`CalibrationResult` or its :meth:`~CalibrationResult.to_dict`.
         params: Triangulation parameters (see :func:`validate_triangulation_params`).
 

@@ -1,0 +1,7 @@
+"""``python -m element_pose.cli``: the ``element-pose`` command."""
+
+import sys
+
+from element_pose.cli.main import main
+
+sys.exit(main())

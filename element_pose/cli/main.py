@@ -1,0 +1,273 @@
+"""The ``element-pose`` command line: parse arguments, call the library, report.
+
+Exit codes: 0 success, 1 the work failed (errors are reported), 2 bad usage or
+configuration.  ``--help`` never touches the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "build_parser",
+    "cmd_dandi_sync",
+    "cmd_db",
+    "cmd_demo",
+    "cmd_export",
+    "cmd_status",
+    "main",
+]
+
+log = logging.getLogger("element_pose.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can act on; exits with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ----------------------------------------------------------------- commands
+def cmd_db(args: argparse.Namespace) -> int:
+    """Start, stop or report the embedded PostgreSQL server."""
+    from element_pose.db import embedded
+
+    if args.action == "start":
+        info = embedded.start()
+        _out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
+             f"(data {info.pgdata})")
+    elif args.action == "stop":
+        stopped = embedded.stop()
+        _out("stopped" if stopped else "not running")
+    else:
+        info = embedded.status()
+        if info is None:
+            _out(f"not running (data directory {embedded.pgdata_dir()})")
+            return EXIT_FAILED
+        _out(f"running: pid {info.pid}, socket {info.socket_dir}, port {info.port}, "
+             f"data {info.pgdata}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the pipeline on generated sample data and print the per body part summary."""
+    from pathlib import Path
+
+    from element_pose.ops.demo import run_demo
+
+    summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
+                       n_frames=args.frames)
+    from element_pose.cli.config import remember_demo_settings
+
+    remember_demo_settings()  # so that the README's next command finds the demo's data
+    _out(summary.to_string(index=False))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report database location and pending/reserved/error jobs per computed table."""
+    from element_pose.db import config
+    from element_pose.ops.jobs import read_job_queues
+    from element_pose.ops.pipeline import load_pipeline
+
+    load_pipeline()  # connects and activates
+
+    if not args.json:
+        for name, value in config.describe().items():
+            _out(f"{name:>14}: {value}")
+    report, reserved = read_job_queues(max_errors=args.errors)  # each job table read once
+    if args.json:
+        _out(json.dumps(report, indent=2, default=str))
+        return EXIT_OK
+    _out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
+    for table, row in report.items():
+        _out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
+             f"{row['error']:>7}")
+        for error in row["errors"]:
+            _out(f"    error {error['key']}: {error['message']}")
+        if row.get("more_errors"):
+            _out(f"    ... and {row['more_errors']} more error(s) (show them with "
+                 f"--errors {row['error']})")
+        if row.get("retry"):
+            _out(f"    to retry: {row['retry']}")
+    from element_pose.ops.slurm import reservations
+
+    for held in reservations(reserved):  # which worker (and Slurm job) holds each one
+        _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
+             + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
+    from element_pose.ops.dandi_sync import invalid_assets
+
+    for asset in invalid_assets():
+        _out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
+             f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
+    return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
+        else EXIT_OK
+
+
+def _restriction(args: argparse.Namespace) -> dict:
+    restriction: dict = {}
+    for item in args.key or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise CommandError(f"--key takes NAME=VALUE, not {item!r}", EXIT_USAGE)
+        restriction[name] = int(value) if value.lstrip("-").isdigit() else value
+    return restriction
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write NWB files for the selected pose estimations."""
+    from element_pose.ops.pipeline import load_pipeline
+    from element_pose.schemas import publish
+
+    load_pipeline()  # connects and activates
+    files = publish.export_nwb(
+        _restriction(args), args.output, filter_paramset_idx=args.filter,
+        include_training=args.training, overwrite=args.overwrite, videos=args.videos)
+    for item in files:
+        _out(str(item.path))
+    return EXIT_OK
+
+
+def cmd_dandi_sync(args: argparse.Namespace) -> int:
+    """Export and upload everything new to a dandiset (cron-safe)."""
+    from element_pose.ops.pipeline import load_pipeline
+    from element_pose.schemas import publish
+
+    load_pipeline()  # connects and activates
+    try:
+        report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
+                                    instance=args.instance, query=_restriction(args),
+                                    filter_paramset_idx=args.filter)
+    except publish.SyncBusyError as exc:
+        log.warning("%s; nothing to do", exc)
+        return EXIT_OK
+    _out(publish.sync_report_json(report))
+    for path, reason in report.failed.items():
+        log.error("not uploaded: %s: %s", path, reason)
+    for path, messages in report.invalid.items():
+        log.error("Invalid on the archive: %s: %s", path, "; ".join(messages))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# ------------------------------------------------------------------ parsing
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI)."""
+    parser = argparse.ArgumentParser(
+        prog="element-pose",
+        description="element-pose: pose estimation pipeline (DataJoint + DeepLabCut 3).",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v: debug; the default shows progress at info)")
+    parser.add_argument("--pipeline", metavar="MODULE",
+                        help="pipeline module that activates the element (default: "
+                             "ELEMENT_POSE_PIPELINE, the settings file, workflow.pipeline)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status"])
+    db.set_defaults(func=cmd_db)
+
+    demo = sub.add_parser("demo", help="run the pipeline on generated sample data")
+    demo.add_argument("--mode", choices=["load", "full"], default="full",
+                      help="load: ingest DeepLabCut outputs; full: train, evaluate, infer "
+                           "(default)")
+    demo.add_argument("--root", help="demo data folder (default: ELEMENT_POSE_ROOT_DIRS or "
+                                     "<ELEMENT_POSE_HOME>/demo)")
+    demo.add_argument("--frames", type=int, default=300, help="frames of the session video")
+    demo.set_defaults(func=cmd_demo)
+
+    status = sub.add_parser("status", help="database and job status per table")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--fail-on-error", action="store_true",
+                        help="exit 1 when any job is in error")
+    status.add_argument("--errors", type=int, default=5, metavar="N",
+                        help="error messages listed per table (default 5)")
+    status.set_defaults(func=cmd_status)
+
+    key_help = "restrict to NAME=VALUE (repeatable), e.g. --key subject=m1"
+    export = sub.add_parser("export", help="write NWB files (ndx-pose) for pose estimations")
+    export.add_argument("output", help="output folder (files in DANDI layout below it)")
+    export.add_argument("--key", action="append", help=key_help)
+    export.add_argument("--filter", type=int, help="export filtered poses of this filter id")
+    export.add_argument("--training", action="store_true", help="include labelled frames")
+    export.add_argument("--overwrite", action="store_true", help="replace existing files")
+    export.add_argument("--videos", choices=["hardlink", "copy", "symlink", "none"],
+                        default="hardlink",
+                        help="how the videos go beside the files (default hardlink, a copy "
+                             "across file systems; none links the originals)")
+    export.set_defaults(func=cmd_export)
+
+    sync = sub.add_parser(
+        "dandi-sync", help="export and upload what is new to a dandiset (safe from cron)")
+    sync.add_argument("--dandiset", required=True, help="dandiset id, e.g. 000123")
+    sync.add_argument("--dandiset-dir", help="local dandiset folder (default: ./<id>)")
+    sync.add_argument("--instance", default="dandi",
+                      help="dandi, dandi-sandbox, ... or an API URL (key from "
+                           "<INSTANCE>_API_KEY or DANDI_API_KEY)")
+    sync.add_argument("--key", action="append", help=key_help)
+    sync.add_argument("--filter", type=int, help="publish filtered poses of this filter id")
+    sync.set_defaults(func=cmd_dandi_sync)
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register_cli(sub)
+    return parser
+
+
+#: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
+_COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.ops.store", "element_pose.ops.jupyter",
+                    "element_pose.core.params", "element_pose.cli.config")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``element-pose``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from element_pose.settings import UserConfigError, apply
+
+    try:
+        apply()  # the user's configuration file; the environment wins over it
+    except UserConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    if args.pipeline:  # also seen by the worker processes this command starts
+        from element_pose.ops.pipeline import PIPELINE_ENV
+
+        os.environ[PIPELINE_ENV] = args.pipeline
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        log.error("%s", exc)
+        return exc.code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:
+        from element_pose.db.config import ConfigError
+
+        log.error("%s: %s", type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Generated sample data: tiny, real, DeepLabCut-format projects with ground truth.
+
+Used by the demo, the tests, the notebooks and the benchmarks.  Everything is
+made from a seed, so two calls with the same arguments give the same files.
+
+A scene is a dark arena with one coloured disc per body part moving along
+smooth, known trajectories.  From it we write:
+
+* session videos (:func:`make_video`),
+* a DeepLabCut 3 project with ``config.yaml`` and labelled frames in
+  ``labeled-data/<video>/`` (:func:`make_dlc_project`),
+* DeepLabCut-format pose outputs as ``analyze_videos`` writes them, with noise,
+  for load mode and benchmarks (:func:`make_dlc_output`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
+from element_pose.io import dlc
+from element_pose.io.video import write_video
+
+__all__ = [
+    "BODY_OFFSETS",
+    "DEFAULT_BODYPARTS",
+    "DEFAULT_SKELETON",
+    "MARKER_COLOURS",
+    "ground_truth",
+    "make_dlc_output",
+    "make_dlc_project",
+    "make_video",
+    "render",
+    "trajectories",
+]
+
+DEFAULT_BODYPARTS = ("nose", "left_ear", "right_ear", "tail_base")
+DEFAULT_SKELETON = (("nose", "left_ear"), ("nose", "right_ear"), ("left_ear", "tail_base"),
+                    ("right_ear", "tail_base"))
+# Distinct, saturated colours (RGB) so a tiny network can tell the markers apart.
+MARKER_COLOURS = np.array(
+    [(255, 60, 60), (60, 255, 60), (80, 120, 255), (255, 230, 40), (255, 60, 255),
+     (40, 255, 255), (255, 150, 40), (200, 200, 200)],
+    dtype=np.uint8,
+)
+BODY_OFFSETS = np.array([(0.0, -14.0), (-9.0, -4.0), (9.0, -4.0), (0.0, 14.0),
+                         (-6.0, 8.0), (6.0, 8.0), (0.0, 0.0), (0.0, 20.0)])
+
+
+def trajectories(
+    n_frames: int,
+    n_keypoints: int = len(DEFAULT_BODYPARTS),
+    n_individuals: int = 1,
+    width: int = 160,
+    height: int = 120,
+    seed: int = 0,
+) -> np.ndarray:
+    """Smooth ground-truth positions, ``(n_frames, n_individuals, n_keypoints, 2)``.
+
+    Each individual's body centre follows a Lissajous curve inside the arena and
+    its markers sit at fixed offsets rotated with the heading.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames, dtype=np.float64)
+    out = np.empty((n_frames, n_individuals, n_keypoints, 2))
+    margin = 26.0
+    offsets = BODY_OFFSETS[np.arange(n_keypoints) % len(BODY_OFFSETS)]
+    for i in range(n_individuals):
+        fx, fy = rng.uniform(0.01, 0.03, size=2)
+        px, py = rng.uniform(0, 2 * np.pi, size=2)
+        cx = width / 2 + (width / 2 - margin) * np.sin(2 * np.pi * fx * t + px)
+        cy = height / 2 + (height / 2 - margin) * np.sin(2 * np.pi * fy * t + py)
+        heading = np.arctan2(np.gradient(cy), np.gradient(cx)) + np.pi / 2
+        cos, sin = np.cos(heading)[:, None], np.sin(heading)[:, None]
+        out[:, i, :, 0] = cx[:, None] + cos * offsets[:, 0] - sin * offsets[:, 1]
+        out[:, i, :, 1] = cy[:, None] + sin * offsets[:, 0] + cos * offsets[:, 1]
+    return out
+
+
+def render(positions: np.ndarray, width: int = 160, height: int = 120,
+           radius: float = 3.5) -> np.ndarray:
+    """Draw one frame per row of ``positions`` (n_frames, n_individuals, n_kp, 2).
+
+    Returns ``uint8`` RGB frames ``(n_frames, height, width, 3)``.
+    """
+    n_frames, n_individuals, n_keypoints, _ = positions.shape
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = np.full((n_frames, height, width, 3), 24, dtype=np.uint8)
+    for f in range(n_frames):
+        frame = frames[f]
+        for i in range(n_individuals):
+            for k in range(n_keypoints):
+                x, y = positions[f, i, k]
+                mask = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+                colour = MARKER_COLOURS[k % len(MARKER_COLOURS)]
+                frame[mask] = (colour * (1.0 - 0.25 * i)).astype(np.uint8)
+    return frames
+
+
+def ground_truth(
+    n_frames: int = 60,
+    fps: float = 30.0,
+    width: int = 160,
+    height: int = 120,
+    bodyparts: Sequence[str] = DEFAULT_BODYPARTS,
+    n_individuals: int = 1,
+    seed: int = 0,
+) -> PoseData:
+    """The known poses of a synthetic scene (what :func:`make_video` draws)."""
+    truth = trajectories(n_frames, len(bodyparts), n_individuals, width, height, seed)
+    individuals = ([SINGLE_INDIVIDUAL] if n_individuals == 1
+                   else [f"animal{i}" for i in range(n_individuals)])
+    return PoseData(
+        position=truth,
+        confidence=np.ones(truth.shape[:3], dtype=np.float32),
+        keypoints=list(bodyparts),
+        individuals=individuals,
+        fps=fps,
+        skeleton=[e for e in DEFAULT_SKELETON if e[0] in bodyparts and e[1] in bodyparts],
+        scorer="ground_truth",
+        source_software="element_pose.sample",
+    )
+
+
+def make_video(
+    path: str | Path,
+    n_frames: int = 60,
+    fps: float = 30.0,
+    width: int = 160,
+    height: int = 120,
+    bodyparts: Sequence[str] = DEFAULT_BODYPARTS,
+    n_individuals: int = 1,
+    seed: int = 0,
+) -> PoseData:
+    """Write a synthetic video and return its ground truth as :class:`PoseData`."""
+    truth = ground_truth(n_frames, fps, width, height, bodyparts, n_individuals, seed)
+    write_video(path, render(truth.position, width, height), fps)
+    return truth
+
+
+def make_dlc_project(
+    root: str | Path,
+    task: str = "demo",
+    scorer: str = "sampler",
+    bodyparts: Sequence[str] = DEFAULT_BODYPARTS,
+    n_videos: int = 1,
+    n_frames: int = 60,
+    n_labeled: int = 20,
+    width: int = 160,
+    height: int = 120,
+    n_individuals: int = 1,
+    seed: int = 0,
+) -> Path:
+    """Create a DeepLabCut 3 project with videos and labelled frames.
+
+    Layout: ``<root>/config.yaml``, ``videos/<name>.mp4``,
+    ``labeled-data/<name>/img0000.png`` and ``CollectedData_<scorer>.h5/.csv``.
+
+    Returns:
+        The path of ``config.yaml``.
+    """
+    import pandas as pd
+    from PIL import Image
+
+    root = Path(root)
+    multi = n_individuals > 1
+    individuals = [f"animal{i}" for i in range(n_individuals)]
+    video_sets = {}
+    for v in range(n_videos):
+        name = f"{task}_video{v}"
+        video = root / "videos" / f"{name}.mp4"
+        truth = make_video(video, n_frames, 30.0, width, height, bodyparts, n_individuals,
+                           seed=seed + v)
+        video_sets[str(video)] = {"crop": f"0, {width}, 0, {height}"}
+        frames = render(truth.position, width, height)
+        picked = np.linspace(0, n_frames - 1, n_labeled).astype(int)
+        folder = root / "labeled-data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        index = []
+        for f in picked:
+            image = f"img{f:04d}.png"
+            Image.fromarray(frames[f]).save(folder / image)
+            index.append(("labeled-data", name, image))
+        xy = truth.position[picked]  # (n_labeled, n_individuals, n_kp, 2)
+        if multi:
+            columns = pd.MultiIndex.from_product(
+                [[scorer], individuals, list(bodyparts), ["x", "y"]],
+                names=["scorer", "individuals", "bodyparts", "coords"],
+            )
+        else:
+            columns = pd.MultiIndex.from_product(
+                [[scorer], list(bodyparts), ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+            )
+        df = pd.DataFrame(
+            xy.reshape(len(picked), -1).astype(np.float64),
+            index=pd.MultiIndex.from_tuples(index),
+            columns=columns,
+        )
+        df.to_hdf(folder / f"CollectedData_{scorer}.h5", key="keypoints", mode="w")
+        df.to_csv(folder / f"CollectedData_{scorer}.csv")
+
+    cfg = {
+        "Task": task,
+        "scorer": scorer,
+        "date": datetime.date(2026, 1, 1).strftime("%b%d"),
+        "multianimalproject": multi,
+        "identity": False if multi else None,
+        "project_path": str(root),
+        "engine": "pytorch",
+        "video_sets": video_sets,
+        "start": 0,
+        "stop": 1,
+        "numframes2pick": n_labeled,
+        "skeleton": [list(e) for e in DEFAULT_SKELETON if e[0] in bodyparts and e[1] in bodyparts],
+        "skeleton_color": "black",
+        "pcutoff": 0.6,
+        "dotsize": 4,
+        "alphavalue": 0.7,
+        "colormap": "rainbow",
+        "TrainingFraction": [0.8],
+        "iteration": 0,
+        "default_net_type": "resnet_50",
+        "default_augmenter": "default",
+        "snapshotindex": -1,
+        "detector_snapshotindex": -1,
+        "batch_size": 8,
+        "cropping": False,
+        "x1": 0,
+        "x2": width,
+        "y1": 0,
+        "y2": height,
+        "corner2move2": [50, 50],
+        "move2corner": True,
+    }
+    if multi:
+        cfg.update(individuals=individuals, uniquebodyparts=[],
+                   multianimalbodyparts=list(bodyparts), bodyparts="MULTI!")
+    else:
+        cfg["bodyparts"] = list(bodyparts)
+    return dlc.write_config(cfg, root / "config.yaml")
+
+
+def make_dlc_output(
+    truth: PoseData,
+    video_path: str | Path,
+    output_dir: str | Path | None = None,
+    scorer: str = "DLC_Resnet50_demoJan1shuffle1_snapshot_best-10",
+    noise_px: float = 1.0,
+    missing_fraction: float = 0.02,
+    seed: int = 0,
+    write_meta: bool = True,
+) -> Path:
+    """Write what ``analyze_videos`` would write for a video: ``.h5`` and ``_meta.pickle``.
+
+    Positions are the ground truth plus Gaussian noise; a fraction of points get
+    a low likelihood, as a real network reports for occluded markers.
+
+    Returns:
+        The ``.h5`` path (``<video stem><scorer>.h5`` in ``output_dir``).
+    """
+    rng = np.random.default_rng(seed)
+    video_path = Path(video_path)
+    output_dir = Path(output_dir) if output_dir is not None else video_path.parent
+    position = truth.position + rng.normal(0, noise_px, truth.position.shape)
+    confidence = rng.uniform(0.85, 1.0, truth.confidence.shape)
+    low = rng.random(truth.confidence.shape) < missing_fraction
+    confidence[low] = rng.uniform(0.0, 0.3, int(low.sum()))
+    pose = truth.replace(position=position.astype(np.float32),
+                         confidence=confidence.astype(np.float32), scorer=scorer)
+    h5 = dlc.write_dlc_h5(pose, output_dir / f"{video_path.stem}{scorer}.h5", scorer=scorer)
+    if write_meta:
+        individuals = pose.individuals if pose.is_multi_animal else ["single"]
+        dlc.write_dlc_meta(
+            {
+                "start": 0.0,
+                "stop": 1.0,
+                "run_duration": 1.0,
+                "Scorer": scorer,
+                "fps": truth.fps,
+                "batch_size": 8,
+                "frame_dimensions": None,
+                "nframes": truth.n_frames,
+                "iteration (active-learning)": 0,
+                "cropping": False,
+                "cropping_parameters": None,
+                "bodyparts": list(pose.keypoints),
+                "individuals": list(individuals),
+            },
+            output_dir / f"{video_path.stem}{scorer}_meta.pickle",
+        )
+    return h5

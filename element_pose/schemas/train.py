@@ -1,0 +1,376 @@
+"""DataJoint schema ``train``: labelled data, training parameters and training runs.
+
+Activate after :mod:`element_pose.schemas.model` (trained models are registered there).
+The linking module contract is the model schema's: root directories.
+
+Training works on a copy of the user's project that the task owns, under the
+processed root; the user's ``config.yaml`` is never rewritten.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from element_pose.core.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.core.paths import relative_json
+from element_pose.core.util import worker_device
+from element_pose.db.config import import_datajoint
+from element_pose.engines import DEFAULT_ENGINE
+from element_pose.schemas import model
+
+__all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
+           "VideoSet", "activate"]
+
+dj = import_datajoint()
+log = logging.getLogger(__name__)
+
+schema = dj.Schema()
+VIDEO_SET_PATH_LENGTH = 767  # VideoSet.File.file_path is a primary key: varchar(767)
+
+
+def activate(
+    train_schema_name: str,
+    *,
+    create_schema: bool = True,
+    create_tables: bool = True,
+    linking_module: ModuleType | str | None = None,
+) -> None:
+    """Activate the ``train`` schema (after :func:`element_pose.schemas.model.activate`).
+
+    Args:
+        train_schema_name: Database schema name.
+        create_schema: Create the schema if missing.
+        create_tables: Create tables if missing.
+        linking_module: Module (or its name) that may provide root-directory
+            functions (see :mod:`element_pose.schemas.model`).
+    """
+    if isinstance(linking_module, str):
+        linking_module = importlib.import_module(linking_module)
+    if linking_module is not None and not inspect.ismodule(linking_module):
+        raise TypeError("linking_module must be a module (or a module name)")
+    if not model.schema.is_activated():
+        raise RuntimeError("activate element_pose.schemas.model before element_pose.schemas.train")
+    schema.activate(
+        train_schema_name,
+        create_schema=create_schema,
+        create_tables=create_tables,
+        add_objects=linking_module.__dict__ if linking_module else None,
+    )
+
+
+@schema
+class VideoSet(dj.Manual):
+    """A set of labelled frames (and their videos) used for training."""
+
+    definition = """
+    video_set_id: int32
+    ---
+    video_set_description = '': varchar(1000)
+    video_sets = null: json   # video_sets to train with, relative to the project; null: config's
+    """
+
+    class File(dj.Part):
+        """A labelled-data file (CollectedData h5/csv, frame png) or video; relative path."""
+
+        definition = """
+        -> master
+        file_path: varchar(767)   # relative to a root data directory
+        """
+
+    @classmethod
+    def insert_from_project(cls, video_set_id: int, dlc_config: str | Path,
+                            description: str = "", include_videos: bool = True,
+                            video_sets: str | None = None) -> dict:
+        """Register every labelled-data file (and video) of a DeepLabCut project.
+
+        DeepLabCut trains on the ``labeled-data/<video stem>`` folders of the videos in
+        the config's ``video_sets``; a project whose ``video_sets`` match none of its
+        labelled folders (the public example projects ship with placeholder paths) is
+        refused here, naming the folders found and the names expected.  With
+        ``video_sets="labeled-data"`` the set trains on every labelled folder instead
+        (recorded in :attr:`video_sets`; the user's ``config.yaml`` is not rewritten).
+
+        Args:
+            video_set_id: Key of the new set.
+            dlc_config: The project's ``config.yaml`` (or its folder), under a root.
+            description: Free text.
+            include_videos: Also register the files of ``videos/``.
+            video_sets: ``None`` (the config's ``video_sets``) or ``"labeled-data"``.
+
+        Raises:
+            ValueError: the project has no labelled data, or its ``video_sets`` match
+                no labelled folder.
+        """
+        from element_pose.db.limits import check_text_lengths
+        from element_pose.engines import get_engine
+
+        if video_sets not in (None, "labeled-data"):
+            raise ValueError(f"video_sets must be None or 'labeled-data', got {video_sets!r}")
+        r = model.roots()
+        config_path = r.find(dlc_config)
+        project = config_path.parent if config_path.is_file() else config_path
+        config_path = project / "config.yaml"
+        labelled = sorted(p for p in (project / "labeled-data").rglob("*") if p.is_file()
+                          and p.suffix in (".h5", ".csv", ".png", ".jpg"))
+        if not any(p.name.startswith("CollectedData_") for p in labelled):
+            raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
+        found, expected = get_engine("deeplabcut").check_video_sets(config_path)
+        stored = None
+        if video_sets == "labeled-data":
+            stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}
+                      for name in found}
+        elif not set(found) & set(expected):
+            raise ValueError(
+                f"the video_sets of {config_path} match no labeled-data folder: DeepLabCut "
+                f"would train on nothing. Folders found: {found}; names expected from "
+                f"video_sets: {expected}. Fix video_sets in config.yaml, or pass "
+                "video_sets='labeled-data' to train on the labelled folders"
+            )
+        elif set(found) - set(expected):
+            log.warning("labelled folders %s of %s are not in its video_sets and are not "
+                        "trained on", sorted(set(found) - set(expected)), config_path)
+        videos = sorted((project / "videos").glob("*")) if include_videos else []
+        files = [r.relative(p, limit=VIDEO_SET_PATH_LENGTH) for p in [*labelled, *videos]
+                 if p.is_file()]
+        key = {"video_set_id": video_set_id}
+        check_text_lengths(cls, {"video_set_description": description})
+        with cls.connection.transaction:
+            cls.insert1({**key, "video_set_description": description, "video_sets": stored})
+            cls.File.insert({**key, "file_path": f} for f in files)
+        return key
+
+
+def _crop_of(folder: Path) -> str:
+    """DeepLabCut's ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
+    from PIL import Image
+
+    image = next((p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg")), None)
+    if image is None:
+        return "0, 640, 0, 480"
+    with Image.open(image) as im:
+        width, height = im.size
+    return f"0, {width}, 0, {height}"
+
+
+@schema
+class TrainingParamSet(dj.Lookup):
+    """Training parameters, unique by content (the hash)."""
+
+    definition = """
+    paramset_idx: int16
+    ---
+    """ + PARAMSET_DEFINITION
+
+    @classmethod
+    def insert_new_params(cls, paramset_desc: str, params: dict[str, Any],
+                          paramset_idx: int | None = None) -> int:
+        """Insert a parameter set and return its id.
+
+        Inserting the same parameters again under the same id is a no-op.  The
+        parameters are checked against :data:`element_pose.core.param_schemas.TRAINING`
+        (``element-pose params training``).
+
+        Raises:
+            element_pose.core.params.ParamsError: unknown key, wrong type or value (named).
+            DuplicateParamsError: the parameters exist under another id (named).
+        """
+        from element_pose.core.param_schemas import TRAINING
+        from element_pose.core.params import ParamsError
+
+        TRAINING.validate(params)
+        init = (params or {}).get("weight_init")
+        if isinstance(init, dict) and not (init.get("snapshot_path") or init.get("model")):
+            raise ParamsError(f"{TRAINING.title} params: 'weight_init' as a mapping needs "
+                              f"'snapshot_path' or 'model', got {init!r}")
+        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
+
+
+@schema
+class TrainingTask(dj.Manual):
+    """A training run to do: labelled data + parameters + project."""
+
+    definition = """
+    -> VideoSet
+    -> TrainingParamSet
+    training_id: int32
+    ---
+    model_prefix = '': varchar(32)
+    project_path: varchar(1000)   # folder of the source config.yaml, relative to a root
+    """
+
+    @classmethod
+    def training_dir(cls, key: dict) -> Path:
+        """The folder this task owns under the processed root."""
+        name = (f"training/videoset{key['video_set_id']}_param{key['paramset_idx']}"
+                f"_train{key['training_id']}")
+        return model.roots().processed(name)
+
+
+@schema
+class ModelTraining(dj.Computed):
+    """A finished training run: snapshots, learning curves, time, device, versions."""
+
+    definition = """
+    -> TrainingTask
+    ---
+    training_dir: varchar(1000)      # the task's project copy, relative to the processed root
+    config_path: varchar(1000)       # its config.yaml, relative to the processed root
+    shuffle: int32
+    trainingsetindex: int32
+    best_snapshot: varchar(255)      # file name
+    latest_snapshot: varchar(255)    # file name
+    train_time: float64              # seconds
+    device: varchar(64)
+    engine_versions: json            # e.g. {"deeplabcut": "3.0.2", "torch": "2.x"}
+    learning_stats = null: json      # per-epoch losses and metrics, as columns
+    pytorch_config = null: json      # effective training configuration
+    """
+
+    class Snapshot(dj.Part):
+        """A snapshot file written by the run."""
+
+        definition = """
+        -> master
+        snapshot_name: varchar(255)
+        ---
+        epoch: int32
+        snapshot_path: varchar(1000)   # relative to the processed root
+        """
+
+    def make_fetch(self, key: dict):
+        """Task, parameters and labelled files (small and deterministic)."""
+        task = (TrainingTask & key).fetch1()
+        params = (TrainingParamSet & key).fetch1("params")
+        files = tuple(sorted((VideoSet.File & key).to_arrays("file_path")))
+        video_sets = json.dumps((VideoSet & key).fetch1("video_sets"), sort_keys=True)
+        return json.dumps(params, sort_keys=True), task["project_path"], files, video_sets
+
+    def make_compute(self, key, params_json, project_path, files, video_sets="null"):
+        """Prepare the task's own project copy and train, outside the transaction."""
+        from element_pose.engines import DEFAULT_ENGINE, get_engine
+
+        params = resolve_weight_init(json.loads(params_json))
+        if not files:
+            raise ValueError(f"VideoSet {key['video_set_id']} is empty: nothing to train on")
+        engine = get_engine(params.pop("engine", DEFAULT_ENGINE))
+        workdir = TrainingTask.training_dir(key)
+        source = _source_view(model.roots().find(project_path), files,
+                              workdir.with_name(workdir.name + "-source"),
+                              json.loads(video_sets))
+        device = worker_device(params)
+        params.pop("device", None)
+        result = engine.train(source, workdir, params, device=device)
+        return (result,)
+
+    def make_insert(self, key, result):
+        """Insert the run and its snapshots."""
+        r = model.roots()
+        trained = result.model
+        config_path = Path(trained.source)
+        self.insert1({
+            **key,
+            "training_dir": r.relative_to_processed(config_path.parent),
+            "config_path": r.relative_to_processed(config_path),
+            "shuffle": int(trained.options.get("shuffle") or 0),
+            "trainingsetindex": int(trained.options.get("trainingsetindex") or 0),
+            "best_snapshot": result.best_snapshot or result.last_snapshot,
+            "latest_snapshot": result.last_snapshot,
+            "train_time": float(result.wall_time),
+            "device": str(result.device),
+            "engine_versions": dict(result.software),
+            "learning_stats": _json_columns(result.learning_stats or None),
+            "pytorch_config": relative_json(
+                json.loads(json.dumps(result.training_config, default=str)), r),
+        })
+        self.Snapshot.insert(
+            {**key, "snapshot_name": name, "epoch": int(result.snapshot_epochs[name]),
+             "snapshot_path": r.relative_to_processed(result.snapshot_paths[name])}
+            for name in result.snapshots
+        )
+
+    @classmethod
+    def register_model(cls, key: dict, model_name: str, snapshot: str = "best",
+                       model_description: str = "") -> dict:
+        """Register the trained run as a :class:`element_pose.schemas.model.Model`."""
+        row = (cls & key).fetch1()
+        r = model.roots()
+        config = r.processed(row["config_path"])
+        params = (TrainingParamSet & key).fetch1("params")
+        return model.Model.insert_new_model(
+            model_name, config, params.get("engine", DEFAULT_ENGINE), shuffle=row["shuffle"],
+            trainingsetindex=row["trainingsetindex"],
+            snapshot=snapshot, net_type=params.get("net_type", ""),
+            model_description=model_description or f"trained by {key}",
+        )
+
+
+def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``weight_init: {"model": name}`` into the model's snapshot file.
+
+    Other forms (``"pretrained"``, ``"random"``, ``{"snapshot_path": ...}``) pass through,
+    with relative snapshot paths resolved against the roots.
+    """
+    init = params.get("weight_init")
+    if isinstance(init, dict) and "model" in init:
+        from element_pose.engines import get_engine
+
+        model_key = {"model_name": init["model"]}
+        if not (model.Model & model_key):
+            raise ValueError(f"weight_init names model {init['model']!r}, which is not registered")
+        engine = (model.Model & model_key).fetch1("engine")
+        snapshot = get_engine(engine).snapshot_file(model.Model.description(model_key))
+        params = {**params, "weight_init": {**init, "snapshot_path": str(snapshot)}}
+        params["weight_init"].pop("model")
+    elif isinstance(init, dict) and "snapshot_path" in init:
+        path = model.roots().find(init["snapshot_path"])
+        params = {**params, "weight_init": {**init, "snapshot_path": str(path)}}
+    return params
+
+
+def _json_columns(stats) -> dict[str, list] | None:
+    if stats is None:
+        return None
+    stats = {str(c): [float(v) for v in values] for c, values in stats.items()}  # {column: array}
+    return json.loads(json.dumps(stats, default=float).replace("NaN", "null"))
+
+
+def _source_view(project: Path, files: Sequence[str], view: Path,
+                 video_sets: dict | None = None) -> Path:
+    """A folder holding the project's config and exactly the VideoSet's files.
+
+    Files are linked at their place inside the project, so the engine trains on
+    the VideoSet and nothing else, and the user's project stays untouched.  The
+    VideoSet's own ``video_sets`` (relative to the project), when set, replace the
+    config's in the view's copy.
+
+    Raises:
+        ValueError: a VideoSet file lies outside the project folder.
+    """
+    import shutil
+
+    r = model.roots()
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir(parents=True)
+    shutil.copy2(project / "config.yaml", view / "config.yaml")
+    if video_sets:
+        from element_pose.io import dlc
+
+        cfg = dlc.read_config(view / "config.yaml")
+        cfg["video_sets"] = {str(view / name): meta for name, meta in video_sets.items()}
+        dlc.write_config(cfg, view / "config.yaml")
+    for relative in files:
+        path = r.find(relative)
+        if project not in path.parents:
+            raise ValueError(f"VideoSet file {relative} is outside the project {project}")
+        target = view / path.relative_to(project)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, target)
+    return view / "config.yaml"
