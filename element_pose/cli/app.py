@@ -14,7 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from element_pose.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, out
+from element_pose.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    key_restriction,
+    out,
+)
 
 __all__ = [
     "EXIT_FAILED",
@@ -111,13 +118,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         else EXIT_OK
 
 
-def _restriction(args: argparse.Namespace) -> dict:
-    restriction: dict = {}
-    for item in args.key or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CommandError(f"--key takes NAME=VALUE, not {item!r}", EXIT_USAGE)
-        restriction[name] = int(value) if value.lstrip("-").isdigit() else value
+def _estimations(args: argparse.Namespace) -> dict:
+    """The ``--key`` restriction of pose estimations and a ``--filter`` that exists.
+
+    Raises:
+        CommandError: (exit 2) an unknown attribute, a value of the wrong type or a
+            filter parameter set that does not exist; nothing is done then.
+    """
+    from element_pose.schemas import analysis, model
+
+    restriction = key_restriction(args.key, model.PoseEstimation, "pose estimation")
+    if args.filter is not None:
+        found = analysis.FilterParamSet & {"filter_paramset_idx": args.filter}
+        if not found:
+            known = sorted(int(i) for i in analysis.FilterParamSet.to_arrays(
+                "filter_paramset_idx"))
+            raise CommandError(f"--filter {args.filter}: no such filter parameter set "
+                               f"(analysis.FilterParamSet has {known or 'none'})", EXIT_USAGE)
     return restriction
 
 
@@ -127,9 +144,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from element_pose.schemas import publish
 
     load_pipeline()  # connects and activates
-    files = publish.export_nwb(
-        _restriction(args), args.output, filter_paramset_idx=args.filter,
-        include_training=args.training, overwrite=args.overwrite, videos=args.videos)
+    restriction = _estimations(args)
+    try:
+        files = publish.export_nwb(
+            restriction, args.output, filter_paramset_idx=args.filter,
+            include_training=args.training, overwrite=args.overwrite, videos=args.videos)
+    except FileExistsError as exc:
+        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it",
+                           EXIT_USAGE) from None
     for item in files:
         out(str(item.path))
     return EXIT_OK
@@ -143,7 +165,7 @@ def cmd_dandi_sync(args: argparse.Namespace) -> int:
     load_pipeline()  # connects and activates
     try:
         report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
-                                    instance=args.instance, query=_restriction(args),
+                                    instance=args.instance, query=_estimations(args),
                                     filter_paramset_idx=args.filter)
     except publish.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
