@@ -613,3 +613,58 @@ def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
         monkeypatch.undo()
         (jobs & held).delete_quick()
         (jobs & failed).delete_quick()
+
+
+# ------------------------------------------------- lost connections, database waits
+def kill_session(session_id: int, backend: str) -> None:
+    """End a database session from another connection, as a server restart or a
+    network cut would."""
+    import datajoint as dj
+
+    if backend == "embedded":
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host=dj.config["database.host"], port=dj.config["database.port"],
+            user=dj.config["database.user"], dbname=dj.config["database.name"] or "postgres")
+        conn.autocommit = True
+        conn.cursor().execute("SELECT pg_terminate_backend(%s)", (session_id,))
+    else:
+        import pymysql
+
+        conn = pymysql.connect(
+            host=dj.config["database.host"], port=int(dj.config["database.port"]),
+            user=dj.config["database.user"], password=dj.config["database.password"] or "")
+        conn.cursor().execute(f"KILL {int(session_id)}")
+    conn.close()
+
+
+def test_connection_lost_right_after_commit_marks_the_job_complete(
+        pipeline, batch, db_backend, monkeypatch):
+    """The session dies right after the key's rows are committed (a hook in the test
+    ends it from another connection): the worker reconnects, finds the key done, marks
+    its job complete and goes on with the next key."""
+    model = pipeline.model
+    b = batch(2)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    connection = model.PoseEstimation.connection
+    commit = type(connection).commit_transaction
+    killed: list[int] = []
+
+    def commit_then_drop(self) -> None:
+        commit(self)
+        if not killed:
+            killed.append(int(self.connection_id))
+            kill_session(killed[0], db_backend)
+
+    monkeypatch.setattr(type(connection), "commit_transaction", commit_then_drop)
+    report = worker.run_worker([POSE], once=True, restriction=r, poll_interval=0)
+    monkeypatch.undo()
+    assert killed
+    assert report.ok and report.completed == {POSE: 2}, report
+    assert len(model.PoseEstimation & r) == 2
+    assert len(model.PoseEstimation.BodyPartPosition & r) == 8
+    assert len(jobs_of(model.PoseEstimation, r)) == 0  # nothing left reserved
+    assert int(connection.connection_id) != killed[0]

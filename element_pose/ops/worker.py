@@ -52,6 +52,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from element_pose.core.util import DEVICE_ENV
+from element_pose.ops.holders import live_connection_ids
 from element_pose.ops.signals import StopSignals as _StopSignals
 from element_pose.ops.signals import block_stop_signals
 from element_pose.ops.signals import keep_our_handlers as _keep_our_handlers
@@ -172,90 +173,118 @@ def _as_restriction(restriction: Any) -> Any:
 
 
 def release_stale_jobs(
-    older_than_s: float,
+    older_than_s: float | None = None,
     tables: Sequence[str] | None = None,
     *,
     check_connections: bool = True,
 ) -> dict[str, int]:
-    """Put jobs reserved longer than ``older_than_s`` seconds back in the queue.
+    """Put the jobs reserved by dead workers back in the queue.
 
-    A worker that died (SIGKILL, a lost machine) leaves its job ``reserved``
-    forever; this makes such jobs ``pending`` again, keeping their priority, so
-    the next worker runs them.  The transaction of the dead worker was rolled
-    back by the server, so there is nothing to clean up in the tables.
+    A worker that died (SIGKILL, a lost machine, a cancelled Slurm job) leaves its
+    job ``reserved`` forever; this makes such jobs ``pending`` again, keeping their
+    priority, so the next worker runs them.  The transaction of the dead worker was
+    rolled back by the server, so there is nothing to clean up in the tables.
+
+    Whether the holder of a reservation is alive is asked of whoever knows
+    (:class:`element_pose.ops.holders.HolderCheck`): its Slurm job, its process
+    when it ran on this host, else its database session.  A reservation whose
+    holder is dead is released at once; one whose holder cannot be asked only when
+    ``older_than_s`` is given and the reservation is older.
 
     Args:
-        older_than_s: Minimum age of a reservation, in seconds (database server time).
+        older_than_s: ``None``: liveness alone decides.  A number of seconds:
+            reservations younger than this are kept, and holders that cannot be
+            asked are released when their reservation is older (database server time).
         tables: Table names as in :func:`select_tables` (default: all).
-        check_connections: Also require that the database connection that made
-            the reservation is gone (PostgreSQL ``pg_stat_activity``, MySQL
-            ``information_schema.PROCESSLIST``), so that a long job of a live
-            worker is never handed out twice.  When the server's session list
-            cannot be read, the age alone decides.  (On MySQL, a user without the
-            PROCESS privilege sees only its own sessions, and an idle connection
-            may be closed by ``wait_timeout`` while its worker still computes: pick
-            ``older_than_s`` longer than your longest job there.)
+        check_connections: ``False``: no liveness check, the age alone decides
+            (``older_than_s`` needed), even for a live worker's long job.
 
     Returns:
         Number of jobs released per table (tables with none are omitted).
     """
-    if older_than_s < 0:
+    if older_than_s is not None and older_than_s < 0:
         raise WorkerUsageError("older_than_s must be >= 0")
+    if not check_connections and older_than_s is None:
+        raise WorkerUsageError("without the liveness check, give a minimum age (older_than_s)")
     return _release_stale(select_tables(tables), older_than_s, check_connections)
 
 
-def _release_stale(selected: dict[str, Any], older_than_s: float,
+def _release_stale(selected: dict[str, Any], older_than_s: float | None,
                    check_connections: bool = True) -> dict[str, int]:
     """:func:`release_stale_jobs` on given tables (a worker passes the instances it keeps)."""
-    from datajoint.errors import DuplicateError
+    from element_pose.ops.holders import HolderCheck
 
     released: dict[str, int] = {}
-    live: set[int] | None = None
+    check: HolderCheck | None = None
     for name, table in selected.items():
         jobs = table.jobs
-        interval = jobs.adapter.interval_expr(float(older_than_s), "second")
-        stale = (jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()
-        if not stale:
+        rows = _reserved_rows(jobs, older_than_s)
+        if not rows:
             continue
-        if check_connections and live is None:
-            live = live_connection_ids(jobs.connection)
+        if check is None:
+            check = HolderCheck(jobs.connection)
         count = 0
-        for row in stale:
+        for row, old in rows:
             key = {k: row[k] for k in jobs.primary_key}
-            if check_connections and live is not None and int(row["connection_id"]) in live:
-                log.debug("%s %s: reserved by a live connection %s (host %s, pid %s); kept",
-                          name, key, row["connection_id"], row["host"], row["pid"])
+            if not _holder_gone(name, key, row, old, check if check_connections else None):
                 continue
-            # the DELETE only matches while the job is still reserved (the owner may
-            # just have finished); re-insert it as pending with its priority
-            if not (jobs & key & "status='reserved'").delete_quick(get_count=True):
-                continue
-            with contextlib.suppress(DuplicateError):  # a refresh re-added it meanwhile
-                jobs.insert1({**key, "status": "pending", "priority": row["priority"],
-                              "scheduled_time": _server_time(jobs.connection, -1)})
-            count += 1
-            log.warning("%s %s: released the stale reservation of host %s pid %s (reserved %s)",
-                        name, key, row["host"], row["pid"], row["reserved_time"])
+            if _requeue(jobs, key, row["priority"]):
+                count += 1
         if count:
             released[name] = count
     return released
 
 
+def _reserved_rows(jobs, older_than_s: float | None) -> list[tuple[dict, bool]]:
+    """Reserved rows, each with whether it is older than ``older_than_s``."""
+    rows = jobs.reserved.to_dicts()
+    if not rows or older_than_s is None:
+        return [(row, False) for row in rows]
+    interval = jobs.adapter.interval_expr(float(older_than_s), "second")
+    old = {_frozen({k: r[k] for k in jobs.primary_key}) for r in (
+        jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()}
+    # a minimum age, when given, applies to every release
+    return [(row, True) for row in rows
+            if _frozen({k: row[k] for k in jobs.primary_key}) in old]
+
+
+def _holder_gone(name: str, key: dict, row: dict, old: bool, check) -> bool:
+    """Whether to release a reservation: its holder is dead, or unknown and ``old``."""
+    holder = f"host {row['host']} pid {row['pid']}"
+    if check is None:  # age alone (the rows are already the old ones)
+        log.warning("%s %s: releasing the reservation of %s by age (reserved %s)",
+                    name, key, holder, row["reserved_time"])
+        return True
+    state, why = check.state(row)
+    if state == "alive":
+        log.debug("%s %s: kept, its holder (%s) is alive: %s", name, key, holder, why)
+        return False
+    if state == "unknown" and not old:
+        log.info("%s %s: holder %s cannot be asked (%s); kept (release it by age with "
+                 "`element-pose jobs release-stale --older-than S`)", name, key, holder, why)
+        return False
+    log.warning("%s %s: releasing the reservation of %s (reserved %s): %s", name, key,
+                holder, row["reserved_time"], why if state == "dead" else "old enough")
+    return True
+
+
+def _requeue(jobs, key: dict, priority) -> bool:
+    """Make a reserved job pending again; False when it is no longer reserved."""
+    from datajoint.errors import DuplicateError
+
+    # the DELETE only matches while the job is still reserved (the owner may
+    # just have finished); re-insert it as pending with its priority
+    if not (jobs & key & "status='reserved'").delete_quick(get_count=True):
+        return False
+    with contextlib.suppress(DuplicateError):  # a refresh re-added it meanwhile
+        jobs.insert1({**key, "status": "pending", "priority": priority,
+                      "scheduled_time": _server_time(jobs.connection, -1)})
+    return True
+
+
 def _server_time(connection, offset_s: float = 0):
     interval = connection.adapter.interval_expr(float(offset_s), "second")
     return connection.query(f"SELECT CURRENT_TIMESTAMP(3) + {interval}").fetchone()[0]
-
-
-def live_connection_ids(connection) -> set[int] | None:
-    """Ids of the database server's current sessions, or ``None`` if they cannot be read."""
-    backend = connection.adapter.backend
-    query = ("SELECT pid FROM pg_stat_activity" if backend == "postgresql"
-             else "SELECT ID FROM information_schema.PROCESSLIST")
-    try:
-        return {int(row[0]) for row in connection.query(query).fetchall()}
-    except Exception as exc:  # no privilege, unknown backend: fall back to the age alone
-        log.warning("cannot list the database sessions (%s); releasing by age only", exc)
-        return None
 
 
 def clear_errors(tables: Sequence[str] | None = None, restriction: Any = None) -> dict[str, int]:
@@ -421,6 +450,7 @@ def run_worker(
     log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
     with signals:
         _prepare(selected, restriction, refresh=False)  # each pass refreshes its queues
+        run.report.released += _release_dead_holders(selected)
         run.loop()
     report = run.report
     report.duration_s = time.monotonic() - started
@@ -428,6 +458,19 @@ def run_worker(
              report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
              sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
     return report
+
+
+def _release_dead_holders(selected: dict[str, Any]) -> int:
+    """At start: release the reservations whose holder is known to be dead (never by age)."""
+    try:
+        released = sum(_release_stale(selected, None).values())
+    except Exception as exc:  # a worker starts anyway; the next pass works as usual
+        log.warning("could not check the holders of reserved jobs (%s: %s)",
+                    type(exc).__name__, exc)
+        return 0
+    if released:
+        log.warning("released %d reservation(s) of dead workers", released)
+    return released
 
 
 def _check_options(order: str, max_jobs: int | None, poll_interval: float,
@@ -591,9 +634,14 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
     from element_pose.ops.jobs import retry_hint
 
     start = time.monotonic()
-    with _keep_our_handlers(threading.current_thread() is threading.main_thread()):
-        result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
-                                refresh=False)
+    try:
+        with _keep_our_handlers(threading.current_thread() is threading.main_thread()):
+            result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
+                                    refresh=False)
+    except Exception as exc:  # make() errors are suppressed: this is the job bookkeeping
+        if not _connection_lost(table.connection, exc):
+            raise
+        result = _after_lost_connection(name, table, key, exc)
     seconds = time.monotonic() - start
     if result["success_count"]:
         report.completed[name] = report.completed.get(name, 0) + 1
@@ -608,6 +656,57 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
                   retry_hint(name))
         return True
     return False
+
+
+def _connection_lost(connection, error: Exception) -> bool:
+    """Whether ``error`` came from a dropped database connection.
+
+    DataJoint raises ``LostConnectionError`` on MySQL; on PostgreSQL the driver's
+    ``OperationalError`` comes through as it is, so the connection itself is asked.
+    """
+    from datajoint.errors import LostConnectionError
+
+    if isinstance(error, LostConnectionError):
+        return True
+    try:
+        connection.query("SELECT 1", reconnect=False)
+    except Exception:
+        return True
+    return False
+
+
+def _after_lost_connection(name: str, table, key: dict, error: Exception) -> dict:
+    """The connection dropped during populate: reconnect and settle the job by its rows.
+
+    The rows of a key are committed in one transaction, so the key is either complete
+    (the drop came after the commit, before the job was marked) or absent (rolled
+    back).  Complete: the job is marked done.  Absent: it is put back in the queue.
+
+    Returns:
+        A populate result: one success, or nothing done.
+
+    Raises:
+        LostConnectionError: when the database cannot be reached again.
+    """
+    log.warning("%s %s: the database connection was lost (%s); reconnecting", name, key, error)
+    connection = table.connection
+    with contextlib.suppress(Exception):
+        connection.close()
+    connection.connect()
+    # DataJoint's connect() keeps the old session id and transaction flag: new
+    # reservations must name the new session, or they would look abandoned
+    connection.connection_id = connection.adapter.get_connection_id(connection._conn)
+    connection._in_transaction = False
+    jobs = table.jobs
+    if table & key:
+        jobs.complete(key)
+        log.warning("%s %s: its rows were committed before the connection dropped: "
+                    "marked complete", name, key)
+        return {"success_count": 1, "error_list": []}
+    reserved = (jobs & key & "status='reserved'").to_dicts()
+    if reserved and _requeue(jobs, key, reserved[0]["priority"]):
+        log.warning("%s %s: nothing was committed; the job is back in the queue", name, key)
+    return {"success_count": 0, "error_list": []}
 
 
 def _sleep(seconds: float, stopping) -> None:
