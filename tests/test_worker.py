@@ -668,3 +668,186 @@ def test_connection_lost_right_after_commit_marks_the_job_complete(
     assert len(model.PoseEstimation.BodyPartPosition & r) == 8
     assert len(jobs_of(model.PoseEstimation, r)) == 0  # nothing left reserved
     assert int(connection.connection_id) != killed[0]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(port: int) -> dict[str, str]:
+    """A worker's environment pointing at a PostgreSQL server on 127.0.0.1:``port``."""
+    import datajoint as dj
+
+    return {**os.environ, "ELEMENT_POSE_DATABASE": "server", "DJ_HOST": "127.0.0.1",
+            "DJ_PORT": str(port), "DJ_BACKEND": "postgresql", "DJ_PASS": "unused",
+            "DJ_USER": str(dj.config["database.user"]),
+            "DJ_DATABASE_NAME": str(dj.config["database.name"] or "postgres")}
+
+
+class Forwarder:
+    """TCP 127.0.0.1:port -> the embedded PostgreSQL's unix socket, once started: a
+    database server that comes up after its workers."""
+
+    def __init__(self, port: int, socket_path: str) -> None:
+        import socket
+        import threading
+
+        self.port, self.path = port, socket_path
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.stopped = threading.Event()
+        self.threads: list = []
+
+    def start(self) -> None:
+        import threading
+
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(self.path)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_worker_waits_for_its_database_then_fails_clearly():
+    port = _free_port()  # nothing listens there
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", HARNESS, "worker", "--once",
+                           "--wait-for-db", "10", "--poll-interval", "0"],
+                          env=_server_env(port), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "database not reachable (attempt 1," in proc.stderr, proc.stderr[-3000:]
+    assert "database not reachable (attempt 2," in proc.stderr, proc.stderr[-3000:]
+    assert "the database is not reachable after" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert time.monotonic() - started < 120
+
+
+def test_worker_started_before_its_database_waits_and_then_works(pipeline, batch, postgres):
+    import datajoint as dj
+
+    b = batch(1)
+    port = _free_port()
+    socket_path = f"{dj.config['database.host']}/.s.PGSQL.{dj.config['database.port']}"
+    forwarder = Forwarder(port, socket_path)
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, "worker", "--once", "--table", INFO,
+                             "--table", POSE, "--restrict", b["restrict"], "--poll-interval",
+                             "0", "--wait-for-db", "240"], env=_server_env(port),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "the worker exited before it waited"
+            if "database not reachable (attempt 1," in line:
+                break
+        forwarder.start()  # the server comes up
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        forwarder.stop()
+    assert proc.returncode == 0, err[-3000:]
+    assert "database reachable after" in err, err[-3000:]
+    assert "2 completed, 0 failed" in out, out + err[-3000:]
+    assert len(pipeline.model.PoseEstimation & b["restriction"]) == 1
+
+
+def kill_a_worker_holding(model, b) -> None:
+    """Start a worker on ``b``'s key, SIGKILL it inside make(): its job stays reserved."""
+    r = b["restriction"]
+    with locked(model.PoseEstimation.BodyPartPosition) as lock:
+        proc = start_worker("worker", "--once", "--table", POSE, "--restrict", b["restrict"])
+        lock.wait_for(1, [proc])
+        proc.kill()
+        proc.wait(timeout=60)
+    assert len(jobs_of(model.PoseEstimation, r).reserved) == 1
+
+
+def test_release_stale_without_an_age_releases_dead_holders_at_once(
+        pipeline, batch, postgres, capsys):
+    """kill -9, then the README's recovery command: released now, not after an hour."""
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    kill_a_worker_holding(model, b)
+    assert run_cli("jobs", "release-stale", "--older-than", "3600", "--table", POSE,
+                   "--no-gc") == 0
+    assert "released 0 job(s)" in capsys.readouterr().out  # an age is a minimum age
+    assert run_cli("jobs", "release-stale", "--no-connection-check", "--table", POSE) == 2
+    capsys.readouterr()
+    # no retry loop: the holder ran on this host and its pid is gone
+    assert run_cli("jobs", "release-stale", "--table", POSE, "--no-gc") == 0
+    assert "released 1 job(s)" in capsys.readouterr().out
+    jobs = jobs_of(model.PoseEstimation, r)
+    assert len(jobs.pending) == 1 and not jobs.reserved
+
+
+def test_a_plain_worker_releases_the_jobs_of_dead_workers_at_start(pipeline, batch, postgres):
+    model = pipeline.model
+    b = batch(1)
+    r = b["restriction"]
+    model.RecordingInfo.populate(r)
+    worker.prepare_job_queues([POSE], r)
+    kill_a_worker_holding(model, b)
+    report = worker.run_worker([POSE], once=True, restriction=r, poll_interval=0)
+    assert report.released == 1 and report.completed == {POSE: 1}, report
+    assert len(jobs_of(model.PoseEstimation, r)) == 0
+
+
+def test_holders_are_asked_whoever_knows(pipeline):
+    """A holder on this host: its pid decides; on another host: its database session;
+    neither answerable: unknown (only an age can release it)."""
+    from element_pose.ops import holders
+
+    connection = pipeline.model.PoseEstimation.connection
+    check = holders.HolderCheck(connection)
+    here = check.host
+    me = int(connection.connection_id)
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    row = {"host": here, "pid": os.getpid(), "connection_id": 1}
+    assert check.state(row)[0] == holders.ALIVE
+    assert check.state({**row, "pid": dead_pid.pid, "connection_id": 1})[0] == holders.DEAD
+    # a dead pid whose session is open (e.g. a container with the host's name): alive
+    assert check.state({**row, "pid": dead_pid.pid, "connection_id": me})[0] == holders.ALIVE
+    other = {"host": "elsewhere.invalid", "pid": 1}
+    assert check.state({**other, "connection_id": me})[0] == holders.ALIVE
+    assert check.state({**other, "connection_id": 2**40})[0] == holders.DEAD
+    check._sessions, check._sessions_read = None, True  # a session list we may not read
+    assert check.state({**other, "connection_id": me})[0] == holders.UNKNOWN

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from element_pose.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative, positive_int
-from element_pose.ops.worker import DEFAULT_POLL_INTERVAL, ORDERS
+from element_pose.ops.worker import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_FOR_DB,
+    ORDERS,
+    DatabaseUnavailable,
+    wait_for_database,
+)
 
 __all__ = ["cmd_submit", "register_cli", "run_array_task"]
 
@@ -98,9 +104,21 @@ def run_array_task(worker_argv: Sequence[str]) -> int:
 
     block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
     apply()
-    tables = [worker_argv[i + 1] for i, arg in enumerate(worker_argv[:-1]) if arg == "--table"]
+    tables = _option_values(worker_argv, "--table")
+    waits = _option_values(worker_argv, "--wait-for-db")
+    try:
+        wait_for_database(float(waits[-1]) if waits else DEFAULT_WAIT_FOR_DB)
+    except DatabaseUnavailable as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
     start_array_task(tables or None)
     return main(["worker", *worker_argv])
+
+
+def _option_values(argv: Sequence[str], option: str) -> list[str]:
+    """The values of a repeatable ``--option VALUE`` (or ``--option=VALUE``) in ``argv``."""
+    values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == option]
+    return values + [arg.split("=", 1)[1] for arg in argv if arg.startswith(option + "=")]
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

@@ -18,17 +18,20 @@ from element_pose.core.redact import redact_url
 from element_pose.ops.signals import STOP_SIGNALS, block_stop_signals
 from element_pose.ops.worker import (
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_WAIT_FOR_DB,
     DEVICE_ENV,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     ORDERS,
+    DatabaseUnavailable,
     WorkerUsageError,
     clear_errors,
     release_stale_jobs,
     retry_errors,
     run_worker,
     set_device,
+    wait_for_database,
 )
 
 __all__ = ["cmd_jobs", "cmd_worker", "register_cli"]
@@ -75,6 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = _stop_requests()  # a stop signal before or after run_worker never kills it
     try:
         set_device(args.device)  # before anything can import torch
+        wait_for_database(args.wait_for_db)
         _activate()
         report = run_worker(
             args.table, max_jobs=args.max_jobs, priority=args.priority, order=args.order,
@@ -83,6 +87,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (WorkerUsageError, json.JSONDecodeError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    except DatabaseUnavailable as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
     _out(f"worker: {sum(report.completed.values())} completed, "
          f"{sum(report.failed.values())} failed ({report.stop_reason})")
     for failure in report.failures:
@@ -108,7 +115,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 from element_pose.ops.store import collect_garbage
 
                 try:  # the release is done: report it even if the store cannot be walked
-                    gc = collect_garbage(min_age_s=args.older_than)
+                    gc = collect_garbage(**({} if args.older_than is None
+                                            else {"min_age_s": args.older_than}))
                 except Exception as exc:
                     gc_error = f"store gc failed: {type(exc).__name__}: {exc}"
         elif args.action == "retry":
@@ -161,6 +169,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--release-stale", type=non_negative, metavar="SECONDS",
                         help="release reservations of dead workers older than SECONDS, "
                              "at start and before every pass")
+    worker.add_argument("--wait-for-db", type=non_negative, default=DEFAULT_WAIT_FOR_DB,
+                        metavar="S", help="at start, retry the database for up to S seconds "
+                                          f"(default {DEFAULT_WAIT_FOR_DB:.0f}; 0: once)")
     worker.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
     worker.add_argument("--qc", action="store_true",
                         help="also render QC figures (analysis.PoseQC, FilteredPoseQC); "
@@ -172,14 +183,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     release = actions.add_parser(
         "release-stale", help="put jobs reserved by dead workers back in the queue")
-    release.add_argument("--older-than", type=non_negative, required=True, metavar="S",
-                         help="minimum age of the reservation in seconds")
+    release.add_argument("--older-than", type=non_negative, metavar="S",
+                         help="only reservations older than S seconds; also releases those "
+                              "whose holder cannot be asked (default: whoever is known dead "
+                              "-- its Slurm job ended, its process on this host or its "
+                              "database session is gone -- at any age)")
     release.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
     release.add_argument("--no-connection-check", action="store_true",
-                         help="release by age alone, even if the reserving DB session is alive")
+                         help="release by age alone (needs --older-than), even if the "
+                              "holder is alive")
     release.add_argument("--no-gc", action="store_true",
                          help="do not remove orphaned store files (by default, files older "
-                              "than --older-than that no row references are removed)")
+                              "than --older-than, else than `store gc`'s --min-age, that no "
+                              "row references are removed)")
     release.set_defaults(func=cmd_jobs)
     clear = actions.add_parser("clear-errors",
                                help="delete error rows so that those jobs are retried")

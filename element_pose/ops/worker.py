@@ -59,8 +59,10 @@ from element_pose.ops.signals import keep_our_handlers as _keep_our_handlers
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_WAIT_FOR_DB",
     "DEVICE_ENV",
     "ORDERS",
+    "DatabaseUnavailable",
     "JobFailure",
     "WorkerReport",
     "WorkerUsageError",
@@ -73,18 +75,24 @@ __all__ = [
     "run_worker",
     "select_tables",
     "set_device",
+    "wait_for_database",
 ]
 
 log = logging.getLogger(__name__)
 
 ORDERS = ("original", "reverse", "random")
 DEFAULT_POLL_INTERVAL = 30.0
+DEFAULT_WAIT_FOR_DB = 90.0  # seconds a starting worker waits for its database
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _CANDIDATES = 20  # pending keys looked at per step
 
 
 class WorkerUsageError(ValueError):
     """Bad worker arguments: an unknown table, order or device."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached within the wait allowed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +171,56 @@ def set_device(device: str | None) -> str | None:
         return _set_device(device)
     except DeviceError as exc:
         raise WorkerUsageError(str(exc)) from exc
+
+
+# --------------------------------------------------------------- database
+def wait_for_database(timeout_s: float = DEFAULT_WAIT_FOR_DB, interval_s: float = 5.0):
+    """Connect, retrying while the database server is not up yet (a worker started with it).
+
+    Every failed attempt logs one line (the attempt, the error, the time left).
+
+    Args:
+        timeout_s: Give up after this many seconds (0: one attempt).
+        interval_s: Seconds between attempts.
+
+    Returns:
+        The DataJoint connection.
+
+    Raises:
+        DatabaseUnavailable: still unreachable after ``timeout_s`` seconds.
+        element_pose.db.config.ConfigError: the configuration itself is unusable.
+    """
+    from datajoint.errors import DataJointError, LostConnectionError
+
+    from element_pose.core.redact import redact_url
+    from element_pose.db.config import ConfigError, connect
+
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            connection = connect()
+            connection.query("SELECT 1")
+        except ConfigError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, DataJointError) and not isinstance(exc, LostConnectionError):
+                raise  # a configuration error (no password, ...): waiting cannot help
+            message = redact_url(f"{type(exc).__name__}: {exc}".strip())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnavailable(
+                    f"the database is not reachable after {attempt} attempt(s) in "
+                    f"{timeout_s:.0f} s ({message}); is the server up, and are DJ_HOST/"
+                    f"DJ_PORT right? (`--wait-for-db SECONDS` waits longer)") from exc
+            log.warning("database not reachable (attempt %d, %.0f s left): %s; retrying in "
+                        "%.0f s", attempt, left, message, min(interval_s, left))
+            time.sleep(min(interval_s, left))
+            continue
+        if attempt > 1:
+            log.info("database reachable after %d attempt(s)", attempt)
+        return connection
 
 
 # ------------------------------------------------------------- job queues
