@@ -84,8 +84,7 @@ def s3():
 
 def test_pose_store_on_s3_ingest_fetch_export_gc(s3, db_backend, tmp_path, raw_root,
                                                   processed_root):
-    bucket = f"pose-{uuid.uuid4().hex[:8]}"
-    s3.client().create_bucket(Bucket=bucket)
+    bucket = f"pose-{uuid.uuid4().hex[:8]}"  # not created: the first worker creates it
     unique = uuid.uuid4().hex[:6]
     never = tmp_path / "no-local-store"
     env = {**os.environ, **s3.env(bucket), "ELEMENT_POSE_STORE_DIR": str(never),
@@ -102,6 +101,7 @@ def test_pose_store_on_s3_ingest_fetch_export_gc(s3, db_backend, tmp_path, raw_r
                      "--table", "model.RecordingInfo", "--table", "model.PoseEstimation",
                      "--restrict", json.dumps(restriction), "--poll-interval", "0"], env)
         assert f"{2 * n} completed, 0 failed" in work.stdout, work.stdout + work.stderr
+        assert f"created the pose store's S3 bucket s3://{bucket}" in work.stderr
         assert not never.exists()
         objects = s3.objects(bucket)
         schema = f"s3{unique}_model"
@@ -142,3 +142,35 @@ def test_incomplete_s3_credentials_are_refused(monkeypatch):
     spec = config.s3_store_spec()
     assert spec["secure"] is False and spec["endpoint"] == "http://127.0.0.1:9000"
     assert "two" not in config._store_text(spec)
+
+
+def test_a_missing_bucket_is_refused_before_submitting_when_creating_is_forbidden(
+        s3, db_backend, tmp_path):
+    """ELEMENT_POSE_S3_CREATE_BUCKET=false: `submit` and `worker` refuse at once, naming
+    the command that creates the bucket; `element-pose store create-bucket` creates it."""
+    bucket = f"pose-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **s3.env(bucket), "ELEMENT_POSE_S3_CREATE_BUCKET": "false",
+           "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(),
+                                                       os.environ.get("PYTHONPATH")]))}
+    called = tmp_path / "sbatch-called"
+    sbatch = tmp_path / "sbatch"  # must never run: the refusal comes first
+    sbatch.write_text(f"#!/bin/sh\ntouch {called}\necho 1\n")
+    sbatch.chmod(0o755)
+    cli = [sys.executable, "-m", "element_pose.cli"]
+    refused = subprocess.run([*cli, "submit", "--table", "model.RecordingInfo", "--log-dir",
+                              str(tmp_path / "logs")], env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert "element-pose store create-bucket" in refused.stderr, refused.stderr[-3000:]
+    assert not called.exists()
+    worker = subprocess.run([*cli, "worker", "--once", "--table", "model.RecordingInfo",
+                             "--restrict", '{"subject": "none"}'], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert worker.returncode == 1 and "element-pose store create-bucket" in worker.stderr
+    assert bucket not in [b["Name"] for b in s3.client().list_buckets()["Buckets"]]
+    created = _run([*cli, "store", "create-bucket"], env)
+    assert "bucket created" in created.stdout, created.stdout
+    assert bucket in [b["Name"] for b in s3.client().list_buckets()["Buckets"]]
+    again = _run([*cli, "store", "create-bucket"], env)
+    assert "exists already" in again.stdout

@@ -251,3 +251,131 @@ def test_per_table_arrays_run_one_after_the_other(pipeline, cluster, tmp_path):
         assert f"afterany:{first}" in queue, queue
     finally:
         subprocess.run(["scancel", first, second], env=cluster, check=True)
+
+
+# ---------------------------------------------------------------- issue 27.11-14
+def state_folder(env) -> Path:
+    return Path(env["SLURM_CONF"]).parent / "state"
+
+
+def test_cpu_cluster_load_mode_estimation_asks_for_no_gpu_and_no_memory_it_lacks(
+        pipeline, cluster, raw_root, processed_root, unique, tmp_path):
+    """The test cluster has no GPU and no RealMemory: with the lab's defaults (gres gpu:1,
+    mem 8G) a load-mode array must still be accepted, and say why it asks for neither."""
+    b = make_batch(pipeline, raw_root, processed_root, unique, 1)
+    env = {**cluster, "ELEMENT_POSE_SLURM_GRES": "gpu:1", "ELEMENT_POSE_SLURM_MEM": "8G",
+           "ELEMENT_POSE_SLURM_GPU_PARTITION": "nosuchpartition"}
+    args = ["--workers", "1", "--once", "--table", INFO, "--table", POSE, "--restrict",
+            b["restrict"], "--poll-interval", "0"]
+    dry = subprocess.run([sys.executable, "-m", "element_pose.cli", "submit", "--dry-run",
+                          "--log-dir", str(tmp_path), *args], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    assert "# element-pose: no GPU: no GPU work pending in model.PoseEstimation" in dry.stdout
+    assert "# element-pose: no --mem: 8G asked" in dry.stdout, dry.stdout
+    assert "--gres" not in dry.stdout.replace("# element-pose", "")
+    assert "--mem" not in dry.stdout.replace("# element-pose: no --mem", "")
+    assert "nosuchpartition" not in dry.stdout
+    job = submit(env, tmp_path, *args)
+    wait_gone(cluster, job)
+    (text,) = logs(tmp_path, job)
+    assert "2 completed, 0 failed" in text, text[-3000:]
+
+
+def test_gpu_work_is_read_from_the_pending_keys_and_the_cluster(
+        pipeline, cluster, raw_root, processed_root, unique, tmp_path, monkeypatch):
+    model = pipeline.model
+    b = make_batch(pipeline, raw_root, processed_root, unique, 2)
+    r = b["restriction"]
+    assert slurm.work_needs_gpu([POSE], r)[0] is False
+    assert slurm.work_needs_gpu([INFO], r) == (False, "no GPU table in the array")
+    task = b["tasks"][0]
+    model.PoseEstimationTask.update1({**task, "task_mode": "trigger"})
+    needed, why = slurm.work_needs_gpu([POSE], r)
+    assert needed and "1 trigger-mode tasks" in why, why
+    for name, value in cluster.items():
+        monkeypatch.setenv(name, value)
+    options = slurm.decide_resources(slurm.SubmitOptions(tables=[POSE], log_dir=tmp_path), r)
+    assert options.gpu is False and "cluster has no GPU" in options.notes[0], options.notes
+    assert "--gres" not in slurm.batch_script(options)
+    # a cluster that cannot be asked (no sinfo): the work decides, gres defaults to gpu:1
+    monkeypatch.setenv("PATH", str(tmp_path))
+    options = slurm.decide_resources(slurm.SubmitOptions(tables=[POSE], log_dir=tmp_path), r)
+    assert options.gpu is True and "#SBATCH --gres=gpu:1" in slurm.batch_script(options)
+
+
+def test_secrets_never_reach_slurm_and_the_job_still_connects(
+        pipeline, cluster, raw_root, processed_root, unique, tmp_path):
+    b = make_batch(pipeline, raw_root, processed_root, unique, 1)
+    secrets = {"DJ_PASS": cluster.get("DJ_PASS") or f"dbpass-{unique}",
+               "AWS_SECRET_ACCESS_KEY": f"awssecret-{unique}",
+               "ELEMENT_POSE_S3_SECRET_KEY": f"s3secret-{unique}"}
+    folder = tmp_path / "credentials"
+    env = {**cluster, **secrets, "ELEMENT_POSE_CREDENTIALS_DIR": str(folder)}
+    args = ["--workers", "1", "--once", "--table", INFO, "--restrict", b["restrict"],
+            "--poll-interval", "0"]
+    dry = subprocess.run([sys.executable, "-m", "element_pose.cli", "submit", "--dry-run",
+                          *args], env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0 and "#SBATCH" in dry.stdout, dry.stderr
+    job = submit(env, tmp_path / "logs", *args)
+    (written,) = folder.glob("*.json")
+    assert written.stat().st_mode & 0o777 == 0o600 and folder.stat().st_mode & 0o777 == 0o700
+    wait_gone(cluster, job)
+    (text,) = logs(tmp_path / "logs", job)
+    assert "1 completed, 0 failed" in text, text[-3000:]
+    assert "read AWS_SECRET_ACCESS_KEY, DJ_PASS, ELEMENT_POSE_S3_SECRET_KEY from" in text
+    # Slurm's state (job scripts, environments) holds no secret value
+    stored = b"".join(p.read_bytes() for p in state_folder(cluster).rglob("*") if p.is_file())
+    assert stored and b"element_pose.cli.submit" in stored  # the job's script is there
+    for value in secrets.values():
+        assert value.encode() not in stored, value
+    assert str(written).encode() in stored  # the file's name travels, not its content
+    deadline = time.monotonic() + 180  # the clean-up job removes the file after the array
+    while written.exists():
+        assert time.monotonic() < deadline, "the credentials file was not removed"
+        time.sleep(0.5)
+
+
+def test_release_asks_slurm_whether_the_holder_still_runs(pipeline, cluster, monkeypatch):
+    """A holder recorded as a Slurm worker: its Slurm job decides, whatever its database
+    session says (here: a live session for an ended job, a dead one for a running job)."""
+    from element_pose.ops import holders
+
+    for name, value in cluster.items():
+        monkeypatch.setenv(name, value)
+
+    def sbatch(*command: str) -> str:
+        return subprocess.run(["sbatch", "--parsable", "--output=/dev/null", "--wrap",
+                               *command], env=cluster, capture_output=True, text=True,
+                              check=True).stdout.strip().split(";")[0]
+
+    ended, running = sbatch("true"), sbatch("sleep 120")
+    try:
+        wait_gone_or_ended(cluster, ended)
+        live = int(pipeline.model.PoseEstimation.connection.connection_id)
+        table = slurm.worker_table()
+        rows = [{"host": "node-elsewhere", "pid": 1, "connection_id": live,
+                 "slurm_job_id": ended},
+                {"host": "node-elsewhere", "pid": 2, "connection_id": 2**40,
+                 "slurm_job_id": running}]
+        for row in rows:
+            table.insert1({**row, "started": "2026-01-01 00:00:00"}, skip_duplicates=True)
+        check = holders.HolderCheck(pipeline.model.PoseEstimation.connection)
+        state, why = check.state(rows[0])
+        assert state == holders.DEAD and f"Slurm job {ended}" in why, why
+        state, why = check.state(rows[1])
+        assert state == holders.ALIVE and ("RUNNING" in why or "PENDING" in why), why
+    finally:
+        subprocess.run(["scancel", running], env=cluster)
+        (slurm.worker_table() & "host = 'node-elsewhere'").delete_quick()
+
+
+def wait_gone_or_ended(env, job_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%T", "-j", job_id],
+                               env=env, capture_output=True, text=True).stdout.strip()
+        if state in ("", "COMPLETED", "FAILED", "CANCELLED"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Slurm job {job_id} did not end in {timeout} s")

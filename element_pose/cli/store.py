@@ -13,6 +13,8 @@ __all__ = ["cmd_store", "register_cli"]
 
 def cmd_store(args: argparse.Namespace) -> int:
     """``element-pose store gc``: remove the store files that no row references."""
+    if args.action == "create-bucket":
+        return _create_bucket()
     from element_pose.ops.pipeline import load_pipeline
     from element_pose.ops.store import collect_garbage
 
@@ -31,6 +33,20 @@ def cmd_store(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.errors else EXIT_OK
 
 
+def _create_bucket() -> int:
+    """``element-pose store create-bucket``: create the S3 bucket of the pose store."""
+    from element_pose.ops.s3 import BucketMissing, ensure_bucket
+
+    try:
+        state = ensure_bucket(create=True)
+    except BucketMissing as exc:
+        out(f"store: {exc}")
+        return EXIT_FAILED
+    out("store: the pose store is not on S3: no bucket to create" if state is None
+        else f"store: bucket {'created' if state == 'created' else 'exists already'}")
+    return EXIT_OK
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``store`` subcommand to the ``element-pose`` parser."""
     store = subparsers.add_parser(
@@ -47,3 +63,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     gc.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(func=cmd_store)
+    actions.add_parser("create-bucket", help="create the S3 bucket of the pose store "
+                                             "(workers do it at first use unless "
+                                             "ELEMENT_POSE_S3_CREATE_BUCKET=false)"
+                       ).set_defaults(func=cmd_store)

@@ -1,8 +1,11 @@
 """``element-pose submit``: Slurm job arrays of workers; and the array task's own entry.
 
-Each array task runs ``python -m element_pose.cli.submit run [worker options]``:
-:func:`element_pose.ops.slurm.start_array_task` (connect, record the task, release
-the reservations of dead workers), then ``element-pose worker`` in the same process.
+Each array task runs ``python -m element_pose.cli.submit run [worker options]``: reads
+the secrets from the credentials file written at submit time
+(:func:`element_pose.ops.slurm.load_credentials`), waits for the database
+(``--wait-for-db``), :func:`element_pose.ops.slurm.start_array_task` (connect, record
+the task, release the reservations of dead workers), then ``element-pose worker`` in
+the same process.
 """
 
 from __future__ import annotations
@@ -29,7 +32,25 @@ log = logging.getLogger(__name__)
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """``element-pose submit``: submit Slurm arrays of workers."""
-    from element_pose.ops.slurm import SlurmError, SubmitOptions, batch_script, prepare, submit
+    from element_pose.ops.s3 import BucketMissing
+    from element_pose.ops.slurm import SlurmError, prepare, submit
+
+    options = _options(args)
+    if args.dry_run:
+        return _dry_run(options, args.restrict)
+    try:
+        prepare(args.table, args.restrict)
+        ids = submit(options, per_table=args.per_table, restriction=args.restrict)
+    except (SlurmError, BucketMissing) as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    for job_id in ids:
+        sys.stdout.write(f"{job_id}\n")
+    return EXIT_OK
+
+
+def _options(args: argparse.Namespace):
+    from element_pose.ops.slurm import SubmitOptions
 
     worker_args = ["--poll-interval", str(args.poll_interval), "--order", args.order]
     if args.once:
@@ -38,22 +59,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
         worker_args += ["--restrict", args.restrict]
     if args.max_jobs is not None:
         worker_args += ["--max-jobs", str(args.max_jobs)]
-    options = SubmitOptions.from_settings(
+    return SubmitOptions.from_settings(
         tables=args.table, workers=args.workers, partition=args.partition,
         gpu_partition=args.gpu_partition, time=args.time, mem=args.mem, cpus=args.cpus,
         gres=args.gres, log_dir=Path(args.log_dir) if args.log_dir else None,
         worker_args=worker_args, extra=args.sbatch_option or [])
-    if args.dry_run:
-        sys.stdout.write(batch_script(options))
-        return EXIT_OK
+
+
+def _dry_run(options, restriction: str | None) -> int:
+    """Print the batch script, with what was chosen and why (its ``# element-pose:`` lines)."""
+    from element_pose.ops.slurm import batch_script, decide_resources
+
     try:
-        prepare(args.table, args.restrict)
-        ids = submit(options, per_table=args.per_table)
-    except SlurmError as exc:
-        log.error("%s", exc)
-        return EXIT_FAILED
-    for job_id in ids:
-        sys.stdout.write(f"{job_id}\n")
+        from element_pose.ops.pipeline import load_pipeline
+
+        load_pipeline()  # to read the pending work; a dry run also works without a database
+    except Exception as exc:
+        log.warning("no database (%s): the GPU is chosen by the tables alone", exc)
+    sys.stdout.write(batch_script(decide_resources(options, restriction)))
     return EXIT_OK
 
 
@@ -73,7 +96,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--time", help="time limit, e.g. 04:00:00")
     p.add_argument("--mem", help="memory per worker, e.g. 8G")
     p.add_argument("--cpus", type=positive_int, help="CPUs per worker")
-    p.add_argument("--gres", help="generic resources of GPU tables, e.g. gpu:1")
+    p.add_argument("--gres", help="generic resources of arrays whose pending work needs a GPU "
+                                  "(default gpu:1; none when the cluster has no GPU)")
     p.add_argument("--log-dir", help="folder of the job logs (default ./slurm-logs)")
     p.add_argument("--once", action="store_true",
                    help="workers exit when their queue is empty")
@@ -84,7 +108,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--restrict", help="restriction of the keys (JSON object)")
     p.add_argument("--sbatch-option", action="append", metavar="OPT",
                    help="another sbatch option, e.g. --sbatch-option=--qos=long")
-    p.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the script (with the resources chosen and why), submit nothing")
     p.set_defaults(func=cmd_submit)
 
 
@@ -99,10 +124,15 @@ def run_array_task(worker_argv: Sequence[str]) -> int:
     """
     from element_pose.cli.app import main
     from element_pose.ops.signals import block_stop_signals
-    from element_pose.ops.slurm import start_array_task
+    from element_pose.ops.slurm import SlurmError, load_credentials, start_array_task
     from element_pose.settings import apply
 
     block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
+    try:
+        load_credentials()  # the secrets that sbatch was not given
+    except SlurmError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
     apply()
     tables = _option_values(worker_argv, "--table")
     waits = _option_values(worker_argv, "--wait-for-db")

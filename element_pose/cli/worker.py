@@ -15,6 +15,7 @@ import threading
 
 from element_pose.cli.common import non_negative, positive_int
 from element_pose.core.redact import redact_url
+from element_pose.ops.s3 import BucketMissing, ensure_bucket
 from element_pose.ops.signals import STOP_SIGNALS, block_stop_signals
 from element_pose.ops.worker import (
     DEFAULT_POLL_INTERVAL,
@@ -80,6 +81,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         set_device(args.device)  # before anything can import torch
         wait_for_database(args.wait_for_db)
         _activate()
+        ensure_bucket()  # the S3 store's bucket, created at first use unless forbidden
         report = run_worker(
             args.table, max_jobs=args.max_jobs, priority=args.priority, order=args.order,
             poll_interval=args.poll_interval, once=args.once, stale_after=args.release_stale,
@@ -87,7 +89,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (WorkerUsageError, json.JSONDecodeError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, BucketMissing) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
     _out(f"worker: {sum(report.completed.values())} completed, "
