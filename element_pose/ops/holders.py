@@ -24,6 +24,7 @@ This module imports only the standard library at import time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -42,6 +43,9 @@ __all__ = [
     "cluster_schema",
     "live_connection_ids",
     "pid_alive",
+    "release_dead_holders",
+    "release_reservations",
+    "requeue",
     "slurm_job_state",
     "slurm_worker_rows",
     "worker_table",
@@ -225,3 +229,105 @@ class HolderCheck:
         if holder[2] in sessions:
             return ALIVE, f"database session {holder[2]} is open"
         return DEAD, f"database session {holder[2]} is gone"
+
+
+# ------------------------------------------------------------ releasing
+def release_reservations(selected: dict[str, Any], older_than_s: float | None,
+                         check_connections: bool = True) -> dict[str, int]:
+    """Release the reservations of dead holders in ``selected`` tables (name: instance).
+
+    See :func:`element_pose.ops.worker.release_stale_jobs` for ``older_than_s`` and
+    ``check_connections``.
+
+    Returns:
+        Number of jobs released per table (tables with none are omitted).
+    """
+
+    released: dict[str, int] = {}
+    check: HolderCheck | None = None
+    for name, table in selected.items():
+        jobs = table.jobs
+        rows = _reserved_rows(jobs, older_than_s)
+        if not rows:
+            continue
+        if check is None:
+            check = HolderCheck(jobs.connection)
+        count = 0
+        for row, old in rows:
+            key = {k: row[k] for k in jobs.primary_key}
+            if not _holder_gone(name, key, row, old, check if check_connections else None):
+                continue
+            if requeue(jobs, key, row["priority"]):
+                count += 1
+        if count:
+            released[name] = count
+    return released
+
+
+def _reserved_rows(jobs, older_than_s: float | None) -> list[tuple[dict, bool]]:
+    """Reserved rows, each with whether it is older than ``older_than_s``."""
+    rows = jobs.reserved.to_dicts()
+    if not rows or older_than_s is None:
+        return [(row, False) for row in rows]
+    interval = jobs.adapter.interval_expr(float(older_than_s), "second")
+    old = {_frozen({k: r[k] for k in jobs.primary_key}) for r in (
+        jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()}
+    # a minimum age, when given, applies to every release
+    return [(row, True) for row in rows
+            if _frozen({k: row[k] for k in jobs.primary_key}) in old]
+
+
+def _holder_gone(name: str, key: dict, row: dict, old: bool, check) -> bool:
+    """Whether to release a reservation: its holder is dead, or unknown and ``old``."""
+    holder = f"host {row['host']} pid {row['pid']}"
+    if check is None:  # age alone (the rows are already the old ones)
+        log.warning("%s %s: releasing the reservation of %s by age (reserved %s)",
+                    name, key, holder, row["reserved_time"])
+        return True
+    state, why = check.state(row)
+    if state == "alive":
+        log.debug("%s %s: kept, its holder (%s) is alive: %s", name, key, holder, why)
+        return False
+    if state == "unknown" and not old:
+        log.info("%s %s: holder %s cannot be asked (%s); kept (release it by age with "
+                 "`element-pose jobs release-stale --older-than S`)", name, key, holder, why)
+        return False
+    log.warning("%s %s: releasing the reservation of %s (reserved %s): %s", name, key,
+                holder, row["reserved_time"], why if state == "dead" else "old enough")
+    return True
+
+
+def requeue(jobs, key: dict, priority) -> bool:
+    """Make a reserved job pending again; False when it is no longer reserved."""
+    from datajoint.errors import DuplicateError
+
+    # the DELETE only matches while the job is still reserved (the owner may
+    # just have finished); re-insert it as pending with its priority
+    if not (jobs & key & "status='reserved'").delete_quick(get_count=True):
+        return False
+    with contextlib.suppress(DuplicateError):  # a refresh re-added it meanwhile
+        jobs.insert1({**key, "status": "pending", "priority": priority,
+                      "scheduled_time": _server_time(jobs.connection, -1)})
+    return True
+
+
+def _server_time(connection, offset_s: float = 0):
+    interval = connection.adapter.interval_expr(float(offset_s), "second")
+    return connection.query(f"SELECT CURRENT_TIMESTAMP(3) + {interval}").fetchone()[0]
+
+
+def _frozen(key: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in key.items()))
+
+
+def release_dead_holders(selected: dict[str, Any]) -> int:
+    """At start: release the reservations whose holder is known to be dead (never by age)."""
+    try:
+        released = sum(release_reservations(selected, None).values())
+    except Exception as exc:  # a worker starts anyway; the next pass works as usual
+        log.warning("could not check the holders of reserved jobs (%s: %s)",
+                    type(exc).__name__, exc)
+        return 0
+    if released:
+        log.warning("released %d reservation(s) of dead workers", released)
+    return released

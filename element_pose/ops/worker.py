@@ -22,9 +22,9 @@ the job in progress runs to completion, then the worker exits cleanly.  During a
 job both signals are held back (so neither DataJoint's own SIGTERM handler nor a
 ``KeyboardInterrupt`` can abort it half-way); to abort a job at once, kill the
 worker (SIGKILL).  A killed worker leaves no partial rows (``make_insert`` runs in
-one transaction) but its job stays ``reserved``: :func:`release_stale_jobs`
-(``element-pose jobs release-stale``, or ``worker --release-stale``) puts such
-jobs back in the queue; ``element-pose jobs release-stale`` then also removes the
+one transaction) but its job stays ``reserved`` until a worker starts, or
+:func:`release_stale_jobs` (``element-pose jobs release-stale``) runs: they put the
+jobs of dead holders back in the queue; ``element-pose jobs release-stale`` also removes the
 array files such a worker had written to the object store before it died
 (:func:`element_pose.ops.store.collect_garbage`).
 
@@ -40,7 +40,6 @@ This module imports only the standard library at import time.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -52,7 +51,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from element_pose.core.util import DEVICE_ENV
-from element_pose.ops.holders import live_connection_ids
+from element_pose.ops.holders import (
+    live_connection_ids,
+    release_dead_holders,
+    release_reservations,
+)
+from element_pose.ops.reconnect import (
+    DEFAULT_WAIT_FOR_DB,
+    DatabaseUnavailable,
+    after_lost_connection,
+    connection_lost,
+    wait_for_database,
+)
 from element_pose.ops.signals import StopSignals as _StopSignals
 from element_pose.ops.signals import block_stop_signals
 from element_pose.ops.signals import keep_our_handlers as _keep_our_handlers
@@ -82,7 +92,6 @@ log = logging.getLogger(__name__)
 
 ORDERS = ("original", "reverse", "random")
 DEFAULT_POLL_INTERVAL = 30.0
-DEFAULT_WAIT_FOR_DB = 90.0  # seconds a starting worker waits for its database
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _CANDIDATES = 20  # pending keys looked at per step
 
@@ -91,8 +100,6 @@ class WorkerUsageError(ValueError):
     """Bad worker arguments: an unknown table, order or device."""
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database could not be reached within the wait allowed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,56 +180,6 @@ def set_device(device: str | None) -> str | None:
         raise WorkerUsageError(str(exc)) from exc
 
 
-# --------------------------------------------------------------- database
-def wait_for_database(timeout_s: float = DEFAULT_WAIT_FOR_DB, interval_s: float = 5.0):
-    """Connect, retrying while the database server is not up yet (a worker started with it).
-
-    Every failed attempt logs one line (the attempt, the error, the time left).
-
-    Args:
-        timeout_s: Give up after this many seconds (0: one attempt).
-        interval_s: Seconds between attempts.
-
-    Returns:
-        The DataJoint connection.
-
-    Raises:
-        DatabaseUnavailable: still unreachable after ``timeout_s`` seconds.
-        element_pose.db.config.ConfigError: the configuration itself is unusable.
-    """
-    from datajoint.errors import DataJointError, LostConnectionError
-
-    from element_pose.core.redact import redact_url
-    from element_pose.db.config import ConfigError, connect
-
-    deadline = time.monotonic() + max(timeout_s, 0.0)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            connection = connect()
-            connection.query("SELECT 1")
-        except ConfigError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, DataJointError) and not isinstance(exc, LostConnectionError):
-                raise  # a configuration error (no password, ...): waiting cannot help
-            message = redact_url(f"{type(exc).__name__}: {exc}".strip())
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DatabaseUnavailable(
-                    f"the database is not reachable after {attempt} attempt(s) in "
-                    f"{timeout_s:.0f} s ({message}); is the server up, and are DJ_HOST/"
-                    f"DJ_PORT right? (`--wait-for-db SECONDS` waits longer)") from exc
-            log.warning("database not reachable (attempt %d, %.0f s left): %s; retrying in "
-                        "%.0f s", attempt, left, message, min(interval_s, left))
-            time.sleep(min(interval_s, left))
-            continue
-        if attempt > 1:
-            log.info("database reachable after %d attempt(s)", attempt)
-        return connection
-
-
 # ------------------------------------------------------------- job queues
 def _as_restriction(restriction: Any) -> Any:
     if isinstance(restriction, str) and restriction.strip().startswith("{"):
@@ -238,16 +195,13 @@ def release_stale_jobs(
 ) -> dict[str, int]:
     """Put the jobs reserved by dead workers back in the queue.
 
-    A worker that died (SIGKILL, a lost machine, a cancelled Slurm job) leaves its
-    job ``reserved`` forever; this makes such jobs ``pending`` again, keeping their
-    priority, so the next worker runs them.  The transaction of the dead worker was
-    rolled back by the server, so there is nothing to clean up in the tables.
+    A dead worker (SIGKILL, a lost machine, a cancelled Slurm job) leaves its job
+    ``reserved``; this makes such jobs ``pending`` again, keeping their priority.
+    Its transaction was rolled back by the server: no rows to clean up.
 
-    Whether the holder of a reservation is alive is asked of whoever knows
-    (:class:`element_pose.ops.holders.HolderCheck`): its Slurm job, its process
-    when it ran on this host, else its database session.  A reservation whose
-    holder is dead is released at once; one whose holder cannot be asked only when
-    ``older_than_s`` is given and the reservation is older.
+    Whether a holder is alive is asked of whoever knows (its Slurm job, its process
+    on this host, else its database session: :class:`element_pose.ops.holders.HolderCheck`).
+    Dead holders are released at once; those that cannot be asked only by age.
 
     Args:
         older_than_s: ``None``: liveness alone decides.  A number of seconds:
@@ -264,85 +218,7 @@ def release_stale_jobs(
         raise WorkerUsageError("older_than_s must be >= 0")
     if not check_connections and older_than_s is None:
         raise WorkerUsageError("without the liveness check, give a minimum age (older_than_s)")
-    return _release_stale(select_tables(tables), older_than_s, check_connections)
-
-
-def _release_stale(selected: dict[str, Any], older_than_s: float | None,
-                   check_connections: bool = True) -> dict[str, int]:
-    """:func:`release_stale_jobs` on given tables (a worker passes the instances it keeps)."""
-    from element_pose.ops.holders import HolderCheck
-
-    released: dict[str, int] = {}
-    check: HolderCheck | None = None
-    for name, table in selected.items():
-        jobs = table.jobs
-        rows = _reserved_rows(jobs, older_than_s)
-        if not rows:
-            continue
-        if check is None:
-            check = HolderCheck(jobs.connection)
-        count = 0
-        for row, old in rows:
-            key = {k: row[k] for k in jobs.primary_key}
-            if not _holder_gone(name, key, row, old, check if check_connections else None):
-                continue
-            if _requeue(jobs, key, row["priority"]):
-                count += 1
-        if count:
-            released[name] = count
-    return released
-
-
-def _reserved_rows(jobs, older_than_s: float | None) -> list[tuple[dict, bool]]:
-    """Reserved rows, each with whether it is older than ``older_than_s``."""
-    rows = jobs.reserved.to_dicts()
-    if not rows or older_than_s is None:
-        return [(row, False) for row in rows]
-    interval = jobs.adapter.interval_expr(float(older_than_s), "second")
-    old = {_frozen({k: r[k] for k in jobs.primary_key}) for r in (
-        jobs.reserved & f"reserved_time <= CURRENT_TIMESTAMP(3) - {interval}").to_dicts()}
-    # a minimum age, when given, applies to every release
-    return [(row, True) for row in rows
-            if _frozen({k: row[k] for k in jobs.primary_key}) in old]
-
-
-def _holder_gone(name: str, key: dict, row: dict, old: bool, check) -> bool:
-    """Whether to release a reservation: its holder is dead, or unknown and ``old``."""
-    holder = f"host {row['host']} pid {row['pid']}"
-    if check is None:  # age alone (the rows are already the old ones)
-        log.warning("%s %s: releasing the reservation of %s by age (reserved %s)",
-                    name, key, holder, row["reserved_time"])
-        return True
-    state, why = check.state(row)
-    if state == "alive":
-        log.debug("%s %s: kept, its holder (%s) is alive: %s", name, key, holder, why)
-        return False
-    if state == "unknown" and not old:
-        log.info("%s %s: holder %s cannot be asked (%s); kept (release it by age with "
-                 "`element-pose jobs release-stale --older-than S`)", name, key, holder, why)
-        return False
-    log.warning("%s %s: releasing the reservation of %s (reserved %s): %s", name, key,
-                holder, row["reserved_time"], why if state == "dead" else "old enough")
-    return True
-
-
-def _requeue(jobs, key: dict, priority) -> bool:
-    """Make a reserved job pending again; False when it is no longer reserved."""
-    from datajoint.errors import DuplicateError
-
-    # the DELETE only matches while the job is still reserved (the owner may
-    # just have finished); re-insert it as pending with its priority
-    if not (jobs & key & "status='reserved'").delete_quick(get_count=True):
-        return False
-    with contextlib.suppress(DuplicateError):  # a refresh re-added it meanwhile
-        jobs.insert1({**key, "status": "pending", "priority": priority,
-                      "scheduled_time": _server_time(jobs.connection, -1)})
-    return True
-
-
-def _server_time(connection, offset_s: float = 0):
-    interval = connection.adapter.interval_expr(float(offset_s), "second")
-    return connection.query(f"SELECT CURRENT_TIMESTAMP(3) + {interval}").fetchone()[0]
+    return release_reservations(select_tables(tables), older_than_s, check_connections)
 
 
 def clear_errors(tables: Sequence[str] | None = None, restriction: Any = None) -> dict[str, int]:
@@ -508,7 +384,7 @@ def run_worker(
     log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
     with signals:
         _prepare(selected, restriction, refresh=False)  # each pass refreshes its queues
-        run.report.released += _release_dead_holders(selected)
+        run.report.released += release_dead_holders(selected)
         run.loop()
     report = run.report
     report.duration_s = time.monotonic() - started
@@ -516,19 +392,6 @@ def run_worker(
              report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
              sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
     return report
-
-
-def _release_dead_holders(selected: dict[str, Any]) -> int:
-    """At start: release the reservations whose holder is known to be dead (never by age)."""
-    try:
-        released = sum(_release_stale(selected, None).values())
-    except Exception as exc:  # a worker starts anyway; the next pass works as usual
-        log.warning("could not check the holders of reserved jobs (%s: %s)",
-                    type(exc).__name__, exc)
-        return 0
-    if released:
-        log.warning("released %d reservation(s) of dead workers", released)
-    return released
 
 
 def _check_options(order: str, max_jobs: int | None, poll_interval: float,
@@ -610,7 +473,7 @@ class _Run:
         """One pass: jobs done, or ``None`` when it failed (retried after a back-off)."""
         try:
             if self.stale_after is not None:
-                released = _release_stale(self.selected, self.stale_after)
+                released = release_reservations(self.selected, self.stale_after)
                 self.report.released += sum(released.values())
             return _one_pass(self.selected, self.restriction, self.priority, self.order,
                              self.report, self.stopping, self.limit_reached)
@@ -697,9 +560,9 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
             result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
                                     refresh=False)
     except Exception as exc:  # make() errors are suppressed: this is the job bookkeeping
-        if not _connection_lost(table.connection, exc):
+        if not connection_lost(table.connection, exc):
             raise
-        result = _after_lost_connection(name, table, key, exc)
+        result = after_lost_connection(name, table, key, exc)
     seconds = time.monotonic() - start
     if result["success_count"]:
         report.completed[name] = report.completed.get(name, 0) + 1
@@ -714,57 +577,6 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
                   retry_hint(name))
         return True
     return False
-
-
-def _connection_lost(connection, error: Exception) -> bool:
-    """Whether ``error`` came from a dropped database connection.
-
-    DataJoint raises ``LostConnectionError`` on MySQL; on PostgreSQL the driver's
-    ``OperationalError`` comes through as it is, so the connection itself is asked.
-    """
-    from datajoint.errors import LostConnectionError
-
-    if isinstance(error, LostConnectionError):
-        return True
-    try:
-        connection.query("SELECT 1", reconnect=False)
-    except Exception:
-        return True
-    return False
-
-
-def _after_lost_connection(name: str, table, key: dict, error: Exception) -> dict:
-    """The connection dropped during populate: reconnect and settle the job by its rows.
-
-    The rows of a key are committed in one transaction, so the key is either complete
-    (the drop came after the commit, before the job was marked) or absent (rolled
-    back).  Complete: the job is marked done.  Absent: it is put back in the queue.
-
-    Returns:
-        A populate result: one success, or nothing done.
-
-    Raises:
-        LostConnectionError: when the database cannot be reached again.
-    """
-    log.warning("%s %s: the database connection was lost (%s); reconnecting", name, key, error)
-    connection = table.connection
-    with contextlib.suppress(Exception):
-        connection.close()
-    connection.connect()
-    # DataJoint's connect() keeps the old session id and transaction flag: new
-    # reservations must name the new session, or they would look abandoned
-    connection.connection_id = connection.adapter.get_connection_id(connection._conn)
-    connection._in_transaction = False
-    jobs = table.jobs
-    if table & key:
-        jobs.complete(key)
-        log.warning("%s %s: its rows were committed before the connection dropped: "
-                    "marked complete", name, key)
-        return {"success_count": 1, "error_list": []}
-    reserved = (jobs & key & "status='reserved'").to_dicts()
-    if reserved and _requeue(jobs, key, reserved[0]["priority"]):
-        log.warning("%s %s: nothing was committed; the job is back in the queue", name, key)
-    return {"success_count": 0, "error_list": []}
 
 
 def _sleep(seconds: float, stopping) -> None:
