@@ -316,6 +316,8 @@ def _fitting_mem(mem: str | None, partition: str | None, notes: list[str]) -> st
 # ------------------------------------------------------------------ secrets
 def is_secret(name: str) -> bool:
     """Whether an environment variable holds a secret (kept out of Slurm's job state)."""
+    if name in (CREDENTIALS_DIR_ENV, CREDENTIALS_FILE_ENV):  # where secrets are, not them
+        return False
     return name in SECRET_NAMES or bool(_SECRET.search(name))
 
 
