@@ -50,6 +50,9 @@ def test_demo_load_mode_and_status(tmp_path):
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert '"model.PoseEstimation"' in status.stdout
+    shown = run_cli("status", env=env)  # QC figures wait for a worker asked to draw them
+    qc = [line for line in shown.stdout.splitlines() if line.startswith("analysis.PoseQC")]
+    assert qc and "opt-in" in shown.stdout.split(qc[0], 1)[1].splitlines()[1], shown.stdout
 
     exported = run_cli("export", str(tmp_path / "nwb"), "--key", "subject=demo-mouse", env=env)
     assert exported.returncode == 0, exported.stderr

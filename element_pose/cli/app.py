@@ -97,6 +97,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for table, row in report.items():
         out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
              f"{row['error']:>7}")
+        if row.get("opt_in") and row["remaining"]:
+            out(f"    opt-in: workers run it only with `worker --qc` or `--table {table}`")
         for error in row["errors"]:
             out(f"    error {error['key']}: {error['message']}")
         if row.get("more_errors"):
@@ -150,8 +152,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             restriction, args.output, filter_paramset_idx=args.filter,
             include_training=args.training, overwrite=args.overwrite, videos=args.videos)
     except FileExistsError as exc:
-        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it",
-                           EXIT_USAGE) from None
+        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it"
+                           ) from None
     for item in files:
         out(str(item.path))
     return EXIT_OK
