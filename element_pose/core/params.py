@@ -32,9 +32,9 @@ __all__ = [
     "MARKDOWN_END",
     "DuplicateParamsError",
     "Int",
-    "integral",
     "ParamSet",
     "ParamsError",
+    "integral",
     "param_sets",
     "params_hash",
     "params_markdown",
@@ -246,9 +246,10 @@ def schema_rows(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None
             rows += schema_rows(sub, defs, prefix=f"{prefix}{key}.")
         items = _resolve(resolved.get("items", {}), defs)
         tag = items.get("discriminator", {}).get("propertyName")
-        for name, ref in items.get("discriminator", {}).get("mapping", {}).items():
-            rows += schema_rows(_resolve({"$ref": ref}, defs), defs,
-                                prefix=f"{prefix}{key}[{tag}={name}].", skip=(tag,))
+        for member in items.get("oneOf", ()) if tag else ():  # in declaration order
+            sub = _resolve(member, defs)
+            name = sub["properties"][tag].get("const")
+            rows += schema_rows(sub, defs, prefix=f"{prefix}{key}[{tag}={name}].", skip=(tag,))
     return rows
 
 

@@ -63,7 +63,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import AfterValidator, Field, model_validator
 
-from element_pose.core.params import Int, ParamSet, ParamsError, register_params
+from element_pose.core.params import Int, ParamsError, ParamSet, register_params
 from element_pose.core.pose import PoseData
 from element_pose.version import __version__
 
