@@ -308,7 +308,7 @@ def test_training_params_are_validated_by_the_engine_named(pipeline):
     with pytest.raises(ParamsError, match=r"'engine' must be an engine that trains, one of "
                                           r"\[.*'deeplabcut'.*\], got 'sleap'"):
         table.insert_new_params("sleap", {"engine": "sleap", "epochs": 1})
-    with pytest.raises(ParamsError, match="'engine'.*got 'nope'"):
+    with pytest.raises(ParamsError, match=r"'engine'.*got 'nope'"):
         table.insert_new_params("nope", {"engine": "nope"})
     idx = table.insert_new_params("dlc alias", {"engine": "dlc", "epochs": 7})
     assert (table & {"paramset_idx": idx}).fetch1("params") == {"engine": "dlc", "epochs": 7}
