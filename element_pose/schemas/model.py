@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.core.params import PARAMSET_DEFINITION, insert_params
 from element_pose.core.paths import Roots, default_processed_dir, default_root_dirs, relative_json
 from element_pose.core.pose import PoseData, all_missing, concatenate
 from element_pose.core.util import path_safe, session_folder, worker_device
@@ -51,6 +50,7 @@ from element_pose.engines.base import (
     SourceSoftware,
     VideoOutputs,
 )
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
     "EVALUATION_METRICS",
@@ -1047,11 +1047,10 @@ class LabeledVideoParamSet(dj.Lookup):
             element_pose.core.params.ParamsError: an option that is unknown, of the wrong
                 type or out of range (see ``element-pose params labeled_video``).
         """
-        from element_pose.core.param_schemas import LABELED_VIDEO
+        from element_pose.engines.deeplabcut.params import LabeledVideoParams
 
-        LABELED_VIDEO.validate(params)
         return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
-                             labeled_video_paramset_idx)
+                             labeled_video_paramset_idx, model=LabeledVideoParams)
 
 
 @schema
