@@ -59,7 +59,7 @@ from element_pose.export import dandi
 from element_pose.schemas import model, publish
 
 __all__ = ["EXPORT_FORMAT", "LOCK_NAME", "SyncBusyError", "SyncReport", "content_hashes",
-           "invalid_assets", "report_json", "sync"]
+           "invalid_assets", "report_json", "sync", "sync_lock"]
 
 log = logging.getLogger(__name__)
 
