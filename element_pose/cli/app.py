@@ -161,18 +161,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_dandi_sync(args: argparse.Namespace) -> int:
     """Export and upload everything new to a dandiset (cron-safe)."""
+    from element_pose.ops import dandi_sync
     from element_pose.ops.pipeline import load_pipeline
-    from element_pose.schemas import publish
 
     load_pipeline()  # connects and activates
     try:
-        report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
-                                    instance=args.instance, query=_estimations(args),
-                                    filter_paramset_idx=args.filter)
-    except publish.SyncBusyError as exc:
+        report = dandi_sync.sync(args.dandiset, args.dandiset_dir or args.dandiset,
+                                 instance=args.instance, query=_estimations(args),
+                                 filter_paramset_idx=args.filter)
+    except dandi_sync.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
         return EXIT_OK
-    out(publish.sync_report_json(report))
+    out(dandi_sync.report_json(report))
     for path, reason in report.failed.items():
         log.error("not uploaded: %s: %s", path, reason)
     for path, messages in report.invalid.items():
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
                     "element_pose.cli.params", "element_pose.cli.config",
-                    "element_pose.cli.submit")
+                    "element_pose.cli.submit", "element_pose.cli.publish")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
