@@ -4,10 +4,7 @@
 model).  Each value comes from, lowest to highest priority:
 
 1. the built-in default;
-2. (root directories only) ``dj.config["custom"]["pose_root_data_dir"]`` /
-   ``["pose_processed_data_dir"]`` when DataJoint is configured that way
-   (fed in by :mod:`element_pose.db.config` through :func:`add_fallback`);
-3. the settings file: JSON at ``ELEMENT_POSE_CONFIG`` when that is set, else
+2. the settings file: JSON at ``ELEMENT_POSE_CONFIG`` when that is set, else
    ``<ELEMENT_POSE_HOME>/config.json`` when ``ELEMENT_POSE_HOME`` is set, else
    ``$XDG_CONFIG_HOME/element-pose/config.json`` (``~/.config/element-pose/config.json``),
    mapping setting names (see :data:`SETTINGS`) to values, e.g.::
@@ -16,7 +13,7 @@ model).  Each value comes from, lowest to highest priority:
         "database": "server", "db_host": "db.lab.org", "db_backend": "postgresql",
         "s3_endpoint": "s3.lab.org", "s3_bucket": "pose", "slurm_partition": "gpu"}
 
-4. the setting's environment variable (``ELEMENT_POSE_ROOT_DIRS``, ``DJ_HOST``, ...).
+3. the setting's environment variable (``ELEMENT_POSE_ROOT_DIRS``, ``DJ_HOST``, ...).
 
 Nothing is copied into ``os.environ``: every process (a worker, a Slurm task, a
 notebook kernel) reads the same file and its own environment.  Secrets (database
@@ -36,7 +33,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,7 +47,6 @@ __all__ = [
     "SETTINGS",
     "Settings",
     "UserConfigError",
-    "add_fallback",
     "config_path",
     "effective",
     "environment_values",
@@ -143,7 +139,7 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
                                    dotenv_settings, file_secret_settings):
-        """The environment wins over the values given (the file and the fallbacks)."""
+        """The environment wins over the values given (the settings file)."""
         return (_EnvSource(settings_cls), init_settings)
 
     @field_validator("root_dirs", mode="before")
@@ -211,7 +207,6 @@ SECRET_ENV: tuple[str, ...] = tuple(env for name in _field_names(secret=True)
                                     for env in _env_names(name))
 
 _ENV_OF_ALIAS = {env: name for name in Settings.model_fields for env in _env_names(name)}
-_FALLBACKS: list[Callable[[], dict[str, Any]]] = []
 _CACHE: dict[tuple, Settings] = {}
 
 
@@ -268,26 +263,6 @@ def load(path: Path | None = None) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def add_fallback(source: Callable[[], dict[str, Any]]) -> None:
-    """Register a source of values below the file (e.g. DataJoint's ``custom`` config).
-
-    Args:
-        source: Called on every :func:`get_settings`; returns setting name -> value
-            (``None`` values are ignored). Registering the same callable twice is a no-op.
-    """
-    if source not in _FALLBACKS:
-        _FALLBACKS.append(source)
-
-
-def _fallback_values() -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for source in _FALLBACKS:
-        for name, value in (source() or {}).items():
-            if value is not None and name in SETTINGS:
-                values.setdefault(name, value)
-    return values
-
-
 def _origin(alias: str, path: Path, with_env: bool) -> str:
     if with_env and os.environ.get(alias):
         return f"from the environment variable {alias}"
@@ -306,28 +281,27 @@ def _error(exc: ValidationError, path: Path, with_env: bool = True) -> UserConfi
 
 
 def _build(path: Path, file_values: dict[str, Any]) -> Settings:
-    given = {**_fallback_values(), **file_values}
     try:
-        return Settings(**{_env_names(name)[0]: value for name, value in given.items()})
+        return Settings(**{_env_names(name)[0]: value for name, value in file_values.items()})
     except ValidationError as exc:
         raise _error(exc, path) from None
 
 
-def _cache_key(path: Path, fallbacks: dict[str, Any]) -> tuple:
+def _cache_key(path: Path) -> tuple:
     try:
         stat = path.stat()
         stamp: tuple = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         stamp = ()
     env = tuple(os.environ.get(alias) for alias in _ENV_OF_ALIAS)
-    return (str(path), stamp, env, repr(sorted(fallbacks.items())))
+    return (str(path), stamp, env, os.getcwd())  # relative paths resolve against the cwd
 
 
 def get_settings(path: Path | None = None) -> Settings:
-    """The current settings: defaults < fallbacks < file < environment.
+    """The current settings: defaults < file < environment.
 
-    Cheap to call often: the result is reused while the file, the environment
-    variables of the settings and the fallbacks are unchanged.
+    Cheap to call often: the result is reused while the file and the environment
+    variables of the settings are unchanged.
 
     Args:
         path: The settings file (default :func:`config_path`).
@@ -336,7 +310,7 @@ def get_settings(path: Path | None = None) -> Settings:
         UserConfigError: a one-line message naming each bad setting and its source.
     """
     path = path or _unresolved_config_path()
-    key = _cache_key(path, _fallback_values())
+    key = _cache_key(path)
     cached = _CACHE.get(key)
     if cached is None:
         path = path.resolve()
@@ -347,17 +321,14 @@ def get_settings(path: Path | None = None) -> Settings:
 
 
 def sources(path: Path | None = None) -> dict[str, str]:
-    """Where each setting comes from: ``env``, ``file``, ``datajoint`` or ``default``."""
+    """Where each setting comes from: ``env``, ``file`` or ``default``."""
     stored = load(path)
-    fallbacks = _fallback_values()
     result = {}
     for name in Settings.model_fields:
         if any(os.environ.get(env) for env in _env_names(name)):
             result[name] = "env"
         elif name in stored:
             result[name] = "file"
-        elif name in fallbacks:
-            result[name] = "datajoint"
         else:
             result[name] = "default"
     return result
@@ -438,7 +409,7 @@ def environment_values(path: Path | None = None) -> dict[str, Any]:
 
 
 def effective(path: Path | None = None) -> list[dict[str, str]]:
-    """Every setting with its value and source (``env``, ``file``, ``datajoint``, ``default``).
+    """Every setting with its value and source (``env``, ``file`` or ``default``).
 
     Secrets are listed with their value masked (``****``) when set.
     """

@@ -1,7 +1,7 @@
 """Command line of the configuration file and of Slurm submission.
 
 ``element-pose config`` shows the effective settings (secrets masked) and where
-each comes from (``env``, ``file``, ``datajoint`` or ``default``); ``element-pose
+each comes from (``env``, ``file`` or ``default``); ``element-pose
 config set NAME VALUE`` / ``unset NAME`` edit the user's settings file, checking
 each value with the settings model (:mod:`element_pose.settings`), the same one
 that Python imports, workers and notebooks read.  ``element-pose

@@ -9,8 +9,8 @@ Every path element-pose stores is relative to one of the configured roots:
   the settings file; default: the first raw root): outputs element-pose writes
   (inference, training, figures, NWB).
 
-Both come from :func:`element_pose.settings.get_settings` (which also honours
-``dj.config["custom"]["pose_root_data_dir"]`` once the database layer is loaded).
+Both come from :func:`element_pose.settings.get_settings` (defaults < settings file
+< environment); this module never imports DataJoint.
 
 A linking module may override both with ``get_pose_root_data_dirs()`` and
 ``get_pose_processed_data_dir()`` (see :mod:`element_pose.schemas.model`).  Paths that

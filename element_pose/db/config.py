@@ -31,9 +31,6 @@ An S3 object store (any S3-compatible server) replaces the file store when
 (neither: the AWS credential chain).  The database stores only paths relative to
 the store, so workers may mount or reach it differently.
 
-``dj.config["custom"]["pose_root_data_dir"]`` / ``["pose_processed_data_dir"]``
-are fed into the settings below the settings file (:func:`datajoint_custom_roots`).
-
 Secrets (``DJ_PASS``, store keys) come from the environment or DataJoint's
 ``.secrets`` directory and are never logged.
 """
@@ -65,7 +62,6 @@ __all__ = [
     "connect",
     "current_settings",
     "database_mode",
-    "datajoint_custom_roots",
     "describe",
     "import_datajoint",
     "s3_store_spec",
@@ -124,30 +120,6 @@ def current_settings() -> Settings:
         return get_settings()
     except UserConfigError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def datajoint_custom_roots() -> dict[str, object]:
-    """Root directories from ``dj.config["custom"]`` (when DataJoint is imported)."""
-    import sys
-
-    dj = sys.modules.get("datajoint")
-    if dj is None:
-        return {}
-    try:
-        custom = dj.config.get("custom") or {}
-    except Exception:  # a config without "custom"
-        return {}
-    return {"root_dirs": custom.get("pose_root_data_dir"),
-            "processed_dir": custom.get("pose_processed_data_dir")}
-
-
-def _register_fallbacks() -> None:
-    from element_pose.settings import add_fallback
-
-    add_fallback(datajoint_custom_roots)
-
-
-_register_fallbacks()
 
 
 def schema_prefix() -> str:
