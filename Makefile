@@ -50,7 +50,7 @@ test-embedded: setup
 test-mysql: setup
 	$(BIN)/python -m pytest --db mysql -m "not slow" tests/test_model.py tests/test_train.py \
 	  tests/test_analysis.py tests/test_publish.py tests/test_multicam.py tests/test_publish_nwb.py \
-	  tests/test_door_values.py tests/test_params.py tests/test_userconfig.py tests/test_s3.py \
+	  tests/test_door_values.py tests/test_params.py tests/test_settings.py tests/test_s3.py \
 	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py \
 	  tests/test_arrays.py tests/test_realproject.py tests/test_pipeline_module.py \
 	  tests/test_util.py tests/test_model_engines.py tests/test_multicam_anipose.py

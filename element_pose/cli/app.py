@@ -256,10 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from element_pose.settings import UserConfigError, apply
+    from element_pose.settings import UserConfigError, load
 
     try:
-        apply()  # the user's configuration file; the environment wins over it
+        load()  # the settings file is readable and holds no secrets
     except UserConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log.error("%s: %s", type(exc).__name__, exc)
         log.debug("traceback", exc_info=True)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, ConfigError | UserConfigError) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -94,10 +94,8 @@ def run_array_task(worker_argv: Sequence[str]) -> int:
     from element_pose.cli.app import main
     from element_pose.ops.signals import block_stop_signals
     from element_pose.ops.slurm import start_array_task
-    from element_pose.settings import apply
 
     block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
-    apply()
     tables = [worker_argv[i + 1] for i, arg in enumerate(worker_argv[:-1]) if arg == "--table"]
     start_array_task(tables or None)
     return main(["worker", *worker_argv])

@@ -57,21 +57,25 @@ DEMO_TRAINING_PARAMS = {
 
 
 def default_demo_root() -> Path:
-    """Where demo data go: the first ``ELEMENT_POSE_ROOT_DIRS`` entry, else ``<home>/demo``."""
+    """Where demo data go: the first ``root_dirs`` entry, else ``<home>/demo``."""
     from element_pose.db import embedded
+    from element_pose.db.config import current_settings
 
-    roots = os.environ.get("ELEMENT_POSE_ROOT_DIRS")
-    if roots:
-        return Path(roots.split(os.pathsep)[0]).expanduser().resolve()
-    return embedded.home() / "demo"
+    roots = current_settings().root_dirs
+    return roots[0] if roots else embedded.home() / "demo"
 
 
 def prepare_environment(root: Path | None = None) -> Path:
     """Point element-pose's root directories at the demo folder (before the pipeline loads)."""
     root = (root or default_demo_root()).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ELEMENT_POSE_ROOT_DIRS", str(root))
-    os.environ.setdefault("ELEMENT_POSE_PROCESSED_DIR", str(root / "processed"))
+    from element_pose.db.config import current_settings
+
+    settings = current_settings()
+    if not settings.root_dirs:
+        os.environ["ELEMENT_POSE_ROOT_DIRS"] = str(root)
+    if settings.processed_dir is None:
+        os.environ["ELEMENT_POSE_PROCESSED_DIR"] = str(root / "processed")
     return root
 
 
@@ -111,7 +115,9 @@ def run_demo(mode: str = "load", root: Path | None = None, n_frames: int = 300):
     if mode not in ("load", "full"):
         raise ValueError(f"mode must be 'load' or 'full', not {mode!r}")
     root = prepare_environment(root)
-    processed = Path(os.environ["ELEMENT_POSE_PROCESSED_DIR"]).expanduser().resolve()
+    from element_pose.core.paths import default_processed_dir
+
+    processed = default_processed_dir()
     files = make_sample_data(root, processed, n_frames)
 
     from workflow.pipeline import lab, model, session, subject, train
