@@ -218,13 +218,17 @@ def _import_ndx_pose() -> None:
 
 
 def preload() -> None:
-    """Start importing pynwb and ndx-pose in a daemon thread, once per process.
+    """Start importing pynwb and ndx-pose in a background thread, once per process.
 
     A first export spends ~1 s importing them (their schemas are parsed from YAML);
     started before the database queries and the data fetch, the import runs while
     those wait on the server or decompress (both release the GIL).  A later import
     in another thread simply waits for this one; a failed import is left for that
     later import to raise.
+
+    The thread is not a daemon: a process that ends (an export refused at once, say)
+    while the import runs waits for it, instead of finalizing the interpreter under
+    an import of C extensions (h5py), which crashed such processes (SIGSEGV).
     """
     global _preload_started
     if "ndx_pose" in sys.modules:
@@ -234,7 +238,7 @@ def preload() -> None:
             return
         _preload_started = True
     threading.Thread(target=_import_ndx_pose, name="element-pose-nwb-import",
-                     daemon=True).start()
+                     daemon=False).start()
 
 
 def open_nwb(path: str | Path, mode: str = "r"):
