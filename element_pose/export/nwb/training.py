@@ -8,14 +8,11 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.export.nwb.common import behavior_module, external_path
 from element_pose.export.nwb.metadata import (
     BEHAVIOR_MODULE,
     NWBExportError,
     TrainingData,
-)
-from element_pose.export.nwb.write import (
-    _behavior_module,
-    _external_path,
 )
 
 __all__ = [
@@ -70,7 +67,7 @@ def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = N
 
     from element_pose.io.video import probe_video
 
-    module = _behavior_module(nwbfile)
+    module = behavior_module(nwbfile)
     if training.name in module.data_interfaces:
         raise NWBExportError(f"processing/{BEHAVIOR_MODULE} already holds {training.name!r}")
     if "Skeletons" not in module.data_interfaces or not module["Skeletons"].skeletons:
@@ -110,7 +107,7 @@ def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = N
                     description=f"Training video {vpath.name} (external file)",
                     unit="n.a.",
                     format="external",
-                    external_file=[_external_path(vpath, relative_to)],
+                    external_file=[external_path(vpath, relative_to)],
                     starting_frame=[0],
                     rate=float(info.fps),
                     num_samples=int(info.n_frames),

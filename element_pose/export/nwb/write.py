@@ -12,6 +12,12 @@ import numpy as np
 
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.export.nwb import deflate
+from element_pose.export.nwb.common import (
+    behavior_module,
+    external_path,
+    get_or_create_skeleton,
+    skeleton_edges,
+)
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     ExpectedContainer,
@@ -37,6 +43,7 @@ from element_pose.export.nwb.metadata import (
     normalize_sex,
     normalize_species,
 )
+from element_pose.export.nwb.training import add_pose_training
 
 __all__ = [
     "add_pose_estimation",
@@ -112,50 +119,6 @@ def _get_or_create_device(nwbfile, camera: CameraMetadata):
     )
 
 
-def _external_path(path: str | Path, relative_to: str | Path | None) -> str:
-    path = Path(path).absolute()
-    if relative_to is None:
-        return str(path)
-    try:
-        return os.path.relpath(path, Path(relative_to).absolute())
-    except ValueError:  # different drive (Windows)
-        return str(path)
-
-
-def _behavior_module(nwbfile):
-    if BEHAVIOR_MODULE in nwbfile.processing:
-        return nwbfile.processing[BEHAVIOR_MODULE]
-    return nwbfile.create_processing_module(
-        name=BEHAVIOR_MODULE, description="Behavioral data: pose estimation (ndx-pose)"
-    )
-
-
-def _get_or_create_skeleton(module, name: str, nodes: list[str], edges: np.ndarray, subject):
-    from ndx_pose import Skeleton, Skeletons
-
-    if "Skeletons" in module.data_interfaces:
-        skeletons = module["Skeletons"]
-    else:
-        skeletons = Skeletons(name="Skeletons")
-        module.add(skeletons)
-    if name in skeletons.skeletons:
-        existing = skeletons.skeletons[name]
-        same_nodes = [str(n) for n in existing.nodes[:]] == nodes
-        old_edges = np.asarray(existing.edges[:]).reshape(-1, 2)
-        if same_nodes and np.array_equal(old_edges, edges.reshape(-1, 2)):
-            return existing
-        name = f"{name}_{len(skeletons.skeletons)}"
-    skeleton = Skeleton(name=name, nodes=nodes, edges=edges, subject=subject)
-    skeletons.add_skeletons(skeleton)
-    return skeleton
-
-
-def _skeleton_edges(pose: PoseData) -> np.ndarray:
-    edges = [(pose.keypoints.index(a), pose.keypoints.index(b)) for a, b in pose.skeleton]
-    dtype = np.uint8 if len(pose.keypoints) <= 255 else np.uint16
-    return np.asarray(edges, dtype=dtype).reshape(-1, 2)
-
-
 def _irregular_timestamps(pose: PoseData) -> np.ndarray | None:
     """The pose's timestamps, or ``None`` when they are regular at its frame rate."""
     if pose.timestamps is None:
@@ -229,7 +192,7 @@ def add_pose_estimation(
         )
     if pose.timestamps is None and pose.fps is None:
         raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
-    module = _behavior_module(nwbfile)
+    module = behavior_module(nwbfile)
     if name in (module.data_interfaces if parent is None else parent.pose_estimations):
         raise NWBExportError(
             f"processing/{BEHAVIOR_MODULE} already holds {name!r}; pass a distinct name= "
@@ -239,8 +202,8 @@ def add_pose_estimation(
     if device is None and camera is not None:
         device = _get_or_create_device(nwbfile, camera)
     skeleton_owner = subject.subject_id if subject is not None else pose.individuals[0]
-    skeleton = _get_or_create_skeleton(
-        module, f"{skeleton_owner}_skeleton", list(pose.keypoints), _skeleton_edges(pose),
+    skeleton = get_or_create_skeleton(
+        module, f"{skeleton_owner}_skeleton", list(pose.keypoints), skeleton_edges(pose),
         subject,
     )
     three_d = pose.n_space == 3
@@ -266,7 +229,7 @@ def add_pose_estimation(
                                f"{camera.name if camera else 'the camera'} (external files)",
                 "unit": "n.a.",
                 "format": "external",
-                "external_file": [_external_path(p, relative_to) for p in video.paths],
+                "external_file": [external_path(p, relative_to) for p in video.paths],
                 "starting_frame": starting_frame,
                 "device": device,
             }
@@ -394,8 +357,6 @@ def build_nwbfile(
     """
     if camera is None and video is not None:
         camera = CameraMetadata()
-    from element_pose.export.nwb.training import add_pose_training
-
     check_dandi_metadata(subject, session, pose, video, dandi=require_dandi)
     nwbfile = new_nwbfile(subject, session)
     add_pose_estimation(nwbfile, pose, camera=camera, video=video, name=name,
@@ -486,8 +447,6 @@ def append_to_nwb(
         raise FileNotFoundError(f"no NWB file to append to: {path}")
     if camera is None and video is not None:
         camera = CameraMetadata()
-    from element_pose.export.nwb.training import add_pose_training
-
     problems = metadata_problems(None, None, pose, video, dandi=False)
     problems = [p for p in problems if not p.startswith("session")]
     if problems:
