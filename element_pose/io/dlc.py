@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
+from element_pose.io.h5table import read_frame_table
 from element_pose.io.registry import PoseFormatError
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "is_multi_animal",
     "meta_engine_version",
     "output_snapshot",
+    "pose_from_dataframe",
     "read_config",
     "read_dlc_csv",
     "read_dlc_h5",
@@ -299,7 +301,7 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None,
         raise DLCFormatError(
             f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
         ) from exc
-    pose = _pose_from_dataframe(df, source=str(path), fps=fps)
+    pose = pose_from_dataframe(df, source=str(path), fps=fps)
     return check_dlc_values(pose, str(path), frame_size=frame_size)
 
 
@@ -384,8 +386,6 @@ def _read_h5_frame(path: Path):
     """The pose table: h5py straight to float32 (fast), ``pandas.read_hdf`` as fallback."""
     import pandas as pd
 
-    from element_pose.io.h5table import read_frame_table
-
     try:
         table = read_frame_table(path, H5_KEY)
     except Exception as exc:  # e.g. a filter h5py lacks (PyTables' blosc): pandas reads it
@@ -397,7 +397,13 @@ def _read_h5_frame(path: Path):
     return pd.read_hdf(path)
 
 
-def _pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
+def pose_from_dataframe(df, *, source: str, fps: float | None) -> PoseData:
+    """A DeepLabCut-layout pose table (scorer/[individuals/]bodyparts/coords columns)
+    as :class:`PoseData`; the values are not range-checked here.
+
+    Raises:
+        DLCFormatError: naming ``source`` when the columns are not DeepLabCut's.
+    """
     import pandas as pd
 
     columns = df.columns
@@ -635,5 +641,5 @@ def read_dlc_csv(path: str | Path, *, fps: float | None = None,
         raise DLCFormatError(
             f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
         ) from exc
-    return check_dlc_values(_pose_from_dataframe(df, source=str(path), fps=fps), str(path),
+    return check_dlc_values(pose_from_dataframe(df, source=str(path), fps=fps), str(path),
                             frame_size=frame_size)

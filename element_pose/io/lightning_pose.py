@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.io.dlc import pose_from_dataframe
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
@@ -123,8 +124,6 @@ def read_lightning_pose_csv(path: str | Path, *, fps: float | None = None) -> Po
     """
     import pandas as pd
 
-    from element_pose.io.dlc import _pose_from_dataframe
-
     path = require_file(path, "Lightning Pose CSV", LightningPoseFormatError)
     validate_lightning_pose_csv(path)
     try:
@@ -156,7 +155,7 @@ def read_lightning_pose_csv(path: str | Path, *, fps: float | None = None) -> Po
     else:
         values = values.reset_index(drop=True)
     try:
-        pose = _pose_from_dataframe(values, source=str(path), fps=fps)
+        pose = pose_from_dataframe(values, source=str(path), fps=fps)
     except ValueError as exc:
         raise LightningPoseFormatError(str(exc)) from exc
     check_scores(pose.confidence, path, "likelihood", 0.0, 1.0, present=present_mask(pose),

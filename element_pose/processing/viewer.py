@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.io.video import read_frames
 from element_pose.processing.qc import _new_figure, _time_axis
 
 __all__ = ["frames_to_show", "lowest_confidence_frames", "read_recording_frames", "show_frames"]
@@ -74,8 +75,6 @@ def frames_to_show(pose: PoseData, frames: Sequence[int] | range | None = None,
 def read_recording_frames(paths: Sequence[str | Path], frame_counts: Sequence[int],
                           indices: Sequence[int]) -> dict[int, np.ndarray]:
     """Decode the given recording-wide frame indices from a recording of several files."""
-    from element_pose.io.video import read_frames
-
     out: dict[int, np.ndarray] = {}
     offset = 0
     for path, count in zip(paths, frame_counts, strict=True):

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from element_pose.core.pose import PoseData
+from element_pose.io import dlc
+from element_pose.io.video import probe_recording
 
 __all__ = [
     "BEHAVIOR_MODULE",
@@ -197,8 +199,6 @@ class VideoMetadata:
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], name: str | None = None) -> VideoMetadata:
         """Probe the files (PyAV) for rate, frame counts and size."""
-        from element_pose.io.video import probe_recording
-
         info = probe_recording(list(paths))
         return cls(paths=[Path(p) for p in paths], fps=info.fps,
                    frame_counts=info.frame_counts, width=info.width, height=info.height,
@@ -225,8 +225,6 @@ class TrainingData:
     def from_dlc_project(cls, config_path: str | Path, annotator: str | None = None,
                          ) -> TrainingData:
         """Collect the labelled-data h5 files and videos of a DeepLabCut project."""
-        from element_pose.io import dlc
-
         config_path = Path(config_path)
         cfg = dlc.read_config(config_path)
         root = config_path.parent

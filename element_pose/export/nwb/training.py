@@ -14,6 +14,9 @@ from element_pose.export.nwb.metadata import (
     NWBExportError,
     TrainingData,
 )
+from element_pose.io.dlc import DLCFormatError
+from element_pose.io.dlc_labels import read_labeled_data
+from element_pose.io.video import probe_video
 
 __all__ = [
     "add_pose_training",
@@ -33,9 +36,6 @@ def read_dlc_labels(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     Raises:
         NWBExportError: the file is not readable labelled data.
     """
-    from element_pose.io.dlc import DLCFormatError
-    from element_pose.io.dlc_labels import read_labeled_data
-
     try:
         labels = read_labeled_data(path)
         return labels.scorer, labels.rows()
@@ -64,8 +64,6 @@ def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = N
         TrainingFrames,
     )
     from pynwb.image import ImageSeries
-
-    from element_pose.io.video import probe_video
 
     module = behavior_module(nwbfile)
     if training.name in module.data_interfaces:

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.util import package_version
+from element_pose.io.video import VideoError, probe_video
 
 from .board import (
     BOARD_TYPES,
@@ -400,8 +401,6 @@ def calibrate(
     import cv2
     from aniposelib.boards import extract_points, merge_rows
     from aniposelib.cameras import CameraGroup
-
-    from element_pose.io.video import VideoError, probe_video
 
     p = validate_calibration_params(params)
     names = [str(n) for n in videos_by_camera]
