@@ -182,16 +182,8 @@ def add_pose_estimation(
         NWBExportError: several individuals, a name already used, no time base.
     """
     from ndx_pose import PoseEstimation
-    from pynwb.image import ImageSeries
 
-    if len(pose.individuals) != 1:
-        raise NWBExportError(
-            f"an NWB file holds one subject but the pose data have {len(pose.individuals)} "
-            f"individuals {pose.individuals}: use plan_individual_files / "
-            "write_nwb_per_individual"
-        )
-    if pose.timestamps is None and pose.fps is None:
-        raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
+    _check_addable(pose)
     module = behavior_module(nwbfile)
     if name in (module.data_interfaces if parent is None else parent.pose_estimations):
         raise NWBExportError(
@@ -215,47 +207,11 @@ def add_pose_estimation(
                                      link_timestamps=link_timestamps, compression=compression)
     source_video = None
     if video is not None:
-        video_name = video.name or f"{camera.name if camera else 'camera'}_video"
-        if video_name in nwbfile.acquisition:
-            source_video = nwbfile.acquisition[video_name]
-        else:
-            counts = list(video.frame_counts) if video.frame_counts is not None else None
-            starting_frame = [0] if counts is None else [int(c) for c in
-                                                         np.cumsum([0, *counts[:-1]])]
-            n_samples = int(sum(counts)) if counts is not None else pose.n_frames
-            kwargs: dict[str, Any] = {
-                "name": video_name,
-                "description": f"Behavior video{'s' if len(video.paths) > 1 else ''} of "
-                               f"{camera.name if camera else 'the camera'} (external files)",
-                "unit": "n.a.",
-                "format": "external",
-                "external_file": [external_path(p, relative_to) for p in video.paths],
-                "starting_frame": starting_frame,
-                "device": device,
-            }
-            if video.width and video.height:
-                kwargs["dimension"] = [int(video.width), int(video.height)]
-            fps = video.fps or pose.fps
-            if timestamps is not None and (n_samples == pose.n_frames or fps is None):
-                # one frame per pose sample: share the times
-                kwargs["timestamps"] = series[0] if link_timestamps else timestamps
-            else:
-                kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
-                              num_samples=n_samples)
-            source_video = ImageSeries(**{k: v for k, v in kwargs.items() if v is not None})
-            nwbfile.add_acquisition(source_video)
-
+        shared = (series, link_timestamps, timestamps)
+        source_video = _source_video(nwbfile, video, camera, device, pose, relative_to, shared)
     software = pose.source_software or "unknown"
     if description is None:
-        description = (f"Estimated positions of {len(pose.keypoints)} keypoints"
-                       f"{' (3D)' if three_d else ''} by {software}"
-                       f"{' model ' + pose.scorer if pose.scorer else ''}.")
-        if pose.individuals[0] != SINGLE_INDIVIDUAL:
-            description += (f" Individual {pose.individuals[0]!r} of the pose estimation "
-                            "(its name in the original tracking output).")
-        if pose.provenance:
-            steps = ", ".join(str(s.get("step", s)) for s in pose.provenance)
-            description += f" Processing steps: {steps}."
+        description = _default_description(pose, software)
     pe_kwargs: dict[str, Any] = {
         "name": name,
         "pose_estimation_series": series,
@@ -273,6 +229,75 @@ def add_pose_estimation(
     else:
         parent.add_pose_estimation(pose_estimation)
     return pose_estimation
+
+
+def _check_addable(pose: PoseData) -> None:
+    """One individual and a time base, or an :class:`NWBExportError`."""
+    if len(pose.individuals) != 1:
+        raise NWBExportError(
+            f"an NWB file holds one subject but the pose data have {len(pose.individuals)} "
+            f"individuals {pose.individuals}: use plan_individual_files / "
+            "write_nwb_per_individual"
+        )
+    if pose.timestamps is None and pose.fps is None:
+        raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
+
+
+def _source_video(nwbfile, video: VideoMetadata, camera: CameraMetadata | None, device: Any,
+                  pose: PoseData, relative_to: str | Path | None, shared: tuple):
+    """The recording's external ``ImageSeries`` in ``acquisition`` (added when missing).
+
+    ``shared`` is ``(series, link_timestamps, timestamps)`` of :func:`pose_series`: when
+    the video has one frame per pose sample its timestamps are the first series' (linked)
+    or the times themselves.
+    """
+    from pynwb.image import ImageSeries
+
+    video_name = video.name or f"{camera.name if camera else 'camera'}_video"
+    if video_name in nwbfile.acquisition:
+        return nwbfile.acquisition[video_name]
+    counts = list(video.frame_counts) if video.frame_counts is not None else None
+    starting_frame = [0] if counts is None else [int(c) for c in
+                                                 np.cumsum([0, *counts[:-1]])]
+    n_samples = int(sum(counts)) if counts is not None else pose.n_frames
+    kwargs: dict[str, Any] = {
+        "name": video_name,
+        "description": f"Behavior video{'s' if len(video.paths) > 1 else ''} of "
+                       f"{camera.name if camera else 'the camera'} (external files)",
+        "unit": "n.a.",
+        "format": "external",
+        "external_file": [external_path(p, relative_to) for p in video.paths],
+        "starting_frame": starting_frame,
+        "device": device,
+    }
+    if video.width and video.height:
+        kwargs["dimension"] = [int(video.width), int(video.height)]
+    fps = video.fps or pose.fps
+    series, link_timestamps, timestamps = shared
+    if timestamps is not None and (n_samples == pose.n_frames or fps is None):
+        # one frame per pose sample: share the times
+        kwargs["timestamps"] = series[0] if link_timestamps else timestamps
+    else:
+        kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
+                      num_samples=n_samples)
+    source_video = ImageSeries(**{k: v for k, v in kwargs.items() if v is not None})
+    nwbfile.add_acquisition(source_video)
+    return source_video
+
+
+def _default_description(pose: PoseData, software: str) -> str:
+    """What a PoseEstimation holds: keypoints, software, model, individual, steps."""
+    three_d = pose.n_space == 3
+    description = (f"Estimated positions of {len(pose.keypoints)} keypoints"
+                   f"{' (3D)' if three_d else ''} by {software}"
+                   f"{' model ' + pose.scorer if pose.scorer else ''}.")
+    if pose.individuals[0] != SINGLE_INDIVIDUAL:
+        description += (f" Individual {pose.individuals[0]!r} of the pose estimation "
+                        "(its name in the original tracking output).")
+    if pose.provenance:
+        steps = ", ".join(str(s.get("step", s)) for s in pose.provenance)
+        description += f" Processing steps: {steps}."
+    return description
 
 
 def _columns(view: np.ndarray) -> np.ndarray:
