@@ -89,6 +89,21 @@ def read_recording_frames(paths: Sequence[str | Path], frame_counts: Sequence[in
     return out
 
 
+def _draw_individual(ax, xy: np.ndarray, conf: np.ndarray, edges: list[tuple[int, int]],
+                     colours: list, min_confidence: float, marker_size: float) -> None:
+    """One individual's skeleton (white lines) and keypoints (hollow below the cutoff)."""
+    for a, b in edges:
+        if np.isfinite(xy[[a, b]]).all():
+            ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="white", lw=1.0, alpha=0.8)
+    for k in range(len(xy)):
+        if not np.isfinite(xy[k]).all():
+            continue
+        solid = bool(conf[k] >= min_confidence)
+        ax.scatter(xy[k, 0], xy[k, 1], s=marker_size, zorder=3,
+                   c=[colours[k]] if solid else "none",
+                   edgecolors=[colours[k]], linewidths=1.2)
+
+
 def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
                 individuals: Sequence[str] | None = None, min_confidence: float = 0.5,
                 columns: int | None = None, panel_width: float = 4.0,
@@ -139,18 +154,8 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
         ax.set_xlim(-0.5, image.shape[1] - 0.5)
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
         for i in ind:
-            xy = pose.position[index, i]
-            conf = pose.confidence[index, i]
-            for a, b in edges:
-                if np.isfinite(xy[[a, b]]).all():
-                    ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="white", lw=1.0, alpha=0.8)
-            for k in range(len(pose.keypoints)):
-                if not np.isfinite(xy[k]).all():
-                    continue
-                solid = bool(conf[k] >= min_confidence)
-                ax.scatter(xy[k, 0], xy[k, 1], s=marker_size, zorder=3,
-                           c=[colours[k]] if solid else "none",
-                           edgecolors=[colours[k]], linewidths=1.2)
+            _draw_individual(ax, pose.position[index, i], pose.confidence[index, i], edges,
+                             colours, min_confidence, marker_size)
         when = f"{seconds[index]:.2f} s" if unit == "time (s)" else "no time base"
         ax.set_title(f"frame {index}  ({when})", fontsize=9)
     handles = [Line2D([], [], ls="", marker="o", color=colours[k], label=name)
