@@ -16,6 +16,13 @@ Multi-view models write one CSV per view; each view is a separate recording
 
 Mapping: one individual ``individual_0``; likelihood in [0, 1] as confidence
 (checked); source software ``Lightning Pose``; the scorer row as scorer.
+
+Why not movement's loader (``movement.io.load_poses.from_file(path, "LightningPose")``,
+movement 0.15; ``tests/io/test_movement_parity.py`` checks both read equal values):
+it fails on a file whose frame indices have gaps (``cannot reshape array``; we place
+each row at its frame index and leave the gaps NaN), does not refuse labelled-image
+predictions, checks no likelihood range, and returns float64 (we keep float32).  It is
+faster: 2.0 s against 3.0 s here (54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
 """
 
 from __future__ import annotations
