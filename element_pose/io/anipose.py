@@ -27,7 +27,8 @@ its result holds position and score only -- no reprojection error, camera counts
 axis transform, which ``multicam.Triangulation`` stores -- with the keypoints sorted by
 name instead of the file's order, the animal named ``id_0``, float64 values, and no
 checks of the score, error and camera-count ranges or of ``fnum``.  It is faster:
-4.4 s against 5.2 s here (54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
+4.4 s against 5.2 s here
+(54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ movement 0.15; ``tests/io/test_movement_parity.py`` checks both read equal value
 it reshapes a multi-animal file with unique body parts (individual ``single``) without
 aligning them, so 10 frames come back as 6 with scrambled values; it accepts
 likelihoods outside [0, 1] (we refuse them, naming body part, individual and frame);
-it reads CSVs as float64 (we keep float32, the ingest path's dtype); and it is slower
-on the ``.h5`` outputs: 0.14 s against 0.07 s here for an ``.h5``, 2.4 s against 2.2 s
-for a ``.csv`` (54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
+it reads CSVs as float64 (we keep float32, the ingest path's dtype); and it is slower:
+0.14 s against 0.07 s here for an ``.h5``, 2.4 s against 2.2 s for a ``.csv``
+(54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
 
 Size: over 600 lines because it is the one DeepLabCut output reader (config, h5, csv,
 meta, output discovery); the ``config.yaml`` section is the next to move out.

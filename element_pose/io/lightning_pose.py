@@ -22,7 +22,8 @@ movement 0.15; ``tests/io/test_movement_parity.py`` checks both read equal value
 it fails on a file whose frame indices have gaps (``cannot reshape array``; we place
 each row at its frame index and leave the gaps NaN), does not refuse labelled-image
 predictions, checks no likelihood range, and returns float64 (we keep float32).  It is
-faster: 2.0 s against 3.0 s here (54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
+faster: 2.0 s against 3.0 s here
+(54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
 """
 
 from __future__ import annotations
