@@ -57,6 +57,7 @@ test-mysql: setup
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python -m bench.run

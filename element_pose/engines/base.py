@@ -265,6 +265,8 @@ class PoseEngine(Protocol):
     name: str
     software: str
     capabilities: frozenset[str]
+    #: The engine's training parameter set (a ``ParamSet`` model), or None.
+    training_params: type | None
 
     def version(self) -> str | None:
         """Version of the tool, when installed (without importing it)."""
@@ -318,6 +320,7 @@ class FileEngine:
     distribution: ClassVar[str] = ""
     formats: ClassVar[tuple[str, ...]] = ()
     capabilities: frozenset[str] = LOAD_CAPABILITIES
+    training_params: ClassVar[type | None] = None
 
     def version(self) -> str | None:
         """Installed version of :attr:`distribution` (``None`` when not installed)."""

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.core.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.core.params import DuplicateParamsError
 from element_pose.core.pose import PoseData
 from element_pose.core.util import plain_json, session_folder, software_versions
 from element_pose.db import arrays
@@ -54,22 +54,18 @@ from element_pose.db.config import import_datajoint
 from element_pose.io.anipose import anipose_3d_keypoints
 from element_pose.processing.threed import (
     CalibrationResult,
-    ThreeDParamsError,
     TriangulationError,
     calibrate,
     filter_3d,
     joint_angles,
     read_anipose_calibration,
     triangulate,
-    validate_angles,
-    validate_calibration_params,
-    validate_filter_3d_params,
-    validate_triangulation_params,
     write_anipose_calibration,
 )
 from element_pose.processing.tidy import to_tidy
 from element_pose.schemas import model
 from element_pose.schemas import multicam_anipose as anipose
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
     "Calibration",
@@ -186,12 +182,10 @@ class CalibrationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import CALIBRATION
+        from element_pose.processing.threed.board import CalibrationParams
 
-        normalised = CALIBRATION.validate(validate_calibration_params(params),
-                                          error=ThreeDParamsError)
-        return insert_params(cls, "calibration_paramset_id", paramset_desc, normalised,
-                             paramset_id)
+        return insert_params(cls, "calibration_paramset_id", paramset_desc, params,
+                             paramset_id, model=CalibrationParams)
 
 
 @schema
@@ -580,20 +574,9 @@ def validate_triangulation_paramset(params: Mapping[str, Any] | None) -> dict[st
     Raises:
         element_pose.processing.threed.ThreeDParamsError: naming the offending key.
     """
-    if params is not None and not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"triangulation params must be a mapping, got {type(params)}")
-    rest = dict(params or {})
-    filt = rest.pop("filter_3d", None)
-    angles = rest.pop("angles", None)
-    out = validate_triangulation_params(rest)
-    if filt is None or filt is False:
-        out["filter_3d"] = None
-    elif filt is True:
-        out["filter_3d"] = validate_filter_3d_params({})
-    else:
-        out["filter_3d"] = validate_filter_3d_params(filt)
-    out["angles"] = validate_angles(angles) if angles else {}
-    return out
+    from element_pose.processing.threed.triangulation import TriangulationSetParams
+
+    return TriangulationSetParams.for_storage(params)
 
 
 @schema
@@ -614,12 +597,10 @@ class TriangulationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import TRIANGULATION
+        from element_pose.processing.threed.triangulation import TriangulationSetParams
 
-        normalised = TRIANGULATION.validate(validate_triangulation_paramset(params),
-                                            error=ThreeDParamsError)
-        return insert_params(cls, "triangulation_paramset_id", paramset_desc, normalised,
-                             paramset_id)
+        return insert_params(cls, "triangulation_paramset_id", paramset_desc, params,
+                             paramset_id, model=TriangulationSetParams)
 
 
 @schema

@@ -19,12 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from element_pose.core.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.core.params import DuplicateParamsError
 from element_pose.core.paths import relative_json
 from element_pose.core.util import worker_device
 from element_pose.db.config import import_datajoint
 from element_pose.engines import DEFAULT_ENGINE
 from element_pose.schemas import model
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
            "VideoSet", "activate"]
@@ -175,22 +176,17 @@ class TrainingParamSet(dj.Lookup):
         """Insert a parameter set and return its id.
 
         Inserting the same parameters again under the same id is a no-op.  The
-        parameters are checked against :data:`element_pose.core.param_schemas.TRAINING`
-        (``element-pose params training``).
+        parameters are checked by the training model of the engine named by their
+        ``engine`` key (``element-pose params training``).
 
         Raises:
             element_pose.core.params.ParamsError: unknown key, wrong type or value (named).
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import TRAINING
-        from element_pose.core.params import ParamsError
+        from element_pose.schemas.paramsets import training_params_model
 
-        TRAINING.validate(params)
-        init = (params or {}).get("weight_init")
-        if isinstance(init, dict) and not (init.get("snapshot_path") or init.get("model")):
-            raise ParamsError(f"{TRAINING.title} params: 'weight_init' as a mapping needs "
-                              f"'snapshot_path' or 'model', got {init!r}")
-        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
+        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx,
+                             model=training_params_model(params))
 
 
 @schema

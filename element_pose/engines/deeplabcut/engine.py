@@ -28,6 +28,7 @@ from element_pose.engines.base import (
     VideoOutputs,
     register_engine,
 )
+from element_pose.engines.deeplabcut.params import DeepLabCutTrainingParams
 from element_pose.io import dlc as dlc_io
 
 __all__ = ["DeepLabCutEngine", "snapshot_argument"]
@@ -72,6 +73,7 @@ class DeepLabCutEngine:
     name = "deeplabcut"
     software = "DeepLabCut"
     capabilities = ALL_CAPABILITIES
+    training_params = DeepLabCutTrainingParams
 
     def version(self) -> str | None:
         """Installed DeepLabCut version (read from the distribution, not imported)."""
