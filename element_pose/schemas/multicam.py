@@ -24,7 +24,9 @@ A camera group and its calibration belong to the same session.
 
 Size: over 600 lines because it is one DataJoint schema: its tables are declared on one
 ``schema`` object and resolve their foreign keys in this module's namespace, so they stay
-together; the computation lives in :mod:`element_pose.processing.threed` and the shared
+together (the anipose import/export methods included: they insert into several of the
+tables); the computation lives in :mod:`element_pose.processing.threed`, the anipose
+steps that need no table in :mod:`element_pose.schemas.multicam_anipose` and the shared
 helpers in :mod:`element_pose.core.util`.
 """
 
