@@ -20,6 +20,7 @@ package: readers import theirs (sleap-io, ...) inside the functions that need th
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from element_pose.core.pose import PoseData
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BUILTIN_FORMAT_MODULES",
     "PoseFormat",
     "PoseFormatError",
     "available_formats",
@@ -132,10 +134,26 @@ def register_format(
     return fmt
 
 
-def _load_builtins() -> None:
-    from element_pose import io as _io
+#: Modules that register the built-in formats when imported (by name, on the first call
+#: that needs the registry, so that importing the registry imports none of them).
+BUILTIN_FORMAT_MODULES: tuple[str, ...] = (
+    "element_pose.io.dlc_formats",
+    "element_pose.io.sleap",
+    "element_pose.io.lightning_pose",
+    "element_pose.io.anipose",
+)
 
-    _io._load_builtin_formats()
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in format modules once (each registers itself)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for module in BUILTIN_FORMAT_MODULES:
+        importlib.import_module(module)
 
 
 def available_formats() -> list[str]:

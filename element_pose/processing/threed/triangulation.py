@@ -280,6 +280,11 @@ class TriangulationResult:
 
 # ------------------------------------------------------------------ checks
 def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], list[str]]:
+    """Check the cameras' 2D poses agree; their body parts and individuals.
+
+    Raises:
+        TriangulationError: naming the camera and what differs.
+    """
     for name, pose in zip(names, poses, strict=True):
         if not isinstance(pose, PoseData):
             raise TriangulationError(
@@ -287,6 +292,22 @@ def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], l
             )
         if pose.n_space != 2:
             raise TriangulationError(f"camera {name!r}: expected 2D poses, got {pose.n_space}D")
+    _check_time_base(names, poses)
+    keypoints = list(poses[0].keypoints)
+    for name, pose in zip(names, poses, strict=True):
+        _check_same_keypoints(keypoints, name, names[0], pose)
+    individuals = list(poses[0].individuals)
+    for name, pose in zip(names, poses, strict=True):
+        if sorted(pose.individuals) != sorted(individuals):
+            raise TriangulationError(
+                f"cameras disagree on individuals: {names[0]!r} has {individuals}, {name!r} has "
+                f"{pose.individuals}; identities must match across cameras"
+            )
+    return keypoints, individuals
+
+
+def _check_time_base(names: list[str], poses: list[PoseData]) -> None:
+    """The cameras have as many frames and (where known) the same frame rate."""
     frames = {n: p.n_frames for n, p in zip(names, poses, strict=True)}
     if len(set(frames.values())) > 1:
         raise TriangulationError(
@@ -298,29 +319,23 @@ def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], l
         ref = next(iter(rates.values()))
         if any(abs(r - ref) > _FPS_TOLERANCE * ref for r in rates.values()):
             raise TriangulationError(f"cameras disagree on the frame rate: {rates}")
-    keypoints = list(poses[0].keypoints)
-    for name, pose in zip(names, poses, strict=True):
-        missing = [k for k in keypoints if k not in pose.keypoints]
-        extra = [k for k in pose.keypoints if k not in keypoints]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"camera {name!r} lacks body parts {missing}")
-            if extra:
-                parts.append(
-                    f"camera {name!r} has body parts {extra} that camera {names[0]!r} lacks"
-                )
-            raise TriangulationError(
-                "; ".join(parts) + ": every camera must track the same body parts"
+
+
+def _check_same_keypoints(keypoints: list[str], name: str, first: str, pose: PoseData) -> None:
+    """Camera ``name`` tracks exactly the body parts of the first camera."""
+    missing = [k for k in keypoints if k not in pose.keypoints]
+    extra = [k for k in pose.keypoints if k not in keypoints]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"camera {name!r} lacks body parts {missing}")
+        if extra:
+            parts.append(
+                f"camera {name!r} has body parts {extra} that camera {first!r} lacks"
             )
-    individuals = list(poses[0].individuals)
-    for name, pose in zip(names, poses, strict=True):
-        if sorted(pose.individuals) != sorted(individuals):
-            raise TriangulationError(
-                f"cameras disagree on individuals: {names[0]!r} has {individuals}, {name!r} has "
-                f"{pose.individuals}; identities must match across cameras"
-            )
-    return keypoints, individuals
+        raise TriangulationError(
+            "; ".join(parts) + ": every camera must track the same body parts"
+        )
 
 
 def _check_names(params: Mapping[str, Any], keypoints: list[str]) -> None:
