@@ -78,6 +78,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_queues(report: dict) -> None:
+    """The job table of ``element-pose status``: one line per table, then its notes."""
+    out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
+    for table, row in report.items():
+        out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
+            f"{row['error']:>7}")
+        if row.get("opt_in") and row["remaining"]:
+            out(f"    opt-in: workers run it only with `worker --qc` or `--table {table}`")
+        for error in row["errors"]:
+            out(f"    error {error['key']}: {error['message']}")
+        if row.get("more_errors"):
+            out(f"    ... and {row['more_errors']} more error(s) (show them with "
+                f"--errors {row['error']})")
+        if row.get("retry"):
+            out(f"    to retry: {row['retry']}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Report database location and pending/reserved/error jobs per computed table."""
     from element_pose.db import config
@@ -93,29 +110,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
-    out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
-    for table, row in report.items():
-        out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
-             f"{row['error']:>7}")
-        if row.get("opt_in") and row["remaining"]:
-            out(f"    opt-in: workers run it only with `worker --qc` or `--table {table}`")
-        for error in row["errors"]:
-            out(f"    error {error['key']}: {error['message']}")
-        if row.get("more_errors"):
-            out(f"    ... and {row['more_errors']} more error(s) (show them with "
-                 f"--errors {row['error']})")
-        if row.get("retry"):
-            out(f"    to retry: {row['retry']}")
+    _print_queues(report)
     from element_pose.ops.slurm import reservations
 
     for held in reservations(reserved):  # which worker (and Slurm job) holds each one
         out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
-             + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
+            + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     from element_pose.ops.dandi_sync import invalid_assets
 
     for asset in invalid_assets():
         out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
-             f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
+            f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
