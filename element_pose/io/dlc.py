@@ -43,7 +43,7 @@ import numpy as np
 
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.io.h5table import read_frame_table
-from element_pose.io.registry import PoseFormatError
+from element_pose.io.registry import PoseFormatError, reason
 
 __all__ = [
     "ACCEPTED_OUTPUTS",
@@ -333,7 +333,7 @@ def read_dlc_h5(path: str | Path, *, fps: float | None = None,
         df = _read_h5_frame(path)
     except Exception as exc:  # pytables/h5py raise many different types
         raise DLCFormatError(
-            f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
+            f"cannot read DeepLabCut output {path}: {reason(exc)}"
         ) from exc
     pose = pose_from_dataframe(df, source=str(path), fps=fps)
     return check_dlc_values(pose, str(path), frame_size=frame_size)
@@ -687,7 +687,7 @@ def read_dlc_csv(path: str | Path, *, fps: float | None = None,
         raise
     except Exception as exc:
         raise DLCFormatError(
-            f"cannot read DeepLabCut output {path}: {type(exc).__name__}: {exc}"
+            f"cannot read DeepLabCut output {path}: {reason(exc)}"
         ) from exc
     return check_dlc_values(pose_from_dataframe(df, source=str(path), fps=fps), str(path),
                             frame_size=frame_size)

@@ -51,6 +51,7 @@ from element_pose.io.registry import (
     check_scores,
     hdf5_keys,
     is_hdf5,
+    reason,
     register_format,
     require_file,
     require_hdf5_keys,
@@ -131,7 +132,7 @@ def _load_labels(path: Path):
         return sio.load_analysis_h5(str(path))
     except Exception as exc:  # sleap-io/h5py raise many types on malformed files
         raise SleapFormatError(
-            f"cannot read SLEAP file {path}: {type(exc).__name__}: {exc}"
+            f"cannot read SLEAP file {path}: {reason(exc)}"
         ) from exc
 
 
@@ -268,7 +269,7 @@ def read_sleap(
         position, points, instance, individuals = _fill(labels, chosen, keypoints,
                                                          user_instances)
     except ValueError as exc:
-        raise SleapFormatError(f"cannot read SLEAP file {path}: {exc}") from exc
+        raise SleapFormatError(f"cannot read SLEAP file {path}: {reason(exc)}") from exc
     present = ~np.isnan(position).any(axis=-1)
     position = np.where(present[..., None], position, np.nan)
     if confidence == "instance":
