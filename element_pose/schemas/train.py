@@ -216,22 +216,27 @@ class TrainingTask(dj.Manual):
 
 @schema
 class ModelTraining(dj.Computed):
-    """A finished training run: snapshots, learning curves, time, device, versions."""
+    """A finished training run: snapshots, learning curves, time, device, versions.
+
+    The row names its engine; what only that engine reports about the run is its
+    own description, :attr:`engine_details` (with ``model_options``: how the engine
+    finds the trained model again, used by :meth:`register_model`).
+    """
 
     definition = """
     -> TrainingTask
     ---
-    training_dir: varchar(1000)      # the task's project copy, relative to the processed root
-    config_path: varchar(1000)       # its config.yaml, relative to the processed root
-    shuffle: int32
-    trainingsetindex: int32
+    training_dir: varchar(1000)      # the task's working copy, relative to the processed root
+    config_path: varchar(1000)       # the trained model's source, relative to the processed root
     best_snapshot: varchar(255)      # file name
     latest_snapshot: varchar(255)    # file name
     train_time: float64              # seconds
     device: varchar(64)
-    engine_versions: json            # e.g. {"deeplabcut": "3.0.2", "torch": "2.x"}
+    engine_versions: json            # software versions, by package name
     learning_stats = null: json      # per-epoch losses and metrics, as columns
-    pytorch_config = null: json      # effective training configuration
+    training_config = null: json     # the engine's effective training configuration
+    engine: varchar(32)              # registry name of the engine (element_pose.engines)
+    engine_details = null: json      # what only the engine reports (model_options, ...)
     """
 
     class Snapshot(dj.Part):
@@ -254,8 +259,12 @@ class ModelTraining(dj.Computed):
         return json.dumps(params, sort_keys=True), task["project_path"], files, video_sets
 
     def make_compute(self, key, params_json, project_path, files, video_sets="null"):
-        """Prepare the task's own project copy and train, outside the transaction."""
-        from element_pose.engines import DEFAULT_ENGINE, get_engine
+        """Prepare the task's own project copy and train, outside the transaction.
+
+        The engine is the parameters' ``engine`` (default
+        :data:`element_pose.engines.DEFAULT_ENGINE`), through ``get_engine``.
+        """
+        from element_pose.engines import get_engine
 
         params = resolve_weight_init(json.loads(params_json))
         if not files:
@@ -275,20 +284,20 @@ class ModelTraining(dj.Computed):
         r = model.roots()
         trained = result.model
         config_path = Path(trained.source)
+        details = {**result.details, "model_options": result.model_options()}
         self.insert1({
             **key,
             "training_dir": r.relative_to_processed(config_path.parent),
             "config_path": r.relative_to_processed(config_path),
-            "shuffle": int(trained.options.get("shuffle") or 0),
-            "trainingsetindex": int(trained.options.get("trainingsetindex") or 0),
             "best_snapshot": result.best_snapshot or result.last_snapshot,
             "latest_snapshot": result.last_snapshot,
             "train_time": float(result.wall_time),
             "device": str(result.device),
             "engine_versions": dict(result.software),
             "learning_stats": _json_columns(result.learning_stats or None),
-            "pytorch_config": relative_json(
-                json.loads(json.dumps(result.training_config, default=str)), r),
+            "training_config": _stored_json(result.training_config, r),
+            "engine": trained.engine,
+            "engine_details": _stored_json(details, r),
         })
         self.Snapshot.insert(
             {**key, "snapshot_name": name, "epoch": int(result.snapshot_epochs[name]),
@@ -299,16 +308,20 @@ class ModelTraining(dj.Computed):
     @classmethod
     def register_model(cls, key: dict, model_name: str, snapshot: str = "best",
                        model_description: str = "") -> dict:
-        """Register the trained run as a :class:`element_pose.schemas.model.Model`."""
+        """Register the trained run as a :class:`element_pose.schemas.model.Model`.
+
+        The run's engine describes it from ``engine_details["model_options"]``, with
+        ``snapshot`` (``"best"``, ``"last"``, an epoch or a name) chosen here.
+        """
         row = (cls & key).fetch1()
         r = model.roots()
         config = r.processed(row["config_path"])
-        params = (TrainingParamSet & key).fetch1("params")
+        options = dict((row["engine_details"] or {}).get("model_options") or {})
+        options.pop("scorer", None)
         return model.Model.insert_new_model(
-            model_name, config, params.get("engine", DEFAULT_ENGINE), shuffle=row["shuffle"],
-            trainingsetindex=row["trainingsetindex"],
-            snapshot=snapshot, net_type=params.get("net_type", ""),
+            model_name, config, row["engine"],
             model_description=model_description or f"trained by {key}",
+            **{**options, "snapshot": snapshot},
         )
 
 
@@ -333,6 +346,11 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
         path = model.roots().find(init["snapshot_path"])
         params = {**params, "weight_init": {**init, "snapshot_path": str(path)}}
     return params
+
+
+def _stored_json(value: Any, r) -> Any:
+    """A JSON-able copy of ``value`` with paths under a root made relative."""
+    return relative_json(json.loads(json.dumps(value, default=str)), r)
 
 
 def _json_columns(stats) -> dict[str, list] | None:

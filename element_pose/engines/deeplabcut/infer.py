@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from element_pose.engines.deeplabcut.base import (
+    AnalyzedVideo,
     EngineError,
-    InferenceResult,
     SnapshotInfo,
-    VideoOutput,
+    VideoAnalysis,
 )
 from element_pose.engines.deeplabcut.layout import (
     TRACK_METHODS,
@@ -63,7 +63,7 @@ def infer(
     track_method: str | None = None,
     n_tracks: int | None = None,
     min_tracklet_length: int = 10,
-) -> InferenceResult:
+) -> VideoAnalysis:
     """Run ``deeplabcut.analyze_videos`` with one exact snapshot.
 
     Videos are probed first.  DeepLabCut runs in a fresh temporary folder inside
@@ -80,9 +80,9 @@ def infer(
     scorer/individuals/bodyparts/coords, individuals named as in the config).  The
     two steps are run here one by one so that a failure names the step, and with
     the track method passed explicitly so DeepLabCut never rewrites ``config.yaml``.
-    ``VideoOutput.h5`` is that tracked file; DeepLabCut ends it at the last tracked
+    ``AnalyzedVideo.h5`` is that tracked file; DeepLabCut ends it at the last tracked
     frame, so it is padded with missing rows to the video's frame count.  With
-    ``auto_track=False`` no tracking is done and ``VideoOutput.h5`` is the untracked
+    ``auto_track=False`` no tracking is done and ``AnalyzedVideo.h5`` is the untracked
     ``<stem><scorer>.h5`` (assemblies per frame; identities are not kept across
     frames).
 
@@ -222,7 +222,7 @@ def infer(
                 with contextlib.suppress(dlc_io.DLCFormatError):
                     run_duration = _plain(dlc_io.read_dlc_meta(meta).get("run_duration"))
             outputs.append(
-                VideoOutput(
+                AnalyzedVideo(
                     video=video,
                     h5=output_dir / h5_name,
                     meta=meta if meta.is_file() else None,
@@ -236,7 +236,7 @@ def infer(
                 )
             )
     n_frames = sum(o.n_frames for o in outputs)
-    result = InferenceResult(
+    result = VideoAnalysis(
         outputs=outputs,
         scorer=scorer,
         snapshot=snap,
