@@ -362,7 +362,8 @@ def _json_columns(stats) -> dict[str, list] | None:
 
 def _source_view(project: Path, files: Sequence[str], view: Path,
                  video_sets: dict | None = None) -> Path:
-    """A folder holding the project's config and exactly the VideoSet's files.
+    """A folder holding the project's ``config.yaml`` (when it has one) and exactly the
+    VideoSet's files: what the engine trains on (the view's config, else the view).
 
     Files are linked at their place inside the project, so the engine trains on
     the VideoSet and nothing else, and the user's project stays untouched.  The
@@ -377,8 +378,10 @@ def _source_view(project: Path, files: Sequence[str], view: Path,
     r = model.roots()
     shutil.rmtree(view, ignore_errors=True)
     view.mkdir(parents=True)
-    shutil.copy2(project / "config.yaml", view / "config.yaml")
-    if video_sets:
+    has_config = (project / "config.yaml").is_file()
+    if has_config:
+        shutil.copy2(project / "config.yaml", view / "config.yaml")
+    if video_sets and has_config:
         from element_pose.io import dlc
 
         cfg = dlc.read_config(view / "config.yaml")
@@ -391,4 +394,4 @@ def _source_view(project: Path, files: Sequence[str], view: Path,
         target = view / path.relative_to(project)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(path, target)
-    return view / "config.yaml"
+    return view / "config.yaml" if has_config else view
