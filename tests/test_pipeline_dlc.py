@@ -111,7 +111,7 @@ def test_fine_tune_from_a_registered_model(pipeline, trained):
     train.TrainingTask.insert1({**task, "project_path": "dlc_e2e"})
     train.ModelTraining.populate(task, reserve_jobs=True, suppress_errors=True)
     assert (train.ModelTraining & task), train.ModelTraining.jobs.errors.to_dicts()
-    config = (train.ModelTraining & task).fetch1("pytorch_config")
+    config = (train.ModelTraining & task).fetch1("training_config")
     init = config["train_settings"]["weight_init"]
     assert init["snapshot_path"].endswith(".pt") and "videoset900_param" in init["snapshot_path"]
 

@@ -291,7 +291,7 @@ class Model(dj.Manual):
     project_path: varchar(1000)         # the model's files (file or folder), relative to a root
     config_template: json               # the model's configuration at registration
     model_description = '': varchar(1000)
-    engine_options = null: json         # the engine's locators and facts of this model
+    engine_options = null: json         # locators and facts of the model, as its engine gives them
     """
 
     class BodyPart(dj.Part):
