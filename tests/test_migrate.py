@@ -158,7 +158,7 @@ def _read_back(prefix: str) -> dict:
 
 
 def test_migrate_keeps_every_row_and_value_and_runs_once(release0):
-    prefix, old = release0
+    prefix, _ = release0
     first = _cli(prefix, "db", "migrate")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "moved into engine_options" in first.stdout and "dropped columns" in first.stdout
@@ -205,7 +205,7 @@ def test_migrate_keeps_every_row_and_value_and_runs_once(release0):
 
 
 def test_migrate_refuses_an_unknown_state_and_changes_nothing(release0):
-    prefix, old = release0
+    prefix, _ = release0
     dj = import_datajoint()
     conn = dj.conn()
     quote = conn.adapter.quote_identifier

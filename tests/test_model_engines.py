@@ -382,7 +382,8 @@ def test_a_second_engine_trains_with_no_schema_edit(pipeline, raw_root, unique):
     assert row["training_config"] == {"steps": 2}
     assert row["best_snapshot"] == row["latest_snapshot"] == "step-2"
     assert (train.ModelTraining.Snapshot & task).fetch1("epoch") == 2
-    assert not {"shuffle", "trainingsetindex", "pytorch_config"} & set(train.ModelTraining.heading.names)
+    assert not {"shuffle", "trainingsetindex", "pytorch_config"} & set(
+        train.ModelTraining.heading.names)
     key = train.ModelTraining.register_model(task, f"toytrained_{unique}")
     registered = (model.Model & key).fetch1()
     assert registered["engine"] == "toytrainer"

@@ -69,7 +69,8 @@ def test_another_snapshot_is_another_model(pipeline, raw_root, unique):
     assert (model & key).fetch1("engine_options")["snapshot"] == "snapshot-best-002"
     other = model.insert_snapshot(f"o_{unique}", f"o1_{unique}", 1)
     row = (model & other).fetch1()
-    assert row["engine_options"]["snapshot"] == "snapshot-001" and row["scorer"].endswith("_snapshot_1")
+    assert row["engine_options"]["snapshot"] == "snapshot-001"
+    assert row["scorer"].endswith("_snapshot_1")
     assert model.body_parts(other) == model.body_parts(key)
 
 
