@@ -19,7 +19,7 @@ def test_help_is_fast_and_imports_nothing_heavy():
     start = time.perf_counter()
     result = run_cli("--help")
     assert result.returncode == 0 and "demo" in result.stdout and "db" in result.stdout
-    code = ("import sys, element_pose, element_pose.cli.main; "
+    code = ("import sys, element_pose, element_pose.cli.app; "
             "print(sorted(m for m in ('datajoint','deeplabcut','torch','pynwb','dandi') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
@@ -96,7 +96,7 @@ def _drop(env):
 
 def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
     """`status` reads the Slurm worker table only if it is there (never crashes on it)."""
-    from element_pose.cli import main as cli
+    from element_pose import cli
     from element_pose.ops import slurm
 
     slurm.worker_table().drop_quick()  # e.g. a test or an admin removed it
@@ -105,7 +105,7 @@ def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
 
 
 def test_submit_refuses_bad_numbers_at_parse_time():
-    from element_pose.cli import main as cli
+    from element_pose import cli
 
     for argv in (["--workers", "0"], ["--max-jobs", "0"], ["--poll-interval", "-1"]):
         with pytest.raises(SystemExit) as info:

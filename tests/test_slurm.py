@@ -181,7 +181,7 @@ def test_scancel_mid_make_leaves_no_partial_rows_and_a_later_job_completes_the_k
     assert not (model.PoseEstimation.BodyPartPosition & r)
     (reserved,) = jobs_of(model.PoseEstimation, r).reserved.to_dicts()
     deadline = time.monotonic() + 120  # until the server has dropped the killed session
-    while int(reserved["connection_id"]) in (worker._live_connection_ids(
+    while int(reserved["connection_id"]) in (worker.live_connection_ids(
             model.PoseEstimation.connection) or set()):
         assert time.monotonic() < deadline
         time.sleep(0.3)
@@ -198,17 +198,19 @@ def test_scancel_mid_make_leaves_no_partial_rows_and_a_later_job_completes_the_k
 
 def test_an_array_task_refreshes_each_job_queue_once(pipeline, raw_root, processed_root,
                                                      unique, tmp_path, monkeypatch):
-    """An array task (``python -m element_pose.ops.slurm run``, here in this process and
+    """An array task (``python -m element_pose.cli.submit run``, here in this process and
     outside Slurm) releases the dead's reservations and runs the worker, refreshing
     each job queue once a pass: not also before, when it prepares the queues."""
     from datajoint import jobs as dj_jobs
+
+    from element_pose.cli.submit import run_array_task
 
     monkeypatch.setenv("ELEMENT_POSE_CONFIG", str(tmp_path / "none.json"))
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     b = make_batch(pipeline, raw_root, processed_root, unique, 1)
     args = ["--once", "--table", INFO, "--table", POSE, "--restrict", b["restrict"],
             "--poll-interval", "0"]
-    assert slurm.run(args) == 0
+    assert run_array_task(args) == 0
     assert len(pipeline.model.PoseEstimation & b["restriction"]) == 1
     refreshed: list[str] = []
     original = dj_jobs.Job.refresh
@@ -218,7 +220,7 @@ def test_an_array_task_refreshes_each_job_queue_once(pipeline, raw_root, process
         return original(self, *restrictions, **options)
 
     monkeypatch.setattr(dj_jobs.Job, "refresh", counting)
-    assert slurm.run(args) == 0  # nothing left to do: one pass
+    assert run_array_task(args) == 0  # nothing left to do: one pass
     assert sorted(refreshed) == ["__pose_estimation", "_recording_info"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import datajoint as dj
@@ -47,7 +48,7 @@ def test_delete_frees_the_store_files_of_the_deleted_rows_without_prompting(
 
 
 def test_store_gc_removes_what_plain_deletes_leave(pipeline, ingested, capsys):
-    from element_pose.cli import main as cli
+    from element_pose import cli
 
     b = ingested(2)
     subject = b["restriction"]["subject"]
@@ -59,8 +60,12 @@ def test_store_gc_removes_what_plain_deletes_leave(pipeline, ingested, capsys):
     assert len(store_files(subject)) == files
     assert cli.main(["store", "gc", "--min-age", "0", "--dry-run"]) == 0
     assert len(store_files(subject)) == files
+    dry = capsys.readouterr().out
+    would = re.search(r"would remove (\d+) \((\d+) bytes would be freed\)", dry)
+    assert would and int(would[1]) > 0 and int(would[2]) > 0, dry  # not "0 bytes freed"
     assert cli.main(["store", "gc", "--min-age", "0"]) == 0
-    assert "removed" in capsys.readouterr().out
+    done = re.search(r"removed (\d+) \((\d+) bytes freed\)", capsys.readouterr().out)
+    assert done and done[1] == would[1] and done[2] == would[2]
     assert len(store_files(subject)) == 2  # RecordingInfo's timestamps stay
     assert len(pipeline.model.RecordingInfo & b["restriction"]) == 2
 

@@ -1,7 +1,7 @@
 """Populate workers on a real database: sharing a queue, signals, killed workers, the CLI.
 
 Workers run as subprocesses (they inherit the test session's environment, set by
-conftest) through a tiny argparse harness around :func:`element_pose.ops.worker.register_cli`,
+conftest) through a tiny argparse harness around :func:`element_pose.cli.worker.register_cli`,
 the same code that ``element-pose worker`` runs once the CLI registers it.
 
 To stall a job deterministically, a second database session locks the pose part
@@ -27,13 +27,14 @@ import time
 import pytest
 
 from element_pose import sample
+from element_pose.cli import worker as worker_cli
 from element_pose.ops import worker
 
 pytestmark = pytest.mark.usefixtures("pipeline")
 
 HARNESS = """
 import argparse, logging, sys
-from element_pose.ops.worker import register_cli
+from element_pose.cli.worker import register_cli
 logging.basicConfig(level=logging.INFO,
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 parser = argparse.ArgumentParser(prog="element-pose")
@@ -56,7 +57,7 @@ def start_worker(*args: str) -> subprocess.Popen:
 def run_cli(*argv: str) -> int:
     """``element-pose <argv>`` in this process; argparse errors give their exit code."""
     parser = argparse.ArgumentParser(prog="element-pose")
-    worker.register_cli(parser.add_subparsers(dest="command", required=True))
+    worker_cli.register_cli(parser.add_subparsers(dest="command", required=True))
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:
@@ -366,7 +367,7 @@ def test_set_device_exports_the_choice(monkeypatch):
 # ------------------------------------------------- faults: orphans, exits, retries
 EXIT_HARNESS = """
 import sys, time
-from element_pose.cli.main import main
+from element_pose.cli.app import main
 code = main(sys.argv[1:])
 sys.stderr.write("WORKER RETURNED\\n")
 sys.stderr.flush()
@@ -449,7 +450,7 @@ def failing_batch(pipeline, b, processed_root, unique, n_bad: int) -> dict:
 
 def test_status_counts_hidden_errors_and_jobs_retry_requeues_only_errors(
         pipeline, batch, processed_root, unique, capsys):
-    from element_pose.cli import main as cli
+    from element_pose import cli
 
     model = pipeline.model
     b = batch(7)
@@ -560,7 +561,7 @@ def test_status_reads_each_job_table_once(pipeline, batch, monkeypatch, capsys):
     from datajoint import connection as dj_connection
     from datajoint import jobs as dj_jobs
 
-    from element_pose.cli import main as cli
+    from element_pose import cli
     from element_pose.ops.jobs import populated_tables
 
     model = pipeline.model

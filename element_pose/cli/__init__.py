@@ -4,6 +4,6 @@ Parses arguments and calls the library (:mod:`element_pose.ops` and below); noth
 below imports it.  :func:`main` is the console script.
 """
 
-from element_pose.cli.main import main
+from element_pose.cli.app import main
 
 __all__ = ["main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from element_pose.cli.main import main
+from element_pose.cli.app import main
 
 sys.exit(main())

@@ -78,7 +78,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``config`` (and ``submit`` when available) to the ``element-pose`` parser."""
+    """Add ``config`` to the ``element-pose`` parser."""
     config = subparsers.add_parser(
         "config", help="show or edit the settings file (roots, database, S3, Slurm)",
         description="Settings persist in a JSON file (ELEMENT_POSE_CONFIG, else "
@@ -95,7 +95,3 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     unset = actions.add_parser("unset", help="remove settings from the file")
     unset.add_argument("names", nargs="+")
     config.set_defaults(func=cmd_config, action="show", json=False)
-
-    from element_pose.ops.slurm import register_cli as register_submit
-
-    register_submit(subparsers)

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from element_pose.cli.common import non_negative, positive_int
 from element_pose.core.redact import redact_url
 from element_pose.ops.signals import STOP_SIGNALS, block_stop_signals
 from element_pose.ops.worker import (
@@ -132,20 +133,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
-    return value
-
-
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``worker`` and ``jobs`` subcommands to the ``element-pose`` parser."""
     table_help = "table to work on, e.g. model.PoseEstimation (repeatable; default: all)"
@@ -157,7 +144,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description="Run populate jobs until stopped. SIGTERM/SIGINT finish the current job "
                     "and exit. Exit code 1 when a job failed.")
     worker.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
-    worker.add_argument("--max-jobs", type=_positive_int, metavar="N",
+    worker.add_argument("--max-jobs", type=positive_int, metavar="N",
                         help="stop after N jobs")
     worker.add_argument("--priority", type=int, metavar="P",
                         help="only jobs of priority <= P (lower is more urgent)")
@@ -168,10 +155,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--device", metavar="DEV",
                         help="cpu, cuda, auto, a GPU index (0, 0,1) or cuda:N; sets "
                              f"CUDA_VISIBLE_DEVICES and {DEVICE_ENV}")
-    worker.add_argument("--poll-interval", type=_non_negative, default=DEFAULT_POLL_INTERVAL,
+    worker.add_argument("--poll-interval", type=non_negative, default=DEFAULT_POLL_INTERVAL,
                         metavar="S", help="seconds between checks when idle "
                                           f"(default {DEFAULT_POLL_INTERVAL:.0f})")
-    worker.add_argument("--release-stale", type=_non_negative, metavar="SECONDS",
+    worker.add_argument("--release-stale", type=non_negative, metavar="SECONDS",
                         help="release reservations of dead workers older than SECONDS, "
                              "at start and before every pass")
     worker.add_argument("--restrict", metavar="RESTRICTION", help=restrict_help)
@@ -185,7 +172,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     release = actions.add_parser(
         "release-stale", help="put jobs reserved by dead workers back in the queue")
-    release.add_argument("--older-than", type=_non_negative, required=True, metavar="S",
+    release.add_argument("--older-than", type=non_negative, required=True, metavar="S",
                          help="minimum age of the reservation in seconds")
     release.add_argument("--table", action="append", metavar="SCHEMA.TABLE", help=table_help)
     release.add_argument("--no-connection-check", action="store_true",

@@ -9,3 +9,5 @@
 
 Imports nothing above it (no ``io``, ``engines``, ``schemas``, no DataJoint).
 """
+
+__all__: list[str] = []

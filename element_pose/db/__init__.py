@@ -7,3 +7,5 @@
 
 The only layer below the schemas that imports DataJoint.
 """
+
+__all__: list[str] = []

@@ -11,3 +11,5 @@
 
 Above the schemas, below the command line.
 """
+
+__all__: list[str] = []

@@ -36,7 +36,7 @@ _COLOURS = {"Manual": "#3a8f3a", "Lookup": "#8c8c8c", "Imported": "#3a5fcd",
             "Computed": "#c03030"}
 #: The fingerprint's key in the PNG's text chunks.
 PNG_KEY = "element-pose-pipeline"
-DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "images" / "pipeline.png"
+DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "pipeline.png"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ root folders, so notebook 01 shows the demo's data.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -17,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["KERNEL_NAME", "install_kernel", "lab_command", "register_cli"]
+__all__ = ["KERNEL_NAME", "default_notebook_dir", "install_kernel", "jupyter_installed",
+           "lab_command"]
 
 log = logging.getLogger(__name__)
 KERNEL_NAME = "element-pose"
@@ -36,51 +36,40 @@ def install_kernel(prefix: str | Path = sys.prefix) -> Path:
     return spec
 
 
-def _notebook_dir() -> Path:
-    checkout = Path(__file__).resolve().parents[1] / "notebooks"
+def default_notebook_dir() -> Path:
+    """The tutorials of a checkout (``notebooks/``), else the current folder."""
+    checkout = Path(__file__).resolve().parents[2] / "notebooks"
     return checkout if checkout.is_dir() else Path.cwd()
 
 
-def lab_command(args: argparse.Namespace) -> list[str]:
-    """The ``jupyter lab`` command line for ``args`` (the environment is set up too)."""
+def lab_command(notebook_dir: str | Path, root: str | Path | None = None,
+                port: int | None = None, no_browser: bool = False,
+                jupyter_args: list[str] | None = None) -> list[str]:
+    """The ``jupyter lab`` command line (the demo's environment is set up too).
+
+    Args:
+        notebook_dir: The folder JupyterLab opens.
+        root: Demo data folder (as for ``element-pose demo``).
+        port: Server port (default: Jupyter's).
+        no_browser: Do not open a browser.
+        jupyter_args: Further arguments for ``jupyter lab``.
+    """
     from element_pose.ops import demo
 
-    demo.prepare_environment(Path(args.root) if args.root else None)
+    demo.prepare_environment(Path(root) if root else None)
     install_kernel()
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={args.notebook_dir}",
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebook_dir}",
                f"--MultiKernelManager.default_kernel_name={KERNEL_NAME}"]
-    if args.no_browser:
+    if no_browser:
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers, CI: Jupyter refuses root
         command.append("--allow-root")
-    if args.port:
-        command.append(f"--port={args.port}")
-    extra = list(args.jupyter_args)
+    if port:
+        command.append(f"--port={port}")
+    extra = list(jupyter_args or [])
     return command + (extra[1:] if extra[:1] == ["--"] else extra)
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    """Start JupyterLab (replaces this process)."""
-    if shutil.which("jupyter", path=str(Path(sys.executable).parent)) is None:
-        log.error("JupyterLab is not installed here: `make lab` (or pip install "
-                  "'element-pose[lab]') installs it")
-        return 2
-    command = lab_command(args)
-    log.info("starting JupyterLab in %s (roots: %s)", args.notebook_dir,
-             os.environ.get("ELEMENT_POSE_ROOT_DIRS"))
-    os.execv(command[0], command)
-    return 0  # not reached
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``element-pose lab`` to the CLI."""
-    lab = subparsers.add_parser("lab", help="open the tutorials in JupyterLab (demo database "
-                                            "and roots)")
-    lab.add_argument("--notebook-dir", default=str(_notebook_dir()),
-                     help="folder JupyterLab opens (default: the tutorials)")
-    lab.add_argument("--root", help="demo data folder (as for `element-pose demo`)")
-    lab.add_argument("--port", type=int, help="server port (default: Jupyter's)")
-    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER,
-                     help="further arguments for jupyter lab (after --)")
-    lab.set_defaults(func=cmd_lab)
+def jupyter_installed() -> bool:
+    """Whether this interpreter's environment has JupyterLab."""
+    return shutil.which("jupyter", path=str(Path(sys.executable).parent)) is not None

@@ -2,7 +2,8 @@
 
 ``element-pose submit`` pipes a batch script to ``sbatch`` (nothing is written
 to disk; the job inherits the submitting environment, secrets included, with
-``--export=ALL``).  Each array task runs ``python -m element_pose.ops.slurm run``:
+``--export=ALL``).  Each array task runs ``python -m element_pose.cli.submit run``
+(:func:`start_array_task`, then the worker):
 
 1. connects and activates the pipeline (the user's configuration file applies);
 2. records itself in ``<prefix>cluster.SlurmWorker`` (host, pid and database
@@ -23,7 +24,6 @@ GPU tables (:data:`GPU_TABLES`) get ``--gres`` (``--gres`` option or the
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import os
@@ -44,8 +44,8 @@ __all__ = [
     "SubmitOptions",
     "batch_script",
     "record_worker",
-    "register_cli",
     "reservations",
+    "start_array_task",
     "submit",
 ]
 
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 #: tables whose make runs a network: their workers ask for a GPU
 GPU_TABLES = frozenset({"train.ModelTraining", "model.ModelEvaluation", "model.PoseEstimation",
                         "model.LabeledVideo"})
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class SlurmError(RuntimeError):
@@ -126,7 +125,7 @@ def batch_script(options: SubmitOptions) -> str:
         if value:
             lines.append(f"#SBATCH --{flag}={value}")
     lines += [f"#SBATCH {item}" for item in options.extra]
-    command = [sys.executable, "-m", "element_pose.ops.slurm", "run"]
+    command = [sys.executable, "-m", "element_pose.cli.submit", "run"]
     for table in options.tables or []:
         command += ["--table", table]
     command += options.worker_args
@@ -294,7 +293,7 @@ def _release_dead(tables: list[str] | None) -> int:
     # creates the lazy job tables, retrying when workers of an array race to do it; no
     # refresh: the worker refreshes each queue when it comes to it
     worker.prepare_job_queues(tables, refresh=False)
-    if worker._live_connection_ids(connect()) is None:
+    if worker.live_connection_ids(connect()) is None:
         log.warning("cannot list database sessions: not releasing stale reservations at "
                     "start (run `element-pose jobs release-stale --older-than S`)")
         return 0
@@ -302,98 +301,20 @@ def _release_dead(tables: list[str] | None) -> int:
     return sum(released.values())
 
 
-def run(worker_argv: Sequence[str]) -> int:
-    """The array task: record, release the dead's reservations, run the worker."""
-    from element_pose.cli.main import main
-    from element_pose.ops.signals import block_stop_signals
-    from element_pose.settings import apply
+def start_array_task(tables: Sequence[str] | None = None) -> int:
+    """Start one array task: connect, record it, release the dead workers' reservations.
 
-    block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
-    apply()
+    Args:
+        tables: The tables the task's worker will work on (``None``: all).
+
+    Returns:
+        The number of reservations released.
+    """
     from element_pose.ops.pipeline import load_pipeline
 
     load_pipeline()  # connects and activates
-
     record_worker()
-    tables = [worker_argv[i + 1] for i, arg in enumerate(worker_argv[:-1]) if arg == "--table"]
-    released = _release_dead(tables or None)
+    released = _release_dead(list(tables) if tables else None)
     if released:
         log.warning("released %d reservation(s) of dead workers", released)
-    return main(["worker", *worker_argv])
-
-
-# --------------------------------------------------------------------- CLI
-def cmd_submit(args: argparse.Namespace) -> int:
-    """``element-pose submit``: submit Slurm arrays of workers."""
-    worker_args = ["--poll-interval", str(args.poll_interval), "--order", args.order]
-    if args.once:
-        worker_args.append("--once")
-    if args.restrict:
-        worker_args += ["--restrict", args.restrict]
-    if args.max_jobs is not None:
-        worker_args += ["--max-jobs", str(args.max_jobs)]
-    options = SubmitOptions.from_settings(
-        tables=args.table, workers=args.workers, partition=args.partition,
-        gpu_partition=args.gpu_partition, time=args.time, mem=args.mem, cpus=args.cpus,
-        gres=args.gres, log_dir=Path(args.log_dir) if args.log_dir else None,
-        worker_args=worker_args, extra=args.sbatch_option or [])
-    if args.dry_run:
-        sys.stdout.write(batch_script(options))
-        return EXIT_OK
-    try:
-        prepare(args.table, args.restrict)
-        ids = submit(options, per_table=args.per_table)
-    except SlurmError as exc:
-        log.error("%s", exc)
-        return EXIT_FAILED
-    for job_id in ids:
-        sys.stdout.write(f"{job_id}\n")
-    return EXIT_OK
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``submit`` to the ``element-pose`` parser."""
-    from element_pose.cli.worker import _non_negative, _positive_int
-    from element_pose.ops.worker import DEFAULT_POLL_INTERVAL, ORDERS
-
-    p = subparsers.add_parser(
-        "submit", help="submit Slurm job arrays of workers (sbatch)",
-        description="Submit an array of `element-pose worker` jobs. Defaults for the "
-                    "resources come from the slurm_* settings (`element-pose config`).")
-    p.add_argument("--table", action="append", metavar="SCHEMA.TABLE",
-                   help="table for the workers (repeatable; default all)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="array size (default 1)")
-    p.add_argument("--per-table", action="store_true",
-                   help="one array per --table, each after the previous one ends")
-    p.add_argument("--partition")
-    p.add_argument("--gpu-partition", help="partition for arrays with a GPU table")
-    p.add_argument("--time", help="time limit, e.g. 04:00:00")
-    p.add_argument("--mem", help="memory per worker, e.g. 8G")
-    p.add_argument("--cpus", type=_positive_int, help="CPUs per worker")
-    p.add_argument("--gres", help="generic resources of GPU tables, e.g. gpu:1")
-    p.add_argument("--log-dir", help="folder of the job logs (default ./slurm-logs)")
-    p.add_argument("--once", action="store_true",
-                   help="workers exit when their queue is empty")
-    p.add_argument("--poll-interval", type=_non_negative, default=DEFAULT_POLL_INTERVAL)
-    p.add_argument("--max-jobs", type=_positive_int, help="jobs per worker before it exits")
-    p.add_argument("--order", choices=ORDERS, default="random",
-                   help="job order within a priority (default random: fewer collisions)")
-    p.add_argument("--restrict", help="restriction of the keys (JSON object)")
-    p.add_argument("--sbatch-option", action="append", metavar="OPT",
-                   help="another sbatch option, e.g. --sbatch-option=--qos=long")
-    p.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
-    p.set_defaults(func=cmd_submit)
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "run":
-        sys.stderr.write("usage: python -m element_pose.ops.slurm run [worker options]\n")
-        return EXIT_USAGE
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
+    return released

@@ -43,8 +43,8 @@ class GcReport:
     referenced: int = 0
     orphaned: int = 0
     kept_recent: int = 0
-    deleted: int = 0
-    bytes_freed: int = 0
+    deleted: int = 0  # in a dry run: files that would be removed
+    bytes_freed: int = 0  # in a dry run: what removing ``deleted`` files would free
     errors: int = 0
     dry_run: bool = False
     seconds: float = 0.0
@@ -100,7 +100,6 @@ def collect_garbage(
             (nothing is deleted then).
     """
     from datajoint.errors import DataJointError
-    from datajoint.hash_registry import delete_path
 
     if min_age_s < 0:
         raise ValueError(f"min_age_s must be >= 0, not {min_age_s}")
@@ -123,36 +122,45 @@ def collect_garbage(
         referenced=stats["schema_paths_referenced"] + stats["hash_paths_referenced"],
         orphaned=stats["schema_paths_orphaned"] + stats["hash_paths_orphaned"],
         dry_run=dry_run)
-    fs = collector.backend.fs
     for kind, paths in (("schema", stats["orphaned_schema_paths"]),
                         ("hash", stats["orphaned_hash_paths"])):
         for path in paths:
-            full = collector.backend._full_path(path)
-            try:
-                info = fs.info(full)
-            except FileNotFoundError:
-                continue
-            mtime = _mtime(info)
-            if mtime is None or mtime > cutoff:
-                report.kept_recent += 1
-                continue
-            if dry_run:
-                continue
-            try:
-                removed = (collector.delete_schema_path(path) if kind == "schema"
-                           else delete_path(path, collector.store, config=collector.config))
-            except Exception as exc:  # one unremovable file does not stop the rest
-                log.warning("store gc: cannot remove %s: %s", path, exc)
-                report.errors += 1
-                continue
-            if removed:
-                report.deleted += 1
-                report.bytes_freed += int(info.get("size") or 0)
+            _collect_orphan(collector, kind, path, cutoff, report)
     report.seconds = time.monotonic() - started
     log.info("store gc: %d files stored, %d orphaned, %d removed (%d bytes), %d kept as too "
              "recent, in %.1f s", report.stored, report.orphaned, report.deleted,
              report.bytes_freed, report.kept_recent, report.seconds)
     return report
+
+
+def _collect_orphan(collector: Any, kind: str, path: str, cutoff: float,
+                    report: GcReport) -> None:
+    """Remove one orphaned file older than ``cutoff`` (count it only, in a dry run).
+
+    In a dry run ``bytes_freed`` counts what removing the files would free.
+    """
+    from datajoint.hash_registry import delete_path
+
+    try:
+        info = collector.backend.fs.info(collector.backend._full_path(path))
+    except FileNotFoundError:
+        return
+    mtime = _mtime(info)
+    if mtime is None or mtime > cutoff:
+        report.kept_recent += 1
+        return
+    if not report.dry_run:
+        try:
+            removed = (collector.delete_schema_path(path) if kind == "schema"
+                       else delete_path(path, collector.store, config=collector.config))
+        except Exception as exc:  # one unremovable file does not stop the rest
+            log.warning("store gc: cannot remove %s: %s", path, exc)
+            report.errors += 1
+            return
+        if not removed:
+            return
+    report.deleted += 1
+    report.bytes_freed += int(info.get("size") or 0)
 
 
 def _mtime(info: dict) -> float | None:
@@ -170,9 +178,9 @@ def _mtime(info: dict) -> float | None:
 def _oldest_live_reservation_age(connection) -> float | None:
     """Seconds since the oldest job reserved by a live session reserved it (None: none)."""
     from element_pose.ops.jobs import populated_tables
-    from element_pose.ops.worker import _live_connection_ids
+    from element_pose.ops.worker import live_connection_ids
 
-    live = _live_connection_ids(connection)
+    live = live_connection_ids(connection)
     oldest: float | None = None
     for table in populated_tables().values():
         jobs = table.jobs
@@ -270,45 +278,3 @@ def delete(expression, *, part_integrity: str = "enforce") -> dict[str, int]:
              getattr(expression, "table_name", expression), files, t3 - t0, t1 - t0,
              t2 - t1, t3 - t2)
     return {"rows": rows, "files": files}
-
-
-# --------------------------------------------------------------------- CLI
-def cmd_store(args) -> int:
-    """``element-pose store gc``: remove the store files that no row references."""
-    import json
-    import sys
-
-    from element_pose.ops.pipeline import load_pipeline
-
-    load_pipeline()  # connects and activates the schemas
-
-    report = collect_garbage(min_age_s=args.min_age, dry_run=args.dry_run)
-    if args.json:
-        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
-    else:
-        verb = "would remove" if args.dry_run else "removed"
-        sys.stdout.write(
-            f"store gc: {report.stored} file(s) stored, {report.referenced} referenced, "
-            f"{report.orphaned} orphaned; {verb} "
-            f"{report.orphaned - report.kept_recent if args.dry_run else report.deleted} "
-            f"({report.bytes_freed} bytes freed), {report.kept_recent} kept as younger than "
-            f"--min-age or a live job, in {report.seconds:.1f} s\n")
-    return 1 if report.errors else 0
-
-
-def register_cli(subparsers) -> None:
-    """Add the ``store`` subcommand to the ``element-pose`` parser."""
-    store = subparsers.add_parser(
-        "store", help="maintain the object store of pose arrays (garbage collection)")
-    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
-    gc = actions.add_parser(
-        "gc", help="remove store files that no row references (safe from cron)",
-        description="Remove the files of the pose store that no table row references: "
-                    "left by killed workers or by deletes outside element-pose. Files "
-                    "younger than --min-age, or than a job reserved by a live worker, "
-                    "are kept.")
-    gc.add_argument("--min-age", type=float, default=DEFAULT_MIN_AGE_S, metavar="S",
-                    help=f"only files older than S seconds (default {DEFAULT_MIN_AGE_S:.0f})")
-    gc.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
-    gc.add_argument("--json", action="store_true", help="machine-readable output")
-    gc.set_defaults(func=cmd_store)

@@ -65,6 +65,7 @@ __all__ = [
     "WorkerUsageError",
     "block_stop_signals",
     "clear_errors",
+    "live_connection_ids",
     "prepare_job_queues",
     "release_stale_jobs",
     "retry_errors",
@@ -217,7 +218,7 @@ def _release_stale(selected: dict[str, Any], older_than_s: float,
         if not stale:
             continue
         if check_connections and live is None:
-            live = _live_connection_ids(jobs.connection)
+            live = live_connection_ids(jobs.connection)
         count = 0
         for row in stale:
             key = {k: row[k] for k in jobs.primary_key}
@@ -245,7 +246,7 @@ def _server_time(connection, offset_s: float = 0):
     return connection.query(f"SELECT CURRENT_TIMESTAMP(3) + {interval}").fetchone()[0]
 
 
-def _live_connection_ids(connection) -> set[int] | None:
+def live_connection_ids(connection) -> set[int] | None:
     """Ids of the database server's current sessions, or ``None`` if they cannot be read."""
     backend = connection.adapter.backend
     query = ("SELECT pid FROM pg_stat_activity" if backend == "postgresql"
@@ -408,80 +409,126 @@ def run_worker(
     Raises:
         WorkerUsageError: bad arguments.
     """
+    _check_options(order, max_jobs, poll_interval, stale_after)
+    set_device(device)
+    restriction = _as_restriction(restriction)
+    selected = _selected_tables(tables, qc, restriction)
+    started = time.monotonic()
+    flag = threading.Event()
+    signals = _StopSignals(flag)
+    run = _Run(selected, restriction, priority, order, max_jobs, poll_interval, once,
+               stale_after, signals, flag, stop_event)
+    log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
+    with signals:
+        _prepare(selected, restriction, refresh=False)  # each pass refreshes its queues
+        run.loop()
+    report = run.report
+    report.duration_s = time.monotonic() - started
+    log.info("worker %s stopping (%s%s): %d completed, %d failed in %.1f s", os.getpid(),
+             report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
+             sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
+    return report
+
+
+def _check_options(order: str, max_jobs: int | None, poll_interval: float,
+                   stale_after: float | None) -> None:
+    """Refuse bad worker options before anything starts."""
     if order not in ORDERS:
         raise WorkerUsageError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     if max_jobs is not None and max_jobs < 1:
         raise WorkerUsageError("max_jobs must be at least 1")
     if poll_interval < 0:
         raise WorkerUsageError("poll_interval must be >= 0")
-    set_device(device)
-    restriction = _as_restriction(restriction)
     if stale_after is not None and stale_after < 0:
         raise WorkerUsageError("stale_after must be >= 0")
-    # one instance per table for the worker's life: DataJoint caches its job table
-    # (and so the dependency graph loaded to build it) per instance, not per class
+
+
+def _selected_tables(tables: Sequence[str] | None, qc: bool, restriction: Any) -> dict[str, Any]:
+    """One instance per table for the worker's life, restricted where the key allows.
+
+    DataJoint caches its job table (and so the dependency graph loaded to build it) per
+    instance, not per class.
+    """
     selected = {name: table() for name, table in
                 select_tables(tables, include_opt_in=qc).items()}
     if not selected:
         raise WorkerUsageError("no populated tables: are the schemas activated?")
     if restriction is not None:
         selected = _restrictable(selected, restriction, explicit=bool(tables))
+    return selected
 
-    started = time.monotonic()
-    report = WorkerReport()
-    flag = threading.Event()
-    signals = _StopSignals(flag)
 
-    def stopping() -> bool:
-        signals.checkpoint()
-        return flag.is_set() or (stop_event is not None and stop_event.is_set())
+@dataclasses.dataclass
+class _Run:
+    """One worker's passes over its queues until it is stopped, idle (once) or done."""
 
-    def limit_reached() -> bool:
-        return max_jobs is not None and report.jobs >= max_jobs
+    selected: dict[str, Any]
+    restriction: Any
+    priority: int | None
+    order: str
+    max_jobs: int | None
+    poll_interval: float
+    once: bool
+    stale_after: float | None
+    signals: Any
+    flag: threading.Event
+    stop_event: threading.Event | None
+    report: WorkerReport = dataclasses.field(default_factory=WorkerReport)
 
-    log.info("worker %s@%s starting on %s", os.getpid(), _hostname(), ", ".join(selected))
-    with signals:
-        _prepare(selected, restriction, refresh=False)  # each pass refreshes its queues
+    def stopping(self) -> bool:
+        """Whether a signal or the caller's event asks the worker to stop."""
+        self.signals.checkpoint()
+        return self.flag.is_set() or (self.stop_event is not None and self.stop_event.is_set())
+
+    def limit_reached(self) -> bool:
+        """Whether ``max_jobs`` jobs were run."""
+        return self.max_jobs is not None and self.report.jobs >= self.max_jobs
+
+    def loop(self) -> None:
+        """Pass over the queues until stopped; record why the worker stopped."""
         idle_logged = False
-        while not stopping() and not limit_reached():
-            report.passes += 1
-            try:
-                if stale_after is not None:
-                    released = _release_stale(selected, stale_after)
-                    report.released += sum(released.values())
-                done = _one_pass(selected, restriction, priority, order, report, stopping,
-                                 limit_reached)
-            except Exception as exc:
-                if once:
-                    raise
-                backoff = max(poll_interval, 5.0)
-                log.error("worker pass failed (%s: %s); retrying in %.0f s",
-                          type(exc).__name__, exc, backoff)
-                log.debug("traceback", exc_info=True)
-                _sleep(backoff, stopping)
+        while not self.stopping() and not self.limit_reached():
+            self.report.passes += 1
+            done = self._pass()
+            if done is None:  # the pass failed and was logged; wait and try again
                 continue
             if done:
                 idle_logged = False
                 continue
-            if once:
-                report.stop_reason = "idle"
+            if self.once:
+                self.report.stop_reason = "idle"
                 break
             if not idle_logged:
-                log.info("nothing to do; checking every %.0f s", poll_interval)
+                log.info("nothing to do; checking every %.0f s", self.poll_interval)
                 idle_logged = True
-            _sleep(poll_interval, stopping)  # stopping() lets signals in every 0.25 s
-        if not report.stop_reason:
-            if flag.is_set():
-                report.stop_reason = "signal"
-            elif stop_event is not None and stop_event.is_set():
-                report.stop_reason = "stop_event"
-            else:
-                report.stop_reason = "max_jobs"
-    report.duration_s = time.monotonic() - started
-    log.info("worker %s stopping (%s%s): %d completed, %d failed in %.1f s", os.getpid(),
-             report.stop_reason, f" {signals.signal_name}" if signals.signal_name else "",
-             sum(report.completed.values()), sum(report.failed.values()), report.duration_s)
-    return report
+            _sleep(self.poll_interval, self.stopping)  # lets signals in every 0.25 s
+        if not self.report.stop_reason:
+            self.report.stop_reason = self._stop_reason()
+
+    def _pass(self) -> int | None:
+        """One pass: jobs done, or ``None`` when it failed (retried after a back-off)."""
+        try:
+            if self.stale_after is not None:
+                released = _release_stale(self.selected, self.stale_after)
+                self.report.released += sum(released.values())
+            return _one_pass(self.selected, self.restriction, self.priority, self.order,
+                             self.report, self.stopping, self.limit_reached)
+        except Exception as exc:
+            if self.once:
+                raise
+            backoff = max(self.poll_interval, 5.0)
+            log.error("worker pass failed (%s: %s); retrying in %.0f s",
+                      type(exc).__name__, exc, backoff)
+            log.debug("traceback", exc_info=True)
+            _sleep(backoff, self.stopping)
+            return None
+
+    def _stop_reason(self) -> str:
+        if self.flag.is_set():
+            return "signal"
+        if self.stop_event is not None and self.stop_event.is_set():
+            return "stop_event"
+        return "max_jobs"
 
 
 def _restrictable(selected: dict[str, Any], restriction: Any, explicit: bool) -> dict[str, Any]:
@@ -576,15 +623,3 @@ def _hostname() -> str:
     import platform
 
     return platform.node()
-
-
-_CLI_NAMES = ("cmd_jobs", "cmd_worker", "register_cli")
-
-
-def __getattr__(name: str) -> Any:
-    """The command line lives in :mod:`element_pose.cli.worker`; its names work from here."""
-    if name in _CLI_NAMES:
-        from element_pose.cli import worker as worker_cli
-
-        return getattr(worker_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

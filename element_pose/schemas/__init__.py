@@ -10,3 +10,5 @@ Each module is one schema with a deferred ``activate(schema_name, ...)``; a pipe
 (:mod:`workflow.pipeline`) activates them.  No table names an engine: every call into an
 engine goes through :func:`element_pose.engines.get_engine`.
 """
+
+__all__: list[str] = []

@@ -21,6 +21,7 @@ from element_pose.core.pose import PoseData
 from element_pose.core.util import plain_json
 from element_pose.db import arrays
 from element_pose.db.config import import_datajoint
+from element_pose.db.query import as_restriction
 from element_pose.schemas import model
 
 __all__ = [
@@ -249,7 +250,8 @@ def tidy_table(query, filter_paramset_idx: int | None = None):
     """
     from element_pose.processing.tidy import concat_tidy, to_tidy
 
-    keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
+    keys = (model.PoseEstimation & as_restriction(query)).keys(
+        order_by=model.PoseEstimation.primary_key)
     if not keys:
         raise ValueError(f"no pose estimation matches {query}")
     tables = []

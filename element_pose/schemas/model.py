@@ -43,6 +43,7 @@ from element_pose.core.pose import PoseData, all_missing, concatenate
 from element_pose.core.util import path_safe, session_folder, worker_device
 from element_pose.db import arrays
 from element_pose.db.config import import_datajoint
+from element_pose.db.query import as_restriction
 from element_pose.engines import DEFAULT_ENGINE, get_engine
 from element_pose.engines.base import (
     EngineCapabilityError,
@@ -789,7 +790,8 @@ class PoseEstimation(dj.Computed):
     def _fetch_pose(cls, key: dict, body_parts: Sequence[str] | None,
                     individuals: Sequence[str] | None) -> tuple[PoseData, bool]:
         """:meth:`fetch_pose` and whether the model is multi-animal."""
-        row = ((cls & key) * RecordingInfo.proj(rec_fps="fps", rec_timestamps="timestamps")
+        row = ((cls & as_restriction(key))
+               * RecordingInfo.proj(rec_fps="fps", rec_timestamps="timestamps")
                * Model.proj(model_engine="engine", model_multi="multi_animal",
                             model_config="config_template")).fetch1()
         key = {k: row[k] for k in cls.primary_key}
@@ -841,7 +843,7 @@ class PoseEstimation(dj.Computed):
         from element_pose.processing import viewer
 
         pose = cls.fetch_pose(key)
-        key = (cls & key).fetch1("KEY")
+        key = (cls & as_restriction(key)).fetch1("KEY")
         chosen = viewer.frames_to_show(pose, frames, lowest, body_part, individual)
         counts = (RecordingInfo.File & key).to_arrays("nframes", order_by="file_id")
         images = viewer.read_recording_frames(VideoRecording.file_paths(key), counts, chosen)

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from element_pose.db.config import import_datajoint
+from element_pose.db.query import as_restriction
 from element_pose.schemas import model
 
 __all__ = [
@@ -189,6 +190,7 @@ def plan_export(query, filter_paramset_idx: int | None = None, *,
     """
     from element_pose.export.dandi import dandi_relpath
 
+    query = as_restriction(query)
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     plan: dict[str, list[dict]] = {}
     # metadata and individuals of all keys in a few queries (not a few per key)
@@ -390,6 +392,7 @@ def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None =
     nwb_path = Path(nwb_path)
     if not nwb_path.is_file():
         raise FileNotFoundError(f"no NWB file to append to: {nwb_path}")
+    query = as_restriction(query)
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     if not keys:
         raise ValueError(f"no pose estimation matches {query}")

@@ -14,6 +14,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+from element_pose.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    key_restriction,
+    out,
+)
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
@@ -30,15 +39,6 @@ __all__ = [
 
 log = logging.getLogger("element_pose.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class CommandError(Exception):
-    """A command failed in a way the user can act on; exits with ``code``."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 # ----------------------------------------------------------------- commands
@@ -53,17 +53,17 @@ def cmd_db(args: argparse.Namespace) -> int:
             _out(line)
     elif args.action == "start":
         info = embedded.start()
-        _out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
+        out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
              f"(data {info.pgdata})")
     elif args.action == "stop":
         stopped = embedded.stop()
-        _out("stopped" if stopped else "not running")
+        out("stopped" if stopped else "not running")
     else:
         info = embedded.status()
         if info is None:
-            _out(f"not running (data directory {embedded.pgdata_dir()})")
+            out(f"not running (data directory {embedded.pgdata_dir()})")
             return EXIT_FAILED
-        _out(f"running: pid {info.pid}, socket {info.socket_dir}, port {info.port}, "
+        out(f"running: pid {info.pid}, socket {info.socket_dir}, port {info.port}, "
              f"data {info.pgdata}")
     return EXIT_OK
 
@@ -79,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from element_pose.cli.config import remember_demo_settings
 
     remember_demo_settings()  # so that the README's next command finds the demo's data
-    _out(summary.to_string(index=False))
+    out(summary.to_string(index=False))
     return EXIT_OK
 
 
@@ -93,43 +93,53 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if not args.json:
         for name, value in config.describe().items():
-            _out(f"{name:>14}: {value}")
+            out(f"{name:>14}: {value}")
     report, reserved = read_job_queues(max_errors=args.errors)  # each job table read once
     if args.json:
-        _out(json.dumps(report, indent=2, default=str))
+        out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
-    _out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
+    out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
     for table, row in report.items():
-        _out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
+        out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
              f"{row['error']:>7}")
         for error in row["errors"]:
-            _out(f"    error {error['key']}: {error['message']}")
+            out(f"    error {error['key']}: {error['message']}")
         if row.get("more_errors"):
-            _out(f"    ... and {row['more_errors']} more error(s) (show them with "
+            out(f"    ... and {row['more_errors']} more error(s) (show them with "
                  f"--errors {row['error']})")
         if row.get("retry"):
-            _out(f"    to retry: {row['retry']}")
+            out(f"    to retry: {row['retry']}")
     from element_pose.ops.slurm import reservations
 
     for held in reservations(reserved):  # which worker (and Slurm job) holds each one
-        _out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
+        out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
              + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     from element_pose.ops.dandi_sync import invalid_assets
 
     for asset in invalid_assets():
-        _out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
+        out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
              f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
 
-def _restriction(args: argparse.Namespace) -> dict:
-    restriction: dict = {}
-    for item in args.key or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CommandError(f"--key takes NAME=VALUE, not {item!r}", EXIT_USAGE)
-        restriction[name] = int(value) if value.lstrip("-").isdigit() else value
+def _estimations(args: argparse.Namespace) -> dict:
+    """The ``--key`` restriction of pose estimations and a ``--filter`` that exists.
+
+    Raises:
+        CommandError: (exit 2) an unknown attribute, a value of the wrong type or a
+            filter parameter set that does not exist; nothing is done then.
+    """
+    from element_pose.schemas import analysis, model
+
+    restriction = key_restriction(args.key, model.PoseEstimation, "pose estimation")
+    if args.filter is not None:
+        found = analysis.FilterParamSet & {"filter_paramset_idx": args.filter}
+        if not found:
+            known = sorted(int(i) for i in analysis.FilterParamSet.to_arrays(
+                "filter_paramset_idx"))
+            raise CommandError(f"--filter {args.filter}: no such filter parameter set "
+                               f"(analysis.FilterParamSet has {known or 'none'})", EXIT_USAGE)
     return restriction
 
 
@@ -139,11 +149,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from element_pose.schemas import publish
 
     load_pipeline()  # connects and activates
-    files = publish.export_nwb(
-        _restriction(args), args.output, filter_paramset_idx=args.filter,
-        include_training=args.training, overwrite=args.overwrite, videos=args.videos)
+    restriction = _estimations(args)
+    try:
+        files = publish.export_nwb(
+            restriction, args.output, filter_paramset_idx=args.filter,
+            include_training=args.training, overwrite=args.overwrite, videos=args.videos)
+    except FileExistsError as exc:
+        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it",
+                           EXIT_USAGE) from None
     for item in files:
-        _out(str(item.path))
+        out(str(item.path))
     return EXIT_OK
 
 
@@ -155,12 +170,12 @@ def cmd_dandi_sync(args: argparse.Namespace) -> int:
     load_pipeline()  # connects and activates
     try:
         report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
-                                    instance=args.instance, query=_restriction(args),
+                                    instance=args.instance, query=_estimations(args),
                                     filter_paramset_idx=args.filter)
     except publish.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
         return EXIT_OK
-    _out(publish.sync_report_json(report))
+    out(publish.sync_report_json(report))
     for path, reason in report.failed.items():
         log.error("not uploaded: %s: %s", path, reason)
     for path, messages in report.invalid.items():
@@ -234,12 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
-_COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.ops.store", "element_pose.ops.jupyter",
-                    "element_pose.core.params", "element_pose.cli.config")
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+_COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
+                    "element_pose.core.params", "element_pose.cli.config",
+                    "element_pose.cli.submit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
