@@ -50,7 +50,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         from element_pose.ops.migrate import migrate
 
         for line in migrate().lines():
-            _out(line)
+            out(line)
     elif args.action == "start":
         info = embedded.start()
         out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
