@@ -320,9 +320,9 @@ class Model(dj.Manual):
     ) -> dict:
         """Register a model of any registered engine from its files.
 
-        The engine describes the model (``get_engine(engine).describe_model``): a
-        DeepLabCut project's ``config.yaml`` (or folder), a SLEAP ``.slp`` / model
-        folder, a Lightning Pose model folder or ``config.yaml``...  New body parts are
+        The engine describes the model (``get_engine(engine).describe_model``) from the
+        file or folder it takes (a project's ``config.yaml``, a SLEAP ``.slp``, a model
+        folder...).  New body parts are
         added to :class:`BodyPart`; nothing is asked interactively.
 
         Engine options (e.g. ``shuffle=2, snapshot="best"``) go to the engine as they

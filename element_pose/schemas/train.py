@@ -88,11 +88,13 @@ class VideoSet(dj.Manual):
     @classmethod
     def insert_from_project(cls, video_set_id: int, dlc_config: str | Path,
                             description: str = "", include_videos: bool = True,
-                            video_sets: str | None = None) -> dict:
-        """Register every labelled-data file (and video) of a DeepLabCut project.
+                            video_sets: str | None = None, engine: str = DEFAULT_ENGINE
+                            ) -> dict:
+        """Register every labelled-data file (and video) of a project with a
+        ``config.yaml`` and ``labeled-data/<video stem>`` folders.
 
-        DeepLabCut trains on the ``labeled-data/<video stem>`` folders of the videos in
-        the config's ``video_sets``; a project whose ``video_sets`` match none of its
+        The engine (its ``check_video_sets``) says which labelled folders the config's
+        ``video_sets`` select for training; a project whose ``video_sets`` match none of its
         labelled folders (the public example projects ship with placeholder paths) is
         refused here, naming the folders found and the names expected.  With
         ``video_sets="labeled-data"`` the set trains on every labelled folder instead
@@ -104,10 +106,13 @@ class VideoSet(dj.Manual):
             description: Free text.
             include_videos: Also register the files of ``videos/``.
             video_sets: ``None`` (the config's ``video_sets``) or ``"labeled-data"``.
+            engine: The engine that trains on the project (a registered name).
 
         Raises:
             ValueError: the project has no labelled data, or its ``video_sets`` match
-                no labelled folder.
+                no labelled folder, or an unknown engine.
+            element_pose.engines.base.EngineCapabilityError: the engine reads no
+                project of labelled folders.
         """
         from element_pose.db.limits import check_text_lengths
         from element_pose.engines import get_engine
@@ -122,14 +127,14 @@ class VideoSet(dj.Manual):
                           and p.suffix in (".h5", ".csv", ".png", ".jpg"))
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
-        found, expected = get_engine("deeplabcut").check_video_sets(config_path)
+        found, expected = _video_set_checker(get_engine(engine))(config_path)
         stored = None
         if video_sets == "labeled-data":
             stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}
                       for name in found}
         elif not set(found) & set(expected):
             raise ValueError(
-                f"the video_sets of {config_path} match no labeled-data folder: DeepLabCut "
+                f"the video_sets of {config_path} match no labeled-data folder: {engine} "
                 f"would train on nothing. Folders found: {found}; names expected from "
                 f"video_sets: {expected}. Fix video_sets in config.yaml, or pass "
                 "video_sets='labeled-data' to train on the labelled folders"
@@ -148,8 +153,19 @@ class VideoSet(dj.Manual):
         return key
 
 
+def _video_set_checker(engine):
+    """The engine's ``check_video_sets``, which a project of labelled folders needs."""
+    checker = getattr(engine, "check_video_sets", None)
+    if checker is None:
+        from element_pose.engines.base import EngineCapabilityError
+
+        raise EngineCapabilityError(f"engine {engine.name!r} reads no project of labelled "
+                                    "folders (it has no check_video_sets)")
+    return checker
+
+
 def _crop_of(folder: Path) -> str:
-    """DeepLabCut's ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
+    """A ``video_sets`` ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
     from PIL import Image
 
     image = next((p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg")), None)
