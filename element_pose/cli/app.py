@@ -43,10 +43,15 @@ log = logging.getLogger("element_pose.cli")
 
 # ----------------------------------------------------------------- commands
 def cmd_db(args: argparse.Namespace) -> int:
-    """Start, stop or report the embedded PostgreSQL server."""
+    """Start, stop or report the embedded PostgreSQL server; migrate the tables."""
     from element_pose.db import embedded
 
-    if args.action == "start":
+    if args.action == "migrate":
+        from element_pose.ops.migrate import migrate
+
+        for line in migrate().lines():
+            out(line)
+    elif args.action == "start":
         info = embedded.start()
         out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
              f"(data {info.pgdata})")
@@ -199,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "ELEMENT_POSE_PIPELINE, the settings file, workflow.pipeline)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server")
-    db.add_argument("action", choices=["start", "stop", "status"])
+    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server; "
+                        "migrate: bring the tables of an earlier release to the current shapes")
+    db.add_argument("action", choices=["start", "stop", "status", "migrate"])
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser("demo", help="run the pipeline on generated sample data")

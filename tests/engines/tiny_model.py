@@ -43,7 +43,7 @@ class TinyModel:
         source_config: The user's (sample) project ``config.yaml``; never modified.
         config: The prepared work copy's ``config.yaml`` that was trained.
         params: Training parameters used.
-        training: The :class:`~element_pose.engines.deeplabcut.TrainingResult`.
+        training: The :class:`~element_pose.engines.deeplabcut.ShuffleTraining`.
         video: The project's video (its frames were labelled).
         truth: Ground truth of ``video`` (:class:`~element_pose.core.pose.PoseData`).
         root: Folder holding everything.

@@ -235,6 +235,11 @@ class DeepLabCutEngine:
             snapshot_epochs={s.name: int(s.epoch) for s in native.snapshots},
             snapshot_paths={s.name: Path(s.path) for s in native.snapshots},
             training_config=native.pytorch_config,
+            details={"shuffle": int(native.shuffle),
+                     "trainingsetindex": int(native.trainingsetindex),
+                     "train_fraction": float(native.train_fraction),
+                     "net_type": str(native.net_type),
+                     "scorer_prefix": str(native.scorer_prefix)},
         )
 
     def evaluate(self, model: ModelDescription, *, snapshot: Any = None,
