@@ -1,11 +1,40 @@
-"""The demo's accuracy against the generator's known positions (issue 27, item 16)."""
+"""The demo: its accuracy against the generator's known positions (issue 27, item 16)
+and what a second run reuses (item 17)."""
 
 from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from element_pose import sample
+
+ACCURACY_LINE = re.compile(
+    r"^accuracy against the generator's known positions \(all body parts\): median "
+    r"(?P<median>[0-9.]+) px, (?P<within2>[0-9.]+)% within 2 px, (?P<within5>[0-9.]+)% "
+    r"within 5 px$", re.MULTILINE)
+
+
+def run_cli(*args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "element_pose.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def _demo_env(tmp_path, name: str) -> dict:
+    """A demo of its own: roots under tmp_path, schemas with their own prefix."""
+    return {**os.environ, "ELEMENT_POSE_ROOT_DIRS": str(tmp_path),
+            "ELEMENT_POSE_PROCESSED_DIR": str(tmp_path / "processed"),
+            "ELEMENT_POSE_SCHEMA_PREFIX": os.environ["ELEMENT_POSE_SCHEMA_PREFIX"] + name}
+
+
+def _accuracy(stdout: str) -> dict[str, float]:
+    match = ACCURACY_LINE.search(stdout)
+    assert match, stdout
+    return {k: float(v) for k, v in match.groupdict().items()}
 
 
 def test_accuracy_on_known_offsets():
@@ -61,3 +90,32 @@ def test_accuracy_without_common_body_parts_is_an_error():
     other = truth.replace(keypoints=["a", "b", "c", "d"], skeleton=[])
     with pytest.raises(ValueError, match="no body part in common"):
         sample.accuracy(other, truth)
+
+
+@pytest.mark.usefixtures("pipeline")
+def test_second_demo_says_what_it_reuses_and_fresh_makes_it_again(tmp_path):
+    env = _demo_env(tmp_path, "reuse")
+    first = run_cli("demo", "--mode", "load", "--frames", "30", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "reusing" not in first.stdout
+    # load mode ingests the generator's outputs: truth + 1 px noise
+    acc = _accuracy(first.stdout)
+    assert 0.8 < acc["median"] < 1.6 and acc["within5"] > 95
+
+    second = run_cli("demo", "--mode", "load", "--frames", "30", env=env)
+    assert second.returncode == 0, second.stderr
+    reused = [line for line in second.stdout.splitlines() if line.startswith("reusing")]
+    assert len(reused) == 3, second.stdout
+    assert reused[0].startswith("reusing the sample DeepLabCut project generated 20")
+    assert reused[1].startswith("reusing the session video generated 20")
+    assert reused[2].startswith("reusing the pose estimates of 20")
+    assert all(line.endswith("pass --fresh to make it again") for line in reused)
+    assert _accuracy(second.stdout) == acc
+
+    video = tmp_path / "sessions" / "demo-mouse" / "session1" / "camera0.mp4"
+    before = video.stat().st_mtime_ns
+    fresh = run_cli("demo", "--mode", "load", "--frames", "30", "--fresh", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "reusing" not in fresh.stdout
+    assert video.stat().st_mtime_ns != before  # generated again
+    assert _accuracy(fresh.stdout) == acc  # the same seeds: the same data
