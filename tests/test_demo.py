@@ -119,3 +119,20 @@ def test_second_demo_says_what_it_reuses_and_fresh_makes_it_again(tmp_path):
     assert "reusing" not in fresh.stdout
     assert video.stat().st_mtime_ns != before  # generated again
     assert _accuracy(fresh.stdout) == acc  # the same seeds: the same data
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("pipeline")
+def test_full_demo_meets_three_pixels(tmp_path):
+    """`element-pose demo` trains (DEMO_TRAINING_PARAMS, a few minutes on 2 cores),
+    infers on the session video through populate() and lands within 3 px (median)."""
+    env = _demo_env(tmp_path, "full")
+    result = run_cli("demo", "--mode", "full", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    acc = _accuracy(result.stdout)
+    assert acc["median"] <= 3.0, result.stdout
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("body_part"))
+    per_part = {line.split()[0]: float(line.split()[3]) for line in lines[header + 1:header + 5]}
+    assert set(per_part) == set(sample.DEFAULT_BODYPARTS)
+    assert all(px <= 5.0 for px in per_part.values()), result.stdout
