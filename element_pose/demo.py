@@ -153,7 +153,11 @@ def run_demo(mode: str = "load", root: Path | None = None, n_frames: int = 300,
     from workflow.pipeline import lab, model, session, subject, train
 
     session_key = {**SUBJECT, "session_id": 1}
-    if fresh:
+    stale = _stale_project(root, processed)
+    if stale and not fresh:
+        log.warning("%s: deleting the demo's earlier results and making everything again",
+                    stale)
+    if fresh or stale:
         _delete_demo_results(root, processed, session, model, train, session_key)
     reused: list[str] = []
     reused += _reused_sample_data(root, processed, n_frames)
@@ -238,6 +242,23 @@ def _reused_sample_data(root: Path, processed: Path, n_frames: int) -> list[str]
         notes.append(f"reusing the session video generated {_when(video.stat().st_mtime)} "
                      f"({video}; a different number of frames does not remake it)")
     return notes
+
+
+def _stale_project(root: Path, processed: Path) -> str:
+    """Why the generated project is not the one :data:`DEMO_PROJECT` describes ('' if it is).
+
+    An older element-pose generated a smaller project; training it with
+    :data:`DEMO_TRAINING_PARAMS` (whose split names 200 frames) would fail.
+    """
+    project = _demo_paths(root, processed)["project"]
+    if not (project / "config.yaml").is_file():
+        return ""
+    found = len(list((project / "labeled-data").glob("*/img*.png")))
+    expected = DEMO_PROJECT["n_videos"] * DEMO_PROJECT["n_labeled"]
+    if found != expected:
+        return (f"the sample project {project} has {found} labelled frames, not the "
+                f"{expected} this version of the demo generates")
+    return ""
 
 
 def _delete_demo_results(root, processed, session, model, train, session_key) -> None:
