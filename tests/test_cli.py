@@ -43,10 +43,12 @@ def test_demo_load_mode_and_status(tmp_path):
     result = run_cli("demo", "--mode", "load", "--frames", "40", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["body_part", "frames", "mean_likelihood"]
-    assert [line.split()[0] for line in lines[1:]] == ["nose", "left_ear", "right_ear",
-                                                       "tail_base"]
-    assert all(line.split()[1] == "40" for line in lines[1:])
+    assert lines[0].split() == ["body_part", "frames", "mean_likelihood", "median_px",
+                                "within_2px", "within_5px"]
+    assert [line.split()[0] for line in lines[1:5]] == ["nose", "left_ear", "right_ear",
+                                                        "tail_base"]
+    assert all(line.split()[1] == "40" for line in lines[1:5])
+    assert lines[5].startswith("accuracy against the generator's known positions")
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert '"model.PoseEstimation"' in status.stdout
@@ -99,7 +101,7 @@ def _drop(env):
 
 def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
     """`status` reads the Slurm worker table only if it is there (never crashes on it)."""
-    from element_pose import cli
+    from element_pose.cli import main as cli
     from element_pose.ops import slurm
 
     slurm.worker_table().drop_quick()  # e.g. a test or an admin removed it
@@ -108,7 +110,7 @@ def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
 
 
 def test_submit_refuses_bad_numbers_at_parse_time():
-    from element_pose import cli
+    from element_pose.cli import main as cli
 
     for argv in (["--workers", "0"], ["--max-jobs", "0"], ["--poll-interval", "-1"]):
         with pytest.raises(SystemExit) as info:

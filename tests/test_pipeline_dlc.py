@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from element_pose import sample
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
-PARAMS = {**DEMO_TRAINING_PARAMS, "device": "cpu"}
+PARAMS = {**QUICK_TRAINING_PARAMS, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")

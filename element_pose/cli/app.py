@@ -75,11 +75,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from element_pose.ops.demo import run_demo
 
     summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
-                       n_frames=args.frames)
+                       n_frames=args.frames, fresh=args.fresh)
     from element_pose.cli.config import remember_demo_settings
 
     remember_demo_settings()  # so that the README's next command finds the demo's data
+    for note in summary.attrs.get("reused", []):
+        out(f"{note}; pass --fresh to make it again")
     out(summary.to_string(index=False))
+    acc = summary.attrs.get("accuracy")
+    if acc:
+        out(f"accuracy against the generator's known positions (all body parts): median "
+             f"{acc['median_px']:.2f} px, {acc['within_2px']:.1f}% within 2 px, "
+             f"{acc['within_5px']:.1f}% within 5 px")
     return EXIT_OK
 
 
@@ -216,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", help="demo data folder (default: ELEMENT_POSE_ROOT_DIRS or "
                                      "<ELEMENT_POSE_HOME>/demo)")
     demo.add_argument("--frames", type=int, default=300, help="frames of the session video")
+    demo.add_argument("--fresh", action="store_true",
+                      help="delete the demo's earlier results (database rows, generated data) "
+                           "and make everything again; without it a second run reuses them "
+                           "and says so")
     demo.set_defaults(func=cmd_demo)
 
     status = sub.add_parser("status", help="database and job status per table")
