@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from typing import Literal
 
 import h5py
 import numpy as np
@@ -20,9 +21,10 @@ import pytest
 import sleap_io as sio
 import yaml
 from movement.io import load_poses, save_poses
+from pydantic import Field
 
 from element_pose import sample
-from element_pose.core.params import insert_params
+from element_pose.core.params import ParamSet
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines import register_engine
 from element_pose.engines.base import (
@@ -327,11 +329,20 @@ def test_a_new_engine_is_one_module_no_schema_edit(pipeline, session, raw_root, 
     assert (model.PoseEstimation & task).fetch1("engine_version") == "toytracker 0.1"
 
 
+class ToyTrainingParams(ParamSet):
+    """The toy engine's own declared parameter set (validated at insert)."""
+
+    engine: Literal["toytrainer"]
+    epochs: int = Field(1, ge=1)
+    model_type: str = "unet"
+
+
 class ToyTrainer(ToyEngine):
     """A second engine that trains, in one class: the schemas need no edit for it."""
 
     name = "toytrainer"
     capabilities = frozenset({*ToyEngine.capabilities, "train", "evaluate"})
+    training_params = ToyTrainingParams
 
     def train(self, source, workdir, params, *, device=None):
         labels = sorted(p.name for p in Path(source).rglob("*.labels"))
@@ -368,9 +379,12 @@ def test_a_second_engine_trains_with_no_schema_edit(pipeline, raw_root, unique):
     train.VideoSet.insert1({"video_set_id": set_id})
     train.VideoSet.File.insert1({"video_set_id": set_id,
                                  "file_path": f"toytrain_{unique}/labels/frames.labels"})
-    # stored as the table stores any set (the per-engine parameter check is not tested here)
-    idx = insert_params(train.TrainingParamSet, "paramset_idx", f"toy {unique}",
-                        {"engine": "toytrainer", "epochs": 2})
+    # checked by the engine's own parameter model, through the table's usual insert
+    with pytest.raises(ValueError, match="epochs"):
+        train.TrainingParamSet.insert_new_params(f"toy bad {unique}",
+                                                 {"engine": "toytrainer", "epochs": 0})
+    idx = train.TrainingParamSet.insert_new_params(f"toy {unique}",
+                                                   {"engine": "toytrainer", "epochs": 2})
     task = {"video_set_id": set_id, "paramset_idx": idx, "training_id": 0}
     train.TrainingTask.insert1({**task, "project_path": f"toytrain_{unique}"})
     train.ModelTraining.populate(task)

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import _answers, _mysql_address
 
 from element_pose import settings as userconfig
 
@@ -235,7 +234,8 @@ def _config_set(env: dict, *pairs: tuple[str, str]) -> None:
 
 def test_python_import_reads_server_settings_from_the_file(tmp_path):
     """Issue 27 defect 3: `config set` of the server was ignored by `from workflow.pipeline`."""
-    host, port = _mysql_address()
+    host, _, port_text = os.environ.get("ELEMENT_POSE_TEST_MYSQL", "127.0.0.1:3306").partition(":")
+    port = int(port_text or 3306)
     if not _answers(host, port):
         pytest.skip(f"no MySQL/MariaDB server answers at {host}:{port}")
     env = _server_free_env(tmp_path)
@@ -302,3 +302,15 @@ def test_capital_schema_prefix_is_refused_at_connect(tmp_path, db_backend):
     last = imported.stderr.strip().splitlines()[-1]
     assert last.startswith("element_pose.db.config.ConfigError: setting schema_prefix")
     assert str(tmp_path / "c.json") in last and "lower-case" in last
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether a server accepts connections (no import of conftest: its name is ambiguous
+    when tests/engines/ is collected in the same run)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
