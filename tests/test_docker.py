@@ -49,9 +49,8 @@ def normalise(command: str) -> str:
     return " ".join(command.split())
 
 
-def makefile_recipe(target: str) -> list[str]:
-    """The recipe of ``target`` (following a single phony prerequisite), variables expanded."""
-    text = (REPO / "Makefile").read_text()
+def parse_makefile(text: str) -> tuple[dict[str, str], dict[str, tuple[list[str], list[str]]]]:
+    """Variables and rules (prerequisites, recipe lines) of a simple Makefile."""
     variables: dict[str, str] = {}
     rules: dict[str, tuple[list[str], list[str]]] = {}
     current = None
@@ -60,17 +59,22 @@ def makefile_recipe(target: str) -> list[str]:
             if current is not None:
                 rules[current][1].append(line.strip())
             continue
-        match = re.match(r"^(\w+)\s*(\?|:)?=\s*(.*)$", line)
-        if match:
-            variables[match.group(1)] = match.group(3).strip()
-            current = None
-            continue
-        match = re.match(r"^([^\s:#=]+)\s*:(?!=)\s*(.*)$", line)
-        if match:
-            current = match.group(1)
-            rules[current] = (match.group(2).split(), [])
-        elif line.strip() and not line.startswith("#"):
-            current = None
+        if not line.strip() or line.startswith("#"):
+            continue  # blank and comment lines do not end a recipe
+        current = None
+        variable = re.match(r"^(\w+)\s*(\?|:)?=\s*(.*)$", line)
+        rule = re.match(r"^([^\s:#=]+)\s*:(?!=)\s*(.*)$", line)
+        if variable:
+            variables[variable.group(1)] = variable.group(3).strip()
+        elif rule:
+            current = rule.group(1)
+            rules[current] = (rule.group(2).split(), [])
+    return variables, rules
+
+
+def makefile_recipe(target: str) -> list[str]:
+    """The recipe of ``target`` (following a single phony prerequisite), variables expanded."""
+    variables, rules = parse_makefile((REPO / "Makefile").read_text())
 
     def expand(value: str) -> str:
         for _ in range(5):
@@ -78,17 +82,12 @@ def makefile_recipe(target: str) -> list[str]:
         return value.replace("$$", "$")
 
     rules = {expand(name): value for name, value in rules.items()}
-    name = target
-    prerequisites, recipe = rules[name]
+    prerequisites, recipe = rules[target]
     while not recipe and len(prerequisites) == 1:  # setup: $(STAMP)
         prerequisites, recipe = rules[expand(prerequisites[0])]
-    commands = []
-    for command in recipe:
-        command = command.lstrip("@-+ ")
-        if command.startswith("#"):
-            continue  # a make comment line
-        commands.append(normalise(expand(command)))
-    return commands
+    commands = [command.lstrip("@-+ ") for command in recipe]
+    # make comment lines (`@# ...`) run nothing
+    return [normalise(expand(command)) for command in commands if not command.startswith("#")]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
