@@ -6,7 +6,7 @@
 #
 # NOT part of `make test`: it needs root, ~50 GB of free disk (the build peaks at ~48 GB; the
 # image alone is ~10 GB, CUDA torch) and 10-20 minutes. What it does, timing each step:
-#   1. installs podman, buildah, runc, netavark, aardvark-dns, debootstrap (apt) and
+#   1. installs podman, buildah, runc, netavark, aardvark-dns, iptables, debootstrap (apt) and
 #      podman-compose 1.6 (pip, in its own venv under $WORK) when missing;
 #   2. configures podman through CONTAINERS_CONF: runc (crun refuses hybrid cgroups), cgroupfs,
 #      and explicit ulimits (the default rlimits are EPERM here);
@@ -51,7 +51,9 @@ install_tools() {
   for tool in podman buildah runc debootstrap; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
+  # netavark (container networks, DNS between services) needs iptables
   dpkg -s netavark aardvark-dns >/dev/null 2>&1 || missing+=(netavark aardvark-dns)
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -103,6 +105,18 @@ mirror() {
 
 python_image() {
   if podman image exists docker.io/library/python:3.11-slim; then return; fi
+  # the root file system is kept in $WORK (~0.3 GB): a rerun imports it again at once
+  [ -s "$WORK/python-rootfs.tar" ] || python_rootfs
+  podman import \
+    --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+    "$WORK/python-rootfs.tar" docker.io/library/python:3.11-slim >/dev/null
+  podman tag docker.io/library/python:3.11-slim localhost/debian:bookworm
+  podman run --rm docker.io/library/python:3.11-slim python3 -c \
+    'import ssl, sqlite3, ctypes, venv, sys; print("stand-in python", sys.version.split()[0])'
+}
+
+python_rootfs() {
   local src rootfs=$WORK/rootfs version
   src=$(python_source)
   version=$("$src/bin/python3" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
@@ -131,14 +145,9 @@ python_image() {
   cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$rootfs/etc/pip.conf"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | podman import \
-    --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-    - docker.io/library/python:3.11-slim >/dev/null
-  podman tag docker.io/library/python:3.11-slim localhost/debian:bookworm
+  tar -C "$rootfs" -cf "$WORK/python-rootfs.tar.part" . \
+    && mv "$WORK/python-rootfs.tar.part" "$WORK/python-rootfs.tar"
   rm -rf "$rootfs"
-  podman run --rm docker.io/library/python:3.11-slim python3 -c \
-    'import ssl, sqlite3, ctypes, venv, sys; print("stand-in python", sys.version.split()[0])'
 }
 
 db_image() {
