@@ -17,7 +17,8 @@
 #      MYSQL_* variables and /docker-entrypoint-initdb.d;
 #   4. builds docker/Dockerfile unchanged (podman build, docker/Dockerfile.dockerignore);
 #   5. `podman-compose up -d` with docker/compose.yaml plus a small override: the stand-in
-#      db (MariaDB has no utf8mb4_0900_ai_ci collation) and a CPU worker (`deploy: !reset`);
+#      db (MariaDB has no utf8mb4_0900_ai_ci collation) and a CPU worker (`deploy: !reset`)
+#      that also renders QC figures (`--qc`: after a load demo that is the job left to do);
 #   6. waits for the database, runs `element-pose demo --mode load` in the jupyter container,
 #      checks that JupyterLab answers and that the worker processes a job (the demo leaves
 #      the downstream tables to it), and that the worker never restarted;
@@ -223,6 +224,8 @@ services:
       - --wait-timeout=604800
   worker:
     deploy: !reset null
+    # --qc: the load demo leaves one job for a worker, analysis.PoseQC (opt-in figures)
+    command: [element-pose, -v, worker, --order, random, --release-stale, "86400", --qc]
 EOF
 }
 
@@ -264,10 +267,10 @@ jupyter_answers() {
 }
 
 worker_did_a_job() {
-  # the demo populates up to PoseEstimation; the worker picks up what depends on it
+  # the demo populates up to PoseEstimation; the worker (--qc) renders analysis.PoseQC
   local worker deadline=$((SECONDS + 600)) restarts
   worker=$(container worker)
-  until podman logs "$worker" 2>&1 | grep -E -i -q 'completed|done in|finished'; do
+  until podman logs "$worker" 2>&1 | grep -q ': done in '; do
     [ $SECONDS -lt $deadline ] || { podman logs "$worker" 2>&1 | tail -30; return 1; }
     sleep 5
   done
