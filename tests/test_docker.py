@@ -297,15 +297,15 @@ def test_podman_check_script_is_a_valid_script_outside_make_test():
 def test_worker_command_parses_with_the_worker_cli(compose):
     import argparse
 
-    from element_pose.cli import worker
+    from element_pose.cli import worker as worker_cli
 
     parser = argparse.ArgumentParser(prog="element-pose")
     parser.add_argument("-v", "--verbose", action="count", default=0)
-    worker.register_cli(parser.add_subparsers(dest="command", required=True))
+    worker_cli.register_cli(parser.add_subparsers(dest="command", required=True))
     command = [VARIABLE.sub(lambda m: m.group(0).split(":-")[-1].rstrip("}"), part)
                for part in compose["services"]["worker"]["command"][1:]]
     args = parser.parse_args(command)
-    assert args.func is worker.cmd_worker and args.release_stale == 86400
+    assert args.func is worker_cli.cmd_worker and args.release_stale == 86400
 
 
 def test_volumes_and_env_file(compose):
