@@ -197,7 +197,7 @@ EOF
 # ------------------------------------------------------------------ 4. the project image
 build_image() {
   local ignore=()
-  podman build --help | grep -q -- '--ignorefile' \
+  podman build --help | grep -- '--ignorefile' >/dev/null \
     && ignore=(--ignorefile "$REPO/docker/Dockerfile.dockerignore")
   podman build "${ignore[@]}" -f "$REPO/docker/Dockerfile" -t element-pose:latest "$REPO" \
     >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; return 1; }
@@ -236,7 +236,7 @@ compose() {
 
 container() {  # the container of a service
   podman ps -a --filter "label=io.podman.compose.project=$PROJECT" \
-    --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | head -1
+    --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sed -n 1p
 }
 
 up() {
@@ -269,19 +269,21 @@ jupyter_answers() {
 
 worker_did_a_job() {
   # the demo populates up to PoseEstimation; the worker (--qc) renders analysis.PoseQC.
-  # A worker whose passes keep failing (3 in a row, ~1 min) fails the check at once.
-  local worker deadline=$((SECONDS + 600)) restarts failed
+  # A worker whose passes keep failing (3 failed passes, ~1 min) fails the check at once.
+  local worker deadline=$((SECONDS + 600)) restarts failed logs
   worker=$(container worker)
-  until podman logs "$worker" 2>&1 | grep -q ': done in '; do
-    failed=$(podman logs "$worker" 2>&1 | grep -c 'worker pass failed' || true)
+  while true; do
+    logs=$(podman logs "$worker" 2>&1)  # whole, then grep: no SIGPIPE under pipefail
+    grep -q ': done in ' <<<"$logs" && break
+    failed=$(grep -c 'worker pass failed' <<<"$logs" || true)
     if [ $SECONDS -ge $deadline ] || [ "$failed" -ge 3 ]; then
-      podman logs "$worker" 2>&1 | grep -E ' (INFO|WARNING|ERROR) ' | tail -8
+      grep -E ' (INFO|WARNING|ERROR) ' <<<"$logs" | tail -8
       say "the worker did no job ($failed failed passes)"
       return 1
     fi
     sleep 5
   done
-  podman logs "$worker" 2>&1 | tail -15
+  grep -E ' (INFO|WARNING|ERROR) ' <<<"$logs" | tail -5
   podman exec "$(container jupyter)" element-pose status | tee "$WORK/status.log"
   restarts=$(podman inspect "$worker" --format '{{.RestartCount}}')
   say "worker restarts: $restarts"
