@@ -1,8 +1,10 @@
 # element-pose: the two commands of the README, and a few helpers.
 #   make demo   set up everything and run the pipeline on generated sample data
 #   make test   set up everything and run the whole test suite
+# Another interpreter in its own environment (CI checks 3.12 and 3.13 this way):
+#   make setup PYTHON=python3.12 VENV=.venv312
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
@@ -65,7 +67,12 @@ bench: setup
 clean-db:
 	$(BIN)/element-pose db stop || true
 
-# Re-pin constraints.txt from the current .venv (after a dependency change that installs)
+# Re-pin constraints.txt from the current .venv (after a dependency change that installs).
+# Lines with an environment marker (a pin per Python version) are kept as they are.
+MARKED = grep -v '^\#' constraints.txt | grep ';'
 constraints: setup
-	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	{ sed -n '/^#/!q;p' constraints.txt; \
+	  { $(BIN)/python -m pip freeze --exclude-editable \
+	      | grep -v -i -E "^($$($(MARKED) | sed 's/[=<>~!; ].*//' | paste -sd'|' -))=="; \
+	    $(MARKED); } | LC_ALL=C sort -f; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
