@@ -101,7 +101,7 @@ def _drop(env):
 
 def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
     """`status` reads the Slurm worker table only if it is there (never crashes on it)."""
-    from element_pose.cli import main as cli
+    from element_pose import cli
     from element_pose.ops import slurm
 
     slurm.worker_table().drop_quick()  # e.g. a test or an admin removed it
@@ -110,7 +110,7 @@ def test_status_survives_a_dropped_slurm_worker_table(pipeline, capsys):
 
 
 def test_submit_refuses_bad_numbers_at_parse_time():
-    from element_pose.cli import main as cli
+    from element_pose import cli
 
     for argv in (["--workers", "0"], ["--max-jobs", "0"], ["--poll-interval", "-1"]):
         with pytest.raises(SystemExit) as info:

@@ -15,8 +15,9 @@ from element_pose.cli.params import load_param_sets
 from element_pose.core.params import MARKDOWN_BEGIN as BEGIN
 from element_pose.core.params import MARKDOWN_END as END
 from element_pose.core.params import ParamsError, params_hash, params_markdown, update_markdown
-from element_pose.engines.deeplabcut.params import DeepLabCutTrainingParams, LabeledVideoParams
+from element_pose.engines.deeplabcut.params import DeepLabCutTrainingParams
 from element_pose.processing.filters import FilterParams, FilterParamsError
+from element_pose.processing.labeled_video import LabeledVideoParams
 from element_pose.processing.threed import ThreeDParamsError
 from element_pose.processing.threed.board import CalibrationParams
 from element_pose.processing.threed.triangulation import TriangulationSetParams
@@ -329,8 +330,8 @@ def _counting(model):
 
 
 def test_each_insert_validates_once(pipeline, monkeypatch):
-    import element_pose.engines.deeplabcut.params as dlc_params
     import element_pose.processing.filters as filters
+    import element_pose.processing.labeled_video as labeled_video
     import element_pose.processing.threed.board as board
     import element_pose.processing.threed.triangulation as triangulation
     from element_pose.engines import get_engine
@@ -338,7 +339,7 @@ def test_each_insert_validates_once(pipeline, monkeypatch):
     engine = get_engine("deeplabcut")
     cases = [
         (engine, "training_params", pipeline.train.TrainingParamSet, {"epochs": 11}),
-        (dlc_params, "LabeledVideoParams", pipeline.model.LabeledVideoParamSet, {"dotsize": 9}),
+        (labeled_video, "LabeledVideoParams", pipeline.model.LabeledVideoParamSet, {"dotsize": 9}),
         (filters, "FilterParams", pipeline.analysis.FilterParamSet,
          {"steps": [{"step": "median", "window": 9}]}),
         (board, "CalibrationParams", pipeline.multicam.CalibrationParamSet,

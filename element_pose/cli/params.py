@@ -18,13 +18,14 @@ __all__ = ["PARAM_MODULES", "load_param_sets", "register_cli"]
 #: Modules declaring parameter sets besides the engines (imported to register them).
 PARAM_MODULES = (
     "element_pose.processing.filters",
+    "element_pose.processing.labeled_video",
     "element_pose.processing.threed.board",
     "element_pose.processing.threed.triangulation",
 )
 
 
 def load_param_sets() -> dict[str, type[ParamSet]]:
-    """Every parameter set: the engines' (training, labelled videos) and the processing's."""
+    """Every parameter set: the engines' (training) and the processing's (the rest)."""
     from element_pose.engines import available_engines, get_engine
 
     for name in available_engines():

@@ -1037,7 +1037,7 @@ class LabeledVideoParamSet(dj.Lookup):
             element_pose.core.params.ParamsError: an option that is unknown, of the wrong
                 type or out of range (see ``element-pose params labeled_video``).
         """
-        from element_pose.engines.deeplabcut.params import LabeledVideoParams
+        from element_pose.processing.labeled_video import LabeledVideoParams
 
         return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
                              labeled_video_paramset_idx, model=LabeledVideoParams)

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from element_pose.core.params import Int, ParamSet, register_params
 
-__all__ = ["DeepLabCutTrainingParams", "LabeledVideoParams", "WeightInit"]
+__all__ = ["DeepLabCutTrainingParams", "WeightInit"]
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 PositiveFraction = Annotated[float, Field(gt=0, le=1)]
@@ -105,24 +105,3 @@ class DeepLabCutTrainingParams(ParamSet):
     track_method: Literal["ellipse", "box", "skeleton"] | None = Field(
         None, description="multi-animal tracker written to the copy's config "
                           "(default_track_method; null: the config's, else ellipse)")
-
-
-@register_params("labeled_video", "model.LabeledVideoParamSet")
-class LabeledVideoParams(ParamSet):
-    """Options of labelled videos (LabeledVideo), DeepLabCut's names.
-
-    Stored as given (not normalised), so existing parameter sets keep their hashes.
-    """
-
-    pcutoff: Fraction | None = Field(
-        None, description="hide points below this likelihood (null: the config's)")
-    dotsize: Annotated[Int, Field(ge=1, le=100)] | None = Field(
-        None, description="marker radius in pixels (null: the config's)")
-    colormap: str | None = Field(None, description="matplotlib colormap (null: the config's)")
-    draw_skeleton: bool = Field(False, description="draw the config's skeleton")
-    trailpoints: Annotated[Int, Field(ge=0, le=10_000)] = Field(
-        0, description="previous positions drawn as a trail")
-    keypoints_only: bool = Field(False, description="draw on a blank background")
-    output_fps: Annotated[float, Field(gt=0, le=1000)] | None = Field(
-        None, description="frame rate of the video (null: the source's)")
-    filtered: bool = Field(False, description="draw the _filtered.h5 output")
