@@ -30,7 +30,7 @@ log = logging.getLogger("docs.build")
 
 
 def notebook_sources() -> list[Path]:
-    """The tutorials, in order: ``notebooks/NN_name.py``."""
+    """The tutorials, in order: ``notebooks/scripts/NN_name.py``."""
     return sorted((NOTEBOOKS / "scripts").glob("[0-9][0-9]_*.py"))
 
 
