@@ -1,8 +1,10 @@
 # element-pose: the two commands of the README, and a few helpers.
 #   make demo   set up everything and run the pipeline on generated sample data
 #   make test   set up everything and run the whole test suite
+# Another interpreter in its own environment (CI checks 3.12 and 3.13 this way):
+#   make setup PYTHON=python3.12 VENV=.venv312
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
@@ -50,13 +52,14 @@ test-embedded: setup
 test-mysql: setup
 	$(BIN)/python -m pytest --db mysql -m "not slow" tests/test_model.py tests/test_train.py \
 	  tests/test_analysis.py tests/test_publish.py tests/test_multicam.py tests/test_publish_nwb.py \
-	  tests/test_door_values.py tests/test_params.py tests/test_userconfig.py tests/test_s3.py \
+	  tests/test_door_values.py tests/test_params.py tests/test_settings.py tests/test_s3.py \
 	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py \
 	  tests/test_arrays.py tests/test_realproject.py tests/test_pipeline_module.py \
 	  tests/test_util.py tests/test_model_engines.py tests/test_multicam_anipose.py
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python -m bench.run
@@ -64,7 +67,12 @@ bench: setup
 clean-db:
 	$(BIN)/element-pose db stop || true
 
-# Re-pin constraints.txt from the current .venv (after a dependency change that installs)
+# Re-pin constraints.txt from the current .venv (after a dependency change that installs).
+# Lines with an environment marker (a pin per Python version) are kept as they are.
+MARKED = grep -v '^\#' constraints.txt | grep ';'
 constraints: setup
-	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	{ sed -n '/^#/!q;p' constraints.txt; \
+	  { $(BIN)/python -m pip freeze --exclude-editable \
+	      | grep -v -i -E "^($$($(MARKED) | sed 's/[=<>~!; ].*//' | paste -sd'|' -))=="; \
+	    $(MARKED); } | LC_ALL=C sort -f; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt

@@ -7,7 +7,7 @@ output, populated for real) on a private embedded PostgreSQL; then the state a
 finished sync leaves (one file per session in the dandiset folder, its
 ``DandiUpload`` row with content hash, size, mtime and asset id, and the asset on
 a local archive, Valid), built directly instead of exporting and uploading N
-files. Then ``publish.dandi_sync`` is timed (median of 3): the key check, the
+files. Then ``ops.dandi_sync.sync`` is timed (median of 3): the key check, the
 draft listing, the content hashes, a stat per file, no checksum, no validation.
 Prints one ``BENCH_RESULT`` JSON line.
 """
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "tests"))
     from support.dandi_server import LocalDandiArchive
 
+    from element_pose.ops import dandi_sync
     from workflow import pipeline
 
     results = {}
@@ -135,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 times, report = [], None
                 for _ in range(args.repeat):
                     t = time.perf_counter()
-                    report = pipeline.publish.dandi_sync("000123", home / "000123",
-                                                         instance=archive.api_url,
-                                                         api_key=API_KEY)
+                    report = dandi_sync.sync("000123", home / "000123",
+                                             instance=archive.api_url, api_key=API_KEY)
                     times.append(time.perf_counter() - t)
                 assert report is not None and not report.uploaded and not report.exported
                 assert not report.checksummed and not report.validated, report

@@ -311,7 +311,7 @@ def cmd_infer(args: argparse.Namespace) -> dict[str, Any]:
     model_key = model.Model.insert_new_model("bench_tiny", config, shuffle=1,
                                              skip_duplicates=True)
     model.PoseEstimation.jobs.refresh()
-    snapshot = (model.Model & model_key).fetch1("snapshot")
+    snapshot = (model.Model & model_key).fetch1("engine_options")["snapshot"]
     snap = engine.resolve_snapshot(config, 1, 0, snapshot_argument(snapshot))
     index = _dlc_snapshot_index(engine.snapshots(config, 1, 0), snap)
 

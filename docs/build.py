@@ -2,8 +2,8 @@
 
     python docs/build.py [SITE_DIR]      # default: site/
 
-The notebooks are the jupytext percent scripts ``notebooks/*.py`` (paired with
-``notebooks/*.ipynb``, committed without outputs). Each is executed top to bottom
+The notebooks are the jupytext percent scripts ``notebooks/scripts/*.py`` (paired
+with ``notebooks/*.ipynb``, committed without outputs). Each is executed top to bottom
 against the configured database (the embedded PostgreSQL by default, as
 ``make demo``), and MkDocs builds the site from ``docs/`` plus the executed
 notebooks with ``--strict``: a broken link, a missing image or a failed notebook
@@ -30,8 +30,8 @@ log = logging.getLogger("docs.build")
 
 
 def notebook_sources() -> list[Path]:
-    """The tutorials, in order: ``notebooks/NN_name.py``."""
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    """The tutorials, in order: ``notebooks/scripts/NN_name.py``."""
+    return sorted((NOTEBOOKS / "scripts").glob("[0-9][0-9]_*.py"))
 
 
 def execute(source: Path, kernel_name: str = "python3", timeout: int = 900):

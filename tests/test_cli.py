@@ -43,13 +43,18 @@ def test_demo_load_mode_and_status(tmp_path):
     result = run_cli("demo", "--mode", "load", "--frames", "40", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["body_part", "frames", "mean_likelihood"]
-    assert [line.split()[0] for line in lines[1:]] == ["nose", "left_ear", "right_ear",
-                                                       "tail_base"]
-    assert all(line.split()[1] == "40" for line in lines[1:])
+    assert lines[0].split() == ["body_part", "frames", "mean_likelihood", "median_px",
+                                "within_2px", "within_5px"]
+    assert [line.split()[0] for line in lines[1:5]] == ["nose", "left_ear", "right_ear",
+                                                        "tail_base"]
+    assert all(line.split()[1] == "40" for line in lines[1:5])
+    assert lines[5].startswith("accuracy against the generator's known positions")
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert '"model.PoseEstimation"' in status.stdout
+    shown = run_cli("status", env=env)  # QC figures wait for a worker asked to draw them
+    qc = [line for line in shown.stdout.splitlines() if line.startswith("analysis.PoseQC")]
+    assert qc and "opt-in" in shown.stdout.split(qc[0], 1)[1].splitlines()[1], shown.stdout
 
     exported = run_cli("export", str(tmp_path / "nwb"), "--key", "subject=demo-mouse", env=env)
     assert exported.returncode == 0, exported.stderr

@@ -2,15 +2,22 @@
 
 Docker is not available where the tests run, so these tests parse the files:
 ``docker/compose.yaml`` must describe the services, volumes and settings the
-deployment needs, and ``docker/Dockerfile`` must install the project with exactly
-the commands of the Makefile's ``setup`` target (the OpenCV fix included).
+deployment needs (read as docker compose and as podman-compose read it), and
+``docker/Dockerfile`` must install the project with exactly the commands of the
+Makefile's ``setup`` target (the OpenCV fix included). ``docker/podman-check.sh``
+builds and runs the real thing with podman; it is not run here (~50 GB of disk).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +27,7 @@ DOCKER = REPO / "docker"
 SETTINGS = ["DJ_HOST", "DJ_USER", "DJ_PASS", "ELEMENT_POSE_ROOT_DIRS",
             "ELEMENT_POSE_PROCESSED_DIR", "ELEMENT_POSE_STORE_DIR", "DANDI_API_KEY"]
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+INTERPOLATION = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
 # ----------------------------------------------------------------- parsing
@@ -41,9 +49,8 @@ def normalise(command: str) -> str:
     return " ".join(command.split())
 
 
-def makefile_recipe(target: str) -> list[str]:
-    """The recipe of ``target`` (following a single phony prerequisite), variables expanded."""
-    text = (REPO / "Makefile").read_text()
+def parse_makefile(text: str) -> tuple[dict[str, str], dict[str, tuple[list[str], list[str]]]]:
+    """Variables and rules (prerequisites, recipe lines) of a simple Makefile."""
     variables: dict[str, str] = {}
     rules: dict[str, tuple[list[str], list[str]]] = {}
     current = None
@@ -52,17 +59,22 @@ def makefile_recipe(target: str) -> list[str]:
             if current is not None:
                 rules[current][1].append(line.strip())
             continue
-        match = re.match(r"^(\w+)\s*(\?|:)?=\s*(.*)$", line)
-        if match:
-            variables[match.group(1)] = match.group(3).strip()
-            current = None
-            continue
-        match = re.match(r"^([^\s:#=]+)\s*:(?!=)\s*(.*)$", line)
-        if match:
-            current = match.group(1)
-            rules[current] = (match.group(2).split(), [])
-        elif line.strip() and not line.startswith("#"):
-            current = None
+        if not line.strip() or line.startswith("#"):
+            continue  # blank and comment lines do not end a recipe
+        current = None
+        variable = re.match(r"^(\w+)\s*(\?|:)?=\s*(.*)$", line)
+        rule = re.match(r"^([^\s:#=]+)\s*:(?!=)\s*(.*)$", line)
+        if variable:
+            variables[variable.group(1)] = variable.group(3).strip()
+        elif rule:
+            current = rule.group(1)
+            rules[current] = (rule.group(2).split(), [])
+    return variables, rules
+
+
+def makefile_recipe(target: str) -> list[str]:
+    """The recipe of ``target`` (following a single phony prerequisite), variables expanded."""
+    variables, rules = parse_makefile((REPO / "Makefile").read_text())
 
     def expand(value: str) -> str:
         for _ in range(5):
@@ -70,17 +82,12 @@ def makefile_recipe(target: str) -> list[str]:
         return value.replace("$$", "$")
 
     rules = {expand(name): value for name, value in rules.items()}
-    name = target
-    prerequisites, recipe = rules[name]
+    prerequisites, recipe = rules[target]
     while not recipe and len(prerequisites) == 1:  # setup: $(STAMP)
         prerequisites, recipe = rules[expand(prerequisites[0])]
-    commands = []
-    for command in recipe:
-        command = command.lstrip("@-+ ")
-        if command.startswith("#"):
-            continue  # a make comment line
-        commands.append(normalise(expand(command)))
-    return commands
+    commands = [command.lstrip("@-+ ") for command in recipe]
+    # make comment lines (`@# ...`) run nothing
+    return [normalise(expand(command)) for command in commands if not command.startswith("#")]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -97,6 +104,37 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def interpolate(node: Any, env: dict[str, str]) -> Any:
+    """``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}`` substituted as podman-compose does.
+
+    podman-compose substitutes inside strings and converts nothing afterwards: a value
+    that is a string in the YAML stays a string (docker compose converts known fields).
+    """
+    if isinstance(node, dict):
+        return {key: interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match) -> str:
+        name, operator, argument = match.groups()
+        value = env.get(name)
+        if operator and operator.endswith("?") and not value:
+            raise KeyError(f"{name}: {argument}")
+        if operator and operator.endswith("-") and not value:
+            return argument
+        return value or ""
+
+    return INTERPOLATION.sub(substitute, node.replace("$$", "\0")).replace("\0", "$")
+
+
+@pytest.fixture(scope="module")
+def podman_compose_view(compose) -> dict:
+    """compose.yaml with the variables of .env.example, typed as podman-compose sees it."""
+    return interpolate(compose, env_example())
 
 
 def environment(service: dict) -> dict[str, str]:
@@ -187,6 +225,73 @@ def test_compose_services(compose):
     assert command[0] == "element-pose" and "worker" in command
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_gpu_reservation_is_typed_for_podman_compose(podman_compose_view):
+    """podman-compose does ``range(count)``: a string there (``${WORKER_GPUS:-1}``) crashed it."""
+    for name, service in podman_compose_view["services"].items():
+        devices = (service.get("deploy", {}).get("resources", {}).get("reservations", {})
+                   .get("devices", []))
+        for device in devices:
+            count = device.get("count", "all")
+            assert count == "all" or (isinstance(count, int) and count >= 1), (name, count)
+            range(count) if count != "all" else None  # what podman-compose does with it
+            ids = device.get("device_ids", [])
+            assert isinstance(ids, list) and all(isinstance(i, str) for i in ids), (name, ids)
+
+
+def test_every_variable_resolves_from_env_example(podman_compose_view):
+    text = yaml.safe_dump(podman_compose_view)
+    assert "${" not in text
+    ports = [port for service in podman_compose_view["services"].values()
+             for port in service.get("ports", [])]
+    assert "127.0.0.1:3306:3306" in ports and "127.0.0.1:8888:8888" in ports
+
+
+def test_worker_waits_for_the_database(compose):
+    """podman-compose (podman < 4.6) ignores ``service_healthy``: the entrypoint waits.
+
+    Against a port where nothing listens it retries until DB_WAIT, then runs the
+    command anyway (which then fails loudly, and ``restart`` tries again).
+    """
+    worker = compose["services"]["worker"]
+    assert worker["depends_on"]["db"]["condition"] == "service_healthy"  # docker compose
+    entrypoint = worker["entrypoint"]
+    assert entrypoint[:2] == ["python", "-c"]
+    import socket
+
+    with socket.socket() as probe:  # a free port: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DJ_HOST": "127.0.0.1", "DJ_PORT": str(port), "DJ_USER": "nobody",
+           "DJ_PASS": "x", "DB_WAIT": "3"}
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", entrypoint[2], sys.executable, "-c",
+                             "import sys; print('command ran', sys.argv[1:])", "a b"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    waited = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "command ran ['a b']"  # exec'd with its arguments intact
+    assert "database not ready" in result.stderr
+    assert 3 <= waited < 30
+
+
+def test_docker_files_name_existing_modules():
+    """Module paths named in docker/ exist after the package restructuring."""
+    for path in DOCKER.rglob("*"):
+        if not path.is_file():
+            continue
+        for dotted in set(re.findall(r"\belement_pose(?:\.\w+)+", path.read_text())):
+            module = REPO / Path(*dotted.split("."))
+            assert module.with_suffix(".py").is_file() or (module / "__init__.py").is_file(), \
+                (path.name, dotted)
+
+
+def test_podman_check_script_is_a_valid_script_outside_make_test():
+    script = DOCKER / "podman-check.sh"
+    assert os.access(script, os.X_OK)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    assert "podman-check" not in (REPO / "Makefile").read_text()  # needs ~50 GB: not in make test
 
 
 def test_worker_command_parses_with_the_worker_cli(compose):

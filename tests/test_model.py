@@ -101,8 +101,10 @@ def test_recording_files_must_agree(pipeline, raw_root, unique):
 def test_model_registration_reads_config(pipeline, recording):
     model = pipeline.model
     row = (model.Model & recording["model"]).fetch1()
-    assert row["task"] == "demo" and row["shuffle"] == 1 and not row["multi_animal"]
-    assert row["train_fraction"] == pytest.approx(0.8)
+    options = row["engine_options"]
+    assert row["engine"] == "deeplabcut" and not row["multi_animal"]
+    assert options["task"] == "demo" and options["shuffle"] == 1
+    assert options["train_fraction"] == pytest.approx(0.8)
     assert model.Model.body_parts(recording["model"]) == list(sample.DEFAULT_BODYPARTS)
     assert set(sample.DEFAULT_BODYPARTS) <= set(model.BodyPart.to_arrays("body_part"))
     assert ("nose", "left_ear") in model.Model.skeleton(recording["model"])
@@ -217,6 +219,47 @@ def test_load_mode_ingests_float32_arrays(pipeline, recording):
     assert pose.position.shape == (70, 1, 4, 2)
     assert np.nanmax(np.abs(pose.position - truth)) < 6  # noise of 1 px
     assert np.allclose(np.diff(pose.time()), 1 / 30, atol=1e-6)
+
+
+NEUTRAL_TABLES = ("Model", "ModelEvaluation", "PoseEstimationTask", "PoseEstimation")
+ENGINE_COLUMNS = {"task", "project_date", "iteration", "shuffle", "trainingsetindex",
+                  "train_fraction", "snapshot", "net_type", "pytorch_config"}
+
+
+def test_tables_name_their_engine_and_no_engine_has_columns(pipeline):
+    """A row names its engine; one engine's facts live in its JSON, no table names it."""
+    import inspect
+
+    from element_pose.schemas import model, train
+
+    tables = [getattr(model, n) for n in NEUTRAL_TABLES] + [train.ModelTraining]
+    for table in tables:
+        assert not ENGINE_COLUMNS & set(table.heading.names), table.__name__
+    assert {"engine", "engine_options"} <= set(model.Model.heading.names)
+    assert {"engine", "engine_details", "training_config"} <= set(
+        train.ModelTraining.heading.names)
+    assert model.Model.heading.attributes["engine"].default in (None, "")
+    for table in (model.Model, train.ModelTraining):
+        text = table.definition + inspect.getdoc(table)
+        assert "deeplabcut" not in text.lower() and "dlc" not in text.lower(), table.__name__
+
+
+def test_engine_options_are_stored_and_snapshots_registered_by_them(pipeline, recording,
+                                                                    unique):
+    """insert_new_model's keyword options reach the engine and are stored as it returns
+    them; insert_snapshot reuses them with another snapshot."""
+    model = pipeline.model
+    key = model.Model.insert_new_model(f"opts_{unique}", recording["project"], "dlc",
+                                       shuffle=2, snapshot="last", note="kept")
+    row = (model.Model & key).fetch1()
+    assert row["engine"] == "deeplabcut"
+    assert (row["engine_options"]["shuffle"], row["engine_options"]["snapshot"],
+            row["engine_options"]["note"]) == (2, "last", "kept")
+    assert "config" not in row["engine_options"]
+    assert model.Model.description(key).options["shuffle"] == 2
+    other = model.Model.insert_snapshot(key["model_name"], f"opts2_{unique}", 5)
+    again = (model.Model & other).fetch1("engine_options")
+    assert (again["shuffle"], again["snapshot"], again["note"]) == (2, "5", "kept")
 
 
 def test_trajectory_is_exactly_the_key(pipeline, recording, processed_root, unique):

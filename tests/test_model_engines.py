@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from typing import Literal
 
 import h5py
 import numpy as np
@@ -20,8 +21,10 @@ import pytest
 import sleap_io as sio
 import yaml
 from movement.io import load_poses, save_poses
+from pydantic import Field
 
 from element_pose import sample
+from element_pose.core.params import ParamSet
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines import register_engine
 from element_pose.engines.base import (
@@ -30,6 +33,7 @@ from element_pose.engines.base import (
     FileEngine,
     ModelDescription,
     SourceSoftware,
+    TrainingResult,
     VideoOutputs,
 )
 from element_pose.io import read_pose, register_format
@@ -243,8 +247,8 @@ def test_lightning_pose_multi_view_views_are_recordings(pipeline, session, raw_r
                 for f in range(N_FRAMES)]
         (model_dir / "video_preds" / f"{view}.csv").write_text("\n".join(head + rows) + "\n")
     model_key = model.Model.insert_new_model(f"lpmv_{unique}", model_dir, "lightning_pose")
-    template = (model.Model & model_key).fetch1("config_template")
-    assert template["options"]["views"] == views
+    options = (model.Model & model_key).fetch1("engine_options")
+    assert options["views"] == views
     for v, recording in enumerate(recordings):
         pose = model.PoseEstimation.fetch_pose(_load(pipeline, recording, model_key, model_dir))
         expected = np.array([[10 * v + f + k + 0.5 for k in range(3)] for f in range(N_FRAMES)])
@@ -323,6 +327,83 @@ def test_a_new_engine_is_one_module_no_schema_edit(pipeline, session, raw_root, 
     assert pose.skeleton == [("a", "b")]
     assert (pose.source_software, pose.source_software_version) == ("ToyTracker", "0.1")
     assert (model.PoseEstimation & task).fetch1("engine_version") == "toytracker 0.1"
+
+
+class ToyTrainingParams(ParamSet):
+    """The toy engine's own declared parameter set (validated at insert)."""
+
+    engine: Literal["toytrainer"]
+    epochs: int = Field(1, ge=1)
+    model_type: str = "unet"
+
+
+class ToyTrainer(ToyEngine):
+    """A second engine that trains, in one class: the schemas need no edit for it."""
+
+    name = "toytrainer"
+    capabilities = frozenset({*ToyEngine.capabilities, "train", "evaluate"})
+    training_params = ToyTrainingParams
+
+    def train(self, source, workdir, params, *, device=None):
+        labels = sorted(p.name for p in Path(source).rglob("*.labels"))
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = workdir / "toy_model.json"
+        spec.write_text(json.dumps({"keypoints": ["a", "b"], "skeleton": [["a", "b"]]}))
+        checkpoint = workdir / "step-2.ckpt"
+        checkpoint.write_bytes(b"weights")
+        return TrainingResult(
+            model=self.describe_model(spec, model_type=params.get("model_type", "unet"),
+                                      run_name="run1"),
+            snapshots=["step-2"], best_snapshot="step-2", last_snapshot="step-2",
+            learning_stats={"loss": np.array([1.0, 0.5])}, wall_time=0.25,
+            device=device or "cpu", software={"toytrainer": "0.1"},
+            snapshot_epochs={"step-2": 2}, snapshot_paths={"step-2": checkpoint},
+            training_config={"steps": 2}, details={"labels": labels, "steps": 2})
+
+    def snapshots(self, model):
+        return ["step-2"]
+
+
+register_engine(ToyTrainer(), replace=True)
+
+
+def test_a_second_engine_trains_with_no_schema_edit(pipeline, raw_root, unique):
+    """ModelTraining picks the engine from the parameters and stores what it returns:
+    the engine's own facts in engine_details, its model options in Model.engine_options."""
+    train, model = pipeline.train, pipeline.model
+    project = raw_root / f"toytrain_{unique}"
+    (project / "labels").mkdir(parents=True)
+    (project / "labels" / "frames.labels").write_text("a b")
+    set_id = int(unique, 16) % 100000
+    train.VideoSet.insert1({"video_set_id": set_id})
+    train.VideoSet.File.insert1({"video_set_id": set_id,
+                                 "file_path": f"toytrain_{unique}/labels/frames.labels"})
+    # checked by the engine's own parameter model, through the table's usual insert
+    with pytest.raises(ValueError, match="epochs"):
+        train.TrainingParamSet.insert_new_params(f"toy bad {unique}",
+                                                 {"engine": "toytrainer", "epochs": 0})
+    idx = train.TrainingParamSet.insert_new_params(f"toy {unique}",
+                                                   {"engine": "toytrainer", "epochs": 2})
+    task = {"video_set_id": set_id, "paramset_idx": idx, "training_id": 0}
+    train.TrainingTask.insert1({**task, "project_path": f"toytrain_{unique}"})
+    train.ModelTraining.populate(task)
+    row = (train.ModelTraining & task).fetch1()
+    assert row["engine"] == "toytrainer" and row["device"] == "cpu"
+    assert row["engine_details"] == {
+        "labels": ["frames.labels"], "steps": 2,
+        "model_options": {"model_type": "unet", "run_name": "run1"}}
+    assert row["training_config"] == {"steps": 2}
+    assert row["best_snapshot"] == row["latest_snapshot"] == "step-2"
+    assert (train.ModelTraining.Snapshot & task).fetch1("epoch") == 2
+    assert not {"shuffle", "trainingsetindex", "pytorch_config"} & set(
+        train.ModelTraining.heading.names)
+    key = train.ModelTraining.register_model(task, f"toytrained_{unique}")
+    registered = (model.Model & key).fetch1()
+    assert registered["engine"] == "toytrainer"
+    assert registered["engine_options"] == {"model_type": "unet", "run_name": "run1",
+                                            "snapshot": "best"}
+    assert model.Model.description(key).options["run_name"] == "run1"
 
 
 def test_an_unknown_engine_is_refused_naming_it(pipeline, raw_root, unique):

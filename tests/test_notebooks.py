@@ -1,6 +1,6 @@
 """Every tutorial runs top to bottom; the docs site builds strictly and shows their figures.
 
-The tutorials are jupytext percent scripts (``notebooks/NN_name.py``) paired with
+The tutorials are jupytext percent scripts (``notebooks/scripts/NN_name.py``) paired with
 committed ``.ipynb`` files that carry no outputs. The kernel is this interpreter
 (a kernelspec written for the test points at ``sys.executable``) and inherits the
 environment tests/conftest.py set: the test's database, schema prefix and roots.
@@ -64,14 +64,14 @@ def test_notebooks_are_paired_and_have_no_outputs():
     assert SOURCES, "no notebooks"
     assert not (REPO / "notebooks" / "make_notebooks.py").exists()
     for source in SOURCES:
-        paired = source.with_suffix(".ipynb")
+        paired = REPO / "notebooks" / f"{source.stem}.ipynb"
         assert paired.is_file(), f"{source.name} has no paired notebook: run `jupytext --sync`"
         nb = nbformat.read(paired, as_version=4)
         nbformat.validate(nb)
         text = jupytext.read(source)
         assert [(c.cell_type, c.source) for c in nb.cells] == \
             [(c.cell_type, c.source) for c in text.cells], \
-            f"{paired.name} and {source.name} differ: run `jupytext --sync notebooks/*.py`"
+            f"{paired.name} and {source.name} differ: run `jupytext --sync notebooks/scripts/*.py`"
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, paired.name
@@ -194,3 +194,11 @@ def test_docs_site_shows_the_tutorials_figures(site, served, browser):
         assert not broken, f"{source.stem}: images that do not load: {broken}"
         figures = [i for i in images if i["src"].startswith("data:image/png") and i["w"] > 100]
         assert len(figures) >= FIGURES.get(source.stem, 0), (source.stem, images)
+
+
+def test_jupyterlab_lists_each_tutorial_once():
+    """The notebook folder shows one file per tutorial; the paired scripts sit below it."""
+    listed = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_file())
+    stems = [name.rsplit(".", 1)[0] for name in listed]
+    assert len(stems) == len(set(stems)), listed
+    assert all(name.endswith(".ipynb") for name in listed if name[:2].isdigit()), listed

@@ -1,5 +1,8 @@
 """Root directories and relative paths."""
 
+import subprocess
+import sys
+
 import pytest
 
 from element_pose.core.paths import PathError, Roots
@@ -26,3 +29,30 @@ def test_relative_and_find(tmp_path):
 def test_no_roots_configured():
     with pytest.raises(PathError, match="no root data directory configured"):
         Roots(lambda: [], lambda: None).root_dirs()
+
+
+def test_default_roots_come_from_the_settings(tmp_path, monkeypatch):
+    """The settings file gives the roots when the environment does not; the environment wins."""
+    from element_pose import settings
+    from element_pose.core.paths import default_processed_dir, default_root_dirs
+
+    monkeypatch.setenv(settings.CONFIG_ENV, str(tmp_path / "c.json"))
+    monkeypatch.delenv("ELEMENT_POSE_ROOT_DIRS")
+    monkeypatch.delenv("ELEMENT_POSE_PROCESSED_DIR")
+    assert default_root_dirs() == [] and default_processed_dir() is None
+    settings.save({"root_dirs": [str(tmp_path / "a"), str(tmp_path / "b")]})
+    assert default_root_dirs() == [tmp_path / "a", tmp_path / "b"]
+    assert default_processed_dir() == tmp_path / "a"  # the first raw root
+    monkeypatch.setenv("ELEMENT_POSE_PROCESSED_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("ELEMENT_POSE_ROOT_DIRS", str(tmp_path / "env"))
+    assert default_root_dirs() == [tmp_path / "env"]
+    assert default_processed_dir() == tmp_path / "out"
+
+
+def test_paths_never_import_datajoint():
+    """The core is below the database layer: its roots come from the settings alone."""
+    code = ("import sys; from element_pose.core import paths; paths.default_root_dirs(); "
+            "paths.default_processed_dir(); print('datajoint' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split()[-1] == "False"

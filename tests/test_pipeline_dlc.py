@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from element_pose import sample
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
-PARAMS = {**DEMO_TRAINING_PARAMS, "device": "cpu"}
+PARAMS = {**QUICK_TRAINING_PARAMS, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,9 @@ def test_training_records_snapshots_stats_and_versions(pipeline, trained, proces
     assert row["device"] == "cpu" and row["train_time"] > 0
     assert row["engine_versions"]["deeplabcut"].startswith("3.")
     assert "torch" in row["engine_versions"]
+    assert row["engine"] == "deeplabcut"  # the engine's own facts in its JSON
+    assert (row["engine_details"]["shuffle"], row["engine_details"]["trainingsetindex"]) == (1, 0)
+    assert row["engine_details"]["model_options"]["shuffle"] == 1
     stats = row["learning_stats"]
     assert len(next(iter(stats.values()))) == 20  # one value per epoch
     # the user's project config was never rewritten
@@ -111,7 +114,7 @@ def test_fine_tune_from_a_registered_model(pipeline, trained):
     train.TrainingTask.insert1({**task, "project_path": "dlc_e2e"})
     train.ModelTraining.populate(task, reserve_jobs=True, suppress_errors=True)
     assert (train.ModelTraining & task), train.ModelTraining.jobs.errors.to_dicts()
-    config = (train.ModelTraining & task).fetch1("pytorch_config")
+    config = (train.ModelTraining & task).fetch1("training_config")
     init = config["train_settings"]["weight_init"]
     assert init["snapshot_path"].endswith(".pt") and "videoset900_param" in init["snapshot_path"]
 

@@ -130,8 +130,8 @@ def estimated(pipeline, trained):
 def test_training_and_registration(pipeline, trained):
     train, model = pipeline.train, pipeline.model
     row = (train.ModelTraining & trained["task"]).fetch1()
-    assert row["device"] == "cpu" and row["pytorch_config"]["method"] == "bu"
-    assert row["pytorch_config"]["metadata"]["individuals"] == INDIVIDUALS
+    assert row["device"] == "cpu" and row["training_config"]["method"] == "bu"
+    assert row["training_config"]["metadata"]["individuals"] == INDIVIDUALS
     assert {s["epoch"] for s in (train.ModelTraining.Snapshot & trained["task"]).to_dicts()
             } == {20, 40}
     config = model.Model.config_path(trained["model"])
@@ -139,7 +139,7 @@ def test_training_and_registration(pipeline, trained):
 
     assert dlc.read_config(config)["default_track_method"] == "ellipse"
     m = (model.Model & trained["model"]).fetch1()
-    assert m["multi_animal"] and m["net_type"] == "cspnext_s"
+    assert m["multi_animal"] and m["engine_options"]["net_type"] == "cspnext_s"
     assert model.Model.body_parts(trained["model"]) == list(BODYPARTS)
 
 

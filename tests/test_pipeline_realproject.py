@@ -71,18 +71,18 @@ def test_public_example_project_end_to_end(pipeline, raw_root, processed_root, t
     assert (train.ModelTraining & task), (train.ModelTraining.jobs & task).fetch1("error_message")
     assert config.read_text() == user_config  # the user's config.yaml is untouched
     trained = (train.ModelTraining & task).fetch1()
-    assert _absolute_paths(trained["pytorch_config"]) == []
+    assert _absolute_paths(trained["training_config"]) == []
     names = set((train.ModelTraining.Snapshot & task).to_arrays("snapshot_name"))
     assert names == {"snapshot-001", "snapshot-002", "snapshot-003"}
 
     # register: "best" resolved once to a file; another snapshot is another model
     model_key = train.ModelTraining.register_model(task, "openfield")
     registered = (model.Model & model_key).fetch1()
-    assert registered["snapshot"] == "snapshot-003"
+    assert registered["engine_options"]["snapshot"] == "snapshot-003"
     assert registered["scorer"].endswith("_snapshot_3")
     assert _absolute_paths(registered["config_template"]) == []
     early = model.Model.insert_snapshot("openfield", "openfield_epoch1", 1)
-    assert (model.Model & early).fetch1("snapshot") == "snapshot-001"
+    assert (model.Model & early).fetch1("engine_options")["snapshot"] == "snapshot-001"
 
     # evaluate
     model.ModelEvaluation.populate(model_key)

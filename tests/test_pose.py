@@ -20,6 +20,13 @@ def test_shapes_are_validated():
                  timestamps=np.arange(3))
 
 
+def test_source_software_has_no_engine_default():
+    """Readers name the software; a PoseData made without one does not claim any."""
+    pose = PoseData(np.zeros((5, 1, 2, 2)), np.zeros((5, 1, 2)), ["a", "b"], ["i"])
+    assert pose.source_software is None
+    assert pose.to_xarray().attrs["source_software"] is None
+
+
 def test_arrays_are_float32_and_time_is_derived():
     pose = ground_truth(n_frames=10, fps=20.0)
     assert pose.position.dtype == np.float32 and pose.confidence.dtype == np.float32

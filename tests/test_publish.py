@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from element_pose import sample
+from element_pose.ops import dandi_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.dandi_server import LocalDandiArchive
@@ -138,7 +140,7 @@ def test_dandi_sync_uploads_new_only_and_retries(pipeline, raw_root, processed_r
     dandiset = tmp_path / "000123"
     with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
         archive.fail_parts(1)  # the first part PUT fails once: the client must retry
-        report = publish.dandi_sync("000123", dandiset, instance=archive.api_url,
+        report = dandi_sync.sync("000123", dandiset, instance=archive.api_url,
                                     api_key=API_KEY, query=session)
         nwb_rel = f"sub-s{unique}/sub-s{unique}_ses-3_behavior+image.nwb"
         assert report.exported == [nwb_rel] and nwb_rel in report.uploaded
@@ -149,7 +151,7 @@ def test_dandi_sync_uploads_new_only_and_retries(pipeline, raw_root, processed_r
         assert row["status"] == "uploaded" and len(row["sha256"]) == 64 and row["asset_id"]
 
         parts_before = archive.part_puts
-        again = publish.dandi_sync("000123", dandiset, instance=archive.api_url,
+        again = dandi_sync.sync("000123", dandiset, instance=archive.api_url,
                                    api_key=API_KEY, query=session)
         assert again.exported == [] and again.uploaded == [] and nwb_rel in again.unchanged
         assert archive.part_puts == parts_before and not archive.deleted
@@ -159,7 +161,7 @@ def test_dandi_sync_uploads_new_only_and_retries(pipeline, raw_root, processed_r
         from element_pose.export.dandi import DandiAuthError
 
         with pytest.raises(DandiAuthError, match=r"(?i)key"):
-            publish.dandi_sync("000123", tmp_path / "fresh" / "000123",
+            dandi_sync.sync("000123", tmp_path / "fresh" / "000123",
                                instance=archive.api_url, api_key="wrong-key", query=session)
         assert "wrong-key" not in str((publish.DandiUpload & {"asset_path": nwb_rel}).to_dicts())
         assert (publish.DandiUpload & {"asset_path": nwb_rel}).fetch1("sha256") == row["sha256"]
@@ -171,12 +173,11 @@ def test_dandi_sync_with_a_key_that_owns_nothing(pipeline, tmp_path, caplog):
     used to end the sync with a bare HTTPError)."""
     from element_pose.export.dandi import DandiAuthError
 
-    publish = pipeline.publish
     with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
         archive.add_user("reader-key-0123456789", "reader")
         with pytest.raises(DandiAuthError, match=r"'reader'.*not an owner of dandiset "
                                                  r"000123.*'tester'"):
-            publish.dandi_sync("000123", tmp_path / "000123", instance=archive.api_url,
+            dandi_sync.sync("000123", tmp_path / "000123", instance=archive.api_url,
                                api_key="reader-key-0123456789", query={"subject": "nobody"})
         assert archive.count("POST", r"^/api/") == 0 and archive.count("DELETE", ".") == 0
     assert not list((tmp_path / "000123").glob("sub-*"))
@@ -184,11 +185,10 @@ def test_dandi_sync_with_a_key_that_owns_nothing(pipeline, tmp_path, caplog):
 
 
 def test_dandi_sync_refuses_a_second_copy(pipeline, tmp_path):
-    publish = pipeline.publish
     dandiset = tmp_path / "000123"
-    with publish._sync_lock(dandiset):
-        with pytest.raises(publish.SyncBusyError, match="another dandi-sync"):
-            publish.dandi_sync("000123", dandiset, api_key=API_KEY)
+    with dandi_sync.sync_lock(dandiset):
+        with pytest.raises(dandi_sync.SyncBusyError, match="another dandi-sync"):
+            dandi_sync.sync("000123", dandiset, api_key=API_KEY)
 
 
 def test_append_to_an_existing_session_file(pipeline, raw_root, processed_root, unique,
@@ -228,7 +228,7 @@ def test_export_with_training_frames(pipeline, raw_root, processed_root, unique,
 
 # ------------------------------------------------------------- incremental dandi-sync
 def _sync(publish, archive, dandiset, session, **kw):
-    return publish.dandi_sync("000123", dandiset, instance=archive.api_url, api_key=API_KEY,
+    return dandi_sync.sync("000123", dandiset, instance=archive.api_url, api_key=API_KEY,
                               query=session, **kw)
 
 
@@ -289,7 +289,7 @@ def test_sync_is_incremental_and_compares_with_the_archive(pipeline, raw_root, p
 
         # a wrong key is an error on every run, even with nothing new
         with pytest.raises(DandiAuthError, match="rejected the API key"):
-            publish.dandi_sync("000123", dandiset, instance=archive.api_url,
+            dandi_sync.sync("000123", dandiset, instance=archive.api_url,
                                api_key="wrong-key", query=session)
         assert archive.deleted == []
 
@@ -404,8 +404,9 @@ def test_archive_validation_status_is_recorded(pipeline, raw_root, processed_roo
 
 _CHILD_SYNC = """
 import json, sys
-from workflow import pipeline
-pipeline.publish.dandi_sync("000123", sys.argv[1], instance=sys.argv[2], api_key=sys.argv[3],
+from workflow import pipeline  # activates the schemas
+from element_pose.ops import dandi_sync
+dandi_sync.sync("000123", sys.argv[1], instance=sys.argv[2], api_key=sys.argv[3],
                             query=json.loads(sys.argv[4]))
 """
 
@@ -553,3 +554,71 @@ def test_a_sync_fetches_each_sessions_metadata_once(pipeline, raw_root, processe
     asked.clear()
     files = publish.export_nwb(sessions, tmp_path / "export")
     assert len(files) == 2 and asked == [2]
+
+
+# ------------------------------------------------------------- leftovers (issue 27 item 1)
+def _repopulate(pipeline, raw_root, processed_root, name, session, task, truth, shift):
+    """New poses under the same key: the next sync exports the file again."""
+    model = pipeline.model
+    (model.PoseEstimation & task).delete(prompt=False)
+    video = raw_root / f"pub_{name}" / "cam0.mp4"
+    sample.make_dlc_output(truth.replace(position=truth.position + shift), video,
+                           processed_root / f"pub_{name}_cam0")
+    model.PoseEstimation.populate(session)
+
+
+def test_re_exports_keep_one_video_per_camera_and_remove_only_their_own(
+        pipeline, raw_root, processed_root, unique, tmp_path):
+    """Issue 27 item 1: a re-exported file's video keeps its name (dandi organize named it
+    after the ImageSeries' object id, new on every write, and every re-export left one
+    more video in the draft); what a sync uploaded earlier and no file refers to any more
+    is removed from the draft, and an asset another client uploaded stays."""
+    publish = pipeline.publish
+    name = f"left{unique}"
+    session, tasks, truths = _estimation(pipeline, raw_root, processed_root, name)
+    dandiset = tmp_path / "000123"
+    nwb_rel = f"sub-{name}/sub-{name}_ses-3_behavior+image.nwb"
+    with LocalDandiArchive(api_key=API_KEY, dandisets=("000123",)) as archive:
+        first = _sync(publish, archive, dandiset, session)
+        assert first.ok and len(first.uploaded) == 2
+        videos = [a for a in archive.assets() if a.endswith(".mp4")]
+        # another client's asset at another path, beside ours
+        other = tmp_path / "other" / "000123"
+        from element_pose.export import dandi
+
+        dandi.write_dandiset_yaml(other, "000123", "another client")
+        foreign = other / f"sub-{name}" / "foreign_external_file_0.mp4"
+        foreign.parent.mkdir(parents=True)
+        shutil.copy(dandiset / videos[0], foreign)
+        dandi.upload(foreign, "000123", archive.api_url, api_key=API_KEY)
+        for shift in (40.0, 80.0):
+            _repopulate(pipeline, raw_root, processed_root, name, session, tasks[0],
+                        truths[0], shift)
+            report = _sync(publish, archive, dandiset, session)
+            assert report.exported == [nwb_rel] and nwb_rel in report.uploaded and report.ok
+        assets = archive.assets()
+        ours = sorted(a for a in assets if a.endswith(".mp4") and "foreign" not in a)
+        assert ours == videos  # one video for the one camera, under the same name
+        assert f"sub-{name}/foreign_external_file_0.mp4" in assets
+        on_disk = sorted(p.relative_to(dandiset).as_posix()
+                         for p in dandiset.rglob("*.mp4"))
+        assert on_disk == videos
+
+        # a video this sync uploaded that the file no longer refers to (here: the
+        # file's link rewritten by hand) is removed from the draft and the folder
+        import h5py
+
+        stale = dandiset / videos[0]
+        kept = stale.with_name("cam0_video_external_file_9.mp4")
+        shutil.copy(stale, kept)
+        with h5py.File(dandiset / nwb_rel, "a") as h5:
+            link = h5["acquisition/cam0_video/external_file"]
+            link[0] = f"{Path(nwb_rel).stem}/{kept.name}"
+        report = _sync(publish, archive, dandiset, session)
+        assert report.removed == videos and report.ok
+        assets = archive.assets()
+        assert videos[0] not in assets and kept.relative_to(dandiset).as_posix() in assets
+        assert f"sub-{name}/foreign_external_file_0.mp4" in assets
+        assert not stale.exists()
+        assert not (publish.DandiUpload & {"asset_path": videos[0]})
+        assert archive.deleted == [videos[0]]

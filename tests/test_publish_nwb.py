@@ -275,3 +275,37 @@ def test_readme_snippet_reads_several_estimations(pipeline, raw_root, processed_
             .sel(keypoints=stored.keypoints).values, stored.position)
     (one,) = scope["files"]
     assert list_pose_estimations(one.path) == ["behavior/PoseEstimation"]  # keypoint-moseq
+
+
+def test_validate_cli_on_an_export_folder(pipeline, raw_root, processed_root, unique,
+                                          tmp_path):
+    """Issue 27 item 2: ``element-pose validate FOLDER`` runs nwbinspector and ``dandi
+    validate`` on an ``element-pose export`` folder (``dandi validate`` alone stops there
+    with NO_DANDISET_FOUND: the folder has no dandiset.yaml); a good export passes, a
+    file without the subject's species is reported and the command exits 1."""
+    from dandi.validate._core import validate as dandi_validate
+
+    _session(pipeline, raw_root, processed_root, f"val{unique}", [(0, "cam0")])
+    out = tmp_path / "export"
+    path = Path(_run([sys.executable, "-m", "element_pose.cli", "export", str(out),
+                      "--key", f"subject=val{unique}"]).strip().splitlines()[-1])
+    assert "NO_DANDISET_FOUND" in {r.id.rsplit(".", 1)[-1] for r in dandi_validate(str(out))}
+
+    printed = _run([sys.executable, "-m", "element_pose.cli", "validate", str(out)])
+    assert "0 error(s)" in printed
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+        [path.name, "cam0.mp4"])  # nothing written into the folder
+
+    bad = Path(shutil.copytree(out, tmp_path / "bad"))
+    with h5py.File(bad / path.relative_to(out), "a") as h5:
+        del h5["general/subject/species"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "element_pose.cli", "validate", str(bad),
+                           "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    findings = json.loads(done.stdout)
+    errors = [f for f in findings if f["severity"] == "ERROR"]
+    assert errors and all(f["path"] == path.relative_to(out).as_posix() for f in errors)
+    assert any("species" in f["message"].lower() or "species" in f["check"].lower()
+               for f in errors)
+    assert {f["tool"] for f in findings} == {"nwbinspector", "dandi validate"}

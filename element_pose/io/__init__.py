@@ -2,8 +2,9 @@
 
 :func:`read_pose` reads any registered pose file into :class:`~element_pose.core.pose.PoseData`;
 each format module registers a reader and a validator with :func:`register_format`
-(see :mod:`element_pose.io.registry`).  The built-in format modules are imported on
-the first call that needs the registry, so ``import element_pose.io`` stays cheap and
+(see :mod:`element_pose.io.registry`).  The built-in format modules (named in
+:data:`~element_pose.io.registry.BUILTIN_FORMAT_MODULES`) are imported by the registry on
+the first call that needs it, so ``import element_pose.io`` stays cheap and
 imports no pose-estimation package.
 
 Example:
@@ -14,9 +15,8 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-
 from element_pose.io.registry import (
+    BUILTIN_FORMAT_MODULES,
     PoseFormat,
     PoseFormatError,
     available_formats,
@@ -27,27 +27,6 @@ from element_pose.io.registry import (
     register_format,
     validate_pose_file,
 )
-
-#: Modules that register the built-in formats when imported.
-BUILTIN_FORMAT_MODULES: tuple[str, ...] = (
-    "element_pose.io.dlc_formats",
-    "element_pose.io.sleap",
-    "element_pose.io.lightning_pose",
-    "element_pose.io.anipose",
-)
-
-_loaded = False
-
-
-def _load_builtin_formats() -> None:
-    """Import the built-in format modules once (each registers itself)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILTIN_FORMAT_MODULES:
-        importlib.import_module(module)
-
 
 __all__ = [
     "BUILTIN_FORMAT_MODULES",

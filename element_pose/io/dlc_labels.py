@@ -23,6 +23,7 @@ import numpy as np
 
 from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.io.dlc import DLCFormatError
+from element_pose.io.registry import reason
 
 __all__ = ["LabeledFrames", "read_labeled_data"]
 
@@ -108,7 +109,7 @@ def read_labeled_data(path: str | Path) -> LabeledFrames:
     try:
         table = pd.read_hdf(path)
     except Exception as exc:
-        raise DLCFormatError(f"cannot read labelled data {path}: {exc}") from exc
+        raise DLCFormatError(f"cannot read labelled data {path}: {reason(exc)}") from exc
     columns = getattr(table, "columns", None)
     if (not isinstance(columns, pd.MultiIndex) or "bodyparts" not in columns.names
             or "coords" not in columns.names):

@@ -84,42 +84,20 @@ def read_frame_table(path: str | Path, key: str = "df_with_missing",
     import h5py
 
     with h5py.File(path, "r") as f:
-        if key not in f:
-            groups = [k for k in f if isinstance(f[k], h5py.Group)]
-            if len(groups) != 1:
-                return None
-            key = groups[0]
-        group = f[key]
-        if not isinstance(group, h5py.Group) or "table" not in group:
+        group = _frame_group(f, key)
+        if group is None:
             return None
-        attrs = group.attrs
-        try:
-            if (_text(attrs.get("pandas_type", b"")) != "frame_table"
-                    or _attr(attrs, "values_cols") != ["values_block_0"]
-                    or _attr(attrs, "data_columns") != []):
-                return None
-            axes = _attr(attrs, "non_index_axes")
-            info = _attr(attrs, "info")
-        except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-            log.debug("%s: not a plain frame table (%s); pandas reads it", path, exc)
+        labels = _frame_attrs(group, path)
+        if labels is None:
             return None
         table = group["table"]
-        dtype = table.dtype
-        if (not isinstance(table, h5py.Dataset) or dtype.names is None
-                or "values_block_0" not in dtype.names or table.ndim != 1):
+        n_cols = _value_columns(table)
+        if n_cols is None:
             return None
-        block = dtype.fields["values_block_0"][0]
-        if block.base.kind != "f" or len(block.shape) != 1:
+        layout = _column_labels(*labels, n_cols)
+        if layout is None:
             return None
-        if len(axes) != 1 or axes[0][0] != 1:
-            return None
-        columns = [tuple(c) if isinstance(c, tuple) else (c,) for c in axes[0][1]]
-        n_cols = block.shape[0]
-        if len(columns) != n_cols:
-            return None
-        names = list((info.get(1) or {}).get("names") or [])
-        if (info.get(1) or {}).get("type") != "MultiIndex" or len(names) != len(columns[0]):
-            return None
+        columns, names = layout
         n_rows = table.shape[0]
         out = np.empty(n_rows, dtype=[("values_block_0", "<f4", (n_cols,))])
         for start in range(0, n_rows, chunk_rows):
@@ -129,3 +107,61 @@ def read_frame_table(path: str | Path, key: str = "df_with_missing",
     if not values.flags.c_contiguous:  # a one-field struct is its block: this never copies
         values = np.ascontiguousarray(values)
     return FrameTable(values.reshape(n_rows, n_cols), columns, [str(n) for n in names])
+
+
+def _frame_group(f, key: str):
+    """The group of the frame (the only group when ``key`` is absent), if it has a table."""
+    import h5py
+
+    if key not in f:
+        groups = [k for k in f if isinstance(f[k], h5py.Group)]
+        if len(groups) != 1:
+            return None
+        key = groups[0]
+    group = f[key]
+    if not isinstance(group, h5py.Group) or "table" not in group:
+        return None
+    return group
+
+
+def _frame_attrs(group, path: str | Path) -> tuple[Any, Any] | None:
+    """``(non_index_axes, info)`` of a plain frame table (one float block, no data
+    columns), or ``None``."""
+    attrs = group.attrs
+    try:
+        if (_text(attrs.get("pandas_type", b"")) != "frame_table"
+                or _attr(attrs, "values_cols") != ["values_block_0"]
+                or _attr(attrs, "data_columns") != []):
+            return None
+        return _attr(attrs, "non_index_axes"), _attr(attrs, "info")
+    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        log.debug("%s: not a plain frame table (%s); pandas reads it", path, exc)
+        return None
+
+
+def _value_columns(table) -> int | None:
+    """The number of float columns of the table's one value block, or ``None``."""
+    import h5py
+
+    if not isinstance(table, h5py.Dataset):
+        return None
+    dtype = table.dtype
+    if dtype.names is None or "values_block_0" not in dtype.names or table.ndim != 1:
+        return None
+    block = dtype.fields["values_block_0"][0]
+    if block.base.kind != "f" or len(block.shape) != 1:
+        return None
+    return block.shape[0]
+
+
+def _column_labels(axes: Any, info: Any, n_cols: int) -> tuple[list[tuple], list] | None:
+    """The column label tuples and level names of a MultiIndex over ``n_cols`` columns."""
+    if len(axes) != 1 or axes[0][0] != 1:
+        return None
+    columns = [tuple(c) if isinstance(c, tuple) else (c,) for c in axes[0][1]]
+    if len(columns) != n_cols:
+        return None
+    names = list((info.get(1) or {}).get("names") or [])
+    if (info.get(1) or {}).get("type") != "MultiIndex" or len(names) != len(columns[0]):
+        return None
+    return columns, names

@@ -16,6 +16,14 @@ Multi-view models write one CSV per view; each view is a separate recording
 
 Mapping: one individual ``individual_0``; likelihood in [0, 1] as confidence
 (checked); source software ``Lightning Pose``; the scorer row as scorer.
+
+Why not movement's loader (``movement.io.load_poses.from_file(path, "LightningPose")``,
+movement 0.15; ``tests/io/test_movement_parity.py`` checks both read equal values):
+it fails on a file whose frame indices have gaps (``cannot reshape array``; we place
+each row at its frame index and leave the gaps NaN), does not refuse labelled-image
+predictions, checks no likelihood range, and returns float64 (we keep float32).  It is
+faster: 2.0 s against 3.0 s here
+(54,000 frames x 20 body parts, best of 3 on the project's 2-core machine).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.io.dlc import pose_from_dataframe
 from element_pose.io.registry import (
     PoseFormatError,
     check_scores,
@@ -123,8 +132,6 @@ def read_lightning_pose_csv(path: str | Path, *, fps: float | None = None) -> Po
     """
     import pandas as pd
 
-    from element_pose.io.dlc import _pose_from_dataframe
-
     path = require_file(path, "Lightning Pose CSV", LightningPoseFormatError)
     validate_lightning_pose_csv(path)
     try:
@@ -156,7 +163,7 @@ def read_lightning_pose_csv(path: str | Path, *, fps: float | None = None) -> Po
     else:
         values = values.reset_index(drop=True)
     try:
-        pose = _pose_from_dataframe(values, source=str(path), fps=fps)
+        pose = pose_from_dataframe(values, source=str(path), fps=fps)
     except ValueError as exc:
         raise LightningPoseFormatError(str(exc)) from exc
     check_scores(pose.confidence, path, "likelihood", 0.0, 1.0, present=present_mask(pose),

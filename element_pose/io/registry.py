@@ -20,6 +20,7 @@ package: readers import theirs (sleap-io, ...) inside the functions that need th
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from element_pose.core.pose import PoseData
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BUILTIN_FORMAT_MODULES",
     "PoseFormat",
     "PoseFormatError",
     "available_formats",
@@ -42,6 +44,7 @@ __all__ = [
     "is_hdf5",
     "present_mask",
     "read_pose",
+    "reason",
     "register_format",
     "require_file",
     "require_hdf5_keys",
@@ -132,10 +135,26 @@ def register_format(
     return fmt
 
 
-def _load_builtins() -> None:
-    from element_pose import io as _io
+#: Modules that register the built-in formats when imported (by name, on the first call
+#: that needs the registry, so that importing the registry imports none of them).
+BUILTIN_FORMAT_MODULES: tuple[str, ...] = (
+    "element_pose.io.dlc_formats",
+    "element_pose.io.sleap",
+    "element_pose.io.lightning_pose",
+    "element_pose.io.anipose",
+)
 
-    _io._load_builtin_formats()
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in format modules once (each registers itself)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for module in BUILTIN_FORMAT_MODULES:
+        importlib.import_module(module)
 
 
 def available_formats() -> list[str]:
@@ -284,6 +303,25 @@ def read_pose(path: str | Path, fmt: str | None = None, **kw: Any) -> PoseData:
 def present_mask(pose: PoseData) -> np.ndarray:
     """``(n_frames, n_individuals, n_keypoints)`` mask of points that have a position."""
     return ~np.isnan(pose.position).any(axis=-1)
+
+
+def reason(exc: BaseException) -> str:
+    """One line saying why a file could not be read: ``Type: message``.
+
+    HDF5's multi-line back traces (h5py, PyTables) become their innermost reason and
+    their last line, e.g. ``HDF5ExtError: file signature not found (Unable to open/create
+    file 'x.h5')``, so that errors and ``element-pose status`` show one readable line.
+    """
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "HDF5 error back trace" in text:
+        causes = [lines[i + 1] for i, line in enumerate(lines[:-1])
+                  if line.startswith("File ") and " in " in line]
+        last = lines[-1] if lines else ""
+        text = f"{causes[-1]} ({last})" if causes and last != causes[-1] else last
+    elif len(lines) > 1:
+        text = " ".join(lines)
+    return f"{type(exc).__name__}: {text}"
 
 
 def check_scores(

@@ -1,6 +1,9 @@
 """Incremental ``dandi-sync``: export, validate and upload only what changed.
 
-Called through :func:`element_pose.schemas.publish.dandi_sync`. Every run:
+The entry point is :func:`sync` (``element-pose dandi-sync``). It reads the pipeline's
+tables (:mod:`element_pose.schemas.publish`: the plan, the session metadata, the records
+in ``DandiUpload``) and uses :mod:`element_pose.export.dandi` for the files and the
+archive. Every run:
 
 1. takes the dandiset folder's lock (a second copy exits at once) and checks the
    API key with the archive (a wrong key is an error even when nothing is new);
@@ -15,27 +18,39 @@ Called through :func:`element_pose.schemas.publish.dandi_sync`. Every run:
 6. runs export -> validate -> upload per file as a pipeline with at most ``jobs``
    files in flight, recording each file's state as it goes, so one invalid file
    fails alone and an unreachable archive does not cost the next run its work;
-7. records the archive's validation status of each asset (Pending, Valid,
+7. removes the videos it uploaded earlier beside a file that no longer refers to
+   them (after a re-export): only assets recorded in ``DandiUpload`` as its own, and
+   only while the draft still holds the recorded asset (never another client's);
+8. records the archive's validation status of each asset (Pending, Valid,
    Invalid and its messages) and asks again on later runs until it is final.
 
 Files are exported into a staging folder the run creates itself (``mkdtemp``,
 unique) and removes at the end; no folder the user made is touched. Replacing a
-changed file happens in place on the archive (the client's ``OVERWRITE``); nothing
-on the archive is ever deleted.
+changed file happens in place on the archive (the client's ``OVERWRITE``). Video names
+are stable across exports (:func:`element_pose.export.dandi.video_name`), so a
+re-exported file replaces its videos in place too; step 7 deletes only what a change
+of the file's videos (a camera or recording gone, a renamed series) left behind.
+
+Size: over 600 lines because one run's stages (plan, export, validation, upload,
+leftovers, the archive's verdict) share one run state (``_Run``: the connection, the
+listing, the records); the DB-free parts already live in :mod:`element_pose.export.dandi`.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +58,8 @@ from element_pose.core.redact import redact_url
 from element_pose.export import dandi
 from element_pose.schemas import model, publish
 
-__all__ = ["EXPORT_FORMAT", "SyncReport", "content_hashes", "invalid_assets", "sync"]
+__all__ = ["EXPORT_FORMAT", "LOCK_NAME", "SyncBusyError", "SyncReport", "content_hashes",
+           "invalid_assets", "report_json", "sync", "sync_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +67,12 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = 1
 _DONE = ("uploaded", "replaced", "unchanged")
 _FINAL = ("Valid", "Invalid")
+#: The lock file in a dandiset folder that keeps a second sync out.
+LOCK_NAME = ".element-pose-sync.lock"
+
+
+class SyncBusyError(RuntimeError):
+    """Another dandi-sync holds the lock of this dandiset folder."""
 
 
 @dataclasses.dataclass
@@ -66,6 +88,8 @@ class SyncReport:
         pending: Assets whose validation on the archive is not finished yet.
         checksummed: Files whose checksum was computed in this run.
         validated: Files validated in this run.
+        removed: Assets this sync had uploaded that no current file refers to any more
+            (videos left by a re-export), removed from the draft and the folder.
         cleared_uploads: Unfinished uploads of a killed run of this sync, cancelled.
         left_uploads: Unfinished uploads left alone because another client's upload
             (not one this sync recorded) is among them.
@@ -79,6 +103,7 @@ class SyncReport:
     pending: list[str] = dataclasses.field(default_factory=list)
     checksummed: list[str] = dataclasses.field(default_factory=list)
     validated: list[str] = dataclasses.field(default_factory=list)
+    removed: list[str] = dataclasses.field(default_factory=list)
     cleared_uploads: int = 0
     left_uploads: int = 0
 
@@ -101,10 +126,10 @@ def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int 
     pk = model.PoseEstimation.primary_key
     rows = {tuple(str(r[k]) for k in pk): {f: str(r[f]) for f in fields}
             for r in (model.PoseEstimation & query).proj(*fields).to_dicts()}
-    metadata = publish._metadata_of([keys[0] for keys in plan.values()], metadata)
+    metadata = publish.session_metadata([keys[0] for keys in plan.values()], metadata)
     hashes = {}
     for relpath, keys in plan.items():
-        subject, session = metadata[publish._session_id(keys[0])]
+        subject, session = metadata[publish.session_id(keys[0])]
         payload = {"format": EXPORT_FORMAT, "filter": filter_paramset_idx, "path": relpath,
                    "metadata": [dataclasses.asdict(subject), dataclasses.asdict(session)],
                    "estimations": [{**key, **rows.get(tuple(str(key[k]) for k in pk), {})}
@@ -208,7 +233,7 @@ class _Run:
 
     dandiset_id: str
     dandiset_dir: Path
-    archive: Any                      # the run's dandi_remote.Archive
+    archive: Any                      # the run's export.dandi.Archive
     report: SyncReport
     filter_paramset_idx: int | None
     records: dict[str, dict]          # asset path -> DandiUpload row
@@ -220,23 +245,81 @@ class _Run:
     staging: Path | None = None
 
 
-def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | None,
-         query, filter_paramset_idx: int | None, jobs: int = 2) -> SyncReport:
-    """See :func:`element_pose.schemas.publish.dandi_sync` (the caller holds the folder's lock)."""
-    from element_pose.export.dandi_remote import Archive
+def sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
+         api_key: str | None = None, query=None, filter_paramset_idx: int | None = None,
+         jobs: int = 2) -> SyncReport:
+    """Export, validate and upload what is new or changed; incremental (see the module).
 
-    report = SyncReport()
+    Checks the API key with the archive on every run; cancels unfinished uploads a
+    killed client left; re-exports a file when its estimations or metadata changed
+    (content hash) and replaces it in place on the archive; checksums and validates
+    only new or changed files (size/mtime/sha256 recorded in ``publish.DandiUpload``);
+    uploads what the draft lacks or holds differently; one invalid file fails alone;
+    removes from the draft only its own assets that no current file refers to.
+
+    Args:
+        dandiset_id: e.g. ``"000123"``.
+        dandiset_dir: Local dandiset folder (holds ``dandiset.yaml``; created if needed).
+        instance: ``dandi``, ``dandi-sandbox``, ... or an API URL.
+        api_key: Key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
+        query: Restrict which PoseEstimations are published.
+        filter_paramset_idx: Publish filtered poses of this pipeline.
+        jobs: Files in flight at once (exported, validated, not yet uploaded).
+
+    Returns:
+        A :class:`SyncReport` (``failed`` and ``invalid`` list the files that did not
+        make it, with reasons).
+
+    Raises:
+        SyncBusyError: another sync holds this folder's lock.
+        element_pose.export.dandi.DandiAuthError: no or wrong API key.
+        element_pose.export.dandi.DandiError: the archive or the dandiset is unreachable.
+    """
+    dandiset_dir = Path(dandiset_dir).resolve()
+    with sync_lock(dandiset_dir):
+        return _sync(str(dandiset_id), dandiset_dir, instance=instance, api_key=api_key,
+                     query=query, filter_paramset_idx=filter_paramset_idx, jobs=jobs)
+
+
+@contextlib.contextmanager
+def sync_lock(dandiset_dir: Path) -> Iterator[None]:
+    """Hold the dandiset folder's lock (:data:`LOCK_NAME`) or raise :class:`SyncBusyError`."""
+    dandiset_dir.mkdir(parents=True, exist_ok=True)
+    with open(dandiset_dir / LOCK_NAME, "a") as handle:  # never truncates a file
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise SyncBusyError(f"another dandi-sync is running on {dandiset_dir}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def report_json(report: SyncReport) -> str:
+    """The report as JSON (for the CLI)."""
+    return json.dumps(dataclasses.asdict(report), indent=2)
+
+
+def _require_table() -> None:
     missing = [a for a in ("mtime_ns", "content_hash", "archive_status", "archive_errors")
                if a not in publish.DandiUpload.heading.names]
     if missing:
         raise dandi.DandiError(
             f"table publish.DandiUpload lacks {missing} (made by an older element-pose): "
             "run publish.DandiUpload.alter() once to add them, then sync again")
+
+
+def _sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | None,
+          query, filter_paramset_idx: int | None, jobs: int) -> SyncReport:
+    """:func:`sync` while holding the folder's lock."""
+    report = SyncReport()
+    _require_table()
     if not (dandiset_dir / dandi.DANDISET_YAML).is_file():
         dandi.write_dandiset_yaml(dandiset_dir, dandiset_id,
                                   f"element-pose dandiset {dandiset_id}")
     query = query if query is not None else {}
-    with Archive(instance, dandiset_id, api_key) as archive:
+    with dandi.Archive(instance, dandiset_id, api_key) as archive:
         records = _records(dandiset_id)
         known = {r["dandi_etag"] for r in records.values()}  # recorded before each upload
         report.cleared_uploads, report.left_uploads = archive.clear_own_uploads(
@@ -248,37 +331,45 @@ def sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | 
                    hashes=content_hashes(plan, query, filter_paramset_idx, metadata=metadata),
                    remote=archive.assets(),  # the run's one listing (uploads go by it too)
                    metadata=metadata)
-        items: dict[str, _Item] = {}
-        for rel, keys in run.plan.items():
-            rec = run.records.get(rel)
-            if (not (dandiset_dir / rel).is_file() or rec is None
-                    or rec["content_hash"] != run.hashes[rel]):
-                items[rel] = _Item(rel, export_keys=keys, validate=True)
-        for rel, path in dandi.local_assets(dandiset_dir).items():
-            owner = _owner(rel)
-            if owner in items and items[owner].export_keys is not None:
-                continue  # exported again below; its videos are checked after export
-            need, cs = _needs_upload(rel, path, run)
-            if need:
-                item = items.setdefault(owner, _Item(owner))
-                item.assets.append(rel)
-                item.validate |= cs is not None and rel.endswith(".nwb")
-            elif rel not in report.failed:
-                report.unchanged.append(rel)
+        items = _plan_items(run)
         run.staging = _make_staging(dandiset_dir)
         try:
             _pipeline(list(items.values()), run, max(1, jobs))
         finally:
             shutil.rmtree(run.staging, ignore_errors=True)  # made by mkdtemp above: ours
+        _remove_leftovers(run)
         _refresh_validation(dandiset_id, archive, report)
-    for name in ("exported", "uploaded", "unchanged", "pending", "checksummed", "validated"):
+    for name in ("exported", "uploaded", "unchanged", "pending", "checksummed", "validated",
+                 "removed"):
         setattr(report, name, sorted(set(getattr(report, name))))
-    log.info("dandi-sync %s: exported %d, uploaded %d, unchanged %d, failed %d, invalid on "
-             "the archive %d, checksummed %d, validated %d", dandiset_id,
+    log.info("dandi-sync %s: exported %d, uploaded %d, unchanged %d, removed %d, failed %d, "
+             "invalid on the archive %d, checksummed %d, validated %d", dandiset_id,
              len(report.exported), len(report.uploaded), len(report.unchanged),
-             len(report.failed), len(report.invalid), len(report.checksummed),
-             len(report.validated))
+             len(report.removed), len(report.failed), len(report.invalid),
+             len(report.checksummed), len(report.validated))
     return report
+
+
+def _plan_items(run: _Run) -> dict[str, _Item]:
+    """The files to export (content changed or missing) and the assets to upload."""
+    items: dict[str, _Item] = {}
+    for rel, keys in run.plan.items():
+        rec = run.records.get(rel)
+        if (not (run.dandiset_dir / rel).is_file() or rec is None
+                or rec["content_hash"] != run.hashes[rel]):
+            items[rel] = _Item(rel, export_keys=keys, validate=True)
+    for rel, path in dandi.local_assets(run.dandiset_dir).items():
+        owner = _owner(rel)
+        if owner in items and items[owner].export_keys is not None:
+            continue  # exported again below; its videos are checked after export
+        need, cs = _needs_upload(rel, path, run)
+        if need:
+            item = items.setdefault(owner, _Item(owner))
+            item.assets.append(rel)
+            item.validate |= cs is not None and rel.endswith(".nwb")
+        elif rel not in run.report.failed:
+            run.report.unchanged.append(rel)
+    return items
 
 
 _STAGING_PREFIX = ".element-pose-staging-"
@@ -381,66 +472,124 @@ def _export_item(item: _Item, run: _Run) -> None:
 
 
 def _upload_item(item: _Item, future, run: _Run) -> None:
-    from dandi.upload import UploadExisting, UploadValidation
-
-    dandiset_id, checksums, report = run.dandiset_id, run.checksums, run.report
-    if future is not None:
-        try:
-            errors = future.result()
-        except Exception as exc:  # validation itself crashed: the file fails alone
-            errors = [exc]
-        if errors:
-            message = "dandi validate: " + "; ".join(dandi._describe(e) for e in errors[:10])
-            for rel in item.assets:
-                if rel == item.nwb:
-                    cs = checksums.get(rel)
-                    _record(dandiset_id, rel,
-                            **(_checksum_row(cs, run.dandiset_dir) if cs else {}),
-                            content_hash=run.hashes.get(rel, ""), status="invalid",
-                            message=message, source_keys=run.plan.get(rel))
-                report.failed[rel] = message
-            log.error("%s is invalid and was not uploaded: %s", item.nwb, message)
-            return
+    """Wait for the file's validation, then upload it and its videos, recording each."""
+    if future is not None and not _valid(item, future, run):
+        return
     if not item.assets:
         return
+    _record_pending(item, run)
+    results = _upload_assets(item, run)
+    now = datetime.datetime.now().replace(microsecond=0)
+    for result in results or []:
+        _record_result(result, run, now)
+
+
+def _valid(item: _Item, future, run: _Run) -> bool:
+    """The validation's verdict; an invalid file is recorded as such and fails alone."""
+    try:
+        errors = future.result()
+    except Exception as exc:  # validation itself crashed: the file fails alone
+        errors = [exc]
+    if not errors:
+        return True
+    message = "dandi validate: " + "; ".join(dandi.describe(e) for e in errors[:10])
     for rel in item.assets:
-        # valid and about to be uploaded: recorded first, so that a killed or failed
-        # upload is resumed next run without exporting or validating again, and its
-        # unfinished uploads on the archive are known as this sync's own
-        if rel not in checksums:
+        if rel == item.nwb:
+            cs = run.checksums.get(rel)
+            _record(run.dandiset_id, rel,
+                    **(_checksum_row(cs, run.dandiset_dir) if cs else {}),
+                    content_hash=run.hashes.get(rel, ""), status="invalid",
+                    message=message, source_keys=run.plan.get(rel))
+        run.report.failed[rel] = message
+    log.error("%s is invalid and was not uploaded: %s", item.nwb, message)
+    return False
+
+
+def _record_pending(item: _Item, run: _Run) -> None:
+    """Valid and about to be uploaded: recorded first, so that a killed or failed upload
+    is resumed next run without exporting or validating again, and its unfinished
+    uploads on the archive are known as this sync's own."""
+    for rel in item.assets:
+        if rel not in run.checksums:
             continue
-        values = {**_checksum_row(checksums[rel], run.dandiset_dir), "status": "pending",
+        values = {**_checksum_row(run.checksums[rel], run.dandiset_dir), "status": "pending",
                   "message": ""}
         if rel in run.hashes:
             values.update(content_hash=run.hashes[rel], source_keys=run.plan.get(rel))
-        _record(dandiset_id, rel, **values)
+        _record(run.dandiset_id, rel, **values)
+
+
+def _upload_assets(item: _Item, run: _Run) -> list | None:
+    """:func:`element_pose.export.dandi.upload` of the item's assets over the run's
+    connection; None (and the assets failed) when the upload could not start."""
+    from dandi.upload import UploadExisting, UploadValidation
+
     paths = [run.dandiset_dir / rel for rel in item.assets]
     try:
-        results = dandi.upload(paths, dandiset_id, existing=UploadExisting.OVERWRITE,
-                               validation=UploadValidation.SKIP, checksums=checksums,
-                               archive=run.archive)  # the run's connection and listing
+        return dandi.upload(paths, run.dandiset_id, existing=UploadExisting.OVERWRITE,
+                            validation=UploadValidation.SKIP, checksums=run.checksums,
+                            archive=run.archive)  # the run's connection and listing
     except dandi.DandiUploadError as exc:
-        results = exc.results
+        return exc.results
     except dandi.DandiError as exc:
         for rel in item.assets:
-            report.failed[rel] = redact_url(exc)
+            run.report.failed[rel] = redact_url(exc)
         log.error("upload of %s failed: %s", item.nwb, redact_url(exc))
-        return
-    now = datetime.datetime.now().replace(microsecond=0)
-    for result in results:
-        rel = result.asset_path
-        values = {"local_path": rel, "sha256": result.sha256, "dandi_etag": result.dandi_etag,
-                  "size": result.size, "mtime_ns": result.path.stat().st_mtime_ns,
-                  "asset_id": result.asset_id or "", "status": result.status,
-                  "message": result.message, "uploaded_at": now,
-                  "archive_status": "", "archive_errors": None}
-        if rel in run.hashes:
-            values.update(content_hash=run.hashes[rel], source_keys=run.plan.get(rel))
-        _record(dandiset_id, rel, **values)
-        if result.status == "failed":
-            report.failed[rel] = result.message
-        else:
-            (report.unchanged if result.status == "unchanged" else report.uploaded).append(rel)
+        return None
+
+
+def _record_result(result: Any, run: _Run, now: datetime.datetime) -> None:
+    rel = result.asset_path
+    values = {"local_path": rel, "sha256": result.sha256, "dandi_etag": result.dandi_etag,
+              "size": result.size, "mtime_ns": result.path.stat().st_mtime_ns,
+              "asset_id": result.asset_id or "", "status": result.status,
+              "message": result.message, "uploaded_at": now,
+              "archive_status": "", "archive_errors": None}
+    if rel in run.hashes:
+        values.update(content_hash=run.hashes[rel], source_keys=run.plan.get(rel))
+    _record(run.dandiset_id, rel, **values)
+    if result.status == "failed":
+        run.report.failed[rel] = result.message
+    else:
+        (run.report.unchanged if result.status == "unchanged" else run.report.uploaded
+         ).append(rel)
+
+
+# ---------------------------------------------------------------- leftovers
+def _remove_leftovers(run: _Run) -> None:
+    """Remove the videos this sync uploaded beside a file that it exported or uploaded in
+    this run and that no longer refers to them (see :meth:`dandi.Archive.delete_own`)."""
+    touched = {rel for rel in (*run.report.exported, *run.report.uploaded)
+               if rel.endswith(".nwb") and rel not in run.report.failed}
+    for nwb_rel in sorted(touched):
+        ours = [rel for rel in run.records if _owner(rel) == nwb_rel and rel != nwb_rel]
+        nwb = run.dandiset_dir / nwb_rel
+        if not ours or not nwb.is_file():
+            continue
+        refs = {p.relative_to(run.dandiset_dir).as_posix()
+                for p in dandi.referenced_files(nwb) if p.is_relative_to(run.dandiset_dir)}
+        for rel in ours:
+            if rel not in refs:
+                _remove_leftover(rel, run)
+
+
+def _remove_leftover(rel: str, run: _Run) -> None:
+    """Delete one of this sync's own assets from the draft, its file and its record."""
+    rec = run.records[rel]
+    if rec["asset_id"] and rel in run.remote:
+        try:
+            run.archive.delete_own(rel, rec["asset_id"])
+        except Exception as exc:
+            log.warning("could not remove %s from the draft: %s", rel, redact_url(exc))
+            return
+    local = run.dandiset_dir / (rec["local_path"] or rel)
+    if local.is_file() and local.resolve().is_relative_to(run.dandiset_dir):
+        local.unlink()
+    (publish.DandiUpload & {"dandiset_id": run.dandiset_id, "asset_path": rel}).delete_quick()
+    run.report.removed.append(rel)
+    if rel in run.report.unchanged:
+        run.report.unchanged.remove(rel)
+    log.info("removed %s: no file of this dandiset refers to it any more", rel)
 
 
 def _refresh_validation(dandiset_id: str, archive, report: SyncReport) -> None:

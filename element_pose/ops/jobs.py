@@ -114,6 +114,7 @@ def read_job_queues(max_errors: int = 5) -> tuple[dict[str, dict[str, Any]], lis
             ],
             "more_errors": max(n_errors - len(errors), 0),
             "retry": retry_hint(name) if n_errors else "",
+            "opt_in": name in OPT_IN_TABLES,  # no plain worker runs it: not "to do" forever
         }
     return report, reserved
 

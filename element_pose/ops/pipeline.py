@@ -7,9 +7,9 @@ A lab's own pipeline (its own ``Session``, ``Device``, ... and the element's
 
 1. ``element-pose --pipeline MODULE`` (sets the environment variable below, so
    worker processes started by the command use it too);
-2. the environment variable ``ELEMENT_POSE_PIPELINE``;
-3. the ``pipeline`` entry of the settings file (:mod:`element_pose.settings`);
-4. else ``workflow.pipeline``.
+2. the setting ``pipeline`` (:func:`element_pose.settings.get_settings`): the
+   environment variable ``ELEMENT_POSE_PIPELINE``, else the settings file;
+3. else ``workflow.pipeline``.
 
 Importing the module is what connects and activates the schemas.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from types import ModuleType
 
 from element_pose.db.config import ConfigError
@@ -44,11 +43,9 @@ def pipeline_name(name: str | None = None) -> str:
     """
     if name:
         return name
-    if os.environ.get(PIPELINE_ENV):
-        return os.environ[PIPELINE_ENV]
-    from element_pose.settings import load
+    from element_pose.db.config import current_settings
 
-    return str(load().get("pipeline") or DEFAULT_PIPELINE)
+    return current_settings().pipeline or DEFAULT_PIPELINE
 
 
 def load_pipeline(name: str | None = None) -> ModuleType:

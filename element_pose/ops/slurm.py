@@ -136,12 +136,13 @@ class SubmitOptions:
     @classmethod
     def from_settings(cls, **given: Any) -> SubmitOptions:
         """Options given here, else the ``slurm_*`` settings (environment, config file)."""
-        env = os.environ.get
-        defaults = {"partition": env("ELEMENT_POSE_SLURM_PARTITION"),
-                    "gpu_partition": env("ELEMENT_POSE_SLURM_GPU_PARTITION"),
-                    "time": env("ELEMENT_POSE_SLURM_TIME"),
-                    "mem": env("ELEMENT_POSE_SLURM_MEM"),
-                    "gres": env("ELEMENT_POSE_SLURM_GRES")}
+        from element_pose.db.config import current_settings
+
+        settings = current_settings()
+        defaults = {"partition": settings.slurm_partition,
+                    "gpu_partition": settings.slurm_gpu_partition,
+                    "time": settings.slurm_time, "mem": settings.slurm_mem,
+                    "gres": settings.slurm_gres}
         values = {**defaults, **{k: v for k, v in given.items() if v is not None}}
         return cls(**values)
 

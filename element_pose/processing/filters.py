@@ -10,8 +10,9 @@ Parameters are a dict with one key, ``steps``, a list of steps applied in order:
         {"step": "interpolate", "max_gap": 5},
     ]}
 
-:func:`validate_filter_params` checks them and returns a normalised copy (defaults
-filled in, numbers typed, names sorted) so that equal pipelines hash equally;
+:class:`FilterParams` (a pydantic model, one per step kind) checks them and
+:func:`validate_filter_params` returns a normalised copy (defaults filled in,
+numbers typed, names sorted) so that equal pipelines hash equally;
 :func:`canonical_params_json` gives the string to hash.  :func:`apply_filters`
 runs the pipeline on a :class:`~element_pose.core.pose.PoseData` and returns a new one
 whose ``provenance`` lists every step with its parameters and the software that
@@ -55,13 +56,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import AfterValidator, Field, model_validator
 
+from element_pose.core.params import Int, ParamsError, ParamSet, register_params
 from element_pose.core.pose import PoseData
 from element_pose.version import __version__
 
@@ -71,6 +73,7 @@ __all__ = [
     "STEP_NAMES",
     "AllMissingError",
     "FilterError",
+    "FilterParams",
     "FilterParamsError",
     "UnknownNameError",
     "WindowTooLongError",
@@ -88,7 +91,7 @@ class FilterError(ValueError):
     """Base class of the errors raised by the filter pipeline."""
 
 
-class FilterParamsError(FilterError):
+class FilterParamsError(FilterError, ParamsError):
     """The filter parameters are malformed (unknown step, missing key, bad value)."""
 
 
@@ -105,96 +108,119 @@ class UnknownNameError(FilterError):
 
 
 # --------------------------------------------------------------- validation
-def _fail(where: str, message: str) -> FilterParamsError:
-    return FilterParamsError(f"{where}: {message}")
+Window = Annotated[Int, Field(ge=3, le=100_001, description="odd window in frames")]
+Names = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1),
+                  AfterValidator(lambda names: sorted(set(names)))]
 
 
-def _as_int(value: Any, where: str, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"{key!r} must be an integer, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise _fail(where, f"{key!r} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _as_number(value: Any, where: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"{key!r} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise _fail(where, f"{key!r} must be finite, got {value!r}")
-    return float(value)
-
-
-def _odd_window(value: Any, where: str, minimum: int) -> int:
-    window = _as_int(value, where, "window")
-    if window < minimum:
-        raise _fail(where, f"'window' must be at least {minimum}, got {window}")
+def _odd(window: int, hint: str = "") -> None:
     if window % 2 == 0:
-        hint = " (window 1 = off)" if minimum == 1 else ""
-        raise _fail(
-            where, f"'window' must be odd so the filter is centred, got {window}{hint}"
-        )
-    return window
+        raise ValueError(f"'window' must be odd so the filter is centred, got {window}{hint}")
 
 
-def _check_confidence_threshold(p: Mapping[str, Any], where: str) -> dict[str, Any]:
-    threshold = _as_number(p["threshold"], where, "threshold")
-    if threshold < 0:
-        raise _fail(where, f"'threshold' must be >= 0, got {threshold}")
-    return {"threshold": threshold}
+class _Step(ParamSet):
+    keypoints: Names | None = Field(None, description="restrict the step to these body parts")
+    individuals: Names | None = Field(None, description="restrict the step to these individuals")
+
+    def dump(self) -> dict[str, Any]:
+        """The step with its defaults, without the selectors it does not use."""
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if v is not None or k not in _SELECTORS}
 
 
-def _check_median(p: Mapping[str, Any], where: str) -> dict[str, Any]:
-    return {"window": _odd_window(p["window"], where, minimum=1)}
+class ConfidenceThreshold(_Step):
+    """Points whose likelihood is below ``threshold`` become missing."""
+
+    step: Literal["confidence_threshold"]
+    threshold: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="points whose likelihood is below become missing")
 
 
-def _check_offset_threshold(p: Mapping[str, Any], where: str) -> dict[str, Any]:
-    window = _odd_window(p["window"], where, minimum=3)
-    threshold = _as_number(p["threshold"], where, "threshold")
-    if threshold <= 0:
-        raise _fail(where, f"'threshold' must be > 0, got {threshold}")
-    return {"window": window, "threshold": threshold}
+class Median(_Step):
+    """Centred running median (window 1: off)."""
+
+    step: Literal["median"]
+    window: Annotated[Int, Field(ge=1, le=100_001)] = Field(
+        description="odd window in frames (1: off)")
+
+    @model_validator(mode="after")
+    def _odd_window(self) -> Median:
+        _odd(self.window, " (window 1 = off)")
+        return self
 
 
-def _check_savgol(p: Mapping[str, Any], where: str) -> dict[str, Any]:
-    window = _odd_window(p["window"], where, minimum=3)
-    polyorder = _as_int(p.get("polyorder", 2), where, "polyorder")
-    if not 0 <= polyorder < window:
-        raise _fail(where, f"'polyorder' must be >= 0 and < window ({window}), got {polyorder}")
-    return {"window": window, "polyorder": polyorder}
+class OffsetThreshold(_Step):
+    """A point farther than ``threshold`` from its running median becomes missing."""
+
+    step: Literal["offset_threshold"]
+    window: Window
+    threshold: Annotated[float, Field(gt=0)] = Field(
+        description="largest distance from the running median (pixels)")
+
+    @model_validator(mode="after")
+    def _odd_window(self) -> OffsetThreshold:
+        _odd(self.window)
+        return self
 
 
-def _check_interpolate(p: Mapping[str, Any], where: str) -> dict[str, Any]:
-    max_gap = p["max_gap"]
-    if max_gap is not None:
-        max_gap = _as_int(max_gap, where, "max_gap")
-        if max_gap < 1:
-            raise _fail(where, f"'max_gap' must be >= 1 or null (no limit), got {max_gap}")
-    method = p.get("method", "linear")
-    if method not in INTERPOLATION_METHODS:
-        raise _fail(where, f"'method' must be one of {list(INTERPOLATION_METHODS)}, got {method!r}")
-    return {"max_gap": max_gap, "method": method}
+class Savgol(_Step):
+    """Savitzky-Golay smoothing."""
+
+    step: Literal["savgol"]
+    window: Window
+    polyorder: Annotated[Int, Field(ge=0)] = Field(2, description="polynomial order (< window)")
+
+    @model_validator(mode="after")
+    def _odd_window_above_polyorder(self) -> Savgol:
+        _odd(self.window)
+        if self.polyorder >= self.window:
+            raise ValueError(f"'polyorder' must be >= 0 and < window ({self.window}), "
+                             f"got {self.polyorder}")
+        return self
 
 
-# name -> (required keys, optional keys, checker)
-_STEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., dict[str, Any]]]] = {
-    "confidence_threshold": (("threshold",), (), _check_confidence_threshold),
-    "median": (("window",), (), _check_median),
-    "offset_threshold": (("window", "threshold"), (), _check_offset_threshold),
-    "savgol": (("window",), ("polyorder",), _check_savgol),
-    "interpolate": (("max_gap",), ("method",), _check_interpolate),
-}
-STEP_NAMES = tuple(_STEPS)
+class Interpolate(_Step):
+    """Fill gaps of at most ``max_gap`` frames."""
+
+    step: Literal["interpolate"]
+    max_gap: Annotated[Int, Field(ge=1)] | None = Field(
+        description="longest gap filled, in frames (null: any)")
+    method: Literal[INTERPOLATION_METHODS] = Field(  # type: ignore[valid-type]
+        "linear", description="interpolation method")
 
 
-def _check_names(value: Any, where: str, key: str) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise _fail(where, f"{key!r} must be a list of names, got {value!r}")
-    if not value or not all(isinstance(v, str) and v for v in value):
-        raise _fail(where, f"{key!r} must be a non-empty list of non-empty names, got {value!r}")
-    return sorted(set(value))
+Step = Annotated[ConfidenceThreshold | Median | OffsetThreshold | Savgol | Interpolate,
+                 Field(discriminator="step")]
+STEP_NAMES = ("confidence_threshold", "median", "offset_threshold", "savgol", "interpolate")
+
+
+@register_params("filter", "analysis.FilterParamSet")
+class FilterParams(ParamSet):
+    """A filter pipeline (FilteredPose); each step is {"step": name, ...}.
+
+    Stored normalised: defaults filled in, integers as int, thresholds as float and
+    selector lists sorted, so that equal pipelines hash equally.
+    """
+
+    error: ClassVar[type[ValueError]] = FilterParamsError
+    normalise: ClassVar[bool] = True
+
+    steps: list[Step] = Field(description="filter steps, applied in order")
+
+    def dump(self) -> dict[str, Any]:
+        """``{"steps": [normalised step dicts]}``."""
+        return {"steps": [step.dump() for step in self.steps]}
+
+
+def _check_known_names(steps: Sequence[Mapping[str, Any]], keypoints: Sequence[str] | None,
+                       individuals: Sequence[str] | None) -> None:
+    for i, step in enumerate(steps):
+        for key, known in (("keypoints", keypoints), ("individuals", individuals)):
+            absent = [n for n in step.get(key) or () if known is not None and n not in known]
+            if absent:
+                label = "body parts" if key == "keypoints" else "individuals"
+                raise UnknownNameError(f"filter step {i} ({step['step']}): unknown {label} "
+                                       f"{absent}; the data have {list(known or ())}")
 
 
 def validate_filter_params(
@@ -202,11 +228,7 @@ def validate_filter_params(
     keypoints: Sequence[str] | None = None,
     individuals: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Check filter parameters and return their normalised form.
-
-    The normalised form has every optional key filled with its default, integers
-    as ``int``, thresholds as ``float`` and selector lists sorted, so two
-    descriptions of the same pipeline compare (and hash) equal.
+    """Check filter parameters (:class:`FilterParams`) and return their normalised form.
 
     Args:
         params: ``{"steps": [...]}``; a bare list of steps, or either as a JSON
@@ -227,52 +249,11 @@ def validate_filter_params(
             params = json.loads(params)
         except json.JSONDecodeError as err:
             raise FilterParamsError(f"filter params: not valid JSON ({err})") from None
-    if isinstance(params, Mapping):
-        extra = set(params) - {"steps"}
-        if extra:
-            raise FilterParamsError(
-                f"filter params: unknown keys {sorted(extra)}; expected 'steps'"
-            )
-        if "steps" not in params:
-            raise FilterParamsError("filter params: missing key 'steps'")
-        steps = params["steps"]
-    else:
-        steps = params
-    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
-        raise FilterParamsError(f"filter params: 'steps' must be a list, got {steps!r}")
-
-    normalised = []
-    for i, step in enumerate(steps):
-        where = f"filter step {i}"
-        if not isinstance(step, Mapping):
-            raise _fail(where, f"must be a dict with a 'step' key, got {step!r}")
-        name = step.get("step")
-        if name not in _STEPS:
-            raise _fail(where, f"unknown step {name!r}; known steps: {list(STEP_NAMES)}")
-        where = f"filter step {i} ({name})"
-        required, optional, check = _STEPS[name]
-        missing = [k for k in required if k not in step]
-        if missing:
-            raise _fail(where, f"missing key(s) {missing}")
-        unknown = set(step) - {"step", *required, *optional, *_SELECTORS}
-        if unknown:
-            allowed = [*required, *optional, *_SELECTORS]
-            raise _fail(where, f"unknown key(s) {sorted(unknown)}; allowed: {allowed}")
-        out: dict[str, Any] = {"step": name, **check(step, where)}
-        for key, known in (("keypoints", keypoints), ("individuals", individuals)):
-            names = _check_names(step.get(key), where, key)
-            if names is None:
-                continue
-            if known is not None:
-                absent = [n for n in names if n not in known]
-                if absent:
-                    label = "body parts" if key == "keypoints" else "individuals"
-                    raise UnknownNameError(
-                        f"{where}: unknown {label} {absent}; the data have {list(known)}"
-                    )
-            out[key] = names
-        normalised.append(out)
-    return {"steps": normalised}
+    if not isinstance(params, Mapping):
+        params = {"steps": params}
+    normalised = FilterParams.for_storage(params)
+    _check_known_names(normalised["steps"], keypoints, individuals)
+    return normalised
 
 
 def canonical_params_json(params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str) -> str:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from element_pose.core.pose import PoseData, PoseDataError
+from element_pose.core.util import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -248,17 +247,7 @@ def _safe(name: str) -> str:
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Write a figure as PNG atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            fig.savefig(stream, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def write_qc_figures(

@@ -24,8 +24,6 @@ The hardware-counter column of ``.isxb`` movies is not produced.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from element_pose.core.pose import PoseData, PoseDataError
+from element_pose.core.util import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,18 +218,10 @@ def write_tidy(df: pd.DataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise TidyError(f"tidy tables are written as .csv or .parquet, not {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if suffix == ".csv":
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     logger.debug("wrote %d rows to %s", len(df), path)
     return path
 

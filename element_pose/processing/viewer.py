@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.io.video import read_frames
 from element_pose.processing.qc import _new_figure, _time_axis
 
 __all__ = ["frames_to_show", "lowest_confidence_frames", "read_recording_frames", "show_frames"]
@@ -74,8 +75,6 @@ def frames_to_show(pose: PoseData, frames: Sequence[int] | range | None = None,
 def read_recording_frames(paths: Sequence[str | Path], frame_counts: Sequence[int],
                           indices: Sequence[int]) -> dict[int, np.ndarray]:
     """Decode the given recording-wide frame indices from a recording of several files."""
-    from element_pose.io.video import read_frames
-
     out: dict[int, np.ndarray] = {}
     offset = 0
     for path, count in zip(paths, frame_counts, strict=True):
@@ -88,6 +87,21 @@ def read_recording_frames(paths: Sequence[str | Path], frame_counts: Sequence[in
     if missing:
         raise ValueError(f"frames {missing[:5]} are not in the video files {list(map(str, paths))}")
     return out
+
+
+def _draw_individual(ax, xy: np.ndarray, conf: np.ndarray, edges: list[tuple[int, int]],
+                     colours: list, min_confidence: float, marker_size: float) -> None:
+    """One individual's skeleton (white lines) and keypoints (hollow below the cutoff)."""
+    for a, b in edges:
+        if np.isfinite(xy[[a, b]]).all():
+            ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="white", lw=1.0, alpha=0.8)
+    for k in range(len(xy)):
+        if not np.isfinite(xy[k]).all():
+            continue
+        solid = bool(conf[k] >= min_confidence)
+        ax.scatter(xy[k, 0], xy[k, 1], s=marker_size, zorder=3,
+                   c=[colours[k]] if solid else "none",
+                   edgecolors=[colours[k]], linewidths=1.2)
 
 
 def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
@@ -140,18 +154,8 @@ def show_frames(frames: dict[int, np.ndarray], pose: PoseData, *,
         ax.set_xlim(-0.5, image.shape[1] - 0.5)
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
         for i in ind:
-            xy = pose.position[index, i]
-            conf = pose.confidence[index, i]
-            for a, b in edges:
-                if np.isfinite(xy[[a, b]]).all():
-                    ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="white", lw=1.0, alpha=0.8)
-            for k in range(len(pose.keypoints)):
-                if not np.isfinite(xy[k]).all():
-                    continue
-                solid = bool(conf[k] >= min_confidence)
-                ax.scatter(xy[k, 0], xy[k, 1], s=marker_size, zorder=3,
-                           c=[colours[k]] if solid else "none",
-                           edgecolors=[colours[k]], linewidths=1.2)
+            _draw_individual(ax, pose.position[index, i], pose.confidence[index, i], edges,
+                             colours, min_confidence, marker_size)
         when = f"{seconds[index]:.2f} s" if unit == "time (s)" else "no time base"
         ax.set_title(f"frame {index}  ({when})", fontsize=9)
     handles = [Line2D([], [], ls="", marker="o", color=colours[k], label=name)

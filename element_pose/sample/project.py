@@ -11,6 +11,8 @@ smooth, known trajectories.  From it we write:
   ``labeled-data/<video>/`` (:func:`make_dlc_project`),
 * DeepLabCut-format pose outputs as ``analyze_videos`` writes them, with noise,
   for load mode and benchmarks (:func:`make_dlc_output`).
+
+:func:`accuracy` scores estimated poses against that known truth.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_BODYPARTS",
     "DEFAULT_SKELETON",
     "MARKER_COLOURS",
+    "accuracy",
     "ground_truth",
     "make_dlc_output",
     "make_dlc_project",
@@ -293,3 +296,60 @@ def make_dlc_output(
             output_dir / f"{video_path.stem}{scorer}_meta.pickle",
         )
     return h5
+
+
+def accuracy(
+    estimate: PoseData,
+    truth: PoseData,
+    thresholds: Sequence[float] = (2.0, 5.0),
+):
+    """Score estimated poses against the known truth, per body part and overall.
+
+    Body parts are matched by name and individuals by position (the demo's scenes
+    have one); frames by index, over the frames both have.  The error of a point is
+    the Euclidean distance in pixels.  A point the estimate does not have (NaN)
+    counts as a miss: it is left out of the median and counts as outside every
+    threshold.
+
+    Args:
+        estimate: Estimated poses, e.g. ``model.PoseEstimation.fetch_pose(key)``.
+        truth: Known poses, e.g. :func:`ground_truth` with the video's arguments.
+        thresholds: Distances (px) for the "within" columns.
+
+    Returns:
+        A ``pandas.DataFrame`` with one row per body part of ``truth`` found in
+        ``estimate`` and a last row ``"all"``; columns ``body_part``, ``points``
+        (compared), ``median_px``, ``mean_px`` and ``within_<t>px`` (percent of the
+        compared points, e.g. ``within_2px``).
+
+    Raises:
+        ValueError: no body part in common, or no frame in common.
+    """
+    import pandas as pd
+
+    parts = [k for k in truth.keypoints if k in estimate.keypoints]
+    if not parts:
+        raise ValueError(f"no body part in common: estimate has {list(estimate.keypoints)}, "
+                         f"truth has {list(truth.keypoints)}")
+    n_frames = min(estimate.position.shape[0], truth.position.shape[0])
+    n_ind = min(estimate.position.shape[1], truth.position.shape[1])
+    if n_frames == 0 or n_ind == 0:
+        raise ValueError("no frame (or individual) in common")
+    n_space = min(estimate.position.shape[-1], truth.position.shape[-1])
+    est_kp, ref_kp = list(estimate.keypoints), list(truth.keypoints)
+    est = estimate.position[:n_frames, :n_ind, [est_kp.index(k) for k in parts], :n_space]
+    ref = truth.position[:n_frames, :n_ind, [ref_kp.index(k) for k in parts], :n_space]
+    err = np.linalg.norm(est.astype(np.float64) - ref.astype(np.float64), axis=-1)
+    err = err.transpose(2, 0, 1).reshape(len(parts), -1)  # (body part, points)
+
+    def row(name: str, e: np.ndarray) -> dict:
+        found = e[np.isfinite(e)]
+        out = {"body_part": name, "points": int(e.size),
+               "median_px": float(np.median(found)) if found.size else float("nan"),
+               "mean_px": float(np.mean(found)) if found.size else float("nan")}
+        for t in thresholds:
+            out[f"within_{t:g}px"] = float(100.0 * np.count_nonzero(found <= t) / e.size)
+        return out
+
+    rows = [row(name, err[i]) for i, name in enumerate(parts)] + [row("all", err.ravel())]
+    return pd.DataFrame(rows)

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from element_pose.core.params import PARAMSET_DEFINITION, insert_params
 from element_pose.core.pose import PoseData
 from element_pose.core.util import plain_json
 from element_pose.db import arrays
 from element_pose.db.config import import_datajoint
 from element_pose.db.query import as_restriction
 from element_pose.schemas import model
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
     "FilterParamSet",
@@ -73,12 +73,10 @@ class FilterParamSet(dj.Lookup):
             element_pose.core.params.DuplicateParamsError: the same pipeline exists under
                 another id.
         """
-        from element_pose.core.param_schemas import FILTER
-        from element_pose.processing.filters import FilterParamsError, validate_filter_params
+        from element_pose.processing.filters import FilterParams
 
-        normalised = FILTER.validate(validate_filter_params(params), error=FilterParamsError)
-        return insert_params(cls, "filter_paramset_idx", paramset_desc, normalised,
-                             filter_paramset_idx)
+        return insert_params(cls, "filter_paramset_idx", paramset_desc, params,
+                             filter_paramset_idx, model=FilterParams)
 
 
 @schema

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.core.params import PARAMSET_DEFINITION, insert_params
 from element_pose.core.paths import Roots, default_processed_dir, default_root_dirs, relative_json
 from element_pose.core.pose import PoseData, all_missing, concatenate
 from element_pose.core.util import path_safe, session_folder, worker_device
@@ -51,6 +50,7 @@ from element_pose.engines.base import (
     SourceSoftware,
     VideoOutputs,
 )
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
     "EVALUATION_METRICS",
@@ -278,27 +278,21 @@ class BodyPart(dj.Lookup):
 class Model(dj.Manual):
     """A pose-estimation model of any registered engine, as its files describe it.
 
-    DeepLabCut models are a project, a shuffle and a snapshot; other engines keep the
-    DeepLabCut-only columns at neutral values.
+    The row names its engine; what only that engine needs to find the model in its
+    files (which training run, which snapshot...) is the engine's own description,
+    :attr:`engine_options`, never a column every engine must fill.
     """
 
     definition = """
     model_name: varchar(64)
     ---
-    engine = 'deeplabcut': varchar(32)  # element_pose.engines name of the engine
-    task: varchar(64)                   # DeepLabCut project Task (else the source's name)
-    project_date: varchar(16)           # DeepLabCut project date
-    iteration: int32
-    shuffle: int32
-    trainingsetindex: int32
-    train_fraction: float64
-    snapshot = 'best': varchar(255)     # 'best', 'last', an epoch number or a file name
+    engine: varchar(32)                 # registry name of the engine (element_pose.engines)
     scorer = '': varchar(255)           # prefix of output names; '' accepts a single output
-    net_type = '': varchar(64)
     multi_animal: bool
-    project_path: varchar(1000)         # model files (DLC: project folder), relative to a root
+    project_path: varchar(1000)         # the model's files (file or folder), relative to a root
     config_template: json               # the model's configuration at registration
     model_description = '': varchar(1000)
+    engine_options = null: json         # locators and facts of the model, as its engine gives them
     """
 
     class BodyPart(dj.Part):
@@ -318,11 +312,7 @@ class Model(dj.Manual):
         source: str | Path,
         engine: str = DEFAULT_ENGINE,
         *,
-        shuffle: int | None = None,
-        trainingsetindex: int | None = None,
-        snapshot: str | int | None = None,
         scorer: str = "",
-        net_type: str = "",
         model_description: str = "",
         body_part_descriptions: dict[str, str] | None = None,
         skip_duplicates: bool = False,
@@ -330,46 +320,39 @@ class Model(dj.Manual):
     ) -> dict:
         """Register a model of any registered engine from its files.
 
-        The engine describes the model (``get_engine(engine).describe_model``): a
-        DeepLabCut project's ``config.yaml`` (or folder), a SLEAP ``.slp`` / model
-        folder, a Lightning Pose model folder or ``config.yaml``...  New body parts are
+        The engine describes the model (``get_engine(engine).describe_model``) from the
+        file or folder it takes (a project's ``config.yaml``, a SLEAP ``.slp``, a model
+        folder...).  New body parts are
         added to :class:`BodyPart`; nothing is asked interactively.
 
-        For DeepLabCut, when the shuffle has snapshots, ``snapshot`` (``"best"``,
-        ``"last"``, an epoch or a name) is resolved now to one file, stored as its
-        name (e.g. ``snapshot-003``) with the scorer of its outputs; a project without
-        snapshots (outputs made elsewhere) keeps the label.  To use another snapshot,
-        register it under another name (:meth:`insert_snapshot`).
+        Engine options (e.g. ``shuffle=2, snapshot="best"``) go to the engine as they
+        are; the engine resolves them (a snapshot label to one file, for engines with
+        snapshots) and what it returns is stored in :attr:`engine_options`.  To use
+        another snapshot, register it under another name (:meth:`insert_snapshot`).
 
         Args:
             model_name: Key of the new model.
             source: The model's file or folder, absolute or relative to a root.
-            engine: A registered engine name (``"deeplabcut"``, ``"sleap"``,
-                ``"lightning_pose"``...).
-            shuffle: DeepLabCut shuffle (engine default when ``None``).
-            trainingsetindex: DeepLabCut training-set index (engine default).
-            snapshot: DeepLabCut snapshot (engine default: ``"best"``).
+            engine: A registered engine name (``element-pose`` lists them:
+                :func:`element_pose.engines.available_engines`).
             scorer: Name its outputs carry (default: the engine's).
-            net_type: Network type (default: the engine's).
             model_description: Free text.
             body_part_descriptions: ``{body part: description}`` for new body parts.
             skip_duplicates: Skip a model already registered.
-            **options: Further engine options, stored with the model.
+            **options: Engine options (``None`` values are left out: the engine's
+                defaults apply), stored with the model.
 
         Raises:
-            ValueError: an unknown engine, or (DeepLabCut) a ``trainingsetindex`` not in
-                the config.
-            element_pose.io.dlc.DLCFormatError: a DeepLabCut config missing or invalid.
+            ValueError: an unknown engine, or an option the engine rejects.
             element_pose.engines.base.EngineError: the engine cannot describe the
-                source (named), or the snapshot asked for does not exist.
+                source (named), or the snapshot asked for does not exist; the
+                engine's format errors for a missing or invalid model file.
             element_pose.core.paths.PathError: the source is outside the roots.
         """
         r = roots()
         path = r.find(source)
-        locators = {"shuffle": shuffle, "trainingsetindex": trainingsetindex,
-                    "snapshot": snapshot, "net_type": net_type or None}
         desc = get_engine(engine).describe_model(
-            path, **{k: v for k, v in locators.items() if v is not None}, **options)
+            path, **{k: v for k, v in options.items() if v is not None})
         key = {"model_name": model_name}
         row = {**key, **_model_columns(desc, r), "model_description": model_description}
         row["scorer"] = scorer or row["scorer"]
@@ -396,15 +379,22 @@ class Model(dj.Manual):
         A model's snapshot never changes under its name (evaluations and pose
         estimations refer to it); each snapshot is its own model.
 
+        The engine gets the model's stored options with ``snapshot`` replaced.
+
         Raises:
-            element_pose.engines.deeplabcut.EngineError: the snapshot does not exist.
+            element_pose.engines.base.EngineCapabilityError: the engine has no
+                snapshots (it cannot evaluate or run models).
+            element_pose.engines.base.EngineError: the snapshot does not exist.
         """
         row = (cls & {"model_name": model_name}).fetch1()
+        if "evaluate" not in get_engine(row["engine"]).capabilities:
+            raise EngineCapabilityError(
+                f"model {model_name!r}: engine {row['engine']!r} keeps no snapshots")
+        options = {**(row["engine_options"] or {}), "snapshot": snapshot}
         return cls.insert_new_model(
             new_model_name, cls.source_path({"model_name": model_name}), row["engine"],
-            shuffle=row["shuffle"], trainingsetindex=row["trainingsetindex"],
-            snapshot=snapshot, net_type=row["net_type"],
-            model_description=model_description or f"{model_name} at snapshot {snapshot}")
+            model_description=model_description or f"{model_name} at snapshot {snapshot}",
+            **options)
 
     @classmethod
     def body_parts(cls, key: dict) -> list[str]:
@@ -414,7 +404,7 @@ class Model(dj.Manual):
 
     @classmethod
     def source_path(cls, key: dict, must_exist: bool = True) -> Path:
-        """Absolute path of the model's files (DeepLabCut: the project folder).
+        """Absolute path of the model's files (a file, or the folder holding them).
 
         Raises:
             element_pose.core.paths.PathError: (``must_exist``) the files are in no root.
@@ -423,7 +413,7 @@ class Model(dj.Manual):
 
     @classmethod
     def config_path(cls, key: dict) -> Path:
-        """Absolute path of the model's ``config.yaml`` (its source file for other layouts)."""
+        """The model's ``config.yaml`` when its files are a folder, else its source file."""
         path = cls.source_path(key)
         return path / "config.yaml" if path.is_dir() or not path.suffix else path
 
@@ -453,44 +443,44 @@ def _fetch_model(key: dict) -> tuple[dict, ModelDescription]:
 
 
 def _model_columns(desc: ModelDescription, r: Roots) -> dict[str, Any]:
-    """The Model columns of a description (neutral values where the engine has none)."""
-    o = desc.options
-    template = o.get("config")
+    """The Model columns of a description: the engine's options stored as they are."""
+    options = {k: v for k, v in desc.options.items() if k != "config"}
+    template = desc.options.get("config")
     if not isinstance(template, dict):
         template = {"engine": desc.engine, "bodyparts": list(desc.keypoints),
                     "individuals": list(desc.individuals),
                     "skeleton": [list(e) for e in desc.skeleton],
-                    "multianimalproject": bool(desc.multi_animal),
-                    "options": {k: v for k, v in o.items() if k != "config"}}
+                    "multianimalproject": bool(desc.multi_animal)}
     return {
         "engine": desc.engine,
-        "task": str(o.get("task") or Path(desc.source).stem),
-        "project_date": str(o.get("project_date") or ""),
-        "iteration": int(o.get("iteration") or 0),
-        "shuffle": int(o.get("shuffle") or 0),
-        "trainingsetindex": int(o.get("trainingsetindex") or 0),
-        "train_fraction": float(o.get("train_fraction") or 0.0),
-        "snapshot": str(o.get("snapshot") or ""),
         "scorer": desc.scorer or "",
-        "net_type": str(o.get("net_type") or ""),
         "multi_animal": bool(desc.multi_animal),
         "project_path": r.relative(desc.home or desc.source),
-        "config_template": relative_json(json.loads(json.dumps(template, default=str)), r),
+        "config_template": _stored_json(template, r),
+        "engine_options": _stored_json(options, r),
     }
+
+
+def _stored_json(value: Any, r: Roots) -> Any:
+    """A JSON-able copy of ``value`` with paths under a root made relative."""
+    return relative_json(json.loads(json.dumps(value, default=str)), r)
 
 
 def _description(row: dict, keypoints: Sequence[str] = (),
                  skeleton: Sequence[tuple[str, str]] = ()) -> ModelDescription:
-    """A Model row as a :class:`ModelDescription` (source: the stored model files)."""
+    """A Model row as a :class:`ModelDescription` (source: the stored model files).
+
+    Options: the engine's stored options (``engine_options``), over those that
+    rows registered before that column kept in their template.
+    """
     engine = get_engine(row["engine"])
-    template = row.get("config_template") or {}
-    options = {**(template.get("options") or {}), "shuffle": row["shuffle"],
-               "trainingsetindex": row["trainingsetindex"], "snapshot": row["snapshot"],
-               "task": row["task"], "net_type": row["net_type"]}
-    individuals = template.get("individuals") if isinstance(template, dict) else None
+    template = row.get("config_template")
+    template = template if isinstance(template, dict) else {}
+    options = {**(template.get("options") or {}), **(row.get("engine_options") or {})}
     return ModelDescription(
         engine=engine.name, source=roots().find(row["project_path"], must_exist=False),
-        keypoints=list(keypoints), individuals=[str(i) for i in individuals or []],
+        keypoints=list(keypoints), individuals=[str(i) for i in template.get("individuals")
+                                                 or []],
         skeleton=list(skeleton), multi_animal=bool(row["multi_animal"]),
         scorer=row["scorer"], software=SourceSoftware(engine.software, None),
         options=options)
@@ -537,8 +527,8 @@ class ModelEvaluation(dj.Computed):
         snapshot in its project), or of an engine that cannot evaluate, is never
         queued: its evaluation could not succeed.
         """
-        rows = Model.proj("engine", "project_path", "shuffle", "trainingsetindex", "snapshot",
-                          "task", "net_type", "scorer", "multi_animal").to_dicts()
+        rows = Model.proj("engine", "project_path", "engine_options", "config_template",
+                          "scorer", "multi_animal").to_dicts()
         return Model.proj() & [{"model_name": r["model_name"]} for r in rows
                                if _has_snapshot(r)]
 
@@ -1047,11 +1037,10 @@ class LabeledVideoParamSet(dj.Lookup):
             element_pose.core.params.ParamsError: an option that is unknown, of the wrong
                 type or out of range (see ``element-pose params labeled_video``).
         """
-        from element_pose.core.param_schemas import LABELED_VIDEO
+        from element_pose.processing.labeled_video import LabeledVideoParams
 
-        LABELED_VIDEO.validate(params)
         return insert_params(cls, "labeled_video_paramset_idx", paramset_desc, params,
-                             labeled_video_paramset_idx)
+                             labeled_video_paramset_idx, model=LabeledVideoParams)
 
 
 @schema

@@ -24,7 +24,9 @@ A camera group and its calibration belong to the same session.
 
 Size: over 600 lines because it is one DataJoint schema: its tables are declared on one
 ``schema`` object and resolve their foreign keys in this module's namespace, so they stay
-together; the computation lives in :mod:`element_pose.processing.threed` and the shared
+together (the anipose import/export methods included: they insert into several of the
+tables); the computation lives in :mod:`element_pose.processing.threed`, the anipose
+steps that need no table in :mod:`element_pose.schemas.multicam_anipose` and the shared
 helpers in :mod:`element_pose.core.util`.
 """
 
@@ -36,6 +38,7 @@ import inspect
 import json
 import logging
 import re
+import shutil
 import time
 import typing
 from collections.abc import Mapping, Sequence
@@ -45,21 +48,26 @@ from typing import Any
 
 import numpy as np
 
-from element_pose.core.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.core.params import DuplicateParamsError
 from element_pose.core.pose import PoseData
 from element_pose.core.util import plain_json, session_folder, software_versions
 from element_pose.db import arrays
 from element_pose.db.config import import_datajoint
+from element_pose.io.anipose import anipose_3d_keypoints
 from element_pose.processing.threed import (
     CalibrationResult,
-    ThreeDParamsError,
     TriangulationError,
-    validate_angles,
-    validate_calibration_params,
-    validate_filter_3d_params,
-    validate_triangulation_params,
+    calibrate,
+    filter_3d,
+    joint_angles,
+    read_anipose_calibration,
+    triangulate,
+    write_anipose_calibration,
 )
+from element_pose.processing.tidy import to_tidy
 from element_pose.schemas import model
+from element_pose.schemas import multicam_anipose as anipose
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
     "Calibration",
@@ -176,12 +184,10 @@ class CalibrationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import CALIBRATION
+        from element_pose.processing.threed.board import CalibrationParams
 
-        normalised = CALIBRATION.validate(validate_calibration_params(params),
-                                          error=ThreeDParamsError)
-        return insert_params(cls, "calibration_paramset_id", paramset_desc, normalised,
-                             paramset_id)
+        return insert_params(cls, "calibration_paramset_id", paramset_desc, params,
+                             paramset_id, model=CalibrationParams)
 
 
 @schema
@@ -319,8 +325,6 @@ class Calibration(dj.Computed):
 
     def make_compute(self, key, params_json, videos, toml_path):
         """Detect the board and bundle-adjust (outside the transaction); write the TOML."""
-        from element_pose.processing.threed import calibrate
-
         start = time.perf_counter()
         result = calibrate({name: list(paths) for name, paths in videos},
                            json.loads(params_json))
@@ -404,17 +408,62 @@ class Calibration(dj.Computed):
             element_pose.core.paths.PathError: the file is missing or outside the roots.
             ValueError: the task exists, or no board is known.
         """
-        from element_pose.schemas.multicam_anipose import import_calibration
+        r = model.roots()
+        source = r.find(toml_path)
+        relative = r.relative(source)
+        result = read_anipose_calibration(source)
+        if units is not None:
+            result.units = str(units)
+        key = {**_session_key(session_key), "calibration_id": int(calibration_id)}
+        if CalibrationTask & key:
+            raise ValueError(
+                f"CalibrationTask {key} exists already; choose another calibration_id")
+        paramset_id = cls._anipose_paramset(result, source, relative, calibration_paramset_id)
+        stored = result.to_dict()
+        stored["source"] = {"software": anipose.SOURCE, "file": relative}
+        cls._store_anipose(key, source, stored, {
+            "calibration_paramset_id": paramset_id,
+            "calibration_description": description or f"anipose calibration {relative}"})
+        log.info("imported anipose calibration %s (%d cameras) as %s", relative,
+                 len(result.cameras), key)
+        return key
 
-        return import_calibration(session_key, calibration_id, toml_path,
-                                  calibration_paramset_id, description, units)
+    @staticmethod
+    def _anipose_paramset(result: CalibrationResult, source: Path, relative: str,
+                          calibration_paramset_id: int | None) -> int:
+        """The board of an imported calibration: the one given, or the file's params."""
+        if calibration_paramset_id is None:
+            if result.params is None:
+                raise ValueError(
+                    f"{source} does not say which board made it: pass calibration_paramset_id "
+                    "(a CalibrationParamSet describing the board of anipose's config.toml)")
+            return CalibrationParamSet.insert_new_params(f"from {relative}"[:255], result.params)
+        if not (CalibrationParamSet & {"calibration_paramset_id": calibration_paramset_id}):
+            raise ValueError(f"no CalibrationParamSet {calibration_paramset_id}")
+        return calibration_paramset_id
+
+    @classmethod
+    def _store_anipose(cls, key: dict[str, Any], source: Path, stored: dict,
+                       task: dict[str, Any]) -> None:
+        """Copy the file to the task's folder, insert the task and the calibration."""
+        target = CalibrationTask.output_dir(key) / CALIBRATION_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
+            with CalibrationTask.connection.transaction:
+                CalibrationTask.insert1({**key, **task})
+                cls._insert_result(key, stored, str(target), 0.0, allow_direct_insert=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def to_anipose(cls, key: Mapping[str, Any], path: str | Path) -> Path:
         """Write one calibration as an anipose ``calibration.toml`` (aniposelib reads it)."""
-        from element_pose.schemas.multicam_anipose import write_calibration
-
-        return write_calibration(key, path)
+        return write_anipose_calibration(cls.fetch_calibration(key), path)
 
 
 # ========================================================== camera groups
@@ -527,20 +576,9 @@ def validate_triangulation_paramset(params: Mapping[str, Any] | None) -> dict[st
     Raises:
         element_pose.processing.threed.ThreeDParamsError: naming the offending key.
     """
-    if params is not None and not isinstance(params, Mapping):
-        raise ThreeDParamsError(f"triangulation params must be a mapping, got {type(params)}")
-    rest = dict(params or {})
-    filt = rest.pop("filter_3d", None)
-    angles = rest.pop("angles", None)
-    out = validate_triangulation_params(rest)
-    if filt is None or filt is False:
-        out["filter_3d"] = None
-    elif filt is True:
-        out["filter_3d"] = validate_filter_3d_params({})
-    else:
-        out["filter_3d"] = validate_filter_3d_params(filt)
-    out["angles"] = validate_angles(angles) if angles else {}
-    return out
+    from element_pose.processing.threed.triangulation import TriangulationSetParams
+
+    return TriangulationSetParams.for_storage(params)
 
 
 @schema
@@ -561,12 +599,10 @@ class TriangulationParamSet(dj.Lookup):
             element_pose.processing.threed.ThreeDParamsError: invalid parameters.
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import TRIANGULATION
+        from element_pose.processing.threed.triangulation import TriangulationSetParams
 
-        normalised = TRIANGULATION.validate(validate_triangulation_paramset(params),
-                                            error=ThreeDParamsError)
-        return insert_params(cls, "triangulation_paramset_id", paramset_desc, normalised,
-                             paramset_id)
+        return insert_params(cls, "triangulation_paramset_id", paramset_desc, params,
+                             paramset_id, model=TriangulationSetParams)
 
 
 @schema
@@ -599,15 +635,46 @@ class TriangulationTask(dj.Manual):
             element_pose.core.paths.PathError: the CSV is missing or outside the roots.
             TriangulationError: the CSV has body parts the model lacks.
         """
-        from element_pose.schemas.multicam_anipose import insert_triangulation_task
-
         if not cls.has_load_mode():
             raise RuntimeError(
                 "table multicam.TriangulationTask lacks task_mode and triangulation_file "
                 "(made by an older element-pose): run multicam.TriangulationTask.alter() once")
-        return insert_triangulation_task(camera_group_key, model_name,
-                                         triangulation_paramset_id, task_mode,
-                                         triangulation_file, skip_duplicates)
+        anipose.check_task_mode(task_mode)
+        missing = [k for k in CameraGroup.primary_key if k not in camera_group_key]
+        if missing:
+            raise ValueError(f"camera group key {dict(camera_group_key)} lacks {missing}")
+        group = {k: camera_group_key[k] for k in CameraGroup.primary_key}
+        if not (CameraGroup & group):
+            raise ValueError(f"no CameraGroup {group}")
+        params_key = {"triangulation_paramset_id": int(triangulation_paramset_id)}
+        if not (TriangulationParamSet & params_key):
+            raise ValueError(f"no TriangulationParamSet {triangulation_paramset_id}")
+        task = {**group, "model_name": model_name, **params_key}
+        anipose.check_task_file(task_mode, triangulation_file)
+        relative = ""
+        if task_mode == "load":
+            relative = cls._check_load_file(triangulation_file, model_name, params_key)
+        cls.insert1({**task, "task_mode": task_mode, "triangulation_file": relative},
+                    skip_duplicates=skip_duplicates)
+        return task
+
+    @staticmethod
+    def _check_load_file(triangulation_file: str | Path, model_name: str,
+                         params_key: dict[str, int]) -> str:
+        """Check a load task's anipose CSV (its header line) and parameter set; the
+        CSV's path relative to its root."""
+        r = model.roots()
+        path = r.find(triangulation_file)
+        relative = r.relative(path)
+        keypoints = anipose_3d_keypoints(path)  # the header line: the values load later
+        if (TriangulationParamSet & params_key).fetch1("params").get("filter_3d"):
+            raise ValueError(
+                f"TriangulationParamSet {params_key['triangulation_paramset_id']} has a "
+                "filter_3d; a loaded anipose CSV is stored as anipose wrote it: use a "
+                "parameter set without one")
+        anipose.check_body_parts(keypoints, model.Model.body_parts({"model_name": model_name}),
+                                 path, model_name)
+        return relative
 
     @classmethod
     def has_load_mode(cls) -> bool:
@@ -681,9 +748,7 @@ class Triangulation(dj.Computed):
         """
         if TriangulationTask.has_load_mode() and (
                 TriangulationTask & key).fetch1("task_mode") == "load":
-            from element_pose.schemas.multicam_anipose import load_fetch
-
-            return load_fetch(key)
+            return self._load_fetch(key)
         group = (CameraGroup & key).fetch1()
         calibration = (Calibration & group).fetch1("calibration")
         params = (TriangulationParamSet & key).fetch1("params")
@@ -705,17 +770,35 @@ class Triangulation(dj.Computed):
         return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True),
                 tuple(members))
 
+    @staticmethod
+    def _load_fetch(key: Mapping[str, Any]) -> tuple:
+        """What a load task needs to read its anipose CSV (read in one place).
+
+        Returns:
+            ``(calibration_json, params_json, (), load)`` where ``load`` holds the CSV's
+            absolute and relative paths, its sha256, the camera names in calibration
+            order, the time-base recording's frame count and rate, and the model's
+            body parts.
+        """
+        group = (CameraGroup & key).fetch1()
+        calibration = (Calibration & group).fetch1("calibration")
+        params = (TriangulationParamSet & key).fetch1("params")
+        relative = (TriangulationTask & key).fetch1("triangulation_file")
+        path = model.roots().find(relative)
+        members = CameraGroup.members(key)
+        nframes, fps = (model.RecordingInfo & members[0][1]).fetch1("nframes", "fps")
+        load = (str(path), relative, anipose.file_sha256(path), tuple(c for c, _ in members),
+                int(nframes), float(fps), tuple(model.Model.body_parts(key)))
+        return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True),
+                (), load)
+
     def make_compute(self, key, calibration_json, params_json, members, load=None):
         """Read each camera's 2D poses, check they agree, triangulate, filter.
 
         A load task (``load`` given) reads its anipose 3D CSV instead.
         """
-        from element_pose.processing.threed import filter_3d, joint_angles, triangulate
-
         if load is not None:
-            from element_pose.schemas.multicam_anipose import load_compute
-
-            return load_compute(calibration_json, params_json, load)
+            return anipose.load_compute(calibration_json, params_json, load)
         start = time.perf_counter()
         params = json.loads(params_json)
         poses, present = _member_poses(members)
@@ -864,8 +947,6 @@ class Triangulation(dj.Computed):
             key: Selects exactly one triangulation.
             angles: ``{name: [a, b, c]}``; default: the parameter set's ``angles``.
         """
-        from element_pose.processing.threed import joint_angles
-
         if angles is None:
             angles = (TriangulationParamSet & (cls & key).proj()).fetch1("params").get(
                 "angles") or {}
@@ -887,8 +968,6 @@ class Triangulation(dj.Computed):
             identifiers: Constant columns put first (e.g. subject, session).
             individual_layout: ``"column"`` or ``"prefix"`` for multi-animal data.
         """
-        from element_pose.processing.tidy import to_tidy
-
         pose = cls.fetch_pose3d(key)
         counts = (model.RecordingInfo.File & cls.reference_recording(key)).to_arrays(
             "nframes", order_by="file_id")

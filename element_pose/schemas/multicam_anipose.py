@@ -1,6 +1,7 @@
-"""anipose files into and out of the ``multicam`` tables.
+"""anipose files for the ``multicam`` tables: the parts that need no table.
 
-The table methods that call these functions are the public interface:
+The table methods are the public interface, in :mod:`element_pose.schemas.multicam`
+(which imports this module; this module imports no table):
 
 * :meth:`element_pose.schemas.multicam.Calibration.insert_from_anipose` -- an anipose
   ``calibration.toml`` as a ``CalibrationTask`` (without videos) and its ``Calibration``;
@@ -9,9 +10,11 @@ The table methods that call these functions are the public interface:
   ``calibration.toml`` that anipose / aniposelib ``CameraGroup.load`` read.
 * :meth:`element_pose.schemas.multicam.TriangulationTask.insert_triangulation_task` with
   ``task_mode="load"`` -- an anipose 3D CSV (``anipose triangulate`` output) that
-  ``Triangulation.populate`` stores like a computed triangulation.
+  ``Triangulation.populate`` stores like a computed triangulation
+  (:func:`load_compute` is its compute step).
 
-The file readers and writers are the DB-free :mod:`element_pose.io.anipose`.
+The file readers and writers are the DB-free :mod:`element_pose.io.anipose` and
+:mod:`element_pose.processing.threed.anipose`.
 """
 
 from __future__ import annotations
@@ -19,30 +22,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from element_pose.core.util import plain_json
-from element_pose.io.anipose import (
-    anipose_3d_keypoints,
-    read_anipose_3d,
-    read_anipose_calibration,
-    write_anipose_calibration,
-)
-from element_pose.processing.threed import TriangulationError
-from element_pose.schemas import model
+from element_pose.processing.threed import TriangulationError, joint_angles, read_anipose_3d
 
 __all__ = [
-    "import_calibration",
-    "insert_triangulation_task",
+    "SOURCE",
+    "check_body_parts",
+    "check_task_file",
+    "check_task_mode",
+    "file_sha256",
     "load_compute",
-    "load_fetch",
-    "write_calibration",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,7 +45,8 @@ log = logging.getLogger(__name__)
 SOURCE = "anipose"
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -58,134 +54,40 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# ============================================================ calibration
-def import_calibration(session_key: Mapping[str, Any], calibration_id: int,
-                       toml_path: str | Path, calibration_paramset_id: int | None = None,
-                       description: str = "", units: str | None = None) -> dict[str, Any]:
-    """Store an anipose ``calibration.toml`` (see ``Calibration.insert_from_anipose``)."""
-    from element_pose.schemas import multicam as mc
+def check_task_mode(task_mode: str) -> None:
+    """Check a triangulation task's mode.
 
-    r = model.roots()
-    source = r.find(toml_path)
-    relative = r.relative(source)
-    result = read_anipose_calibration(source)
-    if units is not None:
-        result.units = str(units)
-    key = {**mc._session_key(session_key), "calibration_id": int(calibration_id)}
-    if mc.CalibrationTask & key:
-        raise ValueError(f"CalibrationTask {key} exists already; choose another calibration_id")
-    if calibration_paramset_id is None:
-        if result.params is None:
-            raise ValueError(
-                f"{source} does not say which board made it: pass calibration_paramset_id "
-                "(a CalibrationParamSet describing the board of anipose's config.toml)")
-        calibration_paramset_id = mc.CalibrationParamSet.insert_new_params(
-            f"from {relative}"[:255], result.params)
-    elif not (mc.CalibrationParamSet & {"calibration_paramset_id": calibration_paramset_id}):
-        raise ValueError(f"no CalibrationParamSet {calibration_paramset_id}")
-    stored = result.to_dict()
-    stored["source"] = {"software": SOURCE, "file": relative}
-    target = mc.CalibrationTask.output_dir(key) / mc.CALIBRATION_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
-        with mc.CalibrationTask.connection.transaction:
-            mc.CalibrationTask.insert1({
-                **key, "calibration_paramset_id": calibration_paramset_id,
-                "calibration_description": description or f"anipose calibration {relative}"})
-            mc.Calibration._insert_result(key, stored, str(target), 0.0,
-                                          allow_direct_insert=True)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        target.unlink(missing_ok=True)
-        raise
-    log.info("imported anipose calibration %s (%d cameras) as %s", relative,
-             len(result.cameras), key)
-    return key
-
-
-def write_calibration(key: Mapping[str, Any], path: str | Path) -> Path:
-    """Write one stored calibration as an anipose ``calibration.toml``."""
-    from element_pose.schemas import multicam as mc
-
-    return write_anipose_calibration(mc.Calibration.fetch_calibration(key), path)
-
-
-# ========================================================== triangulation
-def insert_triangulation_task(camera_group_key: Mapping[str, Any], model_name: str,
-                              triangulation_paramset_id: int, task_mode: str = "trigger",
-                              triangulation_file: str | Path | None = None,
-                              skip_duplicates: bool = False) -> dict[str, Any]:
-    """Insert a triangulation task (see ``TriangulationTask.insert_triangulation_task``)."""
-    from element_pose.schemas import multicam as mc
-
+    Raises:
+        ValueError: an unknown mode.
+    """
     if task_mode not in ("load", "trigger"):
         raise ValueError(f"task_mode must be 'load' or 'trigger', got {task_mode!r}")
-    missing = [k for k in mc.CameraGroup.primary_key if k not in camera_group_key]
-    if missing:
-        raise ValueError(f"camera group key {dict(camera_group_key)} lacks {missing}")
-    group = {k: camera_group_key[k] for k in mc.CameraGroup.primary_key}
-    if not (mc.CameraGroup & group):
-        raise ValueError(f"no CameraGroup {group}")
-    params_key = {"triangulation_paramset_id": int(triangulation_paramset_id)}
-    if not (mc.TriangulationParamSet & params_key):
-        raise ValueError(f"no TriangulationParamSet {triangulation_paramset_id}")
-    task = {**group, "model_name": model_name, **params_key}
-    relative = ""
-    if task_mode == "load":
-        if triangulation_file is None:
-            raise ValueError("task_mode 'load' needs triangulation_file (an anipose 3D CSV)")
-        r = model.roots()
-        path = r.find(triangulation_file)
-        relative = r.relative(path)
-        keypoints = anipose_3d_keypoints(path)  # the header line: the values load later
-        if (mc.TriangulationParamSet & params_key).fetch1("params").get("filter_3d"):
-            raise ValueError(
-                f"TriangulationParamSet {triangulation_paramset_id} has a filter_3d; a loaded "
-                "anipose CSV is stored as anipose wrote it: use a parameter set without one")
-        _check_body_parts(keypoints, model.Model.body_parts({"model_name": model_name}),
-                          path, model_name)
-    elif triangulation_file is not None:
+
+
+def check_task_file(task_mode: str, triangulation_file: str | Path | None) -> None:
+    """Check a triangulation task's mode and file go together.
+
+    Raises:
+        ValueError: a load task without a file, or a trigger task with one.
+    """
+    if task_mode == "load" and triangulation_file is None:
+        raise ValueError("task_mode 'load' needs triangulation_file (an anipose 3D CSV)")
+    if task_mode != "load" and triangulation_file is not None:
         raise ValueError("triangulation_file is only for task_mode 'load'")
-    mc.TriangulationTask.insert1({**task, "task_mode": task_mode,
-                                  "triangulation_file": relative},
-                                 skip_duplicates=skip_duplicates)
-    return task
 
 
-def _check_body_parts(keypoints: Sequence[str], model_parts: Sequence[str], path: Path | str,
-                      model_name: str) -> None:
+def check_body_parts(keypoints: Sequence[str], model_parts: Sequence[str], path: Path | str,
+                     model_name: str) -> None:
+    """Check that a 3D file's body parts are all the model's.
+
+    Raises:
+        TriangulationError: naming the file, the unknown parts and the model's.
+    """
     unknown = [k for k in keypoints if k not in model_parts]
     if unknown:
         raise TriangulationError(
             f"{path}: body parts {unknown} are not body parts of model {model_name!r} "
             f"({list(model_parts)})")
-
-
-def load_fetch(key: Mapping[str, Any]) -> tuple:
-    """What ``Triangulation`` needs to load an anipose CSV (read in one place).
-
-    Returns:
-        ``(calibration_json, params_json, (), load)`` where ``load`` holds the CSV's
-        absolute and relative paths, its sha256, the camera names in calibration
-        order, the time-base recording's frame count and rate, and the model's
-        body parts.
-    """
-    from element_pose.schemas import multicam as mc
-
-    group = (mc.CameraGroup & key).fetch1()
-    calibration = (mc.Calibration & group).fetch1("calibration")
-    params = (mc.TriangulationParamSet & key).fetch1("params")
-    relative = (mc.TriangulationTask & key).fetch1("triangulation_file")
-    path = model.roots().find(relative)
-    members = mc.CameraGroup.members(key)
-    nframes, fps = (model.RecordingInfo & members[0][1]).fetch1("nframes", "fps")
-    load = (str(path), relative, _file_sha256(path), tuple(c for c, _ in members),
-            int(nframes), float(fps), tuple(model.Model.body_parts(key)))
-    return (json.dumps(calibration, sort_keys=True), json.dumps(params, sort_keys=True), (),
-            load)
 
 
 def load_compute(calibration_json: str, params_json: str, load: tuple) -> tuple:
@@ -196,8 +98,6 @@ def load_compute(calibration_json: str, params_json: str, load: tuple) -> tuple:
         TriangulationError: more frames than the recordings, unknown body parts, or a
             parameter set that asks for a 3D filter.
     """
-    from element_pose.processing.threed import joint_angles
-
     start = time.perf_counter()
     path, relative, checksum, cameras, nframes, fps, body_parts = load
     params = json.loads(params_json)
@@ -206,7 +106,7 @@ def load_compute(calibration_json: str, params_json: str, load: tuple) -> tuple:
                                  "use a parameter set without filter_3d")
     result = read_anipose_3d(path, fps=fps)
     pose = result.pose
-    _check_body_parts(pose.keypoints, body_parts, relative, "of this task")
+    check_body_parts(pose.keypoints, body_parts, relative, "of this task")
     if pose.n_frames > nframes:
         raise TriangulationError(
             f"{relative}: {pose.n_frames} frames, but the camera group's recordings have "

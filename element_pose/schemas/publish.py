@@ -3,10 +3,11 @@
 * :func:`export_nwb` maps PoseEstimation keys to NWB files (ndx-pose 0.4), one
   per subject and session (one per individual for multi-animal data), from the
   database, not by re-reading DeepLabCut files.
-* :func:`dandi_sync` exports what is new, organises it in the DANDI layout,
-  validates it, uploads new or changed files with the real ``dandi`` client and
-  records every upload in :class:`DandiUpload`.  Safe from cron: a second copy
-  started while one runs exits at once; nothing on the archive is ever deleted.
+* :class:`DandiUpload` records each asset of a dandiset (local file state, upload,
+  the archive's validation). The incremental sync that fills it reads these tables
+  and lives above them: :func:`element_pose.ops.dandi_sync.sync` (``element-pose
+  dandi-sync``); :func:`plan_export`, :func:`session_metadata` and :func:`session_id`
+  are what it uses from here.
 
 Linking module contract (optional): ``get_nwb_metadata(session_key) ->
 (SubjectMetadata, SessionMetadata)``; without it, ids come from the key and the
@@ -15,14 +16,12 @@ export refuses to write until DANDI's required fields are given.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -31,19 +30,17 @@ from element_pose.db.query import as_restriction
 from element_pose.schemas import model
 
 __all__ = [
-    "LOCK_NAME",
     "DandiUpload",
     "ExportedFile",
-    "SyncBusyError",
     "activate",
     "append_nwb",
-    "dandi_sync",
     "export_nwb",
     "export_triangulation_nwb",
     "nwb_metadata",
     "nwb_metadata_many",
     "plan_export",
-    "sync_report_json",
+    "session_id",
+    "session_metadata",
 ]
 
 dj = import_datajoint()
@@ -51,11 +48,6 @@ log = logging.getLogger(__name__)
 
 schema = dj.Schema()
 _linking_module: ModuleType | None = None
-LOCK_NAME = ".element-pose-sync.lock"
-
-
-class SyncBusyError(RuntimeError):
-    """Another dandi-sync holds the lock of this dandiset folder."""
 
 
 def activate(schema_name: str, *, create_schema: bool = True, create_tables: bool = True,
@@ -123,14 +115,15 @@ def _session_key(key: dict) -> dict:
     return {k: key[k] for k in names}
 
 
-def _session_id(key: dict) -> str:
-    """The session of a key as a string (the key of a metadata cache): the same for a
-    key as fetched and for its plain form in a plan (:func:`_plain`)."""
+def session_id(key: dict) -> str:
+    """The session of a key as a string: the key of the metadata cache of
+    :func:`session_metadata`; the same for a key as fetched and for its plain form in a
+    plan (:func:`plan_export`)."""
     return json.dumps(_plain(_session_key(key)), sort_keys=True, default=str)
 
 
-def _metadata_of(keys: list[dict], metadata: dict | None = None) -> dict:
-    """Session id -> (SubjectMetadata, SessionMetadata) for the sessions of ``keys``.
+def session_metadata(keys: list[dict], metadata: dict | None = None) -> dict:
+    """:func:`session_id` -> (SubjectMetadata, SessionMetadata) for the sessions of ``keys``.
 
     Sessions missing from ``metadata`` (a cache; a new one when None) are fetched in one
     :func:`nwb_metadata_many` call and added to it; the cache is returned.
@@ -138,7 +131,7 @@ def _metadata_of(keys: list[dict], metadata: dict | None = None) -> dict:
     cache = {} if metadata is None else metadata
     missing: dict[str, dict] = {}
     for key in keys:
-        sid = _session_id(key)
+        sid = session_id(key)
         if sid not in cache:
             missing.setdefault(sid, _session_key(key))
     if missing:
@@ -194,13 +187,13 @@ def plan_export(query, filter_paramset_idx: int | None = None, *,
     keys = (model.PoseEstimation & query).keys(order_by=model.PoseEstimation.primary_key)
     plan: dict[str, list[dict]] = {}
     # metadata and individuals of all keys in a few queries (not a few per key)
-    metadata = _metadata_of(keys, metadata)
+    metadata = session_metadata(keys, metadata)
     pk = model.PoseEstimation.primary_key
     found: dict[tuple, set] = {}
     for row in (model.PoseEstimation.BodyPartPosition & query).proj("individual").to_dicts():
         found.setdefault(tuple(row[k] for k in pk), set()).add(str(row["individual"]))
     for key in keys:
-        subject, session = metadata[_session_id(key)]
+        subject, session = metadata[session_id(key)]
         individuals = sorted(found.get(tuple(key[k] for k in pk), ()))
         if len(individuals) == 1:
             paths = [dandi_relpath(subject.subject_id, session.session_id)]
@@ -268,7 +261,7 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
     # all metadata problems first, before any file is written
     problems = []
     for keys in plan.values():
-        subject, session = metadata[_session_id(keys[0])]
+        subject, session = metadata[session_id(keys[0])]
         try:
             check_dandi_metadata(subject, session)
         except Exception as exc:  # MetadataError lists every field
@@ -282,7 +275,7 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
             raise FileExistsError(f"{target} exists; pass overwrite=True")
         exported.append(ExportedFile(target, relpath, keys))
     for item in exported:
-        _write_file(item, metadata[_session_id(item.source_keys[0])], filter_paramset_idx,
+        _write_file(item, metadata[session_id(item.source_keys[0])], filter_paramset_idx,
                     include_training, compression, videos)
     return exported
 
@@ -489,61 +482,3 @@ def _fetch(key: dict, filter_paramset_idx: int | None,
 
     return analysis.FilteredPose.fetch_pose(
         {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
-
-
-# ----------------------------------------------------------------- dandi sync
-@contextlib.contextmanager
-def _sync_lock(dandiset_dir: Path) -> Iterator[None]:
-    dandiset_dir.mkdir(parents=True, exist_ok=True)
-    with open(dandiset_dir / LOCK_NAME, "a") as handle:  # never truncates a file
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise SyncBusyError(f"another dandi-sync is running on {dandiset_dir}") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def dandi_sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
-               api_key: str | None = None, query=None, filter_paramset_idx: int | None = None,
-               jobs: int = 2):
-    """Export, validate and upload what is new or changed; incremental (see below).
-
-    Checks the API key with the archive on every run; cancels unfinished uploads a
-    killed client left; re-exports a file when its estimations or metadata changed
-    (content hash) and replaces it in place on the archive; checksums and validates
-    only new or changed files (size/mtime/sha256 recorded in :class:`DandiUpload`);
-    uploads what the draft lacks or holds differently; one invalid file fails alone.
-    Details: :mod:`element_pose.ops.dandi_sync`. Nothing on the archive is ever deleted.
-
-    Args:
-        dandiset_id: e.g. ``"000123"``.
-        dandiset_dir: Local dandiset folder (holds ``dandiset.yaml``; created if needed).
-        instance: ``dandi``, ``dandi-sandbox``, ... or an API URL.
-        api_key: Key; default from ``<INSTANCE>_API_KEY`` / ``DANDI_API_KEY``.
-        query: Restrict which PoseEstimations are published.
-        filter_paramset_idx: Publish filtered poses of this pipeline.
-        jobs: Files in flight at once (exported, validated, not yet uploaded).
-
-    Returns:
-        A :class:`element_pose.ops.dandi_sync.SyncReport` (``failed`` and ``invalid`` list
-        the files that did not make it, with reasons).
-
-    Raises:
-        SyncBusyError: another sync holds this folder's lock.
-        element_pose.export.dandi.DandiAuthError: no or wrong API key.
-        element_pose.export.dandi.DandiError: the archive or the dandiset is unreachable.
-    """
-    from element_pose.ops.dandi_sync import sync
-
-    dandiset_dir = Path(dandiset_dir).resolve()
-    with _sync_lock(dandiset_dir):
-        return sync(str(dandiset_id), dandiset_dir, instance=instance, api_key=api_key,
-                    query=query, filter_paramset_idx=filter_paramset_idx, jobs=jobs)
-
-
-def sync_report_json(report) -> str:
-    """The report as JSON (for the CLI)."""
-    return json.dumps(dataclasses.asdict(report), indent=2)

@@ -19,12 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from element_pose.core.params import PARAMSET_DEFINITION, DuplicateParamsError, insert_params
+from element_pose.core.params import DuplicateParamsError
 from element_pose.core.paths import relative_json
 from element_pose.core.util import worker_device
 from element_pose.db.config import import_datajoint
 from element_pose.engines import DEFAULT_ENGINE
 from element_pose.schemas import model
+from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
            "VideoSet", "activate"]
@@ -88,11 +89,13 @@ class VideoSet(dj.Manual):
     @classmethod
     def insert_from_project(cls, video_set_id: int, dlc_config: str | Path,
                             description: str = "", include_videos: bool = True,
-                            video_sets: str | None = None) -> dict:
-        """Register every labelled-data file (and video) of a DeepLabCut project.
+                            video_sets: str | None = None, engine: str = DEFAULT_ENGINE
+                            ) -> dict:
+        """Register every labelled-data file (and video) of a project with a
+        ``config.yaml`` and ``labeled-data/<video stem>`` folders.
 
-        DeepLabCut trains on the ``labeled-data/<video stem>`` folders of the videos in
-        the config's ``video_sets``; a project whose ``video_sets`` match none of its
+        The engine (its ``check_video_sets``) says which labelled folders the config's
+        ``video_sets`` select for training; a project whose ``video_sets`` match none of its
         labelled folders (the public example projects ship with placeholder paths) is
         refused here, naming the folders found and the names expected.  With
         ``video_sets="labeled-data"`` the set trains on every labelled folder instead
@@ -104,10 +107,13 @@ class VideoSet(dj.Manual):
             description: Free text.
             include_videos: Also register the files of ``videos/``.
             video_sets: ``None`` (the config's ``video_sets``) or ``"labeled-data"``.
+            engine: The engine that trains on the project (a registered name).
 
         Raises:
             ValueError: the project has no labelled data, or its ``video_sets`` match
-                no labelled folder.
+                no labelled folder, or an unknown engine.
+            element_pose.engines.base.EngineCapabilityError: the engine reads no
+                project of labelled folders.
         """
         from element_pose.db.limits import check_text_lengths
         from element_pose.engines import get_engine
@@ -122,14 +128,14 @@ class VideoSet(dj.Manual):
                           and p.suffix in (".h5", ".csv", ".png", ".jpg"))
         if not any(p.name.startswith("CollectedData_") for p in labelled):
             raise ValueError(f"no labelled frames (CollectedData_*.h5) under {project}")
-        found, expected = get_engine("deeplabcut").check_video_sets(config_path)
+        found, expected = _video_set_checker(get_engine(engine))(config_path)
         stored = None
         if video_sets == "labeled-data":
             stored = {f"videos/{name}.mp4": {"crop": _crop_of(project / "labeled-data" / name)}
                       for name in found}
         elif not set(found) & set(expected):
             raise ValueError(
-                f"the video_sets of {config_path} match no labeled-data folder: DeepLabCut "
+                f"the video_sets of {config_path} match no labeled-data folder: {engine} "
                 f"would train on nothing. Folders found: {found}; names expected from "
                 f"video_sets: {expected}. Fix video_sets in config.yaml, or pass "
                 "video_sets='labeled-data' to train on the labelled folders"
@@ -148,8 +154,19 @@ class VideoSet(dj.Manual):
         return key
 
 
+def _video_set_checker(engine):
+    """The engine's ``check_video_sets``, which a project of labelled folders needs."""
+    checker = getattr(engine, "check_video_sets", None)
+    if checker is None:
+        from element_pose.engines.base import EngineCapabilityError
+
+        raise EngineCapabilityError(f"engine {engine.name!r} reads no project of labelled "
+                                    "folders (it has no check_video_sets)")
+    return checker
+
+
 def _crop_of(folder: Path) -> str:
-    """DeepLabCut's ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
+    """A ``video_sets`` ``crop`` entry (``"0, width, 0, height"``) from a labelled image."""
     from PIL import Image
 
     image = next((p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg")), None)
@@ -175,22 +192,17 @@ class TrainingParamSet(dj.Lookup):
         """Insert a parameter set and return its id.
 
         Inserting the same parameters again under the same id is a no-op.  The
-        parameters are checked against :data:`element_pose.core.param_schemas.TRAINING`
-        (``element-pose params training``).
+        parameters are checked by the training model of the engine named by their
+        ``engine`` key (``element-pose params training``).
 
         Raises:
             element_pose.core.params.ParamsError: unknown key, wrong type or value (named).
             DuplicateParamsError: the parameters exist under another id (named).
         """
-        from element_pose.core.param_schemas import TRAINING
-        from element_pose.core.params import ParamsError
+        from element_pose.schemas.paramsets import training_params_model
 
-        TRAINING.validate(params)
-        init = (params or {}).get("weight_init")
-        if isinstance(init, dict) and not (init.get("snapshot_path") or init.get("model")):
-            raise ParamsError(f"{TRAINING.title} params: 'weight_init' as a mapping needs "
-                              f"'snapshot_path' or 'model', got {init!r}")
-        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx)
+        return insert_params(cls, "paramset_idx", paramset_desc, params, paramset_idx,
+                             model=training_params_model(params))
 
 
 @schema
@@ -216,22 +228,27 @@ class TrainingTask(dj.Manual):
 
 @schema
 class ModelTraining(dj.Computed):
-    """A finished training run: snapshots, learning curves, time, device, versions."""
+    """A finished training run: snapshots, learning curves, time, device, versions.
+
+    The row names its engine; what only that engine reports about the run is its
+    own description, :attr:`engine_details` (with ``model_options``: how the engine
+    finds the trained model again, used by :meth:`register_model`).
+    """
 
     definition = """
     -> TrainingTask
     ---
-    training_dir: varchar(1000)      # the task's project copy, relative to the processed root
-    config_path: varchar(1000)       # its config.yaml, relative to the processed root
-    shuffle: int32
-    trainingsetindex: int32
+    training_dir: varchar(1000)      # the task's working copy, relative to the processed root
+    config_path: varchar(1000)       # the trained model's source, relative to the processed root
     best_snapshot: varchar(255)      # file name
     latest_snapshot: varchar(255)    # file name
     train_time: float64              # seconds
     device: varchar(64)
-    engine_versions: json            # e.g. {"deeplabcut": "3.0.2", "torch": "2.x"}
+    engine_versions: json            # software versions, by package name
     learning_stats = null: json      # per-epoch losses and metrics, as columns
-    pytorch_config = null: json      # effective training configuration
+    training_config = null: json     # the engine's effective training configuration
+    engine: varchar(32)              # registry name of the engine (element_pose.engines)
+    engine_details = null: json      # what only the engine reports (model_options, ...)
     """
 
     class Snapshot(dj.Part):
@@ -254,8 +271,12 @@ class ModelTraining(dj.Computed):
         return json.dumps(params, sort_keys=True), task["project_path"], files, video_sets
 
     def make_compute(self, key, params_json, project_path, files, video_sets="null"):
-        """Prepare the task's own project copy and train, outside the transaction."""
-        from element_pose.engines import DEFAULT_ENGINE, get_engine
+        """Prepare the task's own project copy and train, outside the transaction.
+
+        The engine is the parameters' ``engine`` (default
+        :data:`element_pose.engines.DEFAULT_ENGINE`), through ``get_engine``.
+        """
+        from element_pose.engines import get_engine
 
         params = resolve_weight_init(json.loads(params_json))
         if not files:
@@ -275,20 +296,20 @@ class ModelTraining(dj.Computed):
         r = model.roots()
         trained = result.model
         config_path = Path(trained.source)
+        details = {**result.details, "model_options": result.model_options()}
         self.insert1({
             **key,
             "training_dir": r.relative_to_processed(config_path.parent),
             "config_path": r.relative_to_processed(config_path),
-            "shuffle": int(trained.options.get("shuffle") or 0),
-            "trainingsetindex": int(trained.options.get("trainingsetindex") or 0),
             "best_snapshot": result.best_snapshot or result.last_snapshot,
             "latest_snapshot": result.last_snapshot,
             "train_time": float(result.wall_time),
             "device": str(result.device),
             "engine_versions": dict(result.software),
             "learning_stats": _json_columns(result.learning_stats or None),
-            "pytorch_config": relative_json(
-                json.loads(json.dumps(result.training_config, default=str)), r),
+            "training_config": _stored_json(result.training_config, r),
+            "engine": trained.engine,
+            "engine_details": _stored_json(details, r),
         })
         self.Snapshot.insert(
             {**key, "snapshot_name": name, "epoch": int(result.snapshot_epochs[name]),
@@ -299,16 +320,20 @@ class ModelTraining(dj.Computed):
     @classmethod
     def register_model(cls, key: dict, model_name: str, snapshot: str = "best",
                        model_description: str = "") -> dict:
-        """Register the trained run as a :class:`element_pose.schemas.model.Model`."""
+        """Register the trained run as a :class:`element_pose.schemas.model.Model`.
+
+        The run's engine describes it from ``engine_details["model_options"]``, with
+        ``snapshot`` (``"best"``, ``"last"``, an epoch or a name) chosen here.
+        """
         row = (cls & key).fetch1()
         r = model.roots()
         config = r.processed(row["config_path"])
-        params = (TrainingParamSet & key).fetch1("params")
+        options = dict((row["engine_details"] or {}).get("model_options") or {})
+        options.pop("scorer", None)
         return model.Model.insert_new_model(
-            model_name, config, params.get("engine", DEFAULT_ENGINE), shuffle=row["shuffle"],
-            trainingsetindex=row["trainingsetindex"],
-            snapshot=snapshot, net_type=params.get("net_type", ""),
+            model_name, config, row["engine"],
             model_description=model_description or f"trained by {key}",
+            **{**options, "snapshot": snapshot},
         )
 
 
@@ -335,6 +360,11 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _stored_json(value: Any, r) -> Any:
+    """A JSON-able copy of ``value`` with paths under a root made relative."""
+    return relative_json(json.loads(json.dumps(value, default=str)), r)
+
+
 def _json_columns(stats) -> dict[str, list] | None:
     if stats is None:
         return None
@@ -344,7 +374,8 @@ def _json_columns(stats) -> dict[str, list] | None:
 
 def _source_view(project: Path, files: Sequence[str], view: Path,
                  video_sets: dict | None = None) -> Path:
-    """A folder holding the project's config and exactly the VideoSet's files.
+    """A folder holding the project's ``config.yaml`` (when it has one) and exactly the
+    VideoSet's files: what the engine trains on (the view's config, else the view).
 
     Files are linked at their place inside the project, so the engine trains on
     the VideoSet and nothing else, and the user's project stays untouched.  The
@@ -359,8 +390,10 @@ def _source_view(project: Path, files: Sequence[str], view: Path,
     r = model.roots()
     shutil.rmtree(view, ignore_errors=True)
     view.mkdir(parents=True)
-    shutil.copy2(project / "config.yaml", view / "config.yaml")
-    if video_sets:
+    has_config = (project / "config.yaml").is_file()
+    if has_config:
+        shutil.copy2(project / "config.yaml", view / "config.yaml")
+    if video_sets and has_config:
         from element_pose.io import dlc
 
         cfg = dlc.read_config(view / "config.yaml")
@@ -373,4 +406,4 @@ def _source_view(project: Path, files: Sequence[str], view: Path,
         target = view / path.relative_to(project)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(path, target)
-    return view / "config.yaml"
+    return view / "config.yaml" if has_config else view

@@ -36,7 +36,7 @@ from element_pose import sample
 from element_pose.engines import deeplabcut as engine
 from element_pose.engines.deeplabcut.infer import _kalman_filter_fix, _pad_tracks
 from element_pose.io import dlc as dlc_io
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger(__name__)
@@ -51,10 +51,10 @@ FRESH_SEED = 5  # trajectories the model never saw
 #: from numpy's global random state, so the model would depend on what ran before.
 TEST_INDICES = [2, 7, 12, 17, 22]
 
-#: Training parameters: the demo's, longer (two animals are harder), batch 4 for
+#: Training parameters: the quick ones, longer (two animals are harder), batch 4 for
 #: more updates per epoch, and evaluation only at the end (it costs ~1 epoch).
 MA_PARAMS: dict[str, Any] = {
-    **DEMO_TRAINING_PARAMS,
+    **QUICK_TRAINING_PARAMS,
     "train_fraction": None,  # follows from the split: 19 / 24 = 0.79
     "train_indices": [i for i in range(N_LABELED) if i not in TEST_INDICES],
     "test_indices": TEST_INDICES,

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 # Hub downloads must fail at once: tests are offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +32,7 @@ N_LABELED = 24
 WIDTH, HEIGHT = 160, 120
 
 #: Training parameters of the tiny model (keys of ``TRAINING_DEFAULTS``).
-TINY_PARAMS: dict[str, Any] = {**DEMO_TRAINING_PARAMS, "device": "cpu"}
+TINY_PARAMS: dict[str, Any] = {**QUICK_TRAINING_PARAMS, "device": "cpu"}
 
 
 @dataclasses.dataclass
@@ -43,7 +43,7 @@ class TinyModel:
         source_config: The user's (sample) project ``config.yaml``; never modified.
         config: The prepared work copy's ``config.yaml`` that was trained.
         params: Training parameters used.
-        training: The :class:`~element_pose.engines.deeplabcut.TrainingResult`.
+        training: The :class:`~element_pose.engines.deeplabcut.ShuffleTraining`.
         video: The project's video (its frames were labelled).
         truth: Ground truth of ``video`` (:class:`~element_pose.core.pose.PoseData`).
         root: Folder holding everything.

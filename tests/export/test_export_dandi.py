@@ -121,7 +121,7 @@ def test_an_upload_checks_the_key_once_and_reuses_an_open_archive(dandi_archive,
                                                                    dandiset_copy):
     """One key check and one dandiset lookup per upload (not one per file and step);
     through an open Archive that listed the draft, no further key check or lookup."""
-    from element_pose.export.dandi_remote import Archive
+    from element_pose.export.dandi.archive import Archive
 
     key_checks, lookups = (("GET", r"^/api/auth/token/$"), ("GET", r"^/api/dandisets/000123/$"))
     listing = ("GET", r"^/api/dandisets/000123/versions/draft/assets/$")
@@ -346,7 +346,7 @@ def test_multipart_upload_killed_midway_then_resumed(tmp_path, dandi_archive):
     import subprocess
     import sys
 
-    from element_pose.export.dandi_remote import Archive
+    from element_pose.export.dandi.archive import Archive
 
     ds = tmp_path / DANDISET_ID
     dandi.write_dandiset_yaml(ds, DANDISET_ID, "killed upload")

@@ -513,17 +513,34 @@ def test_noise_planes_are_run_length_coded_in_standard_zlib_streams():
 
 
 def test_preload_imports_pynwb_and_ndx_pose_in_the_background():
-    """``preload`` (called by ``export_nwb`` first) imports ndx-pose in a daemon thread."""
+    """``preload`` (called by ``export_nwb`` first) imports ndx-pose in a background
+    thread, not a daemon (see the next test)."""
     code = (
         "import sys, threading\n"
         "from element_pose.export.nwb import layout\n"
         "assert 'pynwb' not in sys.modules\n"
         "layout.preload(); layout.preload()\n"
         "threads = [t for t in threading.enumerate() if t.name == 'element-pose-nwb-import']\n"
-        "assert len(threads) == 1 and threads[0].daemon\n"
+        "assert len(threads) == 1 and not threads[0].daemon\n"
         "threads[0].join(120)\n"
         "assert 'ndx_pose' in sys.modules and 'pynwb' in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_background_nwb_import_is_waited_for_at_exit():
+    """A process that exits while pynwb is imported in the background must wait for it:
+    a daemon thread importing h5py during interpreter shutdown crashed (SIGSEGV) the
+    CLI's refused re-export."""
+    code = ("import sys, threading\n"
+            "from element_pose.export.nwb.layout import preload\n"
+            "preload()\n"
+            "threads = [t for t in threading.enumerate() if t.name == 'element-pose-nwb-import']\n"
+            "print(all(not t.daemon for t in threads), len(threads))\n"
+            "sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 3, done.stderr  # its own exit code, not a signal
+    assert done.stdout.split() == ["True", "1"], done.stdout

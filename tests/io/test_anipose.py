@@ -7,14 +7,14 @@ import pytest
 from aniposelib.cameras import Camera, CameraGroup
 
 from element_pose.io import PoseFormatError, detect_format, read_pose
-from element_pose.io.anipose import (
-    AniposeFormatError,
-    anipose_3d_keypoints,
+from element_pose.io.anipose import AniposeFormatError, anipose_3d_keypoints
+from element_pose.processing.threed import (
+    CalibrationResult,
+    CameraParams,
     read_anipose_3d,
     read_anipose_calibration,
     write_anipose_calibration,
 )
-from element_pose.processing.threed import CalibrationResult, CameraParams
 
 BODYPARTS = ["snout", "tailbase", "paw"]
 

@@ -72,3 +72,14 @@ def test_config_helpers(tmp_path):
     (tmp_path / "bad.yaml").write_text("a: [unclosed")
     with pytest.raises(dlc.DLCFormatError, match="not valid YAML"):
         dlc.read_config(tmp_path / "bad.yaml")
+
+
+def test_an_unreadable_h5_is_one_line_that_names_the_file(tmp_path):
+    """Not HDF5's multi-line back trace (it reached job errors and `element-pose status`)."""
+    bad = tmp_path / "videoDLC_resnet50.h5"
+    bad.write_bytes(b"not an hdf5 file\x00\x01" * 10)
+    with pytest.raises(dlc.DLCFormatError) as info:
+        dlc.read_dlc_h5(bad)
+    message = str(info.value)
+    assert "\n" not in message and str(bad) in message, message
+    assert "signature" in message or "not an HDF5" in message, message

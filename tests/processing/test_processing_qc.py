@@ -61,3 +61,20 @@ def test_trajectory_y_axis_points_down(pose):
     ax = trajectory_figure(pose).axes[0]
     low, high = ax.get_ylim()
     assert low > high
+
+
+def test_written_files_follow_the_umask_like_any_other_file(tmp_path, pose):
+    """QC figures and tidy tables are written atomically (a temporary file renamed), but
+    readable like any file the user writes: not only by their owner (mkstemp's 0600)."""
+    import os
+
+    from element_pose.processing.tidy import to_tidy, write_tidy
+
+    old = os.umask(0o022)
+    try:
+        figures = write_qc_figures(pose, tmp_path / "qc", dpi=40)
+        table = write_tidy(to_tidy(pose), tmp_path / "tidy.csv")
+    finally:
+        os.umask(old)
+    for path in [*figures.values(), table]:
+        assert path.stat().st_mode & 0o777 == 0o644, (path, oct(path.stat().st_mode))

@@ -406,6 +406,20 @@ class LocalDandiArchive:
                 "draft_version": version}
 
 
+def _filtered(assets: list[Asset], query: dict) -> list[Asset]:
+    """A draft's assets as its listing's ``order``, ``path`` and ``glob`` select them."""
+    order = query.get("order") or ""
+    if order.lstrip("-") in ("path", "created", "modified"):
+        assets = sorted(assets, key=lambda x: getattr(x, order.lstrip("-")),
+                        reverse=order.startswith("-"))
+    if query.get("path") is not None:  # path__istartswith
+        assets = [x for x in assets if x.path.lower().startswith(query["path"].lower())]
+    if query.get("glob"):  # only * is a wildcard, case-insensitive
+        pattern = re.compile(re.escape(query["glob"]).replace(r"\*", ".*"), re.IGNORECASE)
+        assets = [x for x in assets if pattern.fullmatch(x.path)]
+    return assets
+
+
 class _BadRequest(Exception):
     """Answered 400 with its JSON."""
 
@@ -475,34 +489,40 @@ class _Handler(BaseHTTPRequestHandler):
         method = "GET" if self.command == "HEAD" else self.command
         self.query = query
         try:
-            if path.startswith("/storage/"):
-                return self._storage(method, path)
-            if not path.startswith("/api/"):
-                return self._error(404, "Not found.")
-            if not path.endswith("/"):  # Django's APPEND_SLASH
-                location = path + "/" + (f"?{parts.query}" if parts.query else "")
-                return self._send(301, headers={"Location": location})
-            route = "/" + path[len("/api/"):].strip("/")
-            if route == "/info":
-                return self._json(200, self.archive.info())
-            token = self._token()
-            with self.archive.lock:
-                self.user = self.archive.users.get(token) if token is not None else None
-            if token is not None and self.user is None:
-                return self._error(401, "Invalid token.")
-            if route == "/auth/token":
-                if token is None:
-                    return self._error(401, "Authentication credentials were not provided.")
-                return self._json(200, {"detail": "ok"})
-            if method in ("POST", "PUT", "DELETE") and token is None:
-                return self._error(401, "Authentication credentials were not provided.")
-            return self._api(method, route, query)
+            return self._route(method, path, parts.query, query)
         except _BadRequest as exc:
             return self._json(400, exc.args[0])
         except _NotFound as exc:
             return self._error(404, str(exc))
         except Exception as exc:
             return self._error(500, f"local archive error: {type(exc).__name__}: {exc}")
+
+    def _route(self, method: str, path: str, raw_query: str, query: dict[str, str]) -> None:
+        if path.startswith("/storage/"):
+            return self._storage(method, path)
+        if not path.startswith("/api/"):
+            return self._error(404, "Not found.")
+        if not path.endswith("/"):  # Django's APPEND_SLASH
+            location = path + "/" + (f"?{raw_query}" if raw_query else "")
+            return self._send(301, headers={"Location": location})
+        route = "/" + path[len("/api/"):].strip("/")
+        if route == "/info":
+            return self._json(200, self.archive.info())
+        return self._authenticated(method, route, query)
+
+    def _authenticated(self, method: str, route: str, query: dict[str, str]) -> None:
+        token = self._token()
+        with self.archive.lock:
+            self.user = self.archive.users.get(token) if token is not None else None
+        if token is not None and self.user is None:
+            return self._error(401, "Invalid token.")
+        if route == "/auth/token":
+            if token is None:
+                return self._error(401, "Authentication credentials were not provided.")
+            return self._json(200, {"detail": "ok"})
+        if method in ("POST", "PUT", "DELETE") and token is None:
+            return self._error(401, "Authentication credentials were not provided.")
+        return self._api(method, route, query)
 
     def _token(self) -> str | None:
         auth = self.headers.get("Authorization")
@@ -542,48 +562,58 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ API
     def _api(self, method: str, route: str, query: dict[str, str]) -> None:
-        a = self.archive
         seg = route.strip("/").split("/")
         if seg == ["users", "me"] and method == "GET":
-            if self.user is None:
-                return self._error(401, "Authentication credentials were not provided.")
-            return self._json(200, {"username": self.user, "name": "Test User",
-                                    "admin": False, "status": "APPROVED"})
+            return self._me()
         if seg[0] == "uploads":
             return self._uploads(method, seg[1:])
         if seg == ["blobs", "digest"] and method == "POST":  # no login needed
-            body = self._json_body()
-            field_name = {"dandi:dandi-etag": "etag", "dandi:sha2-256": "sha256"}.get(
-                body.get("algorithm"))
-            if field_name is None:
-                return self._json(400, {"algorithm": ["unsupported digest algorithm"]})
-            with a.lock:
-                for blob in a.blobs.values():
-                    if body.get("value") == getattr(blob, field_name):
-                        return self._json(200, self._blob_data(blob))
-            return self._error(404, "Not found.")
+            return self._blob_by_digest()
         if seg[0] == "assets" and len(seg) >= 2:
             asset = self._find_asset(seg[1])
             if asset is None:
                 return self._error(404, "Not found.")
             return self._asset_get(asset, seg[2:])
         if seg[0] == "dandisets" and len(seg) >= 2:
-            with a.lock:
-                ds = a.dandisets.get(seg[1])
-            if ds is None:
+            return self._dandiset(method, seg[1], seg[2:], route, query)
+        return self._error(404, f"Not found: {method} {route}")
+
+    def _me(self) -> None:
+        if self.user is None:
+            return self._error(401, "Authentication credentials were not provided.")
+        return self._json(200, {"username": self.user, "name": "Test User",
+                                "admin": False, "status": "APPROVED"})
+
+    def _blob_by_digest(self) -> None:
+        body = self._json_body()
+        field_name = {"dandi:dandi-etag": "etag", "dandi:sha2-256": "sha256"}.get(
+            body.get("algorithm"))
+        if field_name is None:
+            return self._json(400, {"algorithm": ["unsupported digest algorithm"]})
+        with self.archive.lock:
+            for blob in self.archive.blobs.values():
+                if body.get("value") == getattr(blob, field_name):
+                    return self._json(200, self._blob_data(blob))
+        return self._error(404, "Not found.")
+
+    def _dandiset(self, method: str, identifier: str, rest: list[str], route: str,
+                  query: dict[str, str]) -> None:
+        a = self.archive
+        with a.lock:
+            ds = a.dandisets.get(identifier)
+        if ds is None:
+            return self._error(404, "Not found.")
+        if not rest and method == "GET":
+            return self._json(200, a.dandiset_data(ds))
+        if rest == ["users"] and method == "GET":
+            return self._json(200, [{"username": u, "name": "Test User", "email": None}
+                                    for u in sorted(ds.owners)])
+        if rest == ["uploads"] and method in ("GET", "DELETE"):
+            return self._dandiset_uploads(method, ds)
+        if rest[:1] == ["versions"] and len(rest) >= 2:
+            if rest[1] != "draft":
                 return self._error(404, "Not found.")
-            rest = seg[2:]
-            if not rest and method == "GET":
-                return self._json(200, a.dandiset_data(ds))
-            if rest == ["users"] and method == "GET":
-                return self._json(200, [{"username": u, "name": "Test User", "email": None}
-                                        for u in sorted(ds.owners)])
-            if rest == ["uploads"] and method in ("GET", "DELETE"):
-                return self._dandiset_uploads(method, ds)
-            if rest[:1] == ["versions"] and len(rest) >= 2:
-                if rest[1] != "draft":
-                    return self._error(404, "Not found.")
-                return self._version(method, ds, rest[2:], query)
+            return self._version(method, ds, rest[2:], query)
         return self._error(404, f"Not found: {method} {route}")
 
     def _dandiset_uploads(self, method: str, ds: Dandiset) -> None:
@@ -611,29 +641,27 @@ class _Handler(BaseHTTPRequestHandler):
         if rest[:1] != ["assets"]:
             return self._error(404, "Not found.")
         if len(rest) == 1:
-            if method == "GET":
-                with a.lock:
-                    assets = list(ds.assets.values())  # creation order unless ``order``
-                order = query.get("order") or ""
-                if order.lstrip("-") in ("path", "created", "modified"):
-                    assets.sort(key=lambda x: getattr(x, order.lstrip("-")),
-                                reverse=order.startswith("-"))
-                if query.get("path") is not None:  # path__istartswith
-                    assets = [x for x in assets
-                              if x.path.lower().startswith(query["path"].lower())]
-                if query.get("glob"):  # only * is a wildcard, case-insensitive
-                    pattern = re.compile(re.escape(query["glob"]).replace(r"\*", ".*"),
-                                         re.IGNORECASE)
-                    assets = [x for x in assets if pattern.fullmatch(x.path)]
-                include_md = query.get("metadata") in ("true", "1")
-                results = [{**x.summary(), **({"metadata": x.metadata} if include_md else {})}
-                           for x in assets]
-                return self._json(200, self._page(results))
-            if method == "POST":
-                if self._forbidden(ds):
-                    return None
-                return self._create_asset(ds, self._json_body(), replacing=None)
-            return self._error(405, "Method not allowed.")
+            return self._assets(method, ds, query)
+        return self._asset(method, ds, rest)
+
+    def _assets(self, method: str, ds: Dandiset, query: dict) -> None:
+        """``.../versions/draft/assets/``: the listing (GET) or a new asset (POST)."""
+        if method == "GET":
+            with self.archive.lock:
+                assets = list(ds.assets.values())  # creation order unless ``order``
+            include_md = query.get("metadata") in ("true", "1")
+            results = [{**x.summary(), **({"metadata": x.metadata} if include_md else {})}
+                       for x in _filtered(assets, query)]
+            return self._json(200, self._page(results))
+        if method == "POST":
+            if self._forbidden(ds):
+                return None
+            return self._create_asset(ds, self._json_body(), replacing=None)
+        return self._error(405, "Method not allowed.")
+
+    def _asset(self, method: str, ds: Dandiset, rest: list[str]) -> None:
+        """``.../versions/draft/assets/{asset_id}/...``."""
+        a = self.archive
         with a.lock:
             asset = ds.assets.get(rest[1])
         if asset is None:
@@ -719,76 +747,86 @@ class _Handler(BaseHTTPRequestHandler):
                 "size": blob.size}
 
     def _uploads(self, method: str, seg: list[str]) -> None:
-        from dandischema.digests.dandietag import PartGenerator
-
-        a = self.archive
         if seg == ["initialize"] and method == "POST":
-            body = self._json_body()
-            digest = body.get("digest") or {}
-            if digest.get("algorithm") != "dandi:dandi-etag" or not digest.get("value"):
-                return self._json(400, {"digest": ["a dandi:dandi-etag digest is required"]})
-            size = int(body.get("contentSize", -1))
-            if size < 1:  # IntegerField(min_value=1)
-                return self._json(400, {"contentSize": [
-                    "Ensure this value is greater than or equal to 1."]})
-            with a.lock:
-                ds = a.dandisets.get(str(body.get("dandiset")))
-            if ds is None:
-                return self._error(404, "No Dandiset matches the given query.")
-            if self._forbidden(ds):
-                return None
-            with a.lock:
-                for blob in a.blobs.values():
-                    if blob.etag == digest["value"]:
-                        return self._json(409, {"detail": "Blob already exists."},
-                                          headers={"Location": blob.blob_id})
-                upload_id = str(uuid.uuid4())
-                parts = [
-                    {"part_number": p.number, "size": p.size,
-                     "upload_url": f"{a.url}/storage/uploads/{upload_id}/{p.number}"
-                                   f"?X-Amz-Signature={uuid.uuid4().hex}"}
-                    for p in PartGenerator.for_file_size(size)
-                ]
-                a.uploads[upload_id] = Upload(upload_id, body["dandiset"], size,
-                                              digest["value"], parts)
-            return self._json(200, {"upload_id": upload_id, "parts": parts})
+            return self._upload_initialize()
         if len(seg) == 2 and method == "POST":
-            with a.lock:
-                up = a.uploads.get(seg[0])
+            with self.archive.lock:
+                up = self.archive.uploads.get(seg[0])
             if up is None:
                 return self._error(404, "Not found.")
             if seg[1] == "complete":
-                body = self._json_body()
-                listed = sorted(int(p["part_number"]) for p in body.get("parts", []))
-                if listed != [p["part_number"] for p in up.parts]:
-                    return self._json(400, {"parts": ["parts missing or out of range"]})
-                return self._json(200, {
-                    "complete_url": f"{a.url}/storage/uploads/{up.upload_id}/complete"
-                                    f"?X-Amz-Signature={uuid.uuid4().hex}",
-                    "body": "<CompleteMultipartUpload>" + "".join(
-                        f"<Part><PartNumber>{p['part_number']}</PartNumber>"
-                        f"<ETag>{p['etag']}</ETag></Part>" for p in body["parts"]
-                    ) + "</CompleteMultipartUpload>",
-                })
+                return self._upload_complete(up)
             if seg[1] == "validate":
-                with a.lock:
-                    if not up.completed:
-                        return self._json(400, {"detail": "upload not completed"})
-                    data = b"".join(up.received[p["part_number"]] for p in up.parts)
-                    etag = multipart_etag([hashlib.md5(up.received[p["part_number"]])
-                                           .hexdigest() for p in up.parts])
-                    if len(data) != up.size or etag != up.etag:
-                        return self._json(400, {"detail": f"checksum mismatch: got {etag} "
-                                                          f"({len(data)} bytes), expected "
-                                                          f"{up.etag} ({up.size} bytes)"})
-                    blob = next((b for b in a.blobs.values()
-                                 if b.etag == etag and b.size == len(data)), None)
-                    if blob is None:  # SHA-256: computed later by the asset's job
-                        blob = Blob(str(uuid.uuid4()), etag, None, data)
-                        a.blobs[blob.blob_id] = blob
-                    del a.uploads[up.upload_id]
-                return self._json(200, self._blob_data(blob))
+                return self._upload_validate(up)
         return self._error(404, "Not found.")
+
+    def _upload_initialize(self) -> None:
+        from dandischema.digests.dandietag import PartGenerator
+
+        a = self.archive
+        body = self._json_body()
+        digest = body.get("digest") or {}
+        if digest.get("algorithm") != "dandi:dandi-etag" or not digest.get("value"):
+            return self._json(400, {"digest": ["a dandi:dandi-etag digest is required"]})
+        size = int(body.get("contentSize", -1))
+        if size < 1:  # IntegerField(min_value=1)
+            return self._json(400, {"contentSize": [
+                "Ensure this value is greater than or equal to 1."]})
+        with a.lock:
+            ds = a.dandisets.get(str(body.get("dandiset")))
+        if ds is None:
+            return self._error(404, "No Dandiset matches the given query.")
+        if self._forbidden(ds):
+            return None
+        with a.lock:
+            for blob in a.blobs.values():
+                if blob.etag == digest["value"]:
+                    return self._json(409, {"detail": "Blob already exists."},
+                                      headers={"Location": blob.blob_id})
+            upload_id = str(uuid.uuid4())
+            parts = [
+                {"part_number": p.number, "size": p.size,
+                 "upload_url": f"{a.url}/storage/uploads/{upload_id}/{p.number}"
+                               f"?X-Amz-Signature={uuid.uuid4().hex}"}
+                for p in PartGenerator.for_file_size(size)
+            ]
+            a.uploads[upload_id] = Upload(upload_id, body["dandiset"], size,
+                                          digest["value"], parts)
+        return self._json(200, {"upload_id": upload_id, "parts": parts})
+
+    def _upload_complete(self, up: Upload) -> None:
+        body = self._json_body()
+        listed = sorted(int(p["part_number"]) for p in body.get("parts", []))
+        if listed != [p["part_number"] for p in up.parts]:
+            return self._json(400, {"parts": ["parts missing or out of range"]})
+        return self._json(200, {
+            "complete_url": f"{self.archive.url}/storage/uploads/{up.upload_id}/complete"
+                            f"?X-Amz-Signature={uuid.uuid4().hex}",
+            "body": "<CompleteMultipartUpload>" + "".join(
+                f"<Part><PartNumber>{p['part_number']}</PartNumber>"
+                f"<ETag>{p['etag']}</ETag></Part>" for p in body["parts"]
+            ) + "</CompleteMultipartUpload>",
+        })
+
+    def _upload_validate(self, up: Upload) -> None:
+        a = self.archive
+        with a.lock:
+            if not up.completed:
+                return self._json(400, {"detail": "upload not completed"})
+            data = b"".join(up.received[p["part_number"]] for p in up.parts)
+            etag = multipart_etag([hashlib.md5(up.received[p["part_number"]])
+                                   .hexdigest() for p in up.parts])
+            if len(data) != up.size or etag != up.etag:
+                return self._json(400, {"detail": f"checksum mismatch: got {etag} "
+                                                  f"({len(data)} bytes), expected "
+                                                  f"{up.etag} ({up.size} bytes)"})
+            blob = next((b for b in a.blobs.values()
+                         if b.etag == etag and b.size == len(data)), None)
+            if blob is None:  # SHA-256: computed later by the asset's job
+                blob = Blob(str(uuid.uuid4()), etag, None, data)
+                a.blobs[blob.blob_id] = blob
+            del a.uploads[up.upload_id]
+        return self._json(200, self._blob_data(blob))
 
     # -------------------------------------------------------------- storage
     def _storage(self, method: str, path: str) -> None:

@@ -22,12 +22,12 @@ __all__ = [
     "PREPARED_MARKER",
     "PYTORCH_CONFIG",
     "RANDOM_INIT_NAME",
+    "AnalyzedVideo",
     "EngineError",
-    "EvaluationResult",
-    "InferenceResult",
+    "ShuffleTraining",
+    "SnapshotEvaluation",
     "SnapshotInfo",
-    "TrainingResult",
-    "VideoOutput",
+    "VideoAnalysis",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class SnapshotInfo:
 
 
 @dataclasses.dataclass
-class TrainingResult:
+class ShuffleTraining:
     """What one training run produced.
 
     Attributes:
@@ -149,7 +149,7 @@ class TrainingResult:
 
 
 @dataclasses.dataclass
-class EvaluationResult:
+class SnapshotEvaluation:
     """Evaluation of one snapshot on the labelled train/test images.
 
     Metric values are DeepLabCut's, which rounds them to 2 decimals.  RMSE are in
@@ -204,7 +204,7 @@ class EvaluationResult:
 
 
 @dataclasses.dataclass
-class VideoOutput:
+class AnalyzedVideo:
     """The outputs of one analysed video.
 
     Attributes:
@@ -233,11 +233,11 @@ class VideoOutput:
 
 
 @dataclasses.dataclass
-class InferenceResult:
+class VideoAnalysis:
     """What :func:`infer` produced.
 
     Attributes:
-        outputs: One :class:`VideoOutput` per video, in input order.
+        outputs: One :class:`AnalyzedVideo` per video, in input order.
         scorer: Scorer name (includes the snapshot uid).
         snapshot: The snapshot used.
         output_dir: Folder holding the outputs.
@@ -256,7 +256,7 @@ class InferenceResult:
             ``run_time``).
     """
 
-    outputs: list[VideoOutput]
+    outputs: list[AnalyzedVideo]
     scorer: str
     snapshot: SnapshotInfo
     output_dir: Path

@@ -28,6 +28,7 @@ from element_pose.engines.base import (
     VideoOutputs,
     register_engine,
 )
+from element_pose.engines.deeplabcut.params import DeepLabCutTrainingParams
 from element_pose.io import dlc as dlc_io
 
 __all__ = ["DeepLabCutEngine", "snapshot_argument"]
@@ -72,6 +73,7 @@ class DeepLabCutEngine:
     name = "deeplabcut"
     software = "DeepLabCut"
     capabilities = ALL_CAPABILITIES
+    training_params = DeepLabCutTrainingParams
 
     def version(self) -> str | None:
         """Installed DeepLabCut version (read from the distribution, not imported)."""
@@ -233,6 +235,11 @@ class DeepLabCutEngine:
             snapshot_epochs={s.name: int(s.epoch) for s in native.snapshots},
             snapshot_paths={s.name: Path(s.path) for s in native.snapshots},
             training_config=native.pytorch_config,
+            details={"shuffle": int(native.shuffle),
+                     "trainingsetindex": int(native.trainingsetindex),
+                     "train_fraction": float(native.train_fraction),
+                     "net_type": str(native.net_type),
+                     "scorer_prefix": str(native.scorer_prefix)},
         )
 
     def evaluate(self, model: ModelDescription, *, snapshot: Any = None,

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from element_pose.engines.deeplabcut.base import (
+    AnalyzedVideo,
     EngineError,
-    InferenceResult,
     SnapshotInfo,
-    VideoOutput,
+    VideoAnalysis,
 )
 from element_pose.engines.deeplabcut.layout import (
     TRACK_METHODS,
@@ -63,7 +63,7 @@ def infer(
     track_method: str | None = None,
     n_tracks: int | None = None,
     min_tracklet_length: int = 10,
-) -> InferenceResult:
+) -> VideoAnalysis:
     """Run ``deeplabcut.analyze_videos`` with one exact snapshot.
 
     Videos are probed first.  DeepLabCut runs in a fresh temporary folder inside
@@ -80,9 +80,9 @@ def infer(
     scorer/individuals/bodyparts/coords, individuals named as in the config).  The
     two steps are run here one by one so that a failure names the step, and with
     the track method passed explicitly so DeepLabCut never rewrites ``config.yaml``.
-    ``VideoOutput.h5`` is that tracked file; DeepLabCut ends it at the last tracked
+    ``AnalyzedVideo.h5`` is that tracked file; DeepLabCut ends it at the last tracked
     frame, so it is padded with missing rows to the video's frame count.  With
-    ``auto_track=False`` no tracking is done and ``VideoOutput.h5`` is the untracked
+    ``auto_track=False`` no tracking is done and ``AnalyzedVideo.h5`` is the untracked
     ``<stem><scorer>.h5`` (assemblies per frame; identities are not kept across
     frames).
 
@@ -111,26 +111,14 @@ def infer(
             options, a failure inside DeepLabCut, or (multi-animal) tracking that
             produced no tracks.
     """
-    from element_pose.io.video import VideoError, probe_video
-
     config_path = Path(config_path).resolve()
-    videos = [Path(v).resolve() for v in video_paths]
-    if not videos:
-        raise EngineError("no videos given to analyse")
-    stems = [v.stem for v in videos]
-    if len(set(stems)) != len(stems):
-        raise EngineError(f"videos to analyse together must have distinct names: {stems}")
+    videos = _videos_to_analyse(video_paths)
     try:
         cfg = dlc_io.read_config(config_path)
     except dlc_io.DLCFormatError as exc:
         raise EngineError(str(exc)) from exc
     tracking = _tracking_options(cfg, auto_track, track_method, n_tracks, min_tracklet_length)
-    infos = []
-    for video in videos:
-        try:
-            infos.append(probe_video(video))
-        except VideoError as exc:
-            raise EngineError(f"cannot analyse {video}: {exc}") from exc
+    infos = _probe_videos(videos)
     snap = resolve_snapshot(config_path, shuffle, trainingsetindex, snapshot, cfg=cfg)
     index = _dlc_snapshot_index(snapshots(config_path, shuffle, trainingsetindex, cfg=cfg), snap)
     pt = read_pytorch_config(config_path, shuffle, trainingsetindex, cfg=cfg)
@@ -179,64 +167,21 @@ def infer(
                 f"DeepLabCut analysed with scorer {scorer}, not the requested snapshot "
                 f"{snap.name} (expected {expected_scorer})"
             )
+        tracked = tracking is not None and tracking["auto_track"]
         tracking_time = 0.0
-        if tracking is not None and tracking["auto_track"]:
+        if tracked:
             t1 = time.perf_counter()
+            track_options = {k: v for k, v in tracking.items() if k != "auto_track"}
             for video, info in zip(videos, infos, strict=True):
-                _track_video(
-                    config_path,
-                    video,
-                    info.n_frames,
-                    tmp_dir,
-                    scorer,
-                    shuffle=shuffle,
-                    trainingsetindex=trainingsetindex,
-                    snapshot_index=index,
-                    save_as_csv=save_as_csv,
-                    **{k: v for k, v in tracking.items() if k != "auto_track"},
-                )
+                _track_video(config_path, video, info.n_frames, tmp_dir, scorer,
+                             shuffle=shuffle, trainingsetindex=trainingsetindex,
+                             snapshot_index=index, save_as_csv=save_as_csv, **track_options)
             tracking_time = time.perf_counter() - t1
-        outputs = []
-        for video, info in zip(videos, infos, strict=True):
-            prefix = video.stem + scorer
-            written = sorted(p for p in tmp_dir.iterdir() if p.name.startswith(prefix))
-            if tracking is not None and tracking["auto_track"]:
-                candidates = [f"{prefix}_{tracking['suffix']}.h5"]
-            else:
-                candidates = [f"{prefix}.h5"]
-            h5_name = next((n for n in candidates if (tmp_dir / n).is_file()), None)
-            if h5_name is None:
-                raise EngineError(
-                    f"DeepLabCut wrote no pose output {candidates[0]} for {video} "
-                    f"(found {[p.name for p in written]})"
-                )
-            moved = []
-            for src in written:
-                dst = output_dir / src.name
-                os.replace(src, dst)
-                moved.append(dst)
-            meta = output_dir / f"{prefix}_meta.pickle"
-            full = output_dir / f"{prefix}_full.pickle"
-            run_duration = None
-            if meta.is_file():
-                with contextlib.suppress(dlc_io.DLCFormatError):
-                    run_duration = _plain(dlc_io.read_dlc_meta(meta).get("run_duration"))
-            outputs.append(
-                VideoOutput(
-                    video=video,
-                    h5=output_dir / h5_name,
-                    meta=meta if meta.is_file() else None,
-                    full_pickle=full if full.is_file() else None,
-                    files=moved,
-                    n_frames=info.n_frames,
-                    fps=info.fps,
-                    width=info.width,
-                    height=info.height,
-                    run_duration=run_duration,
-                )
-            )
+        suffix = f"_{tracking['suffix']}" if tracked else ""
+        outputs = [_move_outputs(video, info, tmp_dir, output_dir, video.stem + scorer, suffix)
+                   for video, info in zip(videos, infos, strict=True)]
     n_frames = sum(o.n_frames for o in outputs)
-    result = InferenceResult(
+    result = VideoAnalysis(
         outputs=outputs,
         scorer=scorer,
         snapshot=snap,
@@ -265,6 +210,66 @@ def infer(
         else "",
     )
     return result
+
+
+def _videos_to_analyse(video_paths: Sequence[str | Path]) -> list[Path]:
+    """The videos, resolved; at least one, with distinct names (outputs are named by them)."""
+    videos = [Path(v).resolve() for v in video_paths]
+    if not videos:
+        raise EngineError("no videos given to analyse")
+    stems = [v.stem for v in videos]
+    if len(set(stems)) != len(stems):
+        raise EngineError(f"videos to analyse together must have distinct names: {stems}")
+    return videos
+
+
+def _probe_videos(videos: Sequence[Path]) -> list:
+    """Frame count, rate and size of every video (before any inference)."""
+    from element_pose.io.video import VideoError, probe_video
+
+    infos = []
+    for video in videos:
+        try:
+            infos.append(probe_video(video))
+        except VideoError as exc:
+            raise EngineError(f"cannot analyse {video}: {exc}") from exc
+    return infos
+
+
+def _move_outputs(video: Path, info: Any, tmp_dir: Path, output_dir: Path, prefix: str,
+                  suffix: str) -> AnalyzedVideo:
+    """Move one video's files (named ``<stem><scorer>...``) from the temporary folder
+    into ``output_dir``; its pose file is ``<prefix><suffix>.h5`` (tracked: ``_el``...)."""
+    written = sorted(p for p in tmp_dir.iterdir() if p.name.startswith(prefix))
+    h5_name = f"{prefix}{suffix}.h5"
+    if not (tmp_dir / h5_name).is_file():
+        raise EngineError(
+            f"DeepLabCut wrote no pose output {h5_name} for {video} "
+            f"(found {[p.name for p in written]})"
+        )
+    moved = []
+    for src in written:
+        dst = output_dir / src.name
+        os.replace(src, dst)
+        moved.append(dst)
+    meta = output_dir / f"{prefix}_meta.pickle"
+    full = output_dir / f"{prefix}_full.pickle"
+    run_duration = None
+    if meta.is_file():
+        with contextlib.suppress(dlc_io.DLCFormatError):
+            run_duration = _plain(dlc_io.read_dlc_meta(meta).get("run_duration"))
+    return AnalyzedVideo(
+        video=video,
+        h5=output_dir / h5_name,
+        meta=meta if meta.is_file() else None,
+        full_pickle=full if full.is_file() else None,
+        files=moved,
+        n_frames=info.n_frames,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        run_duration=run_duration,
+    )
 
 
 def _tracking_options(

@@ -209,34 +209,18 @@ def resolve_snapshot(
         EngineError: naming the folder or path when the snapshot does not exist.
     """
     folder = model_folder(config_path, shuffle, trainingsetindex, cfg=cfg)
-    available = _list_snapshots(folder)
-    names = [s.path.name for s in available]
-
     if isinstance(snapshot, SnapshotInfo | Path) or (
         isinstance(snapshot, str) and ("/" in snapshot or os.sep in snapshot)
     ):
-        path = snapshot.path if isinstance(snapshot, SnapshotInfo) else Path(snapshot)
-        if not path.is_file():
-            raise EngineError(f"snapshot {path} does not exist")
-        info = SnapshotInfo.from_path(path)
-        if path.resolve().parent != folder.resolve():
-            raise EngineError(
-                f"snapshot {path} is not in the model folder {folder} of shuffle {shuffle}"
-            )
-        return info
+        return _snapshot_at(snapshot, folder, shuffle)
+    available = _list_snapshots(folder)
     if not available:
         raise EngineError(f"no snapshots in {folder}: the shuffle has not been trained")
     if snapshot is None or snapshot == "best":
-        best = [s for s in available if s.best]
-        if best:
-            return best[-1]
-        # DeepLabCut marks a best snapshot only every eval_interval epochs; before
-        # that it picks the last one, and so do we.
-        last = max(available, key=lambda s: s.epoch)
-        log.info("no best snapshot in %s; using the last one, %s", folder, last.name)
-        return last
+        return _best_snapshot(available, folder)
     if snapshot == "last":
         return max(available, key=lambda s: (s.epoch, not s.best))
+    names = [s.path.name for s in available]
     if isinstance(snapshot, int | np.integer) and not isinstance(snapshot, bool):
         matches = sorted((s for s in available if s.epoch == int(snapshot)), key=lambda s: s.best)
         if not matches:
@@ -249,6 +233,31 @@ def resolve_snapshot(
             raise EngineError(f"snapshot {path} does not exist (found {names})")
         return SnapshotInfo.from_path(path)
     raise EngineError(f"cannot interpret snapshot {snapshot!r}")
+
+
+def _snapshot_at(snapshot: SnapshotInfo | str | Path, folder: Path, shuffle: int
+                 ) -> SnapshotInfo:
+    """A snapshot given by its file, which must lie in the shuffle's model folder."""
+    path = snapshot.path if isinstance(snapshot, SnapshotInfo) else Path(snapshot)
+    if not path.is_file():
+        raise EngineError(f"snapshot {path} does not exist")
+    info = SnapshotInfo.from_path(path)
+    if path.resolve().parent != folder.resolve():
+        raise EngineError(
+            f"snapshot {path} is not in the model folder {folder} of shuffle {shuffle}"
+        )
+    return info
+
+
+def _best_snapshot(available: list[SnapshotInfo], folder: Path) -> SnapshotInfo:
+    """The best snapshot; before DeepLabCut marks one (every ``eval_interval`` epochs)
+    it picks the last one, and so do we."""
+    best = [s for s in available if s.best]
+    if best:
+        return best[-1]
+    last = max(available, key=lambda s: s.epoch)
+    log.info("no best snapshot in %s; using the last one, %s", folder, last.name)
+    return last
 
 
 def registered_snapshot(

@@ -1,7 +1,7 @@
 """Training parameters, labelled-data checks, and preparing a training project.
 
 Size: the training parameters and the project copy they are written into change
-together (~630 lines); splitting them would scatter one concern over two modules.
+together (~670 lines); splitting them would scatter one concern over two modules.
 """
 
 from __future__ import annotations
@@ -158,79 +158,34 @@ def validate_labeled_data(config_path: str | Path, cfg: dict | None = None
         EngineError: naming the file and the body parts, images or scorer at fault,
             or saying that there are no labelled frames at all.
     """
-    from PIL import Image
-
-    from element_pose.io.dlc_labels import read_labeled_data
-
     config_path = Path(config_path)
     if cfg is None:
         cfg = read_project_config(config_path)
     root = config_path.resolve().parent
-    scorer = cfg["scorer"]
     expected = dlc_io.config_bodyparts(cfg)
-    multi = dlc_io.is_multi_animal(cfg)
     # read_config checked the multi-animal keys (individuals, body parts)
-    individuals = dlc_io.config_individuals(cfg) if multi else []
+    individuals = dlc_io.config_individuals(cfg) if dlc_io.is_multi_animal(cfg) else []
     videos = list((cfg.get("video_sets") or {}).keys())
     if not videos:
         raise EngineError(f"{config_path} lists no videos (video_sets); no labelled data")
 
     files: list[Path] = []
     n_images = 0
-    width = height = 0
+    frame_size = (0, 0)
     for video in videos:
         folder = root / "labeled-data" / Path(video).stem
         if not folder.is_dir():
             log.info("no labelled frames for video %s (no folder %s)", video, folder)
             continue
-        h5 = folder / f"CollectedData_{scorer}.h5"
-        if not h5.is_file():
-            others = sorted(p.name for p in folder.glob("CollectedData_*.h5"))
-            raise EngineError(
-                f"labelled frames in {folder} have no {h5.name}"
-                + (f" (found {others}: labelled by another scorer?)" if others else "")
-            )
-        try:
-            labels = read_labeled_data(h5)
-        except dlc_io.DLCFormatError as exc:
-            raise EngineError(str(exc)) from exc
-        df = labels.table
-        if labels.scorers != [scorer]:
-            raise EngineError(f"{h5} is labelled by {labels.scorers}, but {config_path} names "
-                              f"{scorer!r}")
-        _check_labelled_individuals(df, h5, config_path, individuals, multi)
-        labelled = labels.bodyparts
-        extra = [b for b in labelled if b not in expected]
-        missing = [b for b in expected if b not in labelled]
-        if extra or missing:
-            raise EngineError(
-                f"labelled data {h5} do not match the body parts of {config_path}: "
-                + (f"body parts {extra} are missing from the config" if extra else "")
-                + ("; " if extra and missing else "")
-                + (f"config body parts {missing} are not labelled" if missing else "")
-            )
-        rows = labels.labelled_rows()
-        missing_images = []
-        for parts, labelled_row in zip(labels.image_parts(), rows, strict=True):
-            if not labelled_row:
-                continue
-            image = root.joinpath(*parts)
-            if not image.is_file():
-                missing_images.append(str(image))
-            elif not width:
-                with Image.open(image) as im:
-                    width, height = im.size
-        if missing_images:
-            raise EngineError(
-                f"{h5} refers to {len(missing_images)} missing image(s), e.g. {missing_images[:3]}"
-            )
+        h5, n, size = _check_labelled_folder(folder, config_path, cfg, individuals)
         files.append(h5)
-        n_images += int(rows.sum())
+        n_images += n
+        frame_size = frame_size if frame_size[0] else size
     if not files:
-        found, expected = check_video_sets(config_path)
+        found, expected_folders = check_video_sets(config_path)
         raise EngineError(
             f"no labelled data for {config_path}: none of the videos of its video_sets has "
-            f"a labeled-data folder (expected folders {expected}, found {found})"
+            f"a labeled-data folder (expected folders {expected_folders}, found {found})"
         )
     if n_images == 0:
         raise EngineError(
@@ -240,9 +195,71 @@ def validate_labeled_data(config_path: str | Path, cfg: dict | None = None
         files=files,
         n_images=n_images,
         bodyparts=expected,
-        frame_size=(width, height),
+        frame_size=frame_size,
         individuals=individuals,
     )
+
+
+def _check_labelled_folder(folder: Path, config_path: Path, cfg: dict,
+                           individuals: Sequence[str]) -> tuple[Path, int, tuple[int, int]]:
+    """Check one ``labeled-data/<video>`` folder: its file, scorer, individuals, body
+    parts and images.
+
+    Returns:
+        The ``CollectedData`` file, its labelled images and the first one's size.
+    """
+    from element_pose.io.dlc_labels import read_labeled_data
+
+    scorer = cfg["scorer"]
+    h5 = folder / f"CollectedData_{scorer}.h5"
+    if not h5.is_file():
+        others = sorted(p.name for p in folder.glob("CollectedData_*.h5"))
+        raise EngineError(
+            f"labelled frames in {folder} have no {h5.name}"
+            + (f" (found {others}: labelled by another scorer?)" if others else "")
+        )
+    try:
+        labels = read_labeled_data(h5)
+    except dlc_io.DLCFormatError as exc:
+        raise EngineError(str(exc)) from exc
+    if labels.scorers != [scorer]:
+        raise EngineError(f"{h5} is labelled by {labels.scorers}, but {config_path} names "
+                          f"{scorer!r}")
+    _check_labelled_individuals(labels.table, h5, config_path, individuals,
+                                dlc_io.is_multi_animal(cfg))
+    _check_labelled_bodyparts(labels.bodyparts, dlc_io.config_bodyparts(cfg), h5, config_path)
+    rows = labels.labelled_rows()
+    size = _check_labelled_images(labels, rows, config_path.resolve().parent, h5)
+    return h5, int(rows.sum()), size
+
+
+def _check_labelled_bodyparts(labelled: Sequence[str], expected: Sequence[str], h5: Path,
+                              config_path: Path) -> None:
+    """The labelled body parts are exactly the config's."""
+    extra = [b for b in labelled if b not in expected]
+    missing = [b for b in expected if b not in labelled]
+    if extra or missing:
+        raise EngineError(
+            f"labelled data {h5} do not match the body parts of {config_path}: "
+            + (f"body parts {extra} are missing from the config" if extra else "")
+            + ("; " if extra and missing else "")
+            + (f"config body parts {missing} are not labelled" if missing else "")
+        )
+
+
+def _check_labelled_images(labels: Any, rows: Any, root: Path, h5: Path) -> tuple[int, int]:
+    """Every labelled row's image exists; the ``(width, height)`` of the first one."""
+    from PIL import Image
+
+    images = [root.joinpath(*parts)
+              for parts, labelled in zip(labels.image_parts(), rows, strict=True) if labelled]
+    missing = [str(image) for image in images if not image.is_file()]
+    if missing:
+        raise EngineError(f"{h5} refers to {len(missing)} missing image(s), e.g. {missing[:3]}")
+    if not images:
+        return (0, 0)
+    with Image.open(images[0]) as im:
+        return im.size
 
 
 def _check_labelled_individuals(
@@ -321,6 +338,30 @@ def prepare_training_project(
     source_root = source_config.resolve().parent
     workdir = Path(workdir).resolve()
 
+    _claim_workdir(workdir, source_root, overwrite)
+    _set_training_fraction(cfg, p, source_config)
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        config_path = _write_work_project(cfg, p, source_root, workdir, summary)
+        _create_training_dataset(config_path, p)
+        patch_pytorch_config(config_path, p, frame_size=summary.frame_size)
+        (workdir / PREPARED_MARKER).write_text(f"prepared from {source_config.resolve()}\n")
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    log.info(
+        "prepared DeepLabCut training project %s (shuffle %d, %d labelled images, %s)",
+        workdir,
+        int(p["shuffle"]),
+        summary.n_images,
+        p["net_type"] or cfg.get("default_net_type"),
+    )
+    return config_path
+
+
+def _claim_workdir(workdir: Path, source_root: Path, overwrite: bool) -> None:
+    """Refuse the user's project or an occupied folder; clear one prepared earlier."""
     if workdir == source_root:
         raise EngineError(f"work directory {workdir} is the user's project itself")
     if workdir.exists() and any(workdir.iterdir()):
@@ -332,11 +373,14 @@ def prepare_training_project(
                 + ("" if overwrite else "; pass overwrite=True to replace a prepared one")
             )
 
-    shuffle = int(p["shuffle"])
-    tsi = int(p["trainingsetindex"])
+
+def _set_training_fraction(cfg: dict, p: dict[str, Any], source_config: Path) -> None:
+    """Put the training fraction of the parameters (or of a given split) into ``cfg``.
+
+    DeepLabCut names the shuffle after the fraction of a given split, rounded to 2
+    decimals, whatever ``TrainingFraction`` says: the config is made to agree.
+    """
     if p["train_indices"] is not None and p["test_indices"] is not None:
-        # DeepLabCut names the shuffle after the fraction of the given split, rounded
-        # to 2 decimals, whatever TrainingFraction says: make the config agree.
         n_train, n_test = len(p["train_indices"]), len(p["test_indices"])
         split_frac = round(n_train / max(n_train + n_test, 1), 2)
         if p["train_fraction"] is not None and abs(float(p["train_fraction"]) - split_frac) > 0.005:
@@ -345,54 +389,41 @@ def prepare_training_project(
                 f"({n_train} train / {n_test} test images = {split_frac})"
             )
         p["train_fraction"] = split_frac
-    if p["train_fraction"] is not None:
-        frac = float(p["train_fraction"])
-        if not 0 < frac <= 1:
-            raise EngineError(f"train_fraction must be in (0, 1], got {frac}")
-        if tsi != 0:
-            raise EngineError("with train_fraction given, trainingsetindex must be 0")
-        cfg["TrainingFraction"] = [frac]
-    else:
-        _train_fraction(cfg, tsi, source_config)
+    if p["train_fraction"] is None:
+        _train_fraction(cfg, int(p["trainingsetindex"]), source_config)
+        return
+    frac = float(p["train_fraction"])
+    if not 0 < frac <= 1:
+        raise EngineError(f"train_fraction must be in (0, 1], got {frac}")
+    if int(p["trainingsetindex"]) != 0:
+        raise EngineError("with train_fraction given, trainingsetindex must be 0")
+    cfg["TrainingFraction"] = [frac]
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copytree(source_root / "labeled-data", workdir / "labeled-data")
-        if p["copy_videos"] and (source_root / "videos").is_dir():
-            shutil.copytree(source_root / "videos", workdir / "videos")
-            cfg["video_sets"] = {
-                (
-                    str(workdir / "videos" / Path(v).name)
-                    if (source_root / "videos" / Path(v).name).is_file()
-                    else v
-                ): meta
-                for v, meta in (cfg.get("video_sets") or {}).items()
-            }
-        cfg["project_path"] = str(workdir)
-        cfg["engine"] = "pytorch"
-        if p["net_type"]:
-            cfg["default_net_type"] = p["net_type"]
-        if p["pcutoff"] is not None:
-            cfg["pcutoff"] = float(p["pcutoff"])
-        if summary.multi_animal:
-            # Written now so that DeepLabCut never rewrites the config while tracking.
-            cfg["default_track_method"] = _track_method(cfg, p["track_method"])
-        config_path = dlc_io.write_config(cfg, workdir / "config.yaml")
 
-        _create_training_dataset(config_path, p)
-        patch_pytorch_config(config_path, p, frame_size=summary.frame_size)
-        (workdir / PREPARED_MARKER).write_text(f"prepared from {source_config.resolve()}\n")
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    log.info(
-        "prepared DeepLabCut training project %s (shuffle %d, %d labelled images, %s)",
-        workdir,
-        shuffle,
-        summary.n_images,
-        p["net_type"] or cfg.get("default_net_type"),
-    )
-    return config_path
+def _write_work_project(cfg: dict, p: Mapping[str, Any], source_root: Path, workdir: Path,
+                        summary: LabeledDataSummary) -> Path:
+    """Copy the labelled data (and videos) into ``workdir``; write its ``config.yaml``."""
+    shutil.copytree(source_root / "labeled-data", workdir / "labeled-data")
+    if p["copy_videos"] and (source_root / "videos").is_dir():
+        shutil.copytree(source_root / "videos", workdir / "videos")
+        cfg["video_sets"] = {
+            (
+                str(workdir / "videos" / Path(v).name)
+                if (source_root / "videos" / Path(v).name).is_file()
+                else v
+            ): meta
+            for v, meta in (cfg.get("video_sets") or {}).items()
+        }
+    cfg["project_path"] = str(workdir)
+    cfg["engine"] = "pytorch"
+    if p["net_type"]:
+        cfg["default_net_type"] = p["net_type"]
+    if p["pcutoff"] is not None:
+        cfg["pcutoff"] = float(p["pcutoff"])
+    if summary.multi_animal:
+        # Written now so that DeepLabCut never rewrites the config while tracking.
+        cfg["default_track_method"] = _track_method(cfg, p["track_method"])
+    return dlc_io.write_config(cfg, workdir / "config.yaml")
 
 
 def _create_training_dataset(config_path: Path, p: Mapping[str, Any]) -> None:
@@ -456,18 +487,35 @@ def patch_pytorch_config(
     path = pytorch_config_path(config_path, shuffle, tsi, cfg=cfg)
     pt = read_pytorch_config(config_path, shuffle, tsi, cfg=cfg)
 
+    _put_training_settings(pt, p)
+    _put_crop(pt, p["crop_size"], frame_size, config_path)
+    if p["augmentation"]:
+        train = pt.setdefault("data", {}).setdefault("train", {})
+        train.update(copy.deepcopy(dict(p["augmentation"])))
+    _put_weight_init(pt, _weight_init_spec(p["weight_init"]), path.parent, p["seed"])
+    for dotted, value in (p["pytorch_config_updates"] or {}).items():
+        _set_nested(pt, dotted, copy.deepcopy(value))
+    _write_yaml(pt, path)
+    log.info("patched %s", path)
+    return pt
+
+
+def _put_training_settings(pt: dict, p: Mapping[str, Any]) -> None:
+    """Training length, snapshots, evaluation, optimiser, scheduler and device."""
+
     def put(dotted: str, value: Any) -> None:
         if value is not None:
             _set_nested(pt, dotted, value)
 
-    put("train_settings.epochs", _opt_int(p["epochs"]))
-    put("train_settings.batch_size", _opt_int(p["batch_size"]))
-    put("train_settings.display_iters", _opt_int(p["display_iters"]))
-    put("train_settings.seed", _opt_int(p["seed"]))
-    put("train_settings.dataloader_workers", _opt_int(p["dataloader_workers"]))
-    put("runner.snapshots.save_epochs", _opt_int(p["save_epochs"]))
-    put("runner.snapshots.max_snapshots", _opt_int(p["max_snapshots"]))
-    put("runner.eval_interval", _opt_int(p["eval_interval"]))
+    for dotted, key in (("train_settings.epochs", "epochs"),
+                        ("train_settings.batch_size", "batch_size"),
+                        ("train_settings.display_iters", "display_iters"),
+                        ("train_settings.seed", "seed"),
+                        ("train_settings.dataloader_workers", "dataloader_workers"),
+                        ("runner.snapshots.save_epochs", "save_epochs"),
+                        ("runner.snapshots.max_snapshots", "max_snapshots"),
+                        ("runner.eval_interval", "eval_interval")):
+        put(dotted, _opt_int(p[key]))
     put("runner.key_metric", p["key_metric"])
     if p["key_metric_asc"] is not None:
         put("runner.key_metric_asc", bool(p["key_metric_asc"]))
@@ -479,10 +527,13 @@ def patch_pytorch_config(
         pt.setdefault("runner", {})["scheduler"] = None
     elif p["scheduler"] is not None:
         pt.setdefault("runner", {})["scheduler"] = copy.deepcopy(dict(p["scheduler"]))
-    if p["device"] is not None:
-        pt["device"] = p["device"]
+    put("device", p["device"])
 
-    crop = p["crop_size"]
+
+def _put_crop(pt: dict, crop: Any, frame_size: tuple[int, int] | None,
+              config_path: Path) -> None:
+    """The training crop: ``"auto"`` (the labelled frame size, rounded up to 32 px, no
+    larger than the configured crop), ``[w, h]``, or ``None`` (kept)."""
     if crop == "auto":
         if frame_size is None or not frame_size[0]:
             frame_size = validate_labeled_data(config_path).frame_size
@@ -491,19 +542,19 @@ def patch_pytorch_config(
             min(_round_up(frame_size[0], 32), int(current.get("width") or 448)),
             min(_round_up(frame_size[1], 32), int(current.get("height") or 448)),
         ]
-    if crop is not None:
-        train = pt.setdefault("data", {}).setdefault("train", {})
-        sampling = dict(train.get("crop_sampling") or {})
-        sampling.update({"width": int(crop[0]), "height": int(crop[1])})
-        sampling.setdefault("max_shift", 0.1)
-        sampling.setdefault("method", "hybrid")
-        train["crop_sampling"] = sampling
-    if p["augmentation"]:
-        train = pt.setdefault("data", {}).setdefault("train", {})
-        train.update(copy.deepcopy(dict(p["augmentation"])))
+    if crop is None:
+        return
+    train = pt.setdefault("data", {}).setdefault("train", {})
+    sampling = dict(train.get("crop_sampling") or {})
+    sampling.update({"width": int(crop[0]), "height": int(crop[1])})
+    sampling.setdefault("max_shift", 0.1)
+    sampling.setdefault("method", "hybrid")
+    train["crop_sampling"] = sampling
 
-    spec = _weight_init_spec(p["weight_init"])
-    train_folder = path.parent
+
+def _put_weight_init(pt: dict, spec: dict[str, Any], train_folder: Path,
+                     seed: int | None) -> None:
+    """The initial weights: pretrained, random (built here), or a snapshot's."""
     if spec["mode"] == "pretrained":
         pt.setdefault("train_settings", {}).pop("weight_init", None)
         pt.pop("resume_training_from", None)
@@ -516,35 +567,34 @@ def patch_pytorch_config(
                 "dekr_w18) or weight_init={'snapshot_path': ..., "
                 "'detector_snapshot_path': ...}"
             )
-        init = _make_random_init(pt, train_folder / RANDOM_INIT_NAME, seed=p["seed"])
+        init = _make_random_init(pt, train_folder / RANDOM_INIT_NAME, seed=seed)
         pt.setdefault("train_settings", {})["weight_init"] = _weight_init_dict(init)
         pt.pop("resume_training_from", None)
     else:
-        snap = Path(spec["snapshot_path"]).resolve()
-        if not snap.is_file():
-            raise EngineError(f"weight_init snapshot {snap} does not exist")
-        if spec["resume"]:
-            pt.setdefault("train_settings", {}).pop("weight_init", None)
-            pt["resume_training_from"] = str(snap)
-        else:
-            conversion = None
-            if spec["with_decoder"]:
-                n_bodyparts = len(pt.get("metadata", {}).get("bodyparts") or [])
-                n_unique = len(pt.get("metadata", {}).get("unique_bodyparts") or [])
-                conversion = list(range(n_bodyparts + n_unique))
-            pt.setdefault("train_settings", {})["weight_init"] = _weight_init_dict(
-                snap,
-                with_decoder=spec["with_decoder"],
-                conversion_array=conversion,
-                detector=spec["detector_snapshot_path"],
-            )
-            pt.pop("resume_training_from", None)
+        _put_snapshot_init(pt, spec)
 
-    for dotted, value in (p["pytorch_config_updates"] or {}).items():
-        _set_nested(pt, dotted, copy.deepcopy(value))
-    _write_yaml(pt, path)
-    log.info("patched %s", path)
-    return pt
+
+def _put_snapshot_init(pt: dict, spec: dict[str, Any]) -> None:
+    """Start from a snapshot: resume it, or take its backbone (and heads)."""
+    snap = Path(spec["snapshot_path"]).resolve()
+    if not snap.is_file():
+        raise EngineError(f"weight_init snapshot {snap} does not exist")
+    if spec["resume"]:
+        pt.setdefault("train_settings", {}).pop("weight_init", None)
+        pt["resume_training_from"] = str(snap)
+        return
+    conversion = None
+    if spec["with_decoder"]:
+        n_bodyparts = len(pt.get("metadata", {}).get("bodyparts") or [])
+        n_unique = len(pt.get("metadata", {}).get("unique_bodyparts") or [])
+        conversion = list(range(n_bodyparts + n_unique))
+    pt.setdefault("train_settings", {})["weight_init"] = _weight_init_dict(
+        snap,
+        with_decoder=spec["with_decoder"],
+        conversion_array=conversion,
+        detector=spec["detector_snapshot_path"],
+    )
+    pt.pop("resume_training_from", None)
 
 
 def _weight_init_spec(value: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from element_pose.engines.deeplabcut.base import (
     LEARNING_STATS,
     PYTORCH_CONFIG,
     EngineError,
-    EvaluationResult,
+    ShuffleTraining,
+    SnapshotEvaluation,
     SnapshotInfo,
-    TrainingResult,
 )
 from element_pose.engines.deeplabcut.layout import (
     _list_snapshots,
@@ -57,7 +57,7 @@ def train(
     config_path: str | Path,
     params: Mapping[str, Any] | None = None,
     device: str | None = None,
-) -> TrainingResult:
+) -> ShuffleTraining:
     """Train a prepared shuffle with ``deeplabcut.train_network`` (PyTorch engine).
 
     The labelled data are validated first.  Training parameters were written to
@@ -135,7 +135,7 @@ def train(
     pt_after = read_pytorch_config(config_path, shuffle, tsi)
     metadata = pt_after.get("metadata") or {}
     bodyparts = [*(metadata.get("bodyparts") or []), *(metadata.get("unique_bodyparts") or [])]
-    return TrainingResult(
+    return ShuffleTraining(
         config_path=config_path,
         shuffle=shuffle,
         trainingsetindex=tsi,
@@ -207,7 +207,7 @@ def evaluate(
     pcutoff: float | None = None,
     per_keypoint: bool = True,
     prune_paf_graph: bool = False,
-) -> EvaluationResult:
+) -> SnapshotEvaluation:
     """Evaluate one snapshot on the labelled train and test images.
 
     Runs ``deeplabcut.evaluate_network`` for exactly that snapshot and reads the
@@ -295,7 +295,7 @@ def evaluate(
         except (TypeError, ValueError):
             return float("nan")
 
-    result = EvaluationResult(
+    result = SnapshotEvaluation(
         snapshot=snap,
         scorer=scorer,
         results_csv=results_csv,

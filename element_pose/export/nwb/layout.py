@@ -218,13 +218,17 @@ def _import_ndx_pose() -> None:
 
 
 def preload() -> None:
-    """Start importing pynwb and ndx-pose in a daemon thread, once per process.
+    """Start importing pynwb and ndx-pose in a background thread, once per process.
 
     A first export spends ~1 s importing them (their schemas are parsed from YAML);
     started before the database queries and the data fetch, the import runs while
     those wait on the server or decompress (both release the GIL).  A later import
     in another thread simply waits for this one; a failed import is left for that
     later import to raise.
+
+    The thread is not a daemon: a process that ends (an export refused at once, say)
+    while the import runs waits for it, instead of finalizing the interpreter under
+    an import of C extensions (h5py), which crashed such processes (SIGSEGV).
     """
     global _preload_started
     if "ndx_pose" in sys.modules:
@@ -234,7 +238,7 @@ def preload() -> None:
             return
         _preload_started = True
     threading.Thread(target=_import_ndx_pose, name="element-pose-nwb-import",
-                     daemon=True).start()
+                     daemon=False).start()
 
 
 def open_nwb(path: str | Path, mode: str = "r"):
@@ -271,6 +275,39 @@ def _attr(obj, name: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _container_problems(module, item: ExpectedContainer) -> list[str]:
+    """What is missing or wrong in one expected container of the behavior module."""
+    import h5py
+
+    where = f"processing/{BEHAVIOR_MODULE}/{item.name}"
+    group = module.get(item.name)
+    if group is None:
+        return [f"{where}: missing"]
+    problems = []
+    kind, ns = _attr(group, "neurodata_type"), _attr(group, "namespace")
+    if kind != item.neurodata_type or ns != "ndx-pose":
+        problems.append(f"{where}: type {ns}:{kind}, expected "
+                        f"ndx-pose:{item.neurodata_type}")
+    if not any(isinstance(group.get(k, getlink=True), h5py.SoftLink)
+               and _attr(group[k], "neurodata_type") == "Skeleton" for k in group):
+        problems.append(f"{where}: no link to a Skeleton")
+    for keypoint in item.keypoints:
+        problems += _series_problems(group, where, str(keypoint), item)
+    return problems
+
+
+def _series_problems(group, where: str, keypoint: str, item: ExpectedContainer) -> list[str]:
+    """What is missing or wrong in one keypoint's PoseEstimationSeries."""
+    series = group.get(keypoint)
+    if series is None or _attr(series, "neurodata_type") != "PoseEstimationSeries":
+        return [f"{where}/{keypoint}: missing or untyped series"]
+    shape = series["data"].shape if "data" in series else None
+    if shape != (item.n_frames, item.n_space):
+        return [f"{where}/{keypoint}/data: shape {shape}, expected "
+                f"{(item.n_frames, item.n_space)}"]
+    return []
+
+
 def verify_pose_containers(path: str | Path, expected: Sequence[ExpectedContainer]) -> None:
     """Read a written file back and check that every expected container is really there.
 
@@ -295,27 +332,7 @@ def verify_pose_containers(path: str | Path, expected: Sequence[ExpectedContaine
         if skeletons is None or _attr(skeletons, "neurodata_type") != "Skeletons":
             problems.append("processing/behavior/Skeletons is missing or untyped")
         for item in expected:
-            where = f"processing/{BEHAVIOR_MODULE}/{item.name}"
-            group = module.get(item.name)
-            if group is None:
-                problems.append(f"{where}: missing")
-                continue
-            kind, ns = _attr(group, "neurodata_type"), _attr(group, "namespace")
-            if kind != item.neurodata_type or ns != "ndx-pose":
-                problems.append(f"{where}: type {ns}:{kind}, expected "
-                                f"ndx-pose:{item.neurodata_type}")
-            if not any(isinstance(group.get(k, getlink=True), h5py.SoftLink)
-                       and _attr(group[k], "neurodata_type") == "Skeleton" for k in group):
-                problems.append(f"{where}: no link to a Skeleton")
-            for keypoint in item.keypoints:
-                series = group.get(str(keypoint))
-                if series is None or _attr(series, "neurodata_type") != "PoseEstimationSeries":
-                    problems.append(f"{where}/{keypoint}: missing or untyped series")
-                    continue
-                shape = series["data"].shape if "data" in series else None
-                if shape != (item.n_frames, item.n_space):
-                    problems.append(f"{where}/{keypoint}/data: shape {shape}, expected "
-                                    f"{(item.n_frames, item.n_space)}")
+            problems += _container_problems(module, item)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise NWBReadBackError(f"{path} does not hold what was written:\n{lines}")

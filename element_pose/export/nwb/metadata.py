@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from element_pose.core.pose import PoseData
+from element_pose.io import dlc
+from element_pose.io.video import probe_recording
 
 __all__ = [
     "BEHAVIOR_MODULE",
@@ -197,8 +199,6 @@ class VideoMetadata:
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], name: str | None = None) -> VideoMetadata:
         """Probe the files (PyAV) for rate, frame counts and size."""
-        from element_pose.io.video import probe_recording
-
         info = probe_recording(list(paths))
         return cls(paths=[Path(p) for p in paths], fps=info.fps,
                    frame_counts=info.frame_counts, width=info.width, height=info.height,
@@ -225,8 +225,6 @@ class TrainingData:
     def from_dlc_project(cls, config_path: str | Path, annotator: str | None = None,
                          ) -> TrainingData:
         """Collect the labelled-data h5 files and videos of a DeepLabCut project."""
-        from element_pose.io import dlc
-
         config_path = Path(config_path)
         cfg = dlc.read_config(config_path)
         root = config_path.parent
@@ -279,86 +277,131 @@ def metadata_problems(
         dandi: Also apply DANDI's requirements (species, sex, age, ids without ``/``).
             Without it only what NWB itself needs is checked.
     """
-    problems: list[str] = []
-    if session is None:
-        problems.append("session: missing (session_id, session_start_time)")
-    else:
-        if not session.session_id or not str(session.session_id).strip():
-            problems.append("session.session_id: missing")
-        elif "/" in str(session.session_id):
-            problems.append(f"session.session_id {session.session_id!r}: must not contain '/'")
-        if session.session_start_time is None:
-            problems.append("session.session_start_time: missing")
-        elif not _is_aware(session.session_start_time):
-            problems.append(
-                f"session.session_start_time {session.session_start_time!r}: must be a "
-                "timezone-aware datetime (e.g. datetime(..., tzinfo=ZoneInfo('Europe/Berlin')))"
-            )
-        elif session.session_start_time > dt.datetime.now(dt.UTC):
-            problems.append(
-                f"session.session_start_time {session.session_start_time}: is in the future"
-            )
+    problems = _session_problems(session)
     if subject is None:
         if dandi:
             problems.append("subject: missing (DANDI needs subject_id, species, sex, age)")
     else:
-        if not subject.subject_id or not str(subject.subject_id).strip():
-            problems.append("subject.subject_id: missing")
-        elif "/" in str(subject.subject_id):
-            problems.append(f"subject.subject_id {subject.subject_id!r}: must not contain '/'")
+        problems += _subject_id_problems(subject)
         if dandi:
-            species = normalize_species(subject.species)
-            if not species:
-                problems.append(
-                    "subject.species: missing (Latin binomial such as 'Mus musculus' or an "
-                    "NCBI taxonomy URL)"
-                )
-            elif not (_LATIN_RE.match(species) or _NCBI_RE.match(species)):
-                problems.append(
-                    f"subject.species {subject.species!r}: use a Latin binomial such as "
-                    "'Mus musculus' or an NCBI taxonomy URL "
-                    "(http://purl.obolibrary.org/obo/NCBITaxon_<id>)"
-                )
-            sex = normalize_sex(subject.sex)
-            if not sex:
-                problems.append("subject.sex: missing (one of M, F, O, U)")
-            elif sex not in ("M", "F", "O", "U"):
-                problems.append(f"subject.sex {subject.sex!r}: must be one of M, F, O, U")
-            if not subject.age and subject.date_of_birth is None:
-                problems.append(
-                    "subject.age / subject.date_of_birth: one is required (age as an "
-                    "ISO-8601 duration such as 'P90D', or the date of birth)"
-                )
-        if subject.age and not _AGE_RE.match(str(subject.age)):
-            problems.append(
-                f"subject.age {subject.age!r}: must be an ISO-8601 duration such as 'P90D', "
-                "'P12W' or 'P2Y3M' (or a range 'P90D/P120D')"
-            )
-        if subject.date_of_birth is not None:
-            dob = subject.date_of_birth
-            if isinstance(dob, dt.datetime) and not _is_aware(dob):
-                problems.append(
-                    f"subject.date_of_birth {dob!r}: must be timezone-aware (or a plain date)"
-                )
-            elif (session is not None and _is_aware(session.session_start_time)
-                  and _as_aware_datetime(dob) > session.session_start_time):
-                problems.append(
-                    f"subject.date_of_birth {dob}: is after the session start "
-                    f"{session.session_start_time}"
-                )
+            problems += _species_problems(subject) + _sex_problems(subject)
+            problems += _age_required_problems(subject)
+        problems += _age_problems(subject) + _birth_problems(subject, session)
     if pose is not None:
-        if pose.timestamps is None and pose.fps is None:
-            problems.append(
-                "pose: neither timestamps nor fps are known (NWB needs real time; "
-                "frame indices are not seconds)"
-            )
-        if len(pose.individuals) != 1:
-            problems.append(
-                f"pose: {len(pose.individuals)} individuals {pose.individuals}; an NWB file "
-                "holds one subject: use write_nwb_per_individual / plan_individual_files"
-            )
+        problems += _pose_problems(pose)
     if video is not None:
         problems.extend(_video_problems(video, pose))
+    return problems
+
+
+def _session_problems(session: SessionMetadata | None) -> list[str]:
+    """The session: present, an id without ``/``, an aware start time not in the future."""
+    if session is None:
+        return ["session: missing (session_id, session_start_time)"]
+    problems = []
+    if not session.session_id or not str(session.session_id).strip():
+        problems.append("session.session_id: missing")
+    elif "/" in str(session.session_id):
+        problems.append(f"session.session_id {session.session_id!r}: must not contain '/'")
+    if session.session_start_time is None:
+        problems.append("session.session_start_time: missing")
+    elif not _is_aware(session.session_start_time):
+        problems.append(
+            f"session.session_start_time {session.session_start_time!r}: must be a "
+            "timezone-aware datetime (e.g. datetime(..., tzinfo=ZoneInfo('Europe/Berlin')))"
+        )
+    elif session.session_start_time > dt.datetime.now(dt.UTC):
+        problems.append(
+            f"session.session_start_time {session.session_start_time}: is in the future"
+        )
+    return problems
+
+
+def _subject_id_problems(subject: SubjectMetadata) -> list[str]:
+    """The subject id: present, without ``/``."""
+    if not subject.subject_id or not str(subject.subject_id).strip():
+        return ["subject.subject_id: missing"]
+    if "/" in str(subject.subject_id):
+        return [f"subject.subject_id {subject.subject_id!r}: must not contain '/'"]
+    return []
+
+
+def _species_problems(subject: SubjectMetadata) -> list[str]:
+    """DANDI: a Latin binomial or an NCBI taxonomy URL."""
+    species = normalize_species(subject.species)
+    if not species:
+        return [
+            "subject.species: missing (Latin binomial such as 'Mus musculus' or an "
+            "NCBI taxonomy URL)"
+        ]
+    if not (_LATIN_RE.match(species) or _NCBI_RE.match(species)):
+        return [
+            f"subject.species {subject.species!r}: use a Latin binomial such as "
+            "'Mus musculus' or an NCBI taxonomy URL "
+            "(http://purl.obolibrary.org/obo/NCBITaxon_<id>)"
+        ]
+    return []
+
+
+def _sex_problems(subject: SubjectMetadata) -> list[str]:
+    """DANDI: one of M, F, O, U."""
+    sex = normalize_sex(subject.sex)
+    if not sex:
+        return ["subject.sex: missing (one of M, F, O, U)"]
+    if sex not in ("M", "F", "O", "U"):
+        return [f"subject.sex {subject.sex!r}: must be one of M, F, O, U"]
+    return []
+
+
+def _age_required_problems(subject: SubjectMetadata) -> list[str]:
+    """DANDI: an age or a date of birth."""
+    if not subject.age and subject.date_of_birth is None:
+        return [
+            "subject.age / subject.date_of_birth: one is required (age as an "
+            "ISO-8601 duration such as 'P90D', or the date of birth)"
+        ]
+    return []
+
+
+def _age_problems(subject: SubjectMetadata) -> list[str]:
+    """An age, when given, is an ISO-8601 duration (or a range of two)."""
+    if subject.age and not _AGE_RE.match(str(subject.age)):
+        return [
+            f"subject.age {subject.age!r}: must be an ISO-8601 duration such as 'P90D', "
+            "'P12W' or 'P2Y3M' (or a range 'P90D/P120D')"
+        ]
+    return []
+
+
+def _birth_problems(subject: SubjectMetadata, session: SessionMetadata | None) -> list[str]:
+    """A date of birth, when given, is aware (or a plain date) and before the session."""
+    dob = subject.date_of_birth
+    if dob is None:
+        return []
+    if isinstance(dob, dt.datetime) and not _is_aware(dob):
+        return [f"subject.date_of_birth {dob!r}: must be timezone-aware (or a plain date)"]
+    if (session is not None and _is_aware(session.session_start_time)
+            and _as_aware_datetime(dob) > session.session_start_time):
+        return [
+            f"subject.date_of_birth {dob}: is after the session start "
+            f"{session.session_start_time}"
+        ]
+    return []
+
+
+def _pose_problems(pose: PoseData) -> list[str]:
+    """The pose data: a time base, and one individual."""
+    problems = []
+    if pose.timestamps is None and pose.fps is None:
+        problems.append(
+            "pose: neither timestamps nor fps are known (NWB needs real time; "
+            "frame indices are not seconds)"
+        )
+    if len(pose.individuals) != 1:
+        problems.append(
+            f"pose: {len(pose.individuals)} individuals {pose.individuals}; an NWB file "
+            "holds one subject: use write_nwb_per_individual / plan_individual_files"
+        )
     return problems
 
 

@@ -34,9 +34,15 @@ import numpy as np
 
 from element_pose.core.pose import PoseData
 from element_pose.export.nwb import deflate
+from element_pose.export.nwb.common import (
+    behavior_module,
+    get_or_create_skeleton,
+    skeleton_edges,
+)
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     ExpectedContainer,
+    open_nwb,
     verify_pose_containers,
 )
 from element_pose.export.nwb.metadata import (
@@ -49,9 +55,6 @@ from element_pose.export.nwb.metadata import (
     check_dandi_metadata,
 )
 from element_pose.export.nwb.write import (
-    _behavior_module,
-    _get_or_create_skeleton,
-    _skeleton_edges,
     add_pose_estimation,
     new_nwbfile,
     pose_series,
@@ -191,10 +194,10 @@ def build_nwbfile_3d(
     unit = nwb_length_unit(unit)
     check_dandi_metadata(subject, session, pose, dandi=require_dandi)
     nwbfile = new_nwbfile(subject, session)
-    module = _behavior_module(nwbfile)
+    module = behavior_module(nwbfile)
     owner = nwbfile.subject.subject_id if nwbfile.subject is not None else pose.individuals[0]
-    skeleton = _get_or_create_skeleton(module, f"{owner}_skeleton", list(pose.keypoints),
-                                       _skeleton_edges(pose), nwbfile.subject)
+    skeleton = get_or_create_skeleton(module, f"{owner}_skeleton", list(pose.keypoints),
+                                       skeleton_edges(pose), nwbfile.subject)
     series, _ = pose_series(pose, unit=unit, reference_frame=reference_frame,
                             confidence_definition=TRIANGULATION_CONFIDENCE,
                             compression=compression)
@@ -236,8 +239,6 @@ def write_nwb_3d(path: str | Path, pose: PoseData, subject: SubjectMetadata | No
         FileExistsError: ``path`` exists and ``overwrite`` is false.
         element_pose.export.nwb.layout.NWBReadBackError: the file does not hold the poses.
     """
-    from element_pose.export.nwb.layout import open_nwb
-
     path = Path(path)
     if path.suffix != ".nwb":
         raise NWBExportError(f"NWB file names end in .nwb: {path}")

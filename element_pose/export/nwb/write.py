@@ -12,6 +12,12 @@ import numpy as np
 
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.export.nwb import deflate
+from element_pose.export.nwb.common import (
+    behavior_module,
+    external_path,
+    get_or_create_skeleton,
+    skeleton_edges,
+)
 from element_pose.export.nwb.layout import (
     DEFAULT_NAME,
     ExpectedContainer,
@@ -37,6 +43,7 @@ from element_pose.export.nwb.metadata import (
     normalize_sex,
     normalize_species,
 )
+from element_pose.export.nwb.training import add_pose_training
 
 __all__ = [
     "add_pose_estimation",
@@ -112,50 +119,6 @@ def _get_or_create_device(nwbfile, camera: CameraMetadata):
     )
 
 
-def _external_path(path: str | Path, relative_to: str | Path | None) -> str:
-    path = Path(path).absolute()
-    if relative_to is None:
-        return str(path)
-    try:
-        return os.path.relpath(path, Path(relative_to).absolute())
-    except ValueError:  # different drive (Windows)
-        return str(path)
-
-
-def _behavior_module(nwbfile):
-    if BEHAVIOR_MODULE in nwbfile.processing:
-        return nwbfile.processing[BEHAVIOR_MODULE]
-    return nwbfile.create_processing_module(
-        name=BEHAVIOR_MODULE, description="Behavioral data: pose estimation (ndx-pose)"
-    )
-
-
-def _get_or_create_skeleton(module, name: str, nodes: list[str], edges: np.ndarray, subject):
-    from ndx_pose import Skeleton, Skeletons
-
-    if "Skeletons" in module.data_interfaces:
-        skeletons = module["Skeletons"]
-    else:
-        skeletons = Skeletons(name="Skeletons")
-        module.add(skeletons)
-    if name in skeletons.skeletons:
-        existing = skeletons.skeletons[name]
-        same_nodes = [str(n) for n in existing.nodes[:]] == nodes
-        old_edges = np.asarray(existing.edges[:]).reshape(-1, 2)
-        if same_nodes and np.array_equal(old_edges, edges.reshape(-1, 2)):
-            return existing
-        name = f"{name}_{len(skeletons.skeletons)}"
-    skeleton = Skeleton(name=name, nodes=nodes, edges=edges, subject=subject)
-    skeletons.add_skeletons(skeleton)
-    return skeleton
-
-
-def _skeleton_edges(pose: PoseData) -> np.ndarray:
-    edges = [(pose.keypoints.index(a), pose.keypoints.index(b)) for a, b in pose.skeleton]
-    dtype = np.uint8 if len(pose.keypoints) <= 255 else np.uint16
-    return np.asarray(edges, dtype=dtype).reshape(-1, 2)
-
-
 def _irregular_timestamps(pose: PoseData) -> np.ndarray | None:
     """The pose's timestamps, or ``None`` when they are regular at its frame rate."""
     if pose.timestamps is None:
@@ -219,17 +182,9 @@ def add_pose_estimation(
         NWBExportError: several individuals, a name already used, no time base.
     """
     from ndx_pose import PoseEstimation
-    from pynwb.image import ImageSeries
 
-    if len(pose.individuals) != 1:
-        raise NWBExportError(
-            f"an NWB file holds one subject but the pose data have {len(pose.individuals)} "
-            f"individuals {pose.individuals}: use plan_individual_files / "
-            "write_nwb_per_individual"
-        )
-    if pose.timestamps is None and pose.fps is None:
-        raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
-    module = _behavior_module(nwbfile)
+    _check_addable(pose)
+    module = behavior_module(nwbfile)
     if name in (module.data_interfaces if parent is None else parent.pose_estimations):
         raise NWBExportError(
             f"processing/{BEHAVIOR_MODULE} already holds {name!r}; pass a distinct name= "
@@ -239,8 +194,8 @@ def add_pose_estimation(
     if device is None and camera is not None:
         device = _get_or_create_device(nwbfile, camera)
     skeleton_owner = subject.subject_id if subject is not None else pose.individuals[0]
-    skeleton = _get_or_create_skeleton(
-        module, f"{skeleton_owner}_skeleton", list(pose.keypoints), _skeleton_edges(pose),
+    skeleton = get_or_create_skeleton(
+        module, f"{skeleton_owner}_skeleton", list(pose.keypoints), skeleton_edges(pose),
         subject,
     )
     three_d = pose.n_space == 3
@@ -252,47 +207,11 @@ def add_pose_estimation(
                                      link_timestamps=link_timestamps, compression=compression)
     source_video = None
     if video is not None:
-        video_name = video.name or f"{camera.name if camera else 'camera'}_video"
-        if video_name in nwbfile.acquisition:
-            source_video = nwbfile.acquisition[video_name]
-        else:
-            counts = list(video.frame_counts) if video.frame_counts is not None else None
-            starting_frame = [0] if counts is None else [int(c) for c in
-                                                         np.cumsum([0, *counts[:-1]])]
-            n_samples = int(sum(counts)) if counts is not None else pose.n_frames
-            kwargs: dict[str, Any] = {
-                "name": video_name,
-                "description": f"Behavior video{'s' if len(video.paths) > 1 else ''} of "
-                               f"{camera.name if camera else 'the camera'} (external files)",
-                "unit": "n.a.",
-                "format": "external",
-                "external_file": [_external_path(p, relative_to) for p in video.paths],
-                "starting_frame": starting_frame,
-                "device": device,
-            }
-            if video.width and video.height:
-                kwargs["dimension"] = [int(video.width), int(video.height)]
-            fps = video.fps or pose.fps
-            if timestamps is not None and (n_samples == pose.n_frames or fps is None):
-                # one frame per pose sample: share the times
-                kwargs["timestamps"] = series[0] if link_timestamps else timestamps
-            else:
-                kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
-                              num_samples=n_samples)
-            source_video = ImageSeries(**{k: v for k, v in kwargs.items() if v is not None})
-            nwbfile.add_acquisition(source_video)
-
+        shared = (series, link_timestamps, timestamps)
+        source_video = _source_video(nwbfile, video, camera, device, pose, relative_to, shared)
     software = pose.source_software or "unknown"
     if description is None:
-        description = (f"Estimated positions of {len(pose.keypoints)} keypoints"
-                       f"{' (3D)' if three_d else ''} by {software}"
-                       f"{' model ' + pose.scorer if pose.scorer else ''}.")
-        if pose.individuals[0] != SINGLE_INDIVIDUAL:
-            description += (f" Individual {pose.individuals[0]!r} of the pose estimation "
-                            "(its name in the original tracking output).")
-        if pose.provenance:
-            steps = ", ".join(str(s.get("step", s)) for s in pose.provenance)
-            description += f" Processing steps: {steps}."
+        description = _default_description(pose, software)
     pe_kwargs: dict[str, Any] = {
         "name": name,
         "pose_estimation_series": series,
@@ -310,6 +229,75 @@ def add_pose_estimation(
     else:
         parent.add_pose_estimation(pose_estimation)
     return pose_estimation
+
+
+def _check_addable(pose: PoseData) -> None:
+    """One individual and a time base, or an :class:`NWBExportError`."""
+    if len(pose.individuals) != 1:
+        raise NWBExportError(
+            f"an NWB file holds one subject but the pose data have {len(pose.individuals)} "
+            f"individuals {pose.individuals}: use plan_individual_files / "
+            "write_nwb_per_individual"
+        )
+    if pose.timestamps is None and pose.fps is None:
+        raise NWBExportError("pose data have neither timestamps nor fps: cannot write time")
+
+
+def _source_video(nwbfile, video: VideoMetadata, camera: CameraMetadata | None, device: Any,
+                  pose: PoseData, relative_to: str | Path | None, shared: tuple):
+    """The recording's external ``ImageSeries`` in ``acquisition`` (added when missing).
+
+    ``shared`` is ``(series, link_timestamps, timestamps)`` of :func:`pose_series`: when
+    the video has one frame per pose sample its timestamps are the first series' (linked)
+    or the times themselves.
+    """
+    from pynwb.image import ImageSeries
+
+    video_name = video.name or f"{camera.name if camera else 'camera'}_video"
+    if video_name in nwbfile.acquisition:
+        return nwbfile.acquisition[video_name]
+    counts = list(video.frame_counts) if video.frame_counts is not None else None
+    starting_frame = [0] if counts is None else [int(c) for c in
+                                                 np.cumsum([0, *counts[:-1]])]
+    n_samples = int(sum(counts)) if counts is not None else pose.n_frames
+    kwargs: dict[str, Any] = {
+        "name": video_name,
+        "description": f"Behavior video{'s' if len(video.paths) > 1 else ''} of "
+                       f"{camera.name if camera else 'the camera'} (external files)",
+        "unit": "n.a.",
+        "format": "external",
+        "external_file": [external_path(p, relative_to) for p in video.paths],
+        "starting_frame": starting_frame,
+        "device": device,
+    }
+    if video.width and video.height:
+        kwargs["dimension"] = [int(video.width), int(video.height)]
+    fps = video.fps or pose.fps
+    series, link_timestamps, timestamps = shared
+    if timestamps is not None and (n_samples == pose.n_frames or fps is None):
+        # one frame per pose sample: share the times
+        kwargs["timestamps"] = series[0] if link_timestamps else timestamps
+    else:
+        kwargs.update(rate=float(fps), starting_time=float(pose.time()[0]),
+                      num_samples=n_samples)
+    source_video = ImageSeries(**{k: v for k, v in kwargs.items() if v is not None})
+    nwbfile.add_acquisition(source_video)
+    return source_video
+
+
+def _default_description(pose: PoseData, software: str) -> str:
+    """What a PoseEstimation holds: keypoints, software, model, individual, steps."""
+    three_d = pose.n_space == 3
+    description = (f"Estimated positions of {len(pose.keypoints)} keypoints"
+                   f"{' (3D)' if three_d else ''} by {software}"
+                   f"{' model ' + pose.scorer if pose.scorer else ''}.")
+    if pose.individuals[0] != SINGLE_INDIVIDUAL:
+        description += (f" Individual {pose.individuals[0]!r} of the pose estimation "
+                        "(its name in the original tracking output).")
+    if pose.provenance:
+        steps = ", ".join(str(s.get("step", s)) for s in pose.provenance)
+        description += f" Processing steps: {steps}."
+    return description
 
 
 def _columns(view: np.ndarray) -> np.ndarray:
@@ -394,8 +382,6 @@ def build_nwbfile(
     """
     if camera is None and video is not None:
         camera = CameraMetadata()
-    from element_pose.export.nwb.training import add_pose_training
-
     check_dandi_metadata(subject, session, pose, video, dandi=require_dandi)
     nwbfile = new_nwbfile(subject, session)
     add_pose_estimation(nwbfile, pose, camera=camera, video=video, name=name,
@@ -486,8 +472,6 @@ def append_to_nwb(
         raise FileNotFoundError(f"no NWB file to append to: {path}")
     if camera is None and video is not None:
         camera = CameraMetadata()
-    from element_pose.export.nwb.training import add_pose_training
-
     problems = metadata_problems(None, None, pose, video, dandi=False)
     problems = [p for p in problems if not p.startswith("session")]
     if problems:

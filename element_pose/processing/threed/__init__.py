@@ -10,10 +10,13 @@ every result converts to plain data for storage.
   :class:`TriangulationResult` (3D pose, reprojection error, cameras used).
 * :func:`filter_3d` -- running-median offset filter and gap interpolation in 3D.
 * :func:`joint_angles` -- anipose ``[angles]``.
+* :func:`read_anipose_3d`, :func:`read_anipose_calibration`,
+  :func:`write_anipose_calibration` -- anipose's files as these results.
 
 OpenCV and aniposelib are imported inside the functions that need them.
 """
 
+from .anipose import read_anipose_3d, read_anipose_calibration, write_anipose_calibration
 from .calibration import (
     BOARD_TYPES,
     CalibrationResult,
@@ -59,6 +62,8 @@ __all__ = [
     "filter_3d",
     "joint_angles",
     "make_board",
+    "read_anipose_3d",
+    "read_anipose_calibration",
     "triangulate",
     "triangulate_points",
     "triangulation_params_from_anipose",
@@ -66,4 +71,5 @@ __all__ = [
     "validate_calibration_params",
     "validate_filter_3d_params",
     "validate_triangulation_params",
+    "write_anipose_calibration",
 ]

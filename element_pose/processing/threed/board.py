@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from .errors import (
-    CalibrationError,
-    ThreeDParamsError,
-    param_flag,
-    param_int,
-    param_number,
-    with_defaults,
-)
+from element_pose.core.params import Int, ParamSet, integral, register_params
+
+from .errors import CalibrationError, ThreeDParamsError
 
 logger = logging.getLogger("element_pose.processing.threed.calibration")
 
@@ -32,6 +28,8 @@ __all__ = [
     "DICT_SIZES",
     "MARKER_BITS",
     "MIN_BOARD_CORNERS",
+    "BundleAdjustParams",
+    "CalibrationParams",
     "calibration_params_from_anipose",
     "draw_board",
     "make_board",
@@ -54,7 +52,6 @@ DEFAULT_BUNDLE_ADJUST: dict[str, Any] = {
     "n_samp_full": 1000,
     "error_threshold": 0.3,
 }
-_BA_INTS = ("n_iters", "max_nfev", "n_samp_iter", "n_samp_full")
 
 CALIBRATION_DEFAULTS: dict[str, Any] = {
     "type": "charuco",
@@ -69,115 +66,116 @@ CALIBRATION_DEFAULTS: dict[str, Any] = {
     "min_detections": 5,
     "seed": 0,
 }
-_REQUIRED = ("squares_x", "squares_y", "square_length")
-_KEYS = (*_REQUIRED, *CALIBRATION_DEFAULTS, "bundle_adjust")
 
 
 # ----------------------------------------------------------------- parameters
-def _as_int(value: Any, key: str, minimum: int) -> int:
-    return param_int(value, key, minimum, "calibration")
+Positive = Annotated[float, Field(gt=0)]
+AtLeastOne = Annotated[Int, Field(ge=1)]
+_BA = DEFAULT_BUNDLE_ADJUST
+_C = CALIBRATION_DEFAULTS
 
 
-def _as_positive(value: Any, key: str) -> float:
-    return param_number(value, key, "calibration", strict=True)
+class BundleAdjustParams(ParamSet):
+    """aniposelib's bundle adjustment options."""
+
+    n_iters: AtLeastOne = Field(_BA["n_iters"], description="iterations")
+    start_mu: Positive = Field(_BA["start_mu"], description="initial damping")
+    end_mu: Positive = Field(_BA["end_mu"], description="final damping")
+    max_nfev: AtLeastOne = Field(_BA["max_nfev"], description="function evaluations per "
+                                                              "iteration")
+    ftol: Positive = Field(_BA["ftol"], description="tolerance")
+    n_samp_iter: AtLeastOne = Field(_BA["n_samp_iter"], description="samples per iteration")
+    n_samp_full: AtLeastOne = Field(_BA["n_samp_full"], description="samples of the final pass")
+    error_threshold: Positive = Field(_BA["error_threshold"], description="outlier threshold")
 
 
-def _as_bool(value: Any, key: str) -> bool:
-    return param_flag(value, key, "calibration")
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError(f"'units' must be a non-empty text, got {text!r}")
+    return text.strip()
+
+
+@register_params("calibration", "multicam.CalibrationParamSet")
+class CalibrationParams(ParamSet):
+    """Calibration board and options (Calibration), anipose-style.
+
+    Stored normalised: defaults filled in, numbers typed, and the marker fields of a
+    checkerboard set to null, so equal calibrations hash equally.
+    """
+
+    # (no annotations here: the field ``type`` shadows the builtin in the class body)
+    error = ThreeDParamsError
+    normalise = True
+
+    type: Annotated[Literal[BOARD_TYPES], BeforeValidator(_lower)] = Field(  # type: ignore[valid-type]
+        _C["type"], description="board type")
+    squares_x: Annotated[Int, Field(ge=2)] = Field(description="squares along x")
+    squares_y: Annotated[Int, Field(ge=2)] = Field(description="squares along y")
+    square_length: Positive = Field(description="square side, in units")
+    marker_length: Positive | None = Field(
+        _C["marker_length"], description="ChArUco marker side (< square_length); charuco only")
+    marker_bits: Annotated[Literal[MARKER_BITS], BeforeValidator(integral)] | None = Field(  # type: ignore[valid-type]
+        _C["marker_bits"], description="ArUco marker bits (charuco)")
+    dict_size: Annotated[Literal[DICT_SIZES], BeforeValidator(integral)] | None = Field(  # type: ignore[valid-type]
+        _C["dict_size"], description="ArUco dictionary size (charuco)")
+    legacy_pattern: bool = Field(_C["legacy_pattern"],
+                                 description="OpenCV's pre-4.6 ChArUco layout")
+    units: Annotated[str, AfterValidator(_non_empty)] = Field(
+        _C["units"], description="length unit of the board and of 3D poses")
+    fisheye: bool = Field(_C["fisheye"], description="fisheye lens model")
+    extra_distortion: bool = Field(_C["extra_distortion"],
+                                   description="more distortion coefficients")
+    frame_step: AtLeastOne = Field(_C["frame_step"], description="use every N-th frame")
+    min_detections: AtLeastOne = Field(_C["min_detections"],
+                                       description="board detections needed per camera")
+    seed: Annotated[Int, Field(ge=0)] = Field(_C["seed"], description="random seed")
+    bundle_adjust: Annotated[BundleAdjustParams, BeforeValidator(lambda v: v or {})] = Field(
+        BundleAdjustParams(), description="bundle adjustment options (null: the defaults)")
+
+    @model_validator(mode="after")
+    def _board_fits(self) -> CalibrationParams:
+        corners = (self.squares_x - 1) * (self.squares_y - 1)
+        if corners < MIN_BOARD_CORNERS:
+            raise ValueError(
+                f"a {self.squares_x} x {self.squares_y} board has only {corners} inner corners; "
+                f"calibration needs at least {MIN_BOARD_CORNERS} (e.g. 4 x 4 squares)")
+        if self.type == "charuco":
+            self._check_charuco()
+        else:
+            self.marker_length = self.marker_bits = self.dict_size = None
+            self.legacy_pattern = False
+        return self
+
+    def _check_charuco(self) -> None:
+        if self.marker_length is None:
+            raise ValueError("a charuco board needs 'marker_length'")
+        if self.marker_length >= self.square_length:
+            raise ValueError(f"marker_length ({self.marker_length}) must be smaller than "
+                             f"square_length ({self.square_length})")
+        if self.marker_bits is None or self.dict_size is None:
+            raise ValueError("a charuco board needs 'marker_bits' and 'dict_size'")
+        n_markers = self.squares_x * self.squares_y // 2
+        if n_markers > self.dict_size:
+            raise ValueError(
+                f"a {self.squares_x} x {self.squares_y} charuco board has {n_markers} markers, "
+                f"more than the dictionary's {self.dict_size}")
 
 
 def validate_calibration_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check calibration parameters and return a normalised copy.
+    """Check calibration parameters (:class:`CalibrationParams`); return a normalised copy.
 
     Defaults are filled in, numbers typed, and fields that do not apply to the
     board type (marker fields of a checkerboard) set to ``None``, so equal
     calibrations give equal dicts (and hashes).
 
-    Args:
-        params: Board and calibration options (see the module docstring).
-
-    Returns:
-        A new dict with every key of the module docstring.
-
     Raises:
         ThreeDParamsError: naming the offending key.
     """
-    p = with_defaults(params, CALIBRATION_DEFAULTS, "calibration", known=_KEYS)
-    missing = [k for k in _REQUIRED if params.get(k) is None]
-    if missing:
-        raise ThreeDParamsError(f"calibration params lack {missing}")
-    out: dict[str, Any] = {}
-    board_type = str(p["type"]).lower()
-    if board_type not in BOARD_TYPES:
-        raise ThreeDParamsError(
-            f"calibration param 'type' must be one of {BOARD_TYPES}, got {p['type']!r} "
-            "(plain ArUco grids are not supported; use a ChArUco board)"
-        )
-    out["type"] = board_type
-    out["squares_x"] = _as_int(p["squares_x"], "squares_x", 2)
-    out["squares_y"] = _as_int(p["squares_y"], "squares_y", 2)
-    corners = (out["squares_x"] - 1) * (out["squares_y"] - 1)
-    if corners < MIN_BOARD_CORNERS:
-        raise ThreeDParamsError(
-            f"a {out['squares_x']} x {out['squares_y']} board has only {corners} inner corners; "
-            f"calibration needs at least {MIN_BOARD_CORNERS} (e.g. 4 x 4 squares)"
-        )
-    out["square_length"] = _as_positive(p["square_length"], "square_length")
-    if board_type == "charuco":
-        if p["marker_length"] is None:
-            raise ThreeDParamsError("a charuco board needs 'marker_length'")
-        out["marker_length"] = _as_positive(p["marker_length"], "marker_length")
-        if out["marker_length"] >= out["square_length"]:
-            raise ThreeDParamsError(
-                f"marker_length ({out['marker_length']}) must be smaller than square_length "
-                f"({out['square_length']})"
-            )
-        out["marker_bits"] = _as_int(p["marker_bits"], "marker_bits", 1)
-        if out["marker_bits"] not in MARKER_BITS:
-            raise ThreeDParamsError(
-                f"marker_bits must be one of {MARKER_BITS}, got {p['marker_bits']}"
-            )
-        out["dict_size"] = _as_int(p["dict_size"], "dict_size", 1)
-        if out["dict_size"] not in DICT_SIZES:
-            raise ThreeDParamsError(f"dict_size must be one of {DICT_SIZES}, got {p['dict_size']}")
-        n_markers = out["squares_x"] * out["squares_y"] // 2
-        if n_markers > out["dict_size"]:
-            raise ThreeDParamsError(
-                f"a {out['squares_x']} x {out['squares_y']} charuco board has {n_markers} markers, "
-                f"more than the dictionary's {out['dict_size']}"
-            )
-        out["legacy_pattern"] = _as_bool(p["legacy_pattern"], "legacy_pattern")
-    else:
-        out.update(marker_length=None, marker_bits=None, dict_size=None, legacy_pattern=False)
-    units = p["units"]
-    if not isinstance(units, str) or not units.strip():
-        raise ThreeDParamsError(
-            f"calibration param 'units' must be a non-empty string, got {units!r}"
-        )
-    out["units"] = units.strip()
-    out["fisheye"] = _as_bool(p["fisheye"], "fisheye")
-    out["extra_distortion"] = _as_bool(p["extra_distortion"], "extra_distortion")
-    out["frame_step"] = _as_int(p["frame_step"], "frame_step", 1)
-    out["min_detections"] = _as_int(p["min_detections"], "min_detections", 1)
-    out["seed"] = _as_int(p["seed"], "seed", 0)
-    ba = p.get("bundle_adjust") or {}
-    if not isinstance(ba, Mapping):
-        raise ThreeDParamsError(f"'bundle_adjust' must be a mapping, got {ba!r}")
-    unknown = sorted(set(ba) - set(DEFAULT_BUNDLE_ADJUST))
-    if unknown:
-        raise ThreeDParamsError(
-            f"unknown bundle_adjust options {unknown}; known: {sorted(DEFAULT_BUNDLE_ADJUST)}"
-        )
-    merged = {**DEFAULT_BUNDLE_ADJUST, **dict(ba)}
-    out["bundle_adjust"] = {
-        k: (
-            _as_int(v, f"bundle_adjust.{k}", 1)
-            if k in _BA_INTS
-            else _as_positive(v, f"bundle_adjust.{k}")
-        )
-        for k, v in merged.items()
-    }
-    return out
+    return CalibrationParams.for_storage(params)
 
 
 def calibration_params_from_anipose(section: Mapping[str, Any]) -> dict[str, Any]:

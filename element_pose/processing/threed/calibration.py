@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.util import package_version
+from element_pose.io.video import VideoError, probe_video
 
 from .board import (
     BOARD_TYPES,
@@ -398,12 +399,48 @@ def calibrate(
         ThreeDParamsError: for malformed parameters.
     """
     import cv2
-    from aniposelib.boards import extract_points, merge_rows
-    from aniposelib.cameras import CameraGroup
-
-    from element_pose.io.video import VideoError, probe_video
 
     p = validate_calibration_params(params)
+    names, videos = _calibration_videos(videos_by_camera)
+    sizes = _video_sizes(videos)
+    board = make_board(p)
+    all_rows = [_camera_detections(board, p, name, videos[name]) for name in names]
+    _check_linked(names, all_rows)
+    cameras = _bundle_adjust(names, sizes, all_rows, board, p)
+    errors, n_points = _corner_errors(cameras, all_rows, board)
+    finite = errors[np.isfinite(errors)]
+    with np.errstate(invalid="ignore"):
+        camera_errors = {
+            n: float(np.nanmean(errors[c])) if np.isfinite(errors[c]).any() else float("nan")
+            for c, n in enumerate(names)
+        }
+    result = CalibrationResult(
+        cameras=cameras,
+        reprojection_error=float(finite.mean()),
+        reprojection_error_median=float(np.median(finite)),
+        camera_errors=camera_errors,
+        n_detections={n: len(r) for n, r in zip(names, all_rows, strict=True)},
+        n_points=n_points,
+        units=p["units"],
+        params=p,
+        software={
+            "aniposelib": package_version("aniposelib") or "unknown",
+            "opencv": cv2.__version__,
+        },
+    )
+    logger.info(
+        "calibrated %d cameras: mean reprojection error %.3f px over %d points",
+        len(names),
+        result.reprojection_error,
+        result.n_points,
+    )
+    return result
+
+
+def _calibration_videos(
+    videos_by_camera: Mapping[str, str | Path | Sequence[str | Path]],
+) -> tuple[list[str], dict[str, list[Path]]]:
+    """Camera names and their videos: two cameras or more, as many videos each."""
     names = [str(n) for n in videos_by_camera]
     if len(names) < 2:
         raise CalibrationError(f"calibration needs at least two cameras, got {names}")
@@ -414,6 +451,11 @@ def calibrate(
             "every camera needs the same (non-zero) number of calibration videos, got "
             + ", ".join(f"{n}: {len(v)}" for n, v in videos.items())
         )
+    return names, videos
+
+
+def _video_sizes(videos: dict[str, list[Path]]) -> dict[str, tuple[int, int]]:
+    """Each camera's frame size (its videos must agree); warns when frame counts differ."""
     sizes: dict[str, tuple[int, int]] = {}
     frame_counts: dict[str, list[int]] = {}
     for name, paths in videos.items():
@@ -436,32 +478,41 @@ def calibrate(
             "the videos must start together",
             frame_counts,
         )
-    board = make_board(p)
-    all_rows: list[list[dict]] = []
-    for name in names:
-        rows_cam, searched = [], 0
-        for vnum, path in enumerate(videos[name]):
-            rows, n = _detect(board, p["type"], path, vnum, p["frame_step"])
-            rows_cam.extend(rows)
-            searched += n
-        logger.info(
-            "camera %s: board found in %d of %d frames searched", name, len(rows_cam), searched
+    return sizes
+
+
+def _camera_detections(board, p: Mapping[str, Any], name: str,
+                       paths: list[Path]) -> list[dict]:
+    """The board views of one camera's videos; enough of them, or a CalibrationError."""
+    rows_cam, searched = [], 0
+    for vnum, path in enumerate(paths):
+        rows, n = _detect(board, p["type"], path, vnum, p["frame_step"])
+        rows_cam.extend(rows)
+        searched += n
+    logger.info(
+        "camera %s: board found in %d of %d frames searched", name, len(rows_cam), searched
+    )
+    where = ", ".join(str(v) for v in paths)
+    if not rows_cam:
+        raise CalibrationError(
+            f"the calibration board was never detected in camera {name!r} ({where}; "
+            f"{searched} frames searched). Check the board parameters (type, squares_x/"
+            f"squares_y, marker_bits/dict_size, legacy_pattern) and that the board is "
+            "visible and in focus"
         )
-        where = ", ".join(str(v) for v in videos[name])
-        if not rows_cam:
-            raise CalibrationError(
-                f"the calibration board was never detected in camera {name!r} ({where}; "
-                f"{searched} frames searched). Check the board parameters (type, squares_x/"
-                f"squares_y, marker_bits/dict_size, legacy_pattern) and that the board is "
-                "visible and in focus"
-            )
-        if len(rows_cam) < p["min_detections"]:
-            raise CalibrationError(
-                f"too few board detections in camera {name!r} ({where}): {len(rows_cam)} usable "
-                f"views (>= {MIN_BOARD_CORNERS} corners), min_detections is {p['min_detections']}"
-            )
-        all_rows.append(rows_cam)
-    _check_linked(names, all_rows)
+    if len(rows_cam) < p["min_detections"]:
+        raise CalibrationError(
+            f"too few board detections in camera {name!r} ({where}): {len(rows_cam)} usable "
+            f"views (>= {MIN_BOARD_CORNERS} corners), min_detections is {p['min_detections']}"
+        )
+    return rows_cam
+
+
+def _bundle_adjust(names: list[str], sizes: dict[str, tuple[int, int]],
+                   all_rows: list[list[dict]], board, p: Mapping[str, Any],
+                   ) -> list[CameraParams]:
+    """aniposelib's intrinsics, extrinsics and iterative bundle adjustment."""
+    from aniposelib.cameras import CameraGroup
 
     cgroup = CameraGroup.from_names(names, fisheye=p["fisheye"])
     for cam, name in zip(cgroup.cameras, names, strict=True):
@@ -498,39 +549,21 @@ def calibrate(
                 fisheye=p["fisheye"],
             )
         )
+    return cameras
 
-    # reprojection error of every corner seen by two or more cameras
+
+def _corner_errors(cameras: list[CameraParams], all_rows: list[list[dict]],
+                   board) -> tuple[np.ndarray, int]:
+    """Reprojection errors of every corner seen by two or more cameras, and how many
+    corners were triangulated."""
+    from aniposelib.boards import extract_points, merge_rows
+
+    n_cams = len(cameras)
     usable = [[r for r in rows if r["ids"].size >= 8] for rows in all_rows]
-    merged = merge_rows(usable, cam_names=list(range(len(names))))
-    imgp, _ = extract_points(merged, board, cam_names=list(range(len(names))), min_cameras=2)
+    merged = merge_rows(usable, cam_names=list(range(n_cams)))
+    imgp, _ = extract_points(merged, board, cam_names=list(range(n_cams)), min_cameras=2)
     p3d = triangulate_points(cameras, imgp)
     errors = reprojection_errors(cameras, p3d, imgp)
-    finite = errors[np.isfinite(errors)]
-    if finite.size == 0:
+    if not np.isfinite(errors).any():
         raise CalibrationError("no board corner was seen by two cameras after calibration")
-    with np.errstate(invalid="ignore"):
-        camera_errors = {
-            n: float(np.nanmean(errors[c])) if np.isfinite(errors[c]).any() else float("nan")
-            for c, n in enumerate(names)
-        }
-    result = CalibrationResult(
-        cameras=cameras,
-        reprojection_error=float(finite.mean()),
-        reprojection_error_median=float(np.median(finite)),
-        camera_errors=camera_errors,
-        n_detections={n: len(r) for n, r in zip(names, all_rows, strict=True)},
-        n_points=int(np.isfinite(p3d).all(axis=1).sum()),
-        units=p["units"],
-        params=p,
-        software={
-            "aniposelib": package_version("aniposelib") or "unknown",
-            "opencv": cv2.__version__,
-        },
-    )
-    logger.info(
-        "calibrated %d cameras: mean reprojection error %.3f px over %d points",
-        len(names),
-        result.reprojection_error,
-        result.n_points,
-    )
-    return result
+    return errors, int(np.isfinite(p3d).all(axis=1).sum())

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.pose import PoseData
+from element_pose.version import __version__
 
 from .errors import ThreeDParamsError, param_flag, param_int, param_number, with_defaults
 
@@ -124,8 +125,6 @@ def filter_3d(pose3d: PoseData, params: Mapping[str, Any] | None = None) -> Pose
         A new :class:`~element_pose.core.pose.PoseData` whose provenance ends with a
         ``filter_3d`` step (parameters and counts of removed / interpolated points).
     """
-    from element_pose.version import __version__
-
     p = validate_filter_3d_params(params)
     position = pose3d.position.astype(np.float64)
     confidence = pose3d.confidence.astype(np.float64)

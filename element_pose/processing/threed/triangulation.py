@@ -35,28 +35,27 @@ import itertools
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BeforeValidator, Field, model_validator
 
+from element_pose.core.params import Int, ParamSet, register_params
 from element_pose.core.pose import PoseData
 
 from .calibration import CalibrationResult, _quiet
-from .errors import (
-    ThreeDParamsError,
-    TriangulationError,
-    param_flag,
-    param_int,
-    param_number,
-    with_defaults,
-)
+from .errors import ThreeDParamsError, TriangulationError
 from .geometry import CameraParams, align_axes, reprojection_errors, triangulate_dlt
+from .postprocess import FILTER_3D_DEFAULTS, validate_angles
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TRIANGULATION_DEFAULTS",
+    "Filter3DParams",
+    "TriangulationParams",
     "TriangulationResult",
+    "TriangulationSetParams",
     "align_axes",
     "triangulate",
     "triangulation_params_from_anipose",
@@ -85,18 +84,6 @@ _FPS_TOLERANCE = 1e-3
 
 
 # ----------------------------------------------------------------- parameters
-def _number(value: Any, key: str, minimum: float = 0.0, strict: bool = False) -> float:
-    return param_number(value, key, "triangulation", minimum, strict)
-
-
-def _integer(value: Any, key: str, minimum: int) -> int:
-    return param_int(value, key, minimum, "triangulation")
-
-
-def _flag(value: Any, key: str) -> bool:
-    return param_flag(value, key, "triangulation")
-
-
 def _pairs(value: Any, key: str) -> list[list[str]]:
     if value is None:
         return []
@@ -140,41 +127,99 @@ def _axes(value: Any) -> list[list[str]]:
     return out
 
 
+Pairs = Annotated[list[list[str]], BeforeValidator(lambda v: _pairs(v, "constraints"))]
+WeakPairs = Annotated[list[list[str]], BeforeValidator(lambda v: _pairs(v, "constraints_weak"))]
+Weight = Annotated[float, Field(ge=0)]
+PixelThreshold = Annotated[float, Field(gt=0)]
+_D = TRIANGULATION_DEFAULTS
+
+
+class TriangulationParams(ParamSet):
+    """Triangulation of 2D poses (:func:`triangulate`); anipose's ``[triangulation]`` names."""
+
+    where: ClassVar[str] = "triangulation params"
+    error: ClassVar[type[ValueError]] = ThreeDParamsError
+    normalise: ClassVar[bool] = True
+
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
+        _D["score_threshold"], description="2D points below this likelihood are ignored")
+    ransac: bool = Field(_D["ransac"], description="RANSAC triangulation")
+    ransac_threshold: PixelThreshold = Field(
+        _D["ransac_threshold"], description="RANSAC inlier threshold (pixels)")
+    min_cameras: Annotated[Int, Field(ge=2)] = Field(
+        _D["min_cameras"], description="cameras needed for a 3D point")
+    optim: bool = Field(_D["optim"], description="anipose's spatio-temporal optimisation")
+    constraints: Pairs = Field([],
+                               description="[a, b] body-part pairs of fixed length")
+    constraints_weak: WeakPairs = Field([],
+                                        description="weak [a, b] length constraints")
+    scale_smooth: Weight = Field(_D["scale_smooth"], description="smoothness weight")
+    scale_length: Weight = Field(_D["scale_length"], description="length-constraint weight")
+    scale_length_weak: Weight = Field(_D["scale_length_weak"],
+                                      description="weak length-constraint weight")
+    reproj_error_threshold: PixelThreshold = Field(
+        _D["reproj_error_threshold"], description="reprojection error threshold (pixels)")
+    reproj_loss: Literal[REPROJ_LOSSES] = Field(  # type: ignore[valid-type]
+        _D["reproj_loss"], description="reprojection loss")
+    n_deriv_smooth: Annotated[Int, Field(ge=1)] = Field(
+        _D["n_deriv_smooth"], description="derivative order smoothed")
+    axes: Annotated[list[list[str]], BeforeValidator(_axes)] = Field(
+        [], description="[[axis, from, to], [axis, from, to]] to align axes")
+    reference_point: Annotated[str, Field(min_length=1)] | None = Field(
+        _D["reference_point"], description="body part placed at the origin")
+
+
+class Filter3DParams(ParamSet):
+    """The 3D filter of :func:`~element_pose.processing.threed.filter_3d`."""
+
+    medfilt: Annotated[Int, Field(ge=1)] = Field(
+        FILTER_3D_DEFAULTS["medfilt"], description="odd median window in frames")
+    offset_threshold: Annotated[float, Field(gt=0)] = Field(
+        FILTER_3D_DEFAULTS["offset_threshold"],
+        description="largest distance from the median (units)")
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
+        FILTER_3D_DEFAULTS["score_threshold"], description="points below this score are dropped")
+    interpolate: bool = Field(FILTER_3D_DEFAULTS["interpolate"], description="fill gaps")
+    max_gap: Annotated[Int, Field(ge=1)] | None = Field(
+        FILTER_3D_DEFAULTS["max_gap"], description="longest gap filled (null: any)")
+
+    @model_validator(mode="after")
+    def _odd_window(self) -> Filter3DParams:
+        if self.medfilt % 2 == 0:
+            raise ValueError(f"filter_3d param 'medfilt' must be odd, got {self.medfilt}")
+        return self
+
+
+def _filter_3d(value: Any) -> Any:
+    """``true``: the filter with its defaults; ``false``/``null``: no filter."""
+    return {} if value is True else None if value is False else value
+
+
+@register_params("triangulation", "multicam.TriangulationParamSet")
+class TriangulationSetParams(TriangulationParams):
+    """Triangulation, optional 3D filter and joint angles (Triangulation).
+
+    Stored normalised (defaults filled in), so equal parameter sets hash equally.
+    """
+
+    where: ClassVar[str] = ""
+
+    filter_3d: Annotated[Filter3DParams | None, BeforeValidator(_filter_3d)] = Field(
+        None, description="3D filter: true, or options (null/false: none)")
+    angles: Annotated[dict[str, list[str]],
+                      BeforeValidator(lambda v: validate_angles(v) if v else {})] = Field(
+        {}, description="anipose angles {name: [a, b, c]}")
+
+
 def validate_triangulation_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Check triangulation parameters and return a normalised copy with defaults filled in.
+    """Check triangulation parameters (:class:`TriangulationParams`); return a normalised copy.
 
     Body-part names are checked against the data in :func:`triangulate`.
 
     Raises:
         ThreeDParamsError: naming the offending key.
     """
-    params = {} if params is None else params
-    p = with_defaults(params, TRIANGULATION_DEFAULTS, "triangulation")
-    loss = str(p["reproj_loss"])
-    if loss not in REPROJ_LOSSES:
-        raise ThreeDParamsError(f"'reproj_loss' must be one of {REPROJ_LOSSES}, got {loss!r}")
-    ref = p["reference_point"]
-    if ref is not None and (not isinstance(ref, str) or not ref):
-        raise ThreeDParamsError(f"'reference_point' must be a body part name or null, got {ref!r}")
-    return {
-        "score_threshold": _number(p["score_threshold"], "score_threshold"),
-        "ransac": _flag(p["ransac"], "ransac"),
-        "ransac_threshold": _number(p["ransac_threshold"], "ransac_threshold", strict=True),
-        "min_cameras": _integer(p["min_cameras"], "min_cameras", 2),
-        "optim": _flag(p["optim"], "optim"),
-        "constraints": _pairs(p["constraints"], "constraints"),
-        "constraints_weak": _pairs(p["constraints_weak"], "constraints_weak"),
-        "scale_smooth": _number(p["scale_smooth"], "scale_smooth"),
-        "scale_length": _number(p["scale_length"], "scale_length"),
-        "scale_length_weak": _number(p["scale_length_weak"], "scale_length_weak"),
-        "reproj_error_threshold": _number(
-            p["reproj_error_threshold"], "reproj_error_threshold", strict=True
-        ),
-        "reproj_loss": loss,
-        "n_deriv_smooth": _integer(p["n_deriv_smooth"], "n_deriv_smooth", 1),
-        "axes": _axes(p["axes"]),
-        "reference_point": ref,
-    }
+    return TriangulationParams.for_storage(params)
 
 
 def triangulation_params_from_anipose(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,6 +280,11 @@ class TriangulationResult:
 
 # ------------------------------------------------------------------ checks
 def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], list[str]]:
+    """Check the cameras' 2D poses agree; their body parts and individuals.
+
+    Raises:
+        TriangulationError: naming the camera and what differs.
+    """
     for name, pose in zip(names, poses, strict=True):
         if not isinstance(pose, PoseData):
             raise TriangulationError(
@@ -242,6 +292,22 @@ def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], l
             )
         if pose.n_space != 2:
             raise TriangulationError(f"camera {name!r}: expected 2D poses, got {pose.n_space}D")
+    _check_time_base(names, poses)
+    keypoints = list(poses[0].keypoints)
+    for name, pose in zip(names, poses, strict=True):
+        _check_same_keypoints(keypoints, name, names[0], pose)
+    individuals = list(poses[0].individuals)
+    for name, pose in zip(names, poses, strict=True):
+        if sorted(pose.individuals) != sorted(individuals):
+            raise TriangulationError(
+                f"cameras disagree on individuals: {names[0]!r} has {individuals}, {name!r} has "
+                f"{pose.individuals}; identities must match across cameras"
+            )
+    return keypoints, individuals
+
+
+def _check_time_base(names: list[str], poses: list[PoseData]) -> None:
+    """The cameras have as many frames and (where known) the same frame rate."""
     frames = {n: p.n_frames for n, p in zip(names, poses, strict=True)}
     if len(set(frames.values())) > 1:
         raise TriangulationError(
@@ -253,29 +319,23 @@ def _check_inputs(names: list[str], poses: list[PoseData]) -> tuple[list[str], l
         ref = next(iter(rates.values()))
         if any(abs(r - ref) > _FPS_TOLERANCE * ref for r in rates.values()):
             raise TriangulationError(f"cameras disagree on the frame rate: {rates}")
-    keypoints = list(poses[0].keypoints)
-    for name, pose in zip(names, poses, strict=True):
-        missing = [k for k in keypoints if k not in pose.keypoints]
-        extra = [k for k in pose.keypoints if k not in keypoints]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"camera {name!r} lacks body parts {missing}")
-            if extra:
-                parts.append(
-                    f"camera {name!r} has body parts {extra} that camera {names[0]!r} lacks"
-                )
-            raise TriangulationError(
-                "; ".join(parts) + ": every camera must track the same body parts"
+
+
+def _check_same_keypoints(keypoints: list[str], name: str, first: str, pose: PoseData) -> None:
+    """Camera ``name`` tracks exactly the body parts of the first camera."""
+    missing = [k for k in keypoints if k not in pose.keypoints]
+    extra = [k for k in pose.keypoints if k not in keypoints]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"camera {name!r} lacks body parts {missing}")
+        if extra:
+            parts.append(
+                f"camera {name!r} has body parts {extra} that camera {first!r} lacks"
             )
-    individuals = list(poses[0].individuals)
-    for name, pose in zip(names, poses, strict=True):
-        if sorted(pose.individuals) != sorted(individuals):
-            raise TriangulationError(
-                f"cameras disagree on individuals: {names[0]!r} has {individuals}, {name!r} has "
-                f"{pose.individuals}; identities must match across cameras"
-            )
-    return keypoints, individuals
+        raise TriangulationError(
+            "; ".join(parts) + ": every camera must track the same body parts"
+        )
 
 
 def _check_names(params: Mapping[str, Any], keypoints: list[str]) -> None:

@@ -1,14 +1,19 @@
-"""DANDI upload: the archive instance and API key, ``dandi upload`` with per-file results.
+"""``dandi upload``, file by file, through one connection to the archive.
 
-The upload half of :mod:`element_pose.export.dandi` (which still offers these names).
-The API key comes from the environment (or an argument) and is never logged.
+What the dandi client does, it does here: per file the client's own steps run in the
+client's order (``_check_dandidownload_paths``, ``dandi_file``,
+``get_validation_errors``, ``check_replace_asset``, ``get_metadata``, ``iter_upload``),
+with the client's ``UploadExisting`` / ``UploadValidation`` options.
+``dandi.upload.upload`` itself is not called, because of what it lacks and a sync needs:
 
-:func:`upload` does per file what ``dandi upload`` does (the dandi client's own
-validation, replace check, metadata extraction and multipart upload), over one
-connection to the archive (:class:`element_pose.export.dandi_remote.Archive`): the key
-is checked and the dandiset looked up once. A caller that uploads many times (the
-incremental sync) passes its own open ``archive=``, so that a whole run checks the key,
-looks up the dandiset and lists the draft once.
+* one connection for many files (:class:`element_pose.export.dandi.archive.Archive`):
+  the client's ``upload`` authenticates, looks up the dandiset and asks the archive for
+  every file's asset again on each call; a sync lists the draft once and uploads through
+  that listing;
+* checksums known before the upload (a sync records SHA-256 and dandi-etag before it
+  uploads, to know its own unfinished uploads): the client would read every file again;
+* a result per file (:class:`UploadResult`: status, asset id, checksums) instead of a
+  progress table on the terminal, and the API key from an argument, never logged.
 """
 
 from __future__ import annotations
@@ -17,26 +22,27 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from element_pose.core.redact import redact_url, split_credentials
-from element_pose.export.dandi import (
-    DANDISET_YAML,
+from element_pose.core.redact import redact_url
+from element_pose.export.dandi.archive import Archive
+from element_pose.export.dandi.checksums import FileChecksum, file_checksum
+from element_pose.export.dandi.errors import (
     DandiAuthError,
     DandiError,
     DandiUploadError,
-    FileChecksum,
-    _describe,
-    file_checksum,
+    describe,
+)
+from element_pose.export.dandi.layout import (
+    DANDISET_YAML,
     find_dandiset_dir,
     local_assets,
     read_dandiset_id,
 )
 
-__all__ = ["UploadResult", "api_key_env_var", "instance_and_key", "resolve_instance", "upload"]
+__all__ = ["UploadResult", "upload"]
 
 log = logging.getLogger("element_pose.export.dandi")
 
@@ -67,64 +73,6 @@ class UploadResult:
     blob_id: str | None
     status: str
     message: str = ""
-
-
-def api_key_env_var(instance_name: str) -> str:
-    """The variable the dandi client reads the key from: ``<NAME>_API_KEY``."""
-    return f"{instance_name.upper().replace('-', '_')}_API_KEY"
-
-
-def resolve_instance(instance: str):
-    """A ``dandi.consts.DandiInstance`` for a known name or an API URL.
-
-    Credentials inside the URL (``https://user:key@host/api``) are taken out before
-    the dandi client sees it (use :func:`instance_and_key` to get the key too).
-    """
-    from dandi.utils import get_instance
-
-    os.environ.setdefault("DANDI_NO_ET", "1")  # no version telemetry over the network
-    instance, _ = split_credentials(str(instance))
-    try:
-        return get_instance(instance)
-    except KeyError as exc:
-        from dandi.consts import known_instances
-
-        raise DandiError(
-            f"unknown DANDI instance {instance!r}: use one of {sorted(known_instances)} "
-            "or an API URL such as https://api.sandbox.dandiarchive.org/api"
-        ) from exc
-    except ValueError as exc:  # e.g. the removed "dandi-staging"
-        raise DandiError(redact_url(exc)) from exc
-    except Exception as exc:
-        raise DandiError(f"cannot reach DANDI instance {instance!r}: {redact_url(exc)}") from exc
-
-
-def instance_and_key(instance: str, api_key: str | None = None):
-    """``(DandiInstance, variable, key, where the key came from)``; never log the key.
-
-    A key inside the instance URL (``https://user:key@host/api``) is used when no
-    ``api_key`` is given; the URL without it is what the client gets and what is logged.
-    """
-    _, url_key = split_credentials(str(instance))
-    dandi_instance = resolve_instance(instance)
-    if api_key is None and url_key:
-        var = api_key_env_var(dandi_instance.name)
-        return dandi_instance, var, url_key, "in the instance URL"
-    return (dandi_instance, *_find_api_key(dandi_instance.name, api_key))
-
-
-def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, str]:
-    """(variable the client reads, key, where the key came from) - never log the key."""
-    var = api_key_env_var(instance_name)
-    for source, key in (("as api_key=", api_key), (f"in ${var}", os.environ.get(var)),
-                        ("in $DANDI_API_KEY", os.environ.get("DANDI_API_KEY"))):
-        if key:
-            return var, key, source
-    raise DandiAuthError(
-        f"no DANDI API key for instance {instance_name!r}: set the environment variable "
-        f"{var}" + (" (or DANDI_API_KEY)" if var != "DANDI_API_KEY" else "")
-        + " to the key from your account page on the archive, or pass api_key="
-    )
 
 
 def _status_code(exc: BaseException) -> int | None:
@@ -175,7 +123,7 @@ def upload(
         jobs: Files uploaded in parallel (default 5, as ``dandi upload``).
         jobs_per_file: Parts of one file uploaded in parallel.
         checksums: Asset path -> :class:`FileChecksum` already known (not recomputed).
-        archive: An open :class:`element_pose.export.dandi_remote.Archive` of this
+        archive: An open :class:`element_pose.export.dandi.archive.Archive` of this
             dandiset to upload through (its checked key, its dandiset lookup and its
             listing of the draft are used; ``instance`` and ``api_key`` are not).
             By default the upload opens its own.
@@ -189,8 +137,6 @@ def upload(
         DandiError: dandiset missing, id mismatch, unreachable instance.
     """
     from dandi.upload import UploadExisting, UploadValidation
-
-    from element_pose.export.dandi_remote import Archive
 
     existing = UploadExisting.OVERWRITE if existing is None else existing
     validation = UploadValidation.REQUIRE if validation is None else validation
@@ -272,57 +218,88 @@ def _upload_file(archive: Any, rel: str, path: Path, cs: FileChecksum, options: 
                  ) -> UploadResult:
     """One file as ``dandi upload`` does it: validate, compare, extract metadata, upload."""
     import requests
-    from dandi.consts import DOWNLOAD_SUFFIX
-    from dandi.files import GenericAsset, dandi_file
-    from dandi.misctypes import Digest
-    from dandi.upload import UploadValidation, check_replace_asset
-    from dandi.validate import Severity
 
     before = None
     try:
-        if DOWNLOAD_SUFFIX in str(path):
-            raise DandiError(f"{DOWNLOAD_SUFFIX} in the path: an incomplete download")
-        dfile = dandi_file(path, options.dandiset_dir)
-        if type(dfile) is GenericAsset:
-            raise DandiError("not recognized as a DANDI asset")
-        if options.validation is not UploadValidation.SKIP:
-            errors = [e for e in dfile.get_validation_errors()
-                      if e.severity is not None and e.severity >= Severity.ERROR]
-            if errors and options.validation is UploadValidation.REQUIRE:
-                raise DandiError("failed validation: " + "; ".join(
-                    _describe(e) for e in errors[:10]))
-        digest = Digest.dandi_etag(cs.dandi_etag)  # known: not computed again
+        dfile = _checked_file(path, options)
         extant = archive.asset_at(rel)
-        if extant is not None:
-            before = _etag(extant)
-            replace, _ = check_replace_asset(local_asset=dfile, remote_asset=extant,
-                                             existing=options.existing, local_etag=digest)
-            if not replace:
-                return _outcome(rel, cs, extant, before, options.existing)
-        try:
-            metadata = dfile.get_metadata(digest=digest, ignore_errors=False).model_dump(
-                mode="json", exclude_none=True)
-        except Exception as exc:
-            raise DandiError(f"failed to extract metadata: {exc}") from exc
-        asset = None
-        for status in dfile.iter_upload(archive.draft, metadata, jobs=options.jobs_per_file,
-                                        replacing=extant):
-            asset = status.get("asset", asset)
-        if asset is not None:
-            archive.remember(asset)
+        replace, before = _replaces(dfile, extant, cs, options)
+        if not replace:
+            return _outcome(rel, cs, extant, before, options.existing)
+        asset = _send(archive, dfile, cs, extant, options)
     except requests.HTTPError as exc:
-        if _status_code(exc) == 401:
-            raise DandiAuthError(f"{archive.url} rejected the API key (HTTP 401)") from None
-        if _status_code(exc) == 403:
-            raise DandiAuthError(f"{archive.url} refused to let the key's user write to "
-                                 f"dandiset {archive.dandiset_id} (HTTP 403: only its owners "
-                                 "may upload)") from None
+        _raise_if_denied(exc, archive)
         return _failed(rel, cs, exc)
     except requests.RequestException:
         raise  # the archive is unreachable: the whole upload fails
     except Exception as exc:
         return _failed(rel, cs, exc)
     return _outcome(rel, cs, asset, before, options.existing)
+
+
+def _checked_file(path: Path, options: _Options) -> Any:
+    """The client's ``DandiFile`` of ``path``, checked as ``dandi upload`` checks it."""
+    from dandi.files import GenericAsset, dandi_file
+    from dandi.upload import UploadValidation, _check_dandidownload_paths
+    from dandi.validate import Severity
+
+    dfile = dandi_file(path, options.dandiset_dir)
+    _check_dandidownload_paths(dfile)  # an incomplete download is never uploaded
+    if type(dfile) is GenericAsset:
+        raise DandiError("not recognized as a DANDI asset")
+    if options.validation is not UploadValidation.SKIP:
+        errors = [e for e in dfile.get_validation_errors()
+                  if e.severity is not None and e.severity >= Severity.ERROR]
+        if errors and options.validation is UploadValidation.REQUIRE:
+            raise DandiError("failed validation: " + "; ".join(
+                describe(e) for e in errors[:10]))
+    return dfile
+
+
+def _replaces(dfile: Any, extant: Any, cs: FileChecksum, options: _Options
+              ) -> tuple[bool, str | None]:
+    """(upload it?, the archive's etag at the path before) - the client's
+    ``check_replace_asset`` with the ``existing`` option."""
+    from dandi.upload import check_replace_asset
+
+    if extant is None:
+        return True, None
+    replace, _ = check_replace_asset(local_asset=dfile, remote_asset=extant,
+                                     existing=options.existing,
+                                     local_etag=_digest(cs))
+    return replace, _etag(extant)
+
+
+def _digest(cs: FileChecksum) -> Any:
+    from dandi.misctypes import Digest
+
+    return Digest.dandi_etag(cs.dandi_etag)  # known: not computed again
+
+
+def _send(archive: Any, dfile: Any, cs: FileChecksum, extant: Any, options: _Options) -> Any:
+    """The client's metadata extraction and ``iter_upload``; the new asset (or None)."""
+    try:
+        metadata = dfile.get_metadata(digest=_digest(cs), ignore_errors=False).model_dump(
+            mode="json", exclude_none=True)
+    except Exception as exc:
+        raise DandiError(f"failed to extract metadata: {exc}") from exc
+    asset = None
+    for status in dfile.iter_upload(archive.draft, metadata, jobs=options.jobs_per_file,
+                                    replacing=extant):
+        asset = status.get("asset", asset)
+    if asset is not None:
+        archive.remember(asset)
+    return asset
+
+
+def _raise_if_denied(exc: BaseException, archive: Any) -> None:
+    """A rejected key (401) or a user who may not write (403) ends the whole upload."""
+    if _status_code(exc) == 401:
+        raise DandiAuthError(f"{archive.url} rejected the API key (HTTP 401)") from None
+    if _status_code(exc) == 403:
+        raise DandiAuthError(f"{archive.url} refused to let the key's user write to "
+                             f"dandiset {archive.dandiset_id} (HTTP 403: only its owners "
+                             "may upload)") from None
 
 
 def _etag(asset: Any) -> str | None:

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -17,9 +17,9 @@
 # # Train and evaluate a DeepLabCut 3 model
 #
 # Labelled frames in, a trained and evaluated model out, all through `populate()`.
-# The sample project has 24 labelled frames of coloured markers; a small network
-# (`cspnext_s`, random initialisation, so no download) learns them on a CPU in a
-# minute or two. With your own project, use `"weight_init": "pretrained"` (online)
+# The sample project has 200 labelled frames of coloured markers from four videos; a
+# small network (`cspnext_s`, random initialisation, so no download) trained for 10
+# epochs here learns them roughly on a CPU in a minute or two (`make demo` trains 40). With your own project, use `"weight_init": "pretrained"` (online)
 # or `{"model": "<a registered model>"}` to fine-tune.
 
 # %%

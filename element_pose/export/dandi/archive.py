@@ -1,6 +1,16 @@
-"""The archive's side of a DANDI sync: key check, draft assets, validation, unfinished uploads.
+"""The archive: instance and API key, and one dandiset's draft (key check, assets, deletes).
 
-DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`).
+DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`) for
+every request, and its own objects where it has them (``RemoteDandiset``,
+``RemoteAsset.from_data``, ``RemoteAsset.delete``, ``check_schema_version``). What is
+ours, because the client lacks it:
+
+* :func:`instance_and_key` - the key from an argument, the instance URL or the
+  environment, never logged (the client reads only the environment or the keyring).
+* the owner check when the connection opens (the client finds out file by file, 403);
+* :meth:`Archive._rows` - listings that follow the archive's own ``next`` links (the
+  client's ``paginate`` computes page numbers from the size it asked for);
+* :meth:`Archive.clear_own_uploads` - the client cannot list or cancel unfinished uploads.
 
 * :class:`Archive` - a connection to one dandiset's draft that checks the API key
   as it opens (every sync checks it, even when nothing is new).
@@ -10,14 +20,14 @@ DB-free; uses the real ``dandi`` client (:class:`dandi.dandiapi.DandiAPIClient`)
   form of comparing path + dandi-etag; :meth:`Archive.etag` fetches the etag when
   the ids differ.
 * :meth:`Archive.asset_at` - the draft's asset at a path, for an upload through this
-  connection (:func:`element_pose.export.dandi_upload.upload` with ``archive=``): from
+  connection (:func:`element_pose.export.dandi.uploads.upload` with ``archive=``): from
   the listing when there is one, kept current with what the connection uploads.
 * :meth:`Archive.validation` - an asset's validation status (``Pending``,
   ``Validating``, ``Valid``, ``Invalid``) and the archive's messages.
 * :meth:`Archive.clear_own_uploads` / :meth:`Archive.clear_active_uploads` - unfinished
   uploads left by a killed client.
-
-Nothing here deletes an asset.
+* :meth:`Archive.delete_own` - delete an asset, only when it is still the one the
+  caller recorded (the client's ``RemoteAsset.delete``); nothing else deletes.
 """
 
 from __future__ import annotations
@@ -25,16 +35,76 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from element_pose.core.redact import redact_url
-from element_pose.export.dandi import DandiAuthError, DandiError, instance_and_key
+from element_pose.core.redact import redact_url, split_credentials
+from element_pose.export.dandi.errors import DandiAuthError, DandiError
 
-__all__ = ["Archive", "RemoteAsset"]
+__all__ = ["Archive", "RemoteAsset", "api_key_env_var", "instance_and_key", "resolve_instance"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("element_pose.export.dandi")
+
+
+def api_key_env_var(instance_name: str) -> str:
+    """The variable the dandi client reads the key from: ``<NAME>_API_KEY``."""
+    return f"{instance_name.upper().replace('-', '_')}_API_KEY"
+
+
+def resolve_instance(instance: str):
+    """A ``dandi.consts.DandiInstance`` for a known name or an API URL.
+
+    Credentials inside the URL (``https://user:key@host/api``) are taken out before
+    the dandi client sees it (use :func:`instance_and_key` to get the key too).
+    """
+    from dandi.utils import get_instance
+
+    os.environ.setdefault("DANDI_NO_ET", "1")  # no version telemetry over the network
+    instance, _ = split_credentials(str(instance))
+    try:
+        return get_instance(instance)
+    except KeyError as exc:
+        from dandi.consts import known_instances
+
+        raise DandiError(
+            f"unknown DANDI instance {instance!r}: use one of {sorted(known_instances)} "
+            "or an API URL such as https://api.sandbox.dandiarchive.org/api"
+        ) from exc
+    except ValueError as exc:  # e.g. the removed "dandi-staging"
+        raise DandiError(redact_url(exc)) from exc
+    except Exception as exc:
+        raise DandiError(f"cannot reach DANDI instance {instance!r}: {redact_url(exc)}") from exc
+
+
+def instance_and_key(instance: str, api_key: str | None = None):
+    """``(DandiInstance, variable, key, where the key came from)``; never log the key.
+
+    A key inside the instance URL (``https://user:key@host/api``) is used when no
+    ``api_key`` is given; the URL without it is what the client gets and what is logged.
+    """
+    _, url_key = split_credentials(str(instance))
+    dandi_instance = resolve_instance(instance)
+    if api_key is None and url_key:
+        var = api_key_env_var(dandi_instance.name)
+        return dandi_instance, var, url_key, "in the instance URL"
+    return (dandi_instance, *_find_api_key(dandi_instance.name, api_key))
+
+
+def _find_api_key(instance_name: str, api_key: str | None) -> tuple[str, str, str]:
+    """(variable the client reads, key, where the key came from) - never log the key."""
+    var = api_key_env_var(instance_name)
+    for source, key in (("as api_key=", api_key), (f"in ${var}", os.environ.get(var)),
+                        ("in $DANDI_API_KEY", os.environ.get("DANDI_API_KEY"))):
+        if key:
+            return var, key, source
+    raise DandiAuthError(
+        f"no DANDI API key for instance {instance_name!r}: set the environment variable "
+        f"{var}" + (" (or DANDI_API_KEY)" if var != "DANDI_API_KEY" else "")
+        + " to the key from your account page on the archive, or pass api_key="
+    )
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,3 +377,24 @@ class Archive:
                         "interrupted client; their files are uploaded again",
                         count, self.dandiset_id)
         return count, 0
+
+    def delete_own(self, path: str, asset_id: str) -> bool:
+        """Delete the draft's asset at ``path`` when it is ``asset_id`` (the caller's own,
+        as recorded when it uploaded it); an asset someone else put there is left.
+
+        Returns:
+            Whether it was deleted (False: no asset there, or another one).
+        """
+        asset = self.asset_at(path)
+        if asset is None or asset.identifier != asset_id:
+            log.warning("%s: the draft holds %s, not the asset %s uploaded earlier: left "
+                        "alone", path, "nothing" if asset is None else asset.identifier,
+                        asset_id)
+            return False
+        asset.delete()  # the dandi client's RemoteAsset.delete
+        with self._lock:
+            self._found[path] = None
+            if self._listing is not None:
+                self._listing.pop(path, None)
+        log.info("deleted %s (asset %s) from dandiset %s", path, asset_id, self.dandiset_id)
+        return True

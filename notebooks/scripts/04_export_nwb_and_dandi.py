@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
+#     formats: ipynb,scripts//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -18,7 +18,7 @@
 #
 # Query results become NWB files (ndx-pose): one per subject and session, with the
 # camera, the skeleton, the source video and real time. They pass nwbinspector and
-# `dandi validate`, and `dandi_sync` uploads only what is new.
+# `dandi validate`, and `dandi_sync.sync` uploads only what is new.
 #
 # To upload, set `DANDI_INSTANCE` (`dandi-sandbox`, `dandi` or an API URL) and
 # `DANDI_API_KEY` before starting Jupyter; without them the upload cell only says so.
@@ -45,10 +45,17 @@ check_nwb(files[0].path)  # raises on any critical nwbinspector message
 pose = read_pose_from_nwb(files[0].path)  # what movement reads by default
 print(pose.keypoints, pose.position.shape, f"{pose.time()[-1]:.2f} s")
 
+# %%
+from element_pose.export.dandi import check_folder
+
+# nwbinspector + dandi validate on the export folder (`element-pose validate FOLDER`)
+for finding in check_folder(out):
+    print(finding)
+
 # %% [markdown]
 # ## Publish
 #
-# `dandi_sync` exports what is new into a local dandiset folder (DANDI layout,
+# `dandi_sync.sync` exports what is new into a local dandiset folder (DANDI layout,
 # videos beside the files), validates it, uploads new or changed files and records
 # each upload in `publish.DandiUpload`. The same runs from cron as
 # `element-pose dandi-sync --dandiset 000123`.
@@ -57,8 +64,9 @@ print(pose.keypoints, pose.position.shape, f"{pose.time()[-1]:.2f} s")
 instance = os.environ.get("DANDI_INSTANCE")
 if instance and os.environ.get("DANDI_API_KEY"):
     dandiset_id = os.environ.get("DANDISET_ID", "000123")
-    report = publish.dandi_sync(dandiset_id, out / dandiset_id, instance=instance,
-                                query=query)
+    from element_pose.ops import dandi_sync
+
+    report = dandi_sync.sync(dandiset_id, out / dandiset_id, instance=instance, query=query)
     print("uploaded:", report.uploaded)
     display(publish.DandiUpload & {"dandiset_id": dandiset_id})
 else:
