@@ -118,15 +118,32 @@ def slurm_worker_rows() -> list[dict]:
     return []
 
 
+#: MySQL: whether the current user holds PROCESS (or SUPER), i.e. sees every session
+_MYSQL_SEES_ALL = (
+    "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES "
+    "WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER') AND GRANTEE = CONCAT('''', "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')")
+_WARNED: set[str] = set()
+
+
 def live_connection_ids(connection) -> set[int] | None:
-    """Ids of the database server's current sessions, or ``None`` if they cannot be read."""
+    """Ids of the database server's current sessions, or ``None`` if they cannot all be read.
+
+    On MySQL a user without the ``PROCESS`` privilege sees only its own sessions: a
+    worker of another database user would look dead, so the list counts as unreadable.
+    """
     backend = connection.adapter.backend
     query = ("SELECT pid FROM pg_stat_activity" if backend == "postgresql"
              else "SELECT ID FROM information_schema.PROCESSLIST")
     try:
+        if backend != "postgresql" and not connection.query(_MYSQL_SEES_ALL).fetchone()[0]:
+            raise PermissionError("no PROCESS privilege: only this user's sessions are visible")
         return {int(row[0]) for row in connection.query(query).fetchall()}
     except Exception as exc:  # no privilege, unknown backend: the caller decides
-        log.warning("cannot list the database sessions (%s)", exc)
+        if str(exc) not in _WARNED:
+            log.warning("cannot list the database sessions (%s)", exc)
+            _WARNED.add(str(exc))
         return None
 
 
