@@ -23,6 +23,8 @@ __all__ = [
     "DatabaseUnavailable",
     "after_lost_connection",
     "connection_lost",
+    "refresh_session_id",
+    "session_token",
     "wait_for_database",
 ]
 
@@ -66,9 +68,10 @@ def wait_for_database(timeout_s: float = DEFAULT_WAIT_FOR_DB, interval_s: float 
         except ConfigError:
             raise
         except Exception as exc:
-            if isinstance(exc, DataJointError) and not isinstance(exc, LostConnectionError):
-                raise  # a configuration error (no password, ...): waiting cannot help
             message = redact_url(f"{type(exc).__name__}: {exc}".strip())
+            if isinstance(exc, DataJointError) and not isinstance(exc, LostConnectionError):
+                # a configuration error (no password, ...): waiting cannot help
+                raise DatabaseUnavailable(f"cannot connect to the database: {message}") from exc
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DatabaseUnavailable(
@@ -119,9 +122,8 @@ def after_lost_connection(name: str, table, key: dict, error: Exception) -> dict
     with contextlib.suppress(Exception):
         connection.close()
     connection.connect()
-    # DataJoint's connect() keeps the old session id and transaction flag: new
-    # reservations must name the new session, or they would look abandoned
-    connection.connection_id = connection.adapter.get_connection_id(connection._conn)
+    # DataJoint's connect() keeps the transaction flag (and the old session id, which
+    # the worker records afterwards: refresh_session_id)
     connection._in_transaction = False
     jobs = table.jobs
     if table & key:
@@ -133,3 +135,22 @@ def after_lost_connection(name: str, table, key: dict, error: Exception) -> dict
     if reserved and requeue(jobs, key, reserved[0]["priority"]):
         log.warning("%s %s: nothing was committed; the job is back in the queue", name, key)
     return {"success_count": 0, "error_list": []}
+
+
+def session_token(connection) -> int:
+    """Identifies the connection's current driver session (changes when it reconnects)."""
+    return id(getattr(connection, "_conn", None))
+
+
+def refresh_session_id(connection, token: int) -> None:
+    """After DataJoint reconnected on its own, record the new session id.
+
+    DataJoint's automatic reconnect keeps the old ``connection_id``: the jobs this
+    worker reserves next would name a dead session and look abandoned to others.
+    """
+    if session_token(connection) == token:
+        return
+    old = connection.connection_id
+    connection.connection_id = connection.adapter.get_connection_id(connection._conn)
+    log.warning("reconnected to the database: session %s replaces %s", connection.connection_id,
+                old)

@@ -375,7 +375,8 @@ def load_credentials(path: str | os.PathLike | None = None) -> list[str]:
 
 
 def _public_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not is_secret(k)}
+    """sbatch's environment: every variable but the secrets (an empty one is no secret)."""
+    return {k: v for k, v in os.environ.items() if not (is_secret(k) and v)}
 
 
 # ------------------------------------------------------------------- submit

@@ -61,6 +61,8 @@ from element_pose.ops.reconnect import (
     DatabaseUnavailable,
     after_lost_connection,
     connection_lost,
+    refresh_session_id,
+    session_token,
     wait_for_database,
 )
 from element_pose.ops.signals import StopSignals as _StopSignals
@@ -554,7 +556,7 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
     """Reserve and make one key; False when another worker had it or it is not to do."""
     from element_pose.ops.jobs import retry_hint
 
-    start = time.monotonic()
+    start, session = time.monotonic(), session_token(table.connection)
     try:
         with _keep_our_handlers(threading.current_thread() is threading.main_thread()):
             result = table.populate(key, reserve_jobs=True, suppress_errors=True, max_calls=1,
@@ -563,6 +565,7 @@ def _run_job(name: str, table, key: dict, report: WorkerReport) -> bool:
         if not connection_lost(table.connection, exc):
             raise
         result = after_lost_connection(name, table, key, exc)
+    refresh_session_id(table.connection, session)
     seconds = time.monotonic() - start
     if result["success_count"]:
         report.completed[name] = report.completed.get(name, 0) + 1
