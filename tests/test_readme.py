@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from support.readme_harness import (  # noqa: E402 - after the path
+from support.readme_harness import (
     Block,
     MarkerError,
     parse_marker,
@@ -156,6 +156,22 @@ def _harness(env: dict, *args: str, timeout: float = 300, check: bool = True):
     return done
 
 
+# ------------------------------------------------------------------ shell
+@pytest.fixture(scope="module")
+def lab_world(readme_env) -> dict[str, str]:
+    """The lab story's world with m1's estimation populated (before the delete story)."""
+    _harness(readme_env, "prepare", "lab", "--populate")
+    return readme_env
+
+
+@pytest.mark.parametrize("block", _runnable(SHELL_LANGS), ids=lambda b: b.name)
+def test_shell_block(lab_world, block):
+    """The block's commands run through the CLI (on m1's estimation, a temp settings file)."""
+    done = run_shell(block, lab_world, Path(lab_world["_README_WORK"]))
+    assert done.returncode == 0, (f"README.md:{block.line} failed:\n{shell_script(block)}\n"
+                                  f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+
+
 # ------------------------------------------------------------------ stories
 def _story_params():
     stories = _story_blocks()
@@ -166,16 +182,9 @@ def _story_params():
 
 @pytest.mark.parametrize(("story", "lines"), _story_params())
 def test_python_story(readme_env, story, lines):
-    """The story's README blocks run, in order, in one namespace."""
+    """The story's README blocks run, in order, in one namespace (after the shell blocks,
+    which use m1: the delete story deletes it)."""
     _harness(readme_env, "story", story, str(README), *map(str, lines),
              timeout=TIMEOUT.get(story, 300))
 
 
-# ------------------------------------------------------------------ shell
-@pytest.mark.parametrize("block", _runnable(SHELL_LANGS), ids=lambda b: b.name)
-def test_shell_block(readme_env, block):
-    """The block's commands run through the CLI (on m1's estimation, a temp settings file)."""
-    _harness(readme_env, "prepare", "lab", "--populate")
-    done = run_shell(block, readme_env, Path(readme_env["_README_WORK"]))
-    assert done.returncode == 0, (f"README.md:{block.line} failed:\n{shell_script(block)}\n"
-                                  f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}")

@@ -25,6 +25,7 @@ import subprocess
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 __all__ = [
@@ -192,7 +193,7 @@ def run_python(blocks: Iterable[Block], namespace: dict, filename: str = "README
             for trigger in [t for t in pending if t in text]:
                 pending.pop(trigger)(namespace)
                 ran.append(trigger)
-            exec(code, namespace)  # noqa: S102 - the README's own code, on test data
+            exec(code, namespace)  # the README's own code, on test data
     return ran
 
 
@@ -376,7 +377,7 @@ def offline_training(params: dict) -> dict:
 class _OfflineTraining(ast.NodeTransformer):
     """Wrap the parameters of ``TrainingParamSet.insert_new_params(name, params)``."""
 
-    def visit_Call(self, node: ast.Call) -> ast.Call:  # noqa: N802 - ast's name
+    def visit_Call(self, node: ast.Call) -> ast.Call:
         self.generic_visit(node)
         func = node.func
         if (isinstance(func, ast.Attribute) and func.attr == "insert_new_params"
@@ -388,7 +389,8 @@ class _OfflineTraining(ast.NodeTransformer):
         return node
 
 
-STORY_PREPARATIONS = {"lab": prepare_lab, "delete": prepare_lab, "training": prepare_training}
+STORY_PREPARATIONS = {"lab": prepare_lab, "delete": partial(prepare_lab, populate=True),
+                      "training": prepare_training}
 STORY_HOOKS = {"training": {"openfield_sessions/day1/dlc": lab_outputs_beside_video}}
 
 
