@@ -236,6 +236,7 @@ RECORDING_KEY = {**SESSION_KEY, "recording_id": 0}
 LOAD_MODEL = "readme_dlc"
 LAB_FRAMES = 300  # the README shows frames up to 250
 TRAINING_SESSION = {"subject": "of1", "session_id": 1}
+DEMO_SESSION = {"subject": "demo-mouse", "session_id": 1}  # the demo's subject
 
 
 def _pipeline():
@@ -278,11 +279,31 @@ def _recording(pipeline, session_key: dict, video: Path, seed: int, n_frames: in
     return key
 
 
-def prepare_lab(populate: bool = False) -> dict:
-    """Subject m1, its session and camera recording, a DeepLabCut model and outputs.
+def _lab_estimation(pipeline, raw: Path, session_key: dict, seed: int) -> dict:
+    """A session's camera recording, DeepLabCut outputs beside it, their load task."""
+    from element_pose import sample
 
-    The estimation task (load mode) is inserted, not populated (the README's first
-    block populates it) unless ``populate``.  Idempotent.
+    model = pipeline.model
+    _subject(pipeline, session_key)
+    video = raw / "sessions" / session_key["subject"] / "cam0.mp4"
+    fresh = not video.exists()
+    recording = _recording(pipeline, session_key, video, seed=seed, n_frames=LAB_FRAMES)
+    outputs = video.parent / "dlc"
+    if fresh or not outputs.is_dir():
+        sample.make_dlc_output(sample.ground_truth(n_frames=LAB_FRAMES, seed=seed), video,
+                               outputs)
+    estimation = {**recording, "model_name": LOAD_MODEL}
+    if not model.PoseEstimationTask & estimation:
+        model.PoseEstimationTask.insert_estimation_task(estimation, "load", output_dir=outputs)
+    return (model.PoseEstimationTask & estimation).keys()[0]
+
+
+def prepare_lab(populate: bool = False) -> dict:
+    """Subjects m1 and the demo's, a session each with a camera recording and outputs.
+
+    A DeepLabCut model (a generated project, no training) and one load-mode estimation
+    task per session, inserted, not populated (the README's first block populates
+    them) unless ``populate``.  Idempotent.
     """
     from element_pose import sample
     from element_pose.core.paths import default_root_dirs
@@ -290,26 +311,16 @@ def prepare_lab(populate: bool = False) -> dict:
     pipeline = _pipeline()
     model = pipeline.model
     raw = Path(default_root_dirs()[0])
-    _subject(pipeline, SESSION_KEY)
-    video = raw / "sessions" / "m1" / "cam0.mp4"
-    fresh = not video.exists()
-    recording = _recording(pipeline, SESSION_KEY, video, seed=3, n_frames=LAB_FRAMES)
-    outputs = video.parent / "dlc"
-    if fresh or not outputs.is_dir():
-        sample.make_dlc_output(sample.ground_truth(n_frames=LAB_FRAMES, seed=3), video, outputs)
     project = raw / "projects" / "readme"
     if not (project / "config.yaml").exists():
         sample.make_dlc_project(project, n_frames=20, n_labeled=4)
     model.Model.insert_new_model(LOAD_MODEL, project / "config.yaml", shuffle=1,
                                  skip_duplicates=True)
-    estimation = {**recording, "model_name": LOAD_MODEL}
-    if not model.PoseEstimationTask & estimation:
-        estimation = model.PoseEstimationTask.insert_estimation_task(estimation, "load",
-                                                                     output_dir=outputs)
-    estimation = (model.PoseEstimationTask & estimation).keys()[0]
+    estimation = _lab_estimation(pipeline, raw, SESSION_KEY, seed=3)
+    _lab_estimation(pipeline, raw, DEMO_SESSION, seed=4)
     if populate:
-        model.PoseEstimation.populate(estimation)
-    return {**_names(pipeline), "session_key": SESSION_KEY, "recording_key": recording,
+        model.PoseEstimation.populate()
+    return {**_names(pipeline), "session_key": SESSION_KEY, "recording_key": RECORDING_KEY,
             "key": estimation, "estimation_key": estimation, "pose_key": estimation,
             "query": model.PoseEstimation & SESSION_KEY}
 
@@ -350,8 +361,11 @@ def lab_outputs_beside_video(namespace: dict) -> None:
 
     model = namespace["model"]
     video = Path(default_root_dirs()[0]) / "openfield_sessions" / "day1" / "cam0.mp4"
-    config = model.Model.config_path({"model_name": "openfield"})
-    snapshot = (model.Model & {"model_name": "openfield"}).fetch1("snapshot")
+    key = {"model_name": "openfield"}
+    config = model.Model.config_path(key)
+    row = (model.Model & key).fetch1()
+    # the snapshot the model names (a column once, engine_options now)
+    snapshot = row.get("snapshot") or (row.get("engine_options") or {})["snapshot"]
     for which in (1, snapshot):
         engine.infer(config, [video], video.parent / "dlc", snapshot=which, device="cpu")
 
