@@ -31,8 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.readme_harness import (
     Block,
     MarkerError,
+    OfflineTraining,
+    offline_training,
     parse_marker,
     parse_readme,
+    run_python,
     run_shell,
     shell_script,
 )
@@ -113,6 +116,27 @@ def test_markers_and_shell_commands_parse():
     assert (second.section, second.marker, second.source) == ("Next", None, "x = 1\n")
 
 
+def test_python_blocks_run_at_readme_lines_with_hooks_and_offline_training():
+    text = ("# T\n```python\nparams = train.TrainingParamSet.insert_new_params(\n"
+            "    'x', {'epochs': 200, 'save_epochs': 50})\nvalue = ready + 1\n1 / 0\n```\n")
+    (block,) = parse_readme(text)
+    train = type("train", (), {"TrainingParamSet": type("P", (), {
+        "insert_new_params": staticmethod(lambda name, params: params)})})
+    namespace = {"train": train, "_offline_training": offline_training}
+    hooks = {"ready + 1": lambda ns: ns.update(ready=41)}
+    with pytest.raises(ZeroDivisionError) as error:
+        run_python([block], namespace, "README.md", hooks, transform=OfflineTraining())
+    assert error.traceback[-1].lineno + 1 == 6  # README line of `1 / 0`
+    assert namespace["value"] == 42
+    assert namespace["params"] == {"epochs": 2, "save_epochs": 1, "weight_init": "random",
+                                   "device": "cpu"}
+    # few epochs stay as written: a snapshot the README uses must be one it saves
+    assert "save_epochs" not in offline_training({"epochs": 3, "eval_interval": 10})
+    with pytest.raises(LookupError, match="gone"):
+        run_python(parse_readme("```python\nx = 1\n```\n"), {}, "README.md",
+                   {"gone": lambda ns: None})
+
+
 # ------------------------------------------------------------------ the world
 @pytest.fixture(scope="module")
 def readme_env(pipeline, tmp_path_factory) -> dict[str, str]:
@@ -184,7 +208,8 @@ def _story_params():
 def test_python_story(readme_env, story, lines):
     """The story's README blocks run, in order, in one namespace (after the shell blocks,
     which use m1: the delete story deletes it)."""
-    _harness(readme_env, "story", story, str(README), *map(str, lines),
-             timeout=TIMEOUT.get(story, 300))
+    done = _harness(readme_env, "story", story, str(README), *map(str, lines),
+                    timeout=TIMEOUT.get(story, 300))
+    print(done.stdout[-2000:])  # what ran (shown with -rP)
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "Block",
     "Marker",
     "MarkerError",
+    "OfflineTraining",
+    "offline_training",
     "parse_marker",
     "parse_readme",
     "run_python",
@@ -194,6 +196,9 @@ def run_python(blocks: Iterable[Block], namespace: dict, filename: str = "README
                 pending.pop(trigger)(namespace)
                 ran.append(trigger)
             exec(code, namespace)  # the README's own code, on test data
+    if pending:
+        raise LookupError(f"no README statement contains {sorted(pending)}: the hooks that "
+                          "prepare it did not run (update the story's hooks)")
     return ran
 
 
@@ -388,8 +393,11 @@ def offline_training(params: dict) -> dict:
     return params
 
 
-class _OfflineTraining(ast.NodeTransformer):
-    """Wrap the parameters of ``TrainingParamSet.insert_new_params(name, params)``."""
+class OfflineTraining(ast.NodeTransformer):
+    """Wrap the parameters of ``TrainingParamSet.insert_new_params(name, params)``
+
+    in ``_offline_training(...)`` (:func:`offline_training`, put in the namespace).
+    """
 
     def visit_Call(self, node: ast.Call) -> ast.Call:
         self.generic_visit(node)
@@ -419,7 +427,7 @@ def run_story(story: str, readme: Path, lines: list[int]) -> None:
     if sorted(b.line for b in blocks) != sorted(lines):
         raise SystemExit(f"README blocks not found at lines {lines}")
     ran = run_python(blocks, namespace, str(readme), STORY_HOOKS.get(story),
-                     transform=_OfflineTraining() if story == "training" else None)
+                     transform=OfflineTraining())
     print(f"story {story}: {len(blocks)} blocks run; hooks {ran}")
 
 
