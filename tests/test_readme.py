@@ -192,6 +192,7 @@ def lab_world(readme_env) -> dict[str, str]:
 def test_shell_block(lab_world, block):
     """The block's commands run through the CLI (on m1's estimation, a temp settings file)."""
     done = run_shell(block, lab_world, Path(lab_world["_README_WORK"]))
+    print(done.stdout[-3000:])  # what the commands said (shown with -rP)
     assert done.returncode == 0, (f"README.md:{block.line} failed:\n{shell_script(block)}\n"
                                   f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
 
