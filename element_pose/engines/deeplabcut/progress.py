@@ -88,7 +88,9 @@ def _bar(total: int, desc: str, stream: TextIO | None):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, file=stream, leave=False, dynamic_ncols=True)
+    # updates come at most as often as DeepLabCut redraws its own bar: draw each one
+    return tqdm(total=total, desc=desc, file=stream, leave=False, dynamic_ncols=True,
+                mininterval=0)
 
 
 # ================================================================ training
