@@ -7,18 +7,17 @@ import logging
 import pytest
 
 from element_pose import sample
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
-PARAMS = {**DEMO_TRAINING_PARAMS, "device": "cpu", "epochs": 2, "save_epochs": 1,
+PARAMS = {**QUICK_TRAINING_PARAMS, "device": "cpu", "epochs": 2, "save_epochs": 1,
           "eval_interval": 1}
 
 
 def test_a_trained_task_registered_twice_is_evaluated_once(pipeline, raw_root, caplog):
     pytest.importorskip("deeplabcut")
     model, train = pipeline.model, pipeline.train
-    project = sample.make_dlc_project(raw_root / "dlc_once", n_frames=12, n_labeled=8,
-                                      width=64, height=48)
+    project = sample.make_dlc_project(raw_root / "dlc_once", n_frames=60, n_labeled=24)
     train.VideoSet.insert_from_project(910, project)
     paramset = train.TrainingParamSet.insert_new_params("evaluate once", PARAMS)
     task = {"video_set_id": 910, "paramset_idx": paramset, "training_id": 0}

@@ -26,9 +26,9 @@ DeepLabCut 3.0.2 loads them:
 ``HF_HOME``/``HF_HUB_CACHE`` (also for child processes, and in
 ``huggingface_hub.constants`` when that is already imported) and makes CSPNeXt's
 download read and write the hub cache instead of the package folder (a weights file
-already in DeepLabCut's own folder is still used first).  The cache folder is
-``ELEMENT_POSE_WEIGHTS_CACHE`` (setting ``weights_cache``); unset, Hugging Face's
-own default cache (``HF_HUB_CACHE``, ``HF_HOME`` or ``~/.cache/huggingface``).
+already in DeepLabCut's own folder is still used first).  The cache folder is the
+setting ``weights_cache`` (``ELEMENT_POSE_WEIGHTS_CACHE`` or the settings file);
+unset, Hugging Face's own default cache (``HF_HUB_CACHE``, ``HF_HOME`` or ``~/.cache/huggingface``).
 
 :func:`offline_hint` turns a hub error during training into an
 :class:`EngineError` that names the command to run.
@@ -95,12 +95,17 @@ class WeightSource:
 
 # ================================================================ the cache
 def weights_cache(cache: str | Path | None = None) -> Path | None:
-    """The shared weights cache (a Hugging Face home): ``cache``, else the environment.
+    """The shared weights cache (a Hugging Face home): ``cache``, else the setting.
 
-    Returns ``None`` when neither ``cache`` nor ``ELEMENT_POSE_WEIGHTS_CACHE`` is set:
-    Hugging Face's own default cache is used then.
+    The setting ``weights_cache`` (environment ``ELEMENT_POSE_WEIGHTS_CACHE``, or the
+    settings file).  Returns ``None`` when neither is set: Hugging Face's own default
+    cache is used then.
     """
-    value = cache if cache not in (None, "") else os.environ.get(WEIGHTS_CACHE_ENV)
+    if cache not in (None, ""):
+        return Path(cache).expanduser().resolve()
+    from element_pose.settings import get_settings
+
+    value = get_settings().weights_cache
     return Path(value).expanduser().resolve() if value else None
 
 
