@@ -21,6 +21,23 @@ pytestmark = pytest.mark.slow
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
+def test_cache_folder_comes_from_the_argument_the_environment_or_the_settings_file(
+        tmp_path, monkeypatch):
+    import json
+
+    from element_pose.engines.deeplabcut import weights
+
+    settings_file = tmp_path / "config.json"
+    settings_file.write_text(json.dumps({"weights_cache": str(tmp_path / "from_file")}))
+    monkeypatch.setenv("ELEMENT_POSE_CONFIG", str(settings_file))
+    monkeypatch.delenv(weights.WEIGHTS_CACHE_ENV, raising=False)
+    assert weights.weights_cache() == tmp_path / "from_file"
+    assert weights.hub_cache() == tmp_path / "from_file" / "hub"
+    monkeypatch.setenv(weights.WEIGHTS_CACHE_ENV, str(tmp_path / "from_env"))
+    assert weights.weights_cache() == tmp_path / "from_env"
+    assert weights.weights_cache(tmp_path / "given") == tmp_path / "given"
+
+
 def fill_cache(home: Path, net: str = "cspnext_s") -> dict:
     """Put a random ``<net>.pt`` backbone state dict into an HF-layout cache."""
     import torch
