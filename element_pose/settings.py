@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     slurm_mem: str | None = _setting("ELEMENT_POSE_SLURM_MEM", "Slurm memory per worker")
     slurm_gres: str | None = _setting("ELEMENT_POSE_SLURM_GRES",
                                       "Slurm --gres for GPU tables, e.g. gpu:1")
+    weights_cache: Path | None = _setting("ELEMENT_POSE_WEIGHTS_CACHE",
+                                          "shared cache of pretrained weights")
     pipeline: str | None = _setting("ELEMENT_POSE_PIPELINE",
                                     "pipeline module that activates the element")
     db_password: SecretStr | None = _secret("database password", "DJ_PASS")

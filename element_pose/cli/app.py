@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: Modules whose ``register_cli(subparsers)`` adds their commands (imported lazily).
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
                     "element_pose.cli.params", "element_pose.cli.config",
-                    "element_pose.cli.submit", "element_pose.cli.publish")
+                    "element_pose.cli.submit", "element_pose.cli.publish",
+                    "element_pose.cli.weights")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

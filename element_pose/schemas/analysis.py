@@ -183,8 +183,15 @@ class _QCFigures:
 
 
 def qc_folder(key: dict, kind: str) -> Path:
-    """Where QC figures of a key go: ``<task output folder>/qc/<kind>[_filter<idx>]``."""
-    folder = model.PoseEstimationTask.output_path(key) / "qc" / kind
+    """Where QC figures of a key go: ``<task output folder>/qc/<kind>[_filter<idx>]``.
+
+    Outputs loaded from outside the processed root (e.g. beside the videos in a raw
+    root) get their figures in the task's default folder under the processed root.
+    """
+    folder = model.PoseEstimationTask.output_path(key)
+    if not folder.resolve().is_relative_to(model.roots().processed_dir().resolve()):
+        folder = model.PoseEstimationTask.infer_output_dir(key)
+    folder = folder / "qc" / kind
     if "filter_paramset_idx" in key:
         folder = folder.with_name(f"{folder.name}_filter{key['filter_paramset_idx']}")
     return folder

@@ -50,6 +50,7 @@ from element_pose.engines.base import (
     SourceSoftware,
     VideoOutputs,
 )
+from element_pose.schemas.evaluation_once import ReusedEvaluation, evaluated_twin
 from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = [
@@ -541,11 +542,16 @@ class ModelEvaluation(dj.Computed):
     def make_compute(self, key, engine, description_json, body_parts):
         """Run the engine's evaluation outside the transaction."""
         model = ModelDescription.from_dict(json.loads(description_json))
+        twin = evaluated_twin(ModelEvaluation, Model, key, engine, model)  # evaluate once
+        if twin is not None:
+            return (ReusedEvaluation(twin), body_parts)
         result = get_engine(engine).evaluate(model, device=worker_device())
         return (result, body_parts)
 
     def make_insert(self, key, result, body_parts):
         """Insert the evaluation and its per body part errors."""
+        if isinstance(result, ReusedEvaluation):  # the same snapshot, evaluated before
+            return result.insert(self, key, body_parts)
         metrics = result.metrics
         self.insert1({
             **key,

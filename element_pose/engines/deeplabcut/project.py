@@ -26,6 +26,7 @@ from element_pose.engines.deeplabcut.layout import (
     pytorch_config_path,
     read_pytorch_config,
 )
+from element_pose.engines.deeplabcut.normalise import normalise_project_config
 from element_pose.engines.deeplabcut.runtime import (
     _dlc_errors,
     _import_deeplabcut,
@@ -423,6 +424,7 @@ def _write_work_project(cfg: dict, p: Mapping[str, Any], source_root: Path, work
     if summary.multi_animal:
         # Written now so that DeepLabCut never rewrites the config while tracking.
         cfg["default_track_method"] = _track_method(cfg, p["track_method"])
+    normalise_project_config(cfg)  # e.g. `multianimalproject:` empty: DLC warns
     return dlc_io.write_config(cfg, workdir / "config.yaml")
 
 

@@ -28,6 +28,7 @@ from element_pose.engines.deeplabcut.layout import (
     resolve_snapshot,
     scorer_name,
 )
+from element_pose.engines.deeplabcut.progress import training_progress
 from element_pose.engines.deeplabcut.project import (
     read_project_config,
     training_params,
@@ -42,6 +43,7 @@ from element_pose.engines.deeplabcut.runtime import (
     select_device,
     versions,
 )
+from element_pose.engines.deeplabcut.weights import offline_hint, use_weights_cache
 from element_pose.io import dlc as dlc_io
 
 __all__ = [
@@ -114,7 +116,13 @@ def train(
         kwargs.get("epochs", (pt.get("train_settings") or {}).get("epochs")),
     )
     t0 = time.perf_counter()
-    with _dlc_errors(f"training shuffle {shuffle} of {config_path}", t0=t0), _keep_cwd():
+    with (
+        offline_hint(pt.get("net_type")),  # hub errors name `element-pose weights fetch`
+        use_weights_cache(),  # ELEMENT_POSE_WEIGHTS_CACHE
+        training_progress(kwargs.get("epochs")),  # a record per epoch
+        _dlc_errors(f"training shuffle {shuffle} of {config_path}", t0=t0),
+        _keep_cwd(),
+    ):
         deeplabcut.train_network(str(config_path), **kwargs)
     wall = time.perf_counter() - t0
 

@@ -19,6 +19,7 @@ import numpy as np
 from element_pose.engines.deeplabcut.base import (
     EngineError,
 )
+from element_pose.engines.deeplabcut.progress import ConsoleProgress
 
 __all__ = [
     "device_info",
@@ -140,13 +141,13 @@ class _ConsoleToLog(io.TextIOBase):
     """A text stream that sends DeepLabCut's console output to logging.
 
     Every line goes to DEBUG; tqdm progress bars (``12/300 [``) are logged at INFO
-    each time another quarter is done.
+    (see :class:`~element_pose.engines.deeplabcut.progress.ConsoleProgress`).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._buffer = ""
-        self._reported: dict[int, int] = {}
+        self._progress = ConsoleProgress(_console_log)  # records every quarter and >= 30 s
 
     def writable(self) -> bool:
         return True
@@ -169,12 +170,7 @@ class _ConsoleToLog(io.TextIOBase):
             return
         match = _PROGRESS_RE.search(line)
         if match:
-            done, total = int(match.group(1)), int(match.group(2))
-            quarter = 4 * done // total if total else 0
-            if total and quarter > self._reported.get(total, 0):
-                self._reported[total] = quarter
-                _console_log.info("DeepLabCut progress: %d/%d (%d%%)", done, total,
-                                  100 * done // total)
+            if self._progress.update(int(match.group(1)), int(match.group(2))):
                 return
         _console_log.debug("%s", line)
 
@@ -202,6 +198,7 @@ def _keep_cwd() -> Iterator[None]:
     finally:
         _IN_DEEPLABCUT = was_inside
         console.flush()
+        console._progress.close()
         os.chdir(cwd)
         for handler in list(root.handlers):
             if handler not in handlers:
