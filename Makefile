@@ -55,7 +55,8 @@ test-mysql: setup
 	  tests/test_door_values.py tests/test_params.py tests/test_settings.py tests/test_s3.py \
 	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py \
 	  tests/test_arrays.py tests/test_realproject.py tests/test_pipeline_module.py \
-	  tests/test_util.py tests/test_model_engines.py tests/test_multicam_anipose.py
+	  tests/test_util.py tests/test_model_engines.py tests/test_multicam_anipose.py \
+	  tests/test_migrate.py tests/test_queries.py
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench
