@@ -174,3 +174,14 @@ def test_a_missing_bucket_is_refused_before_submitting_when_creating_is_forbidde
     assert bucket in [b["Name"] for b in s3.client().list_buckets()["Buckets"]]
     again = _run([*cli, "store", "create-bucket"], env)
     assert "exists already" in again.stdout
+
+
+def test_a_python_import_of_the_pipeline_creates_a_missing_bucket(s3, db_backend):
+    """`populate()` from Python or a notebook (no submit, no worker) finds the bucket too."""
+    bucket = f"pose-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **s3.env(bucket),
+           "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(),
+                                                       os.environ.get("PYTHONPATH")]))}
+    assert bucket not in [b["Name"] for b in s3.client().list_buckets()["Buckets"]]
+    _run([sys.executable, "-c", "from workflow import pipeline"], env)
+    assert bucket in [b["Name"] for b in s3.client().list_buckets()["Buckets"]]

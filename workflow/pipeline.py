@@ -9,14 +9,20 @@ setting (database, server, prefix, roots, stores) comes from
 config set`` writes, overridden by environment variables, exactly as for the
 command line, so a script or a notebook needs no ``DJ_*`` variables of its own.
 
+With the pose store on S3, a missing bucket is created here, at first use, unless
+``ELEMENT_POSE_S3_CREATE_BUCKET`` is false (then a warning names the command that
+creates it), so that ``populate()`` from Python finds it as workers do.
+
 This module is also the linking module of element-pose: it provides ``Session``,
 ``Device`` and the root-directory functions.
 """
 
+import logging
 import sys
 
 from element_pose.core.paths import default_processed_dir, default_root_dirs
 from element_pose.db.config import connect, schema_prefix
+from element_pose.ops.s3 import BucketMissing, ensure_bucket
 from element_pose.schemas import analysis, model, multicam, publish, train
 from workflow import lab, session, subject
 
@@ -24,6 +30,10 @@ __all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "m
            "publish", "session", "subject", "train"]
 
 connect()
+try:
+    ensure_bucket()  # S3 only: create the store's bucket at first use when allowed
+except BucketMissing as _missing:
+    logging.getLogger(__name__).warning("%s", _missing)
 _prefix = schema_prefix()
 
 lab.schema.activate(f"{_prefix}lab")
