@@ -84,7 +84,7 @@ def s3():
 
 def test_pose_store_on_s3_ingest_fetch_export_gc(s3, db_backend, tmp_path, raw_root,
                                                   processed_root):
-    bucket = f"pose-{uuid.uuid4().hex[:8]}"  # not created: the first worker creates it
+    bucket = f"pose-{uuid.uuid4().hex[:8]}"  # not created: its first use creates it
     unique = uuid.uuid4().hex[:6]
     never = tmp_path / "no-local-store"
     env = {**os.environ, **s3.env(bucket), "ELEMENT_POSE_STORE_DIR": str(never),
@@ -95,13 +95,14 @@ def test_pose_store_on_s3_ingest_fetch_export_gc(s3, db_backend, tmp_path, raw_r
     setup = _run([sys.executable, "-c", SETUP, unique, str(raw_root), str(processed_root),
                   str(n)], env)
     restriction = json.loads(setup.stdout.strip().splitlines()[-1])
+    # the first use (here the setup's import of the pipeline) created the bucket
+    assert f"created the pose store's S3 bucket s3://{bucket}" in setup.stderr, setup.stderr
     try:
         # a worker with no local store path: the arrays go to the bucket
         work = _run([sys.executable, "-m", "element_pose.cli", "worker", "--once",
                      "--table", "model.RecordingInfo", "--table", "model.PoseEstimation",
                      "--restrict", json.dumps(restriction), "--poll-interval", "0"], env)
         assert f"{2 * n} completed, 0 failed" in work.stdout, work.stdout + work.stderr
-        assert f"created the pose store's S3 bucket s3://{bucket}" in work.stderr
         assert not never.exists()
         objects = s3.objects(bucket)
         schema = f"s3{unique}_model"
