@@ -57,7 +57,8 @@ def test_lab_serves_the_tutorials_with_the_project_kernel(tmp_path):
         argv = specs["kernelspecs"]["element-pose"]["spec"]["argv"]
         assert argv[0] == sys.executable
         names = {item["name"] for item in _get(f"{base}/api/contents/")["content"]}
-        assert {"01_quick_start.ipynb", "01_quick_start.py"} <= names
+        assert {"01_quick_start.ipynb", "scripts"} <= names  # the paired scripts below
+        assert "01_quick_start.py" not in names  # each tutorial listed once
         lab_page = urllib.request.urlopen(f"{base}/lab?token={TOKEN}", timeout=10).read()
         assert b"JupyterLab" in lab_page
         # the server (and so every kernel it starts) has the demo's roots

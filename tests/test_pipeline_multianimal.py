@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from element_pose import sample
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("pipeline")
@@ -38,7 +38,7 @@ VIDEO_SET = 940
 #: The engine test's parameters (tests/engines/test_multianimal.py), with the tracker
 #: named explicitly.
 PARAMS = {
-    **DEMO_TRAINING_PARAMS,
+    **QUICK_TRAINING_PARAMS,
     "train_fraction": None,
     "train_indices": [i for i in range(N_LABELED) if i not in TEST_INDICES],
     "test_indices": TEST_INDICES,

@@ -18,11 +18,11 @@ from element_pose import sample
 from element_pose.engines import deeplabcut as engine
 from element_pose.io import dlc
 from element_pose.io.video import probe_video
-from element_pose.ops.demo import DEMO_TRAINING_PARAMS
+from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
 FPS = 30.0003
-PARAMS = {**DEMO_TRAINING_PARAMS, "device": "cpu", "epochs": 3, "save_epochs": 1,
+PARAMS = {**QUICK_TRAINING_PARAMS, "device": "cpu", "epochs": 3, "save_epochs": 1,
           "eval_interval": 10}
 
 

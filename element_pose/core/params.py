@@ -253,10 +253,22 @@ def schema_rows(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None
     return rows
 
 
+#: the order of the tables in the README (the pipeline's order); others follow by name
+MARKDOWN_ORDER = ("training", "filter", "labeled_video", "calibration", "triangulation")
+
+
+def _markdown_rank(name: str) -> tuple[int, str]:
+    return (MARKDOWN_ORDER.index(name) if name in MARKDOWN_ORDER else len(MARKDOWN_ORDER), name)
+
+
 def params_markdown(names: Sequence[str] | None = None) -> str:
-    """Markdown tables of the registered parameter sets (all, or those named)."""
+    """Markdown tables of the registered parameter sets (all, or those named).
+
+    The order is fixed (:data:`MARKDOWN_ORDER`), not the order in which the modules that
+    declare them happened to be imported.
+    """
     blocks = []
-    for name, model in param_sets().items():
+    for name, model in sorted(param_sets().items(), key=lambda item: _markdown_rank(item[0])):
         if names and name not in names:
             continue
         lines = [f"#### `{name}`: {model.table}", "", _doc(model.__doc__), "",
