@@ -368,9 +368,10 @@ class ToyTrainer(ToyEngine):
 register_engine(ToyTrainer(), replace=True)
 
 
-def test_a_second_engine_trains_with_no_schema_edit(pipeline, raw_root, unique):
+def test_a_second_engine_trains_with_no_schema_edit(pipeline, raw_root, unique, monkeypatch):
     """ModelTraining picks the engine from the parameters and stores what it returns:
     the engine's own facts in engine_details, its model options in Model.engine_options."""
+    monkeypatch.delenv("ELEMENT_POSE_DEVICE", raising=False)  # an earlier test's worker device
     train, model = pipeline.train, pipeline.model
     project = raw_root / f"toytrain_{unique}"
     (project / "labels").mkdir(parents=True)
