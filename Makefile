@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
-	@# aniposelib pulls opencv-contrib-python (GUI build) over DeepLabCut's headless
-	@# OpenCV; both write cv2/. Keep only the headless build (it has ArUco since 4.7).
-	@if $(BIN)/python -m pip show opencv-contrib-python >/dev/null 2>&1; then \
+	@# aniposelib pulls opencv-contrib-python and sleap-nn opencv-python (GUI builds) over
+	@# DeepLabCut's headless OpenCV; all write cv2/. Keep only the headless build (it has
+	@# ArUco since 4.7).
+	@gui=$$($(BIN)/python -m pip list 2>/dev/null | grep -o -i -E '^opencv-(contrib-)?python ' | tr -d ' '); \
+	if [ -n "$$gui" ]; then \
 	  v=$$($(BIN)/python -m pip show opencv-python-headless | sed -n 's/^Version: //p'); \
-	  $(BIN)/python -m pip uninstall --quiet -y opencv-contrib-python; \
+	  $(BIN)/python -m pip uninstall --quiet -y $$gui; \
 	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless==$$v"; \
 	fi
 	@# bytecode for the editable package: pip compiles what it installs, but an editable

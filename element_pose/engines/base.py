@@ -402,7 +402,7 @@ class FileEngine:
 BUILTIN_ENGINE_MODULES: dict[str, str] = {
     "deeplabcut": "element_pose.engines.deeplabcut.engine",
     "dlc": "element_pose.engines.deeplabcut.engine",
-    "sleap": "element_pose.engines.sleap",
+    "sleap": "element_pose.engines.sleap.engine",
     "lightning_pose": "element_pose.engines.lightning_pose",
     "lightning-pose": "element_pose.engines.lightning_pose",
     "lp": "element_pose.engines.lightning_pose",

@@ -11,7 +11,8 @@ import element_pose
 PACKAGE = Path(element_pose.__file__).resolve().parent
 #: Modules only an engine (or the io registry behind it) may import.
 ENGINE_ONLY = ("element_pose.engines.deeplabcut", "element_pose.engines.deeplabcut.engine",
-               "element_pose.engines.sleap", "element_pose.engines.lightning_pose",
+               "element_pose.engines.sleap", "element_pose.engines.sleap.engine",
+               "element_pose.engines.lightning_pose", "sleap_nn",
                "element_pose.io.dlc", "element_pose.io.sleap",
                "element_pose.io.lightning_pose", "deeplabcut", "sleap_io")
 
