@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from element_pose.core.labels import LabelSet
 from element_pose.core.pose import PoseData, check_keypoints, concatenate
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,12 @@ class EvaluationResult:
         wall_time: Seconds spent.
         software: Versions.
         native: The engine's own result object.
+        labels: The labelled frames the snapshot was run on (the truth), when the
+            engine reports its predictions on them; element-pose then scores every
+            engine the same way (:func:`element_pose.processing.accuracy.score_predictions`).
+        predictions: ``(n_frames, n_individuals, n_keypoints, 3)`` (x, y, confidence)
+            on ``labels.frames``, in ``labels.keypoints`` order.
+        test: Per frame of ``labels``: whether it was held out of training.
     """
 
     snapshot: str
@@ -236,6 +243,9 @@ class EvaluationResult:
     wall_time: float
     software: dict[str, str]
     native: Any = None
+    labels: LabelSet | None = None
+    predictions: np.ndarray | None = None
+    test: list[bool] | None = None
 
 
 @dataclasses.dataclass
@@ -301,7 +311,14 @@ class PoseEngine(Protocol):
 
     def train(self, source: str | Path, workdir: str | Path, params: Mapping[str, Any],
               *, device: str | None = None) -> TrainingResult:
-        """Train a model (capability ``train``)."""
+        """Train a model (capability ``train``).
+
+        Engines that hold frames out for evaluation use
+        :func:`element_pose.core.labels.held_out` (so every engine trained on a labelled
+        set holds out the same frames).  ``ModelTraining`` passes ``train_only=[frame
+        ids]`` as a further keyword only when a refinement iteration added frames that
+        must never be held out; an engine that supports iterations accepts it.
+        """
         ...
 
     def evaluate(self, model: ModelDescription, *, snapshot: Any = None,

@@ -27,7 +27,7 @@ from element_pose.engines import DEFAULT_ENGINE
 from element_pose.schemas import model
 from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
-__all__ = ["DuplicateParamsError", "ModelTraining", "TrainingParamSet", "TrainingTask",
+__all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingParamSet", "TrainingTask",
            "VideoSet", "activate"]
 
 dj = import_datajoint()
@@ -330,11 +330,28 @@ class ModelTraining(dj.Computed):
         config = r.processed(row["config_path"])
         options = dict((row["engine_details"] or {}).get("model_options") or {})
         options.pop("scorer", None)
-        return model.Model.insert_new_model(
+        out = model.Model.insert_new_model(  # its own transaction (they do not nest)
             model_name, config, row["engine"],
             model_description=model_description or f"trained by {key}",
             **{**options, "snapshot": snapshot},
         )
+        TrainedModel.insert1({"model_name": model_name, **{k: row[k] for k in cls.primary_key}})
+        return out
+
+
+@schema
+class TrainedModel(dj.Manual):
+    """Which training run a registered model came from (filled by ``register_model``).
+
+    A query walks from a labelled set to its models through this table (e.g. to rank
+    the models of every engine trained on one VideoSet).
+    """
+
+    definition = """
+    -> model.Model
+    ---
+    -> ModelTraining
+    """
 
 
 def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
