@@ -10,13 +10,18 @@ through :func:`element_pose.io.read_pose`.  Training and inference stay in SLEAP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from element_pose.core.pose import SINGLE_INDIVIDUAL
+import numpy as np
+
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines.base import (
+    LOAD_CAPABILITIES,
     EngineError,
     FileEngine,
+    InferenceResult,
     ModelDescription,
     SourceSoftware,
     VideoOutputs,
@@ -33,6 +38,7 @@ class SleapEngine(FileEngine):
     software = "SLEAP"
     distribution = "sleap-io"
     formats = ("sleap_slp", "sleap_analysis_h5")
+    capabilities = LOAD_CAPABILITIES | {"infer"}
 
     def describe_model(self, source: str | Path, **options: Any) -> ModelDescription:
         """Describe a model from a ``.slp``, a skeleton/training-config JSON or a model folder.
@@ -96,6 +102,33 @@ class SleapEngine(FileEngine):
                 return VideoOutputs(video=video, pose_files=[path], files=[path], fmt=fmt)
         raise EngineError(f"no SLEAP predictions for video {video.name} in {output_dir} "
                           f"(looked for {names})")
+
+    def read_outputs(self, outputs: VideoOutputs, model: ModelDescription | None = None,
+                     *, fps: float | None = None,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+        """Read the predictions; when the video's frame count is known (inference), the
+        frames after the last predicted one are added as missing (a ``.slp`` ends at its
+        last labelled frame)."""
+        pose = super().read_outputs(outputs, model, fps=fps, frame_size=frame_size)
+        if outputs.n_frames is None or pose.n_frames >= outputs.n_frames:
+            return pose
+        n = outputs.n_frames - pose.n_frames
+        return pose.replace(
+            position=np.concatenate([pose.position, np.full((n, *pose.position.shape[1:]),
+                                                            np.nan, pose.position.dtype)]),
+            confidence=np.concatenate([pose.confidence,
+                                       np.full((n, *pose.confidence.shape[1:]), np.nan,
+                                               pose.confidence.dtype)]),
+            timestamps=None)
+
+    def infer(self, model: ModelDescription, videos: Sequence[str | Path],
+              output_dir: str | Path, *, snapshot: Any = None, device: str | None = None,
+              **options: Any) -> InferenceResult:
+        """Run a trained sleap-nn model on videos
+        (:func:`element_pose.engines.sleap.infer.infer`)."""
+        from element_pose.engines.sleap.infer import infer
+
+        return infer(model, videos, output_dir, snapshot=snapshot, device=device, **options)
 
 
 register_engine(SleapEngine())
