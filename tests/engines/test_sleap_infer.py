@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.sleap_models import HEIGHT, WIDTH, train_tiny_model
 
 from element_pose import sample
 from element_pose.core.pose import SINGLE_INDIVIDUAL
 from element_pose.engines import get_engine
 from element_pose.engines.base import EngineError, ModelDescription, SourceSoftware
 from element_pose.engines.sleap import infer as sleap_infer
-from support.sleap_models import HEIGHT, WIDTH, train_tiny_model
 
 N_FRAMES = 30
 
@@ -145,11 +145,11 @@ def _nothing_written(folder: Path) -> bool:
 def test_missing_and_corrupt_videos(single_model, video, tmp_path):
     model = describe(single_model)
     out = tmp_path / "out"
-    with pytest.raises(EngineError, match="video not found: .*nowhere.mp4"):
+    with pytest.raises(EngineError, match=r"video not found: .*nowhere\.mp4"):
         sleap_infer.infer(model, [video, tmp_path / "nowhere.mp4"], out)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(EngineError, match="cannot run SLEAP on .*broken.mp4"):
+    with pytest.raises(EngineError, match=r"cannot run SLEAP on .*broken\.mp4"):
         sleap_infer.infer(model, [video, broken], out)
     with pytest.raises(EngineError, match="no videos"):
         sleap_infer.infer(model, [], out)
