@@ -41,18 +41,64 @@ class SleapEngine(FileEngine):
     capabilities = LOAD_CAPABILITIES | {"infer"}
 
     def describe_model(self, source: str | Path, **options: Any) -> ModelDescription:
-        """Describe a model from a ``.slp``, a skeleton/training-config JSON or a model folder.
+        """Describe a model from a model set or folder, a ``.slp`` or a skeleton JSON.
+
+        A folder is a sleap-nn *model set* (see :mod:`~element_pose.engines.sleap.model`):
+        one model folder (``training_config.yaml``), or a folder holding one model
+        folder or a top-down centroid + centered-instance pair (in any order; the
+        manifest of a set element-pose trained lists them).  Files (a ``.slp``, a
+        ``training_config.json``) describe load-only models.
+
+        Args:
+            source: The model set or folder, or a file.
+            **options: ``snapshot`` (``"best"``), ``scorer`` and any other JSON-able
+                options (kept).
 
         Raises:
-            EngineError: naming the source when no skeleton can be read from it.
+            EngineError: naming the source when no skeleton can be read from it, or a
+                snapshot asked for that a trained model set lacks.
         """
+        path = Path(source)
+        if path.is_dir():
+            return self._describe_model_set(path, options)
+        return self._describe_file(path, options)
+
+    def _describe_model_set(self, folder: Path, options: dict[str, Any]) -> ModelDescription:
+        from element_pose.engines.sleap import model as sm
+
+        runs = sm.model_runs(folder)
+        config = sm.read_config(runs[-1])
+        keypoints, skeleton = sm.config_skeleton(config, runs[-1])
+        model_type = sm.set_model_type(runs)
+        manifest = sm.read_manifest(folder) or {}
+        found = sm.snapshot_names(runs)
+        opts = {k: v for k, v in options.items() if k != "scorer"}
+        snapshot = str(opts.get("snapshot") or "best")
+        if found and snapshot not in found:
+            raise EngineError(f"SLEAP model {folder} has no snapshot {snapshot!r} "
+                              f"(found: {found})")
+        individuals = list(manifest.get("individuals") or [])
+        multi = model_type not in ("single_instance", "unknown")
+        if not individuals:
+            individuals = [SINGLE_INDIVIDUAL] if not multi else ["instance_0"]
+        return ModelDescription(
+            engine=self.name,
+            source=folder,
+            keypoints=keypoints,
+            individuals=individuals,
+            skeleton=skeleton,
+            multi_animal=multi,
+            scorer=str(options.get("scorer", "")),
+            software=SourceSoftware(self.software, config.get("sleap_nn_version")),
+            options={**opts, "snapshot": snapshot, "model_type": model_type,
+                     "runs": [r.relative_to(folder).as_posix() if r != folder else "."
+                              for r in runs]},
+        )
+
+    def _describe_file(self, path: Path, options: dict[str, Any]) -> ModelDescription:
         from element_pose.io.sleap import _software_version, _track_names, import_sleap_io
 
         sio = import_sleap_io()
-
-        path = Path(source)
-        if path.is_dir():
-            path = path / "training_config.json"
         if not path.is_file():
             raise EngineError(f"SLEAP model source not found: {path}")
         tracks: list[str] = []
@@ -83,6 +129,30 @@ class SleapEngine(FileEngine):
             software=SourceSoftware(self.software, version),
             options={k: v for k, v in options.items() if k != "scorer"},
         )
+
+    def snapshots(self, model: ModelDescription) -> list[str]:
+        """Trained snapshots of a model set (``["best"]``); none for a file (load-only)."""
+        from element_pose.engines.sleap import model as sm
+
+        source = Path(model.source)
+        if not source.is_dir():
+            return []
+        return sm.snapshot_names(sm.model_runs(source))
+
+    def snapshot_file(self, model: ModelDescription, snapshot: Any = None) -> Path:
+        """The checkpoint of a snapshot (the last network of a top-down pair).
+
+        Raises:
+            EngineError: the model is no trained model set, or lacks the snapshot.
+        """
+        from element_pose.engines.sleap import model as sm
+
+        source = Path(model.source)
+        if not source.is_dir():
+            raise EngineError(f"SLEAP model {source} is a file: it has no snapshots")
+        name = str(snapshot if snapshot not in (None, "") else
+                   model.options.get("snapshot") or "best")
+        return sm.snapshot_path(sm.model_runs(source)[-1], name)
 
     def find_outputs(self, video: str | Path, output_dir: str | Path,
                      model: ModelDescription | None = None) -> VideoOutputs:
