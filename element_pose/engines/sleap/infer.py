@@ -6,11 +6,13 @@
 temporary folder inside the output folder first and moved in only when every video has
 been predicted, so a failure leaves no file, half-written or not.
 
-Models: a trained sleap-nn model folder (``training_config.yaml`` or a SLEAP 1.x
-``training_config.json``, and ``best.ckpt``), or, for top-down models, a folder
-holding the two model folders (centroid and centered instance).  ``options
-["model_paths"]`` of the model description, when given, names the folders (relative
-ones are taken relative to the model's folder).
+Models: a model set as :mod:`element_pose.engines.sleap.model` describes it (one
+trained model folder with ``training_config.yaml`` -- or a SLEAP 1.x
+``training_config.json`` -- and ``best.ckpt``, or a top-down centroid +
+centered-instance pair), or a file in a model folder.  ``options["model_paths"]``
+of the description, when given, names the folders (relative ones are taken relative
+to the model's folder).  The snapshot is ``best`` unless another checkpoint of a
+one-folder model is asked for.
 
 Multi-animal models (bottom-up, top-down) are tracked (sleap-nn's classic tracker,
 ``local_queues`` candidates when the number of tracks is capped), so that each
@@ -28,7 +30,6 @@ thread, so a slow batch is no silence), and at the end of each video.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -76,47 +77,45 @@ def _interval() -> float:
 #: Longest time between two progress records while a video is predicted (seconds).
 LOG_INTERVAL_S = _interval()
 
-_CONFIG_NAMES = ("training_config.yaml", "training_config.json")
-
-
 def output_name(video: str | Path) -> str:
     """The predictions file of a video: ``<stem>.predictions.slp``."""
     return f"{Path(video).stem}.predictions.slp"
 
 
 # ==================================================================== the model
-def _is_model_folder(folder: Path) -> bool:
-    return folder.is_dir() and any((folder / n).is_file() for n in _CONFIG_NAMES)
-
-
 def model_folders(model: ModelDescription) -> list[Path]:
-    """The trained sleap-nn model folder(s) of a model description.
+    """The trained sleap-nn model folder(s) of a model description, in inference order.
+
+    The model's folder is a model set (:func:`element_pose.engines.sleap.model.model_runs`:
+    one model folder, or a top-down centroid + centered-instance pair); a file in a
+    model folder stands for its folder.
 
     Raises:
         EngineError: naming the path when no trained model folder is there, or a
-            folder lacks its configuration or ``best.ckpt``.
+            folder lacks its trained weights.
     """
+    from element_pose.engines.sleap import model as sm
+
     base = Path(model.home or model.source)
     if base.is_file():
         base = base.parent
+    if not base.is_dir():
+        raise EngineError(f"SLEAP model folder not found: {base}")
     named = model.options.get("model_paths")
     if named:
         folders = [Path(p) if Path(p).is_absolute() else base / p for p in named]
-    elif _is_model_folder(base):
-        folders = [base]
-    elif base.is_dir():
-        folders = sorted(p for p in base.iterdir() if _is_model_folder(p))
     else:
-        raise EngineError(f"SLEAP model folder not found: {base}")
-    if not folders:
-        raise EngineError(f"{base} is no trained sleap-nn model folder (no "
-                          f"{' or '.join(_CONFIG_NAMES)} in it or in a folder inside it)")
+        try:
+            folders = sm.model_runs(base)
+        except EngineError as exc:
+            raise EngineError(f"{base} is no trained sleap-nn model folder: {exc}") from exc
     for folder in folders:
-        if not _is_model_folder(folder):
+        if not any((folder / n).is_file() for n in sm.CONFIG_NAMES):
             raise EngineError(f"{folder} is no trained sleap-nn model folder "
-                              f"(no {' or '.join(_CONFIG_NAMES)})")
-        if not (folder / "best.ckpt").is_file():
-            raise EngineError(f"{folder} has no trained weights (best.ckpt)")
+                              f"(no {' or '.join(sm.CONFIG_NAMES)})")
+        if not any((folder / f).is_file() for f in sm.SNAPSHOTS["best"]):
+            raise EngineError(f"{folder} has no trained weights "
+                              f"({' or '.join(sm.SNAPSHOTS['best'])})")
     return folders
 
 
@@ -126,19 +125,15 @@ def model_heads(folder: str | Path) -> list[str]:
     Raises:
         EngineError: naming the file when its configuration cannot be read.
     """
-    folder = Path(folder)
-    path = next(folder / n for n in _CONFIG_NAMES if (folder / n).is_file())
-    try:
-        if path.suffix == ".json":  # SLEAP 1.x
-            heads = json.loads(path.read_text())["model"]["heads"]
-        else:
-            import yaml
+    from element_pose.engines.sleap import model as sm
 
-            heads = yaml.safe_load(path.read_text())["model_config"]["head_configs"]
-        return [str(k) for k, v in heads.items() if v is not None]
-    except Exception as exc:  # yaml/json/key errors of a foreign or broken file
-        raise EngineError(f"cannot read the model heads of {path}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+    config = sm.read_config(Path(folder))
+    heads = (config.get("model_config") or {}).get("head_configs") \
+        or (config.get("model") or {}).get("heads")  # SLEAP 1.x json
+    if not isinstance(heads, dict):
+        raise EngineError(f"cannot read the model heads of {folder}: its training "
+                          "configuration names none")
+    return [str(k) for k, v in heads.items() if v]
 
 
 def _checkpoints(folders: list[Path], snapshot: Any) -> dict[str, str]:
@@ -299,6 +294,8 @@ def infer(model: ModelDescription, videos: Sequence[str | Path], output_dir: str
     heads = [h for f in folders for h in model_heads(f)]
     multi = bool(MULTI_ANIMAL_HEADS & set(heads))
     tracker_config = _tracker_config(multi, model, options)
+    if snapshot is None:
+        snapshot = model.options.get("snapshot")
     checkpoints = _checkpoints(folders, snapshot)
     dev = _device(device)
     batch_size = int(options.get("batch_size") or 4)
