@@ -7,15 +7,12 @@ reference is ``sleap-nn track``, sleap-nn's own command line, run as a subproces
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.sleap_models import HEIGHT, WIDTH, train_tiny_model
+from support.sleap_models import HEIGHT, WIDTH, cli_track, slp_arrays, train_tiny_model
 
 from element_pose import sample
 from element_pose.core.pose import SINGLE_INDIVIDUAL
@@ -47,37 +44,6 @@ def describe(folder: Path, individuals=(SINGLE_INDIVIDUAL,)) -> ModelDescription
         individuals=list(individuals), skeleton=list(sample.DEFAULT_SKELETON),
         multi_animal=len(individuals) > 1, scorer="",
         software=SourceSoftware("SLEAP", None))
-
-
-def cli_track(video: Path, model_folders: list[Path], output: Path, *extra: str) -> Path:
-    """``sleap-nn track`` (the real command line) on the CPU."""
-    exe = Path(sys.executable).with_name("sleap-nn")
-    cmd = [str(exe), "track", "-i", str(video), "-o", str(output), "--device", "cpu"]
-    for folder in model_folders:
-        cmd += ["-m", str(folder)]
-    done = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return output
-
-
-def slp_arrays(path: Path, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, instances, nodes, 2) positions and point scores read with sleap-io
-    alone (by track when tracked, else in instance order)."""
-    import sleap_io as sio
-
-    labels = sio.load_slp(str(path), open_videos=False)
-    n_nodes = len(labels.skeletons[0].nodes)
-    slots = max(len(labels.tracks), max(len(lf.instances) for lf in labels.labeled_frames))
-    xy = np.full((n_frames, slots, n_nodes, 2), np.nan, np.float32)
-    score = np.full((n_frames, slots, n_nodes), np.nan, np.float32)
-    for lf in labels.labeled_frames:
-        for i, inst in enumerate(lf.instances):
-            slot = labels.tracks.index(inst.track) if inst.track is not None else i
-            values = inst.numpy(scores=True)
-            xy[lf.frame_idx, slot] = values[:, :2]
-            score[lf.frame_idx, slot] = np.where(np.isnan(values[:, 0]), np.nan, values[:, 2])
-    return xy, score
 
 
 def test_infer_matches_the_command_line(single_model, video, tmp_path):
@@ -221,3 +187,31 @@ def test_model_folders_resolution(single_model, tmp_path):
     named.options["model_paths"] = [single_model.name]
     assert sleap_infer.model_folders(named) == [single_model]
     assert sleap_infer.model_heads(single_model) == ["single_instance"]
+
+
+def test_label_video(single_model, video, tmp_path):
+    """sleap-io draws every frame; a missing output and ``filtered`` are clear errors."""
+    from element_pose.engines.sleap import label
+    from element_pose.io.video import probe_video, read_frames
+
+    engine = get_engine("sleap")
+    model = describe(single_model)
+    with pytest.raises(EngineError, match=r"no SLEAP predictions of session1\.mp4"):
+        engine.label_video(model, video, tmp_path / "labeled", analysis_dir=tmp_path)
+    engine.infer(model, [video], tmp_path, device="cpu")
+    with pytest.raises(EngineError, match="no filtered predictions"):
+        engine.label_video(model, video, tmp_path / "labeled", analysis_dir=tmp_path,
+                           filtered=True)
+    drawn = engine.label_video(model, video, tmp_path / "labeled", analysis_dir=tmp_path,
+                               dotsize=3, draw_skeleton=True, trailpoints=2,
+                               keypoints_only=True, colormap="viridis")
+    assert drawn == tmp_path / "labeled" / label.labeled_name(video)
+    info = probe_video(drawn)
+    assert (info.n_frames, info.width, info.height) == (N_FRAMES, WIDTH, HEIGHT)
+    assert sorted(p.name for p in drawn.parent.iterdir()) == [drawn.name]
+    # on black, only markers are drawn; a cut-off above every score hides them all
+    assert max(f.max() for f in read_frames(drawn)) > 50
+    hidden = engine.label_video(model, video, tmp_path / "none", analysis_dir=tmp_path,
+                                keypoints_only=True, pcutoff=10.0, output_fps=15.0)
+    assert max(f.max() for f in read_frames(hidden)) < 30
+    assert probe_video(hidden).fps == pytest.approx(15.0)

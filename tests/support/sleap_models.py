@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_labels", "train_tiny_model"]
+__all__ = ["cli_track", "make_labels", "slp_arrays", "train_tiny_model"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +75,34 @@ def train_tiny_model(root: Path, head: str = "single_instance", n_individuals: i
     folder = root / "models" / head
     assert (folder / "best.ckpt").is_file(), sorted(p.name for p in folder.iterdir())
     return folder
+
+
+def cli_track(video: Path, model_folders: list[Path], output: Path, *extra: str) -> Path:
+    """``sleap-nn track`` (the real command line) on the CPU."""
+    exe = Path(sys.executable).with_name("sleap-nn")
+    cmd = [str(exe), "track", "-i", str(video), "-o", str(output), "--device", "cpu"]
+    for folder in model_folders:
+        cmd += ["-m", str(folder)]
+    done = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return output
+
+
+def slp_arrays(path: Path, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, instances, nodes, 2) positions and point scores read with sleap-io
+    alone (by track when tracked, else in instance order)."""
+    import sleap_io as sio
+
+    labels = sio.load_slp(str(path), open_videos=False)
+    n_nodes = len(labels.skeletons[0].nodes)
+    slots = max(len(labels.tracks), max(len(lf.instances) for lf in labels.labeled_frames))
+    xy = np.full((n_frames, slots, n_nodes, 2), np.nan, np.float32)
+    score = np.full((n_frames, slots, n_nodes), np.nan, np.float32)
+    for lf in labels.labeled_frames:
+        for i, inst in enumerate(lf.instances):
+            slot = labels.tracks.index(inst.track) if inst.track is not None else i
+            values = inst.numpy(scores=True)
+            xy[lf.frame_idx, slot] = values[:, :2]
+            score[lf.frame_idx, slot] = np.where(np.isnan(values[:, 0]), np.nan, values[:, 2])
+    return xy, score

@@ -38,7 +38,7 @@ class SleapEngine(FileEngine):
     software = "SLEAP"
     distribution = "sleap-io"
     formats = ("sleap_slp", "sleap_analysis_h5")
-    capabilities = LOAD_CAPABILITIES | {"infer"}
+    capabilities = LOAD_CAPABILITIES | {"infer", "label_video"}
 
     def describe_model(self, source: str | Path, **options: Any) -> ModelDescription:
         """Describe a model from a model set or folder, a ``.slp`` or a skeleton JSON.
@@ -199,6 +199,14 @@ class SleapEngine(FileEngine):
         from element_pose.engines.sleap.infer import infer
 
         return infer(model, videos, output_dir, snapshot=snapshot, device=device, **options)
+
+    def label_video(self, model: ModelDescription, video: str | Path,
+                    output_dir: str | Path, **options: Any) -> Path:
+        """Draw a video's predictions with sleap-io's renderer
+        (:func:`element_pose.engines.sleap.label.label_video`)."""
+        from element_pose.engines.sleap.label import label_video
+
+        return label_video(model, video, output_dir, **options)
 
 
 register_engine(SleapEngine())
