@@ -55,7 +55,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_returns_a_described_model_set(trained):
-    config, result, _ = trained
+    _, result, _ = trained
     model = result.model
     folder = Path(model.source)
     assert folder.name == "model" and (folder / "single_instance" / "best.ckpt").is_file()
@@ -122,7 +122,7 @@ def test_evaluation_predicts_the_labelled_frames_within_pixels(trained):
 
 def test_a_missing_snapshot_is_named(trained):
     _, result, _ = trained
-    with pytest.raises(EngineError, match="no snapshot 'last'.*found: \\['best'\\]"):
+    with pytest.raises(EngineError, match=r"no snapshot 'last'.*found: \['best'\]"):
         get_engine("sleap").describe_model(result.model.source, snapshot="last")
     with pytest.raises(EngineError, match="no snapshot 'last'"):
         get_engine("sleap").evaluate(result.model, snapshot="last")
@@ -143,7 +143,7 @@ def test_mismatched_body_parts_are_refused(tmp_path):
                                     width=64, height=48, bodyparts=["head", "tail"])
     shutil.copytree(other.parent / "labeled-data" / "other_video0",
                     one.parent / "labeled-data" / "other_video0")
-    with pytest.raises(EngineError, match="labels body parts \\['head', 'tail'\\]"):
+    with pytest.raises(EngineError, match=r"labels body parts \['head', 'tail'\]"):
         get_engine("sleap").train(one, tmp_path / "work", QUICK, device="cpu")
 
 

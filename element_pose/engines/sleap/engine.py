@@ -1,28 +1,34 @@
-"""SLEAP as a load-only engine: models described from files, outputs read via sleap-io.
+"""SLEAP as an engine: train, evaluate and infer with sleap-nn; outputs read via sleap-io.
 
-A SLEAP model is described from a ``.slp`` file (predictions or the labels it was
-trained on), a ``training_config.json`` / skeleton JSON, or a model folder holding
-``training_config.json``; its tracks (when the ``.slp`` has any) are the individuals.
-Outputs of a video are found as SLEAP names them (``<video>.predictions.slp``,
-``<stem>.predictions.slp``, ``<stem>.slp``, then the analysis ``.h5`` forms) and read
-through :func:`element_pose.io.read_pose`.  Training and inference stay in SLEAP.
+A trained SLEAP model is a *model set* folder (one sleap-nn model folder, or a
+top-down centroid + centered-instance pair; :mod:`~element_pose.engines.sleap.model`),
+trained by :mod:`~element_pose.engines.sleap.run`, evaluated by
+:mod:`~element_pose.engines.sleap.evaluate` and run on videos by
+:mod:`~element_pose.engines.sleap.infer`.  Load-only models are described from a
+``.slp`` file (predictions or the labels it was trained on) or a
+``training_config.json`` / skeleton JSON; their tracks (when the ``.slp`` has any) are
+the individuals.  Outputs of a video are found as SLEAP names them
+(``<video>.predictions.slp``, ``<stem>.predictions.slp``, ``<stem>.slp``, then the
+analysis ``.h5`` forms) and read through :func:`element_pose.io.read_pose`.  sleap-nn
+is imported only inside the methods that run it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from element_pose.core.pose import SINGLE_INDIVIDUAL
+from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines.base import (
     LOAD_CAPABILITIES,
     EngineError,
     EvaluationResult,
     FileEngine,
+    InferenceResult,
     ModelDescription,
     SourceSoftware,
     TrainingResult,
@@ -35,13 +41,13 @@ __all__ = ["SleapEngine"]
 
 
 class SleapEngine(FileEngine):
-    """Load SLEAP predictions (``.slp`` / analysis ``.h5``)."""
+    """SLEAP (sleap-nn): describe, train, evaluate, infer, label videos, load outputs."""
 
     name = "sleap"
     software = "SLEAP"
     distribution = "sleap-io"
     formats = ("sleap_slp", "sleap_analysis_h5")
-    capabilities = LOAD_CAPABILITIES | {"train", "evaluate"}
+    capabilities = LOAD_CAPABILITIES | {"train", "evaluate", "infer", "label_video"}
     training_params = SleapTrainingParams
 
     def describe_model(self, source: str | Path, **options: Any) -> ModelDescription:
@@ -234,6 +240,41 @@ class SleapEngine(FileEngine):
                 return VideoOutputs(video=video, pose_files=[path], files=[path], fmt=fmt)
         raise EngineError(f"no SLEAP predictions for video {video.name} in {output_dir} "
                           f"(looked for {names})")
+
+    def read_outputs(self, outputs: VideoOutputs, model: ModelDescription | None = None,
+                     *, fps: float | None = None,
+                     frame_size: tuple[int, int] | None = None) -> PoseData:
+        """Read the predictions; when the video's frame count is known (inference), the
+        frames after the last predicted one are added as missing (a ``.slp`` ends at its
+        last labelled frame)."""
+        pose = super().read_outputs(outputs, model, fps=fps, frame_size=frame_size)
+        if outputs.n_frames is None or pose.n_frames >= outputs.n_frames:
+            return pose
+        n = outputs.n_frames - pose.n_frames
+        return pose.replace(
+            position=np.concatenate([pose.position, np.full((n, *pose.position.shape[1:]),
+                                                            np.nan, pose.position.dtype)]),
+            confidence=np.concatenate([pose.confidence,
+                                       np.full((n, *pose.confidence.shape[1:]), np.nan,
+                                               pose.confidence.dtype)]),
+            timestamps=None)
+
+    def infer(self, model: ModelDescription, videos: Sequence[str | Path],
+              output_dir: str | Path, *, snapshot: Any = None, device: str | None = None,
+              **options: Any) -> InferenceResult:
+        """Run a trained sleap-nn model on videos
+        (:func:`element_pose.engines.sleap.infer.infer`)."""
+        from element_pose.engines.sleap.infer import infer
+
+        return infer(model, videos, output_dir, snapshot=snapshot, device=device, **options)
+
+    def label_video(self, model: ModelDescription, video: str | Path,
+                    output_dir: str | Path, **options: Any) -> Path:
+        """Draw a video's predictions with sleap-io's renderer
+        (:func:`element_pose.engines.sleap.label.label_video`)."""
+        from element_pose.engines.sleap.label import label_video
+
+        return label_video(model, video, output_dir, **options)
 
 
 register_engine(SleapEngine())
