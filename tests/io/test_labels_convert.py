@@ -142,3 +142,17 @@ def test_refusals_name_the_file(tmp_path):
     labels.root = None
     with pytest.raises(LabelFormatError, match="no root folder"):
         write_dlc_labels(labels, tmp_path / "x", "me")
+
+
+def test_check_slp_lists_external_media(tmp_path):
+    from element_pose.io.sleap_labels import check_slp
+
+    path, _ = _video_slp(tmp_path)
+    assert check_slp(path) == [tmp_path / "mouse.mp4"]
+    labels = read_label_set(path)
+    assert check_slp(write_slp(labels, tmp_path / "emb.pkg.slp")) == []
+    plain = check_slp(write_slp(labels, tmp_path / "plain.slp", embed=False))
+    assert plain == [labels.image(f) for f in labels.frames]
+    with pytest.raises(SlpLabelError, match="no user-labelled frames"):
+        (tmp_path / "q").mkdir()
+        check_slp(_video_slp(tmp_path / "q", user=False)[0])
