@@ -156,3 +156,25 @@ def test_check_slp_lists_external_media(tmp_path):
     with pytest.raises(SlpLabelError, match="no user-labelled frames"):
         (tmp_path / "q").mkdir()
         check_slp(_video_slp(tmp_path / "q", user=False)[0])
+
+
+def test_sleap_nn_trains_on_a_written_labelling_set(tmp_path):
+    """The .pkg.slp is what sleap-nn trains on (predictions and suggestions included)."""
+    from sleap_nn.train import train
+
+    config = sample.make_dlc_project(tmp_path / "p", n_frames=12, n_labeled=8, width=64,
+                                     height=64)
+    labels = read_label_set(config)
+    guess = np.concatenate([labels.xy + 1.0, np.full((*labels.xy.shape[:3], 1), 0.5)], -1)
+    labels.xy[-1] = np.nan  # one frame to label: prediction and suggestion only
+    path = write_slp(labels, tmp_path / "train.pkg.slp", predictions=guess)
+    train(train_labels_path=[str(path)], validation_fraction=0.25,
+          head_configs="single_instance", max_epochs=1, train_steps_per_epoch=2,
+          min_train_steps_per_epoch=1, trainer_accelerator="cpu", enable_progress_bar=False,
+          save_ckpt=True, ckpt_dir=str(tmp_path / "ck"), run_name="r", geometry_aug=None)
+    assert (tmp_path / "ck" / "r" / "best.ckpt").is_file()
+    seen = sio.load_slp(str(tmp_path / "ck" / "r" / "labels_gt.train.0.slp"))
+    assert seen.skeleton.node_names == labels.keypoints
+    val = sio.load_slp(str(tmp_path / "ck" / "r" / "labels_gt.val.0.slp"))
+    used = [lf.frame_idx for lf in [*seen.user_labeled_frames, *val.user_labeled_frames]]
+    assert 7 not in used and len(used) >= 6  # labelled frames (split rounding may drop one)
