@@ -178,3 +178,21 @@ def test_sleap_nn_trains_on_a_written_labelling_set(tmp_path):
     val = sio.load_slp(str(tmp_path / "ck" / "r" / "labels_gt.val.0.slp"))
     used = [lf.frame_idx for lf in [*seen.user_labeled_frames, *val.user_labeled_frames]]
     assert 7 not in used and len(used) >= 6  # labelled frames (split rounding may drop one)
+
+
+def test_slp_made_by_sleap_io_from_dlc_keeps_dlc_frame_ids(tmp_path):
+    """sleap-io's DeepLabCut reader links the project video as the image sequence's
+    source; frame ids still come from the images (whose indices the frames count)."""
+    config = sample.make_dlc_project(tmp_path / "p", n_frames=12, n_labeled=4,
+                                     n_individuals=2)
+    csv = next(config.parent.glob("labeled-data/*/CollectedData_*.csv"))
+    converted = sio.load_dlc(str(csv))
+    assert converted.videos[0].source_video is not None
+    for name, embed in (("plain.slp", False), ("packed.pkg.slp", True)):
+        sio.save_slp(converted, str(tmp_path / name), embed=embed)
+        back = read_label_set(tmp_path / name, images_to=tmp_path / f"{name}.img")
+        ours = read_label_set(config)
+        assert back.frames == ours.frames and back.individuals == ours.individuals
+        # sleap-io orders the nodes alphabetically; the positions agree by name
+        order = [back.keypoints.index(k) for k in ours.keypoints]
+        np.testing.assert_allclose(back.xy[:, :, order], ours.xy, atol=1e-4)
