@@ -196,3 +196,26 @@ def test_slp_made_by_sleap_io_from_dlc_keeps_dlc_frame_ids(tmp_path):
         # sleap-io orders the nodes alphabetically; the positions agree by name
         order = [back.keypoints.index(k) for k in ours.keypoints]
         np.testing.assert_allclose(back.xy[:, :, order], ours.xy, atol=1e-4)
+
+
+def test_sleap_package_of_a_video_and_untracked_instances(tmp_path):
+    """A .pkg.slp SLEAP made from a video keeps the video's frame ids; untracked
+    instances are individuals by their place in the frame."""
+    path, truth = _video_slp(tmp_path)
+    from_video = read_label_set(path)
+    labels = sio.load_slp(str(path))
+    package = tmp_path / "mouse.pkg.slp"
+    sio.save_slp(labels, str(package), embed="user")
+    packed = read_label_set(package)
+    assert packed.frames == from_video.frames == ["mouse/img000001.png", "mouse/img000005.png"]
+    assert packed.root == tmp_path / "mouse.images"  # default folder, shared by both names
+    _same(packed, from_video)
+    # two untracked instances in a frame: individual_0, individual_1
+    lf = labels.labeled_frames[0]
+    lf.instances.append(sio.Instance.from_numpy(truth.position[1, 0] + 3.0,
+                                                skeleton=labels.skeleton))
+    sio.save_slp(labels, str(tmp_path / "two.slp"))
+    two = read_label_set(tmp_path / "two.slp")
+    assert two.individuals == ["individual_0", "individual_1"]
+    assert np.array_equal(two.xy[0, 1], (truth.position[1, 0] + 3.0).astype(np.float32))
+    assert np.isnan(two.xy[1, 1]).all()
