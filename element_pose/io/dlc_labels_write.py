@@ -3,8 +3,9 @@
 * :func:`write_dlc_labels`: ``labeled-data/<video>/CollectedData_<scorer>.h5`` (key
   ``df_with_missing``) and ``.csv`` per image folder of the set, the images beside them
   (hard-linked where the file system allows, else copied), and, with ``machine=``
-  predictions, ``machinelabels-iter<N>.h5`` (x, y, likelihood) as DeepLabCut's
-  ``extract_outlier_frames`` writes it, which napari-deeplabcut shows as initial guesses.
+  predictions, ``machinelabels-iter<N>.h5`` (x, y, likelihood) and ``machinelabels.csv``
+  as DeepLabCut's ``extract_outlier_frames`` writes them, which napari-deeplabcut shows
+  as initial guesses.
 * :func:`write_dlc_project`: the same plus a minimal DeepLabCut 3 ``config.yaml`` (body
   parts, individuals, skeleton, video sets), so that a SLEAP-labelled set trains
   DeepLabCut.
@@ -105,6 +106,7 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
                                              if k], machine_scorer, labels, multi, unique)
                 atomic_write(out / f"machinelabels-iter{iteration}.h5",
                              lambda tmp, t=table: t.to_hdf(tmp, key=H5_KEY, mode="w"))
+                atomic_write(out / "machinelabels.csv", lambda tmp, t=table: t.to_csv(tmp))
     return LabelSet(frames=ids, keypoints=labels.keypoints, individuals=labels.individuals,
                     xy=labels.xy, skeleton=labels.skeleton, root=project, scorer=scorer)
 

@@ -119,6 +119,7 @@ def test_dlc_round_trip_and_machine_labels(tmp_path):
     _same(read_label_set(folder / "CollectedData_ann.csv"), labels, skeleton=False)
     machine = pd.read_hdf(folder / "machinelabels-iter0.h5", key="df_with_missing")
     assert len(machine) == 3 and "likelihood" in machine.columns.get_level_values("coords")
+    assert (folder / "machinelabels.csv").is_file()
     assert np.allclose(machine.xs("likelihood", level="coords", axis=1).to_numpy(), 0.5)
     single = _project(tmp_path / "s", n_individuals=1)
     config = write_dlc_project(single, tmp_path / "single", "ann")
