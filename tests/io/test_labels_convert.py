@@ -9,7 +9,7 @@ import sleap_io as sio
 from PIL import Image
 
 from element_pose import sample
-from element_pose.core.labels import LabelSet
+from element_pose.core.labels import LabelSet, LabelSetError
 from element_pose.engines.deeplabcut import validate_labeled_data
 from element_pose.io.dlc_labels_write import write_dlc_labels, write_dlc_project
 from element_pose.io.labels import LabelFormatError, read_label_set
@@ -248,3 +248,15 @@ def test_dlc_unique_bodyparts_round_trip(tmp_path):
     back = read_label_set(config)
     assert back.frames == ["labeled-data/cage/img0002.png", "labeled-data/cage/img0009.png"]
     _same(back, labels)
+
+
+def test_slp_with_its_video_gone_reads_positions_without_root(tmp_path, caplog):
+    path, truth = _video_slp(tmp_path)
+    (tmp_path / "mouse.mp4").unlink()
+    labels = read_label_set(path)
+    assert labels.root is None and "not available" in caplog.text
+    assert np.array_equal(labels.xy[:, 0], truth.position[[1, 5], 0].astype(np.float32))
+    with pytest.raises(LabelSetError, match="no root folder"):
+        labels.image(labels.frames[0])
+    with pytest.raises(SlpLabelError, match="no root folder"):
+        write_slp(labels, tmp_path / "x.slp")
