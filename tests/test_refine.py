@@ -113,6 +113,10 @@ def test_frames_chosen_and_written_for_deeplabcut(pipeline, estimation, unique,
                                pose.position[f, 0, :, 0])
             assert np.allclose(values.xs("likelihood", level="coords").to_numpy(),
                                pose.confidence[f, 0])
+        human = pd.read_hdf(folder / "labeled-data" / video / "CollectedData_sampler.h5")
+        assert list(human.index) == list(machine.index)  # to fill in: nothing labelled yet
+        assert human.isna().all().all() and "likelihood" not in human.columns.get_level_values(
+            "coords")
     assert _tree_digest(estimation["project"]) == project_before  # the user's project untouched
 
 

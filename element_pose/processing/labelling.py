@@ -9,9 +9,10 @@ DB-free: give it, per recording, the video files, their frame counts, the chosen
     folder and ``video_sets`` to the recordings' videos, or a minimal one), and per
     video file ``labeled-data/<video stem>/img<NNN>.png`` (the frame index in the file,
     zero-padded as DeepLabCut pads it) with ``machinelabels-iter<N>.h5`` (key
-    ``df_with_missing``, the model's scorer, x, y and likelihood).  Drop the
+    ``df_with_missing``, the model's scorer, x, y and likelihood) and an empty
+    ``CollectedData_<config scorer>.h5``/``.csv`` (nothing labelled yet).  Drop the
     ``labeled-data/<video>`` folder on napari-deeplabcut: the machine labels open as
-    points to correct; saving writes ``CollectedData_<config scorer>.h5`` beside them.
+    points to correct; saving writes ``CollectedData_<config scorer>.h5``.
 ``sleap`` layout
     ``<folder name>.pkg.slp``: the frames embedded, one image-sequence video per video
     file, the predictions as predicted instances (one track per individual) and every
@@ -31,7 +32,7 @@ import math
 import shutil
 import uuid
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("deeplabcut", "sleap")
-MACHINE_KEY = "df_with_missing"
 
 
 class LabellingError(ValueError):
@@ -210,35 +210,35 @@ def _minimal_config(keypoints: list[str], individuals: list[str], skeleton, scor
     return cfg
 
 
+def _label_set(staging: Path, images, recordings, keypoints, individuals
+               ) -> tuple[LabelSet, np.ndarray]:
+    """The chosen frames as an unlabelled :class:`LabelSet` and the predictions at them."""
+    frames = [i for _, _, i in images]
+    predictions = np.concatenate([_predictions(recordings[r], [f], individuals)
+                                  for r, f, _ in images])
+    labels = LabelSet(frames=frames, keypoints=keypoints, individuals=individuals,
+                      xy=np.full((len(frames), len(individuals), len(keypoints), 2), np.nan),
+                      skeleton=recordings[0].pose.skeleton, root=staging)
+    return labels, predictions
+
+
 def _write_deeplabcut(staging: Path, folder: Path, images, sizes, recordings, config,
                       scorer: str, keypoints: list[str], individuals: list[str]) -> None:
-    """``config.yaml`` and one ``machinelabels-iter<N>.h5`` per ``labeled-data`` folder."""
-    import pandas as pd
-
+    """``config.yaml``, and per ``labeled-data`` folder ``machinelabels-iter<N>.h5`` with an
+    empty ``CollectedData_<config scorer>`` (:func:`~element_pose.io.dlc_labels_write.
+    write_dlc_labels`)."""
     from element_pose.io.dlc import write_config
+    from element_pose.io.dlc_labels_write import write_dlc_labels
 
     cfg = dict(config) if config else _minimal_config(
         keypoints, individuals, recordings[0].pose.skeleton, "element-pose")
-    multi = bool(cfg.get("multianimalproject")) or len(individuals) > 1
     cfg["project_path"] = str(folder)
     cfg["video_sets"] = {video: {"crop": f"0, {w}, 0, {h}"} for video, (w, h) in sizes.items()}
-    iteration = int(cfg.get("iteration") or 0)
     write_config(cfg, staging / "config.yaml")
-    coords = ["x", "y", "likelihood"]
-    levels = [[scorer], *([individuals] if multi else []), keypoints, coords]
-    names = ["scorer", *(["individuals"] if multi else []), "bodyparts", "coords"]
-    groups: dict[str, list[tuple[int, int, str]]] = {}
-    for item in images:
-        groups.setdefault(str(PurePosixPath(item[2]).parent), []).append(item)
-    for parent, items in groups.items():
-        values = np.concatenate([_predictions(recordings[r], [f], individuals)
-                                 for r, f, _ in items])
-        table = pd.DataFrame(
-            values.reshape(len(items), -1) if multi else values[:, 0].reshape(len(items), -1),
-            index=pd.MultiIndex.from_tuples([tuple(PurePosixPath(i).parts) for _, _, i in items]),
-            columns=pd.MultiIndex.from_product(levels, names=names))
-        table.to_hdf(staging / parent / f"machinelabels-iter{iteration}.h5", key=MACHINE_KEY,
-                     mode="w")
+    labels, predictions = _label_set(staging, images, recordings, keypoints, individuals)
+    write_dlc_labels(labels, staging, str(cfg.get("scorer") or "element-pose"),
+                     machine=predictions, machine_scorer=scorer,
+                     iteration=int(cfg.get("iteration") or 0))
 
 
 def _write_sleap(staging: Path, folder: Path, images, recordings, keypoints, individuals
@@ -246,12 +246,7 @@ def _write_sleap(staging: Path, folder: Path, images, recordings, keypoints, ind
     """``<folder name>.pkg.slp`` with the frames embedded and the predictions."""
     from element_pose.io.sleap_labels import write_slp
 
-    frames = [i for _, _, i in images]
-    predictions = np.concatenate([_predictions(recordings[r], [f], individuals)
-                                  for r, f, _ in images])
-    labels = LabelSet(frames=frames, keypoints=keypoints, individuals=individuals,
-                      xy=np.full((len(frames), len(individuals), len(keypoints), 2), np.nan),
-                      skeleton=recordings[0].pose.skeleton, root=staging)
+    labels, predictions = _label_set(staging, images, recordings, keypoints, individuals)
     write_slp(labels, staging / f"{folder.name}.pkg.slp", predictions=predictions, embed=True)
     shutil.rmtree(staging / "labeled-data")
 
