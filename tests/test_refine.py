@@ -180,3 +180,27 @@ def test_selection_is_checked_at_insert(pipeline, estimation, unique):
     with pytest.raises(ValueError, match="OutlierParamSet 999"):
         refine.FrameSelection.insert_selection(estimation["key"], 999)
     assert not refine.FrameSelection.Estimation & estimation["key"]
+
+
+def test_command_line_selects_and_writes(pipeline, estimation, capsys):
+    import json
+
+    from element_pose.cli import app as cli
+
+    subject = estimation["key"]["subject"]
+    params = json.dumps({"criteria": [{"criterion": "uncertain", "p_bound": 0.5},
+                                      {"criterion": "jump", "epsilon": 15}],
+                         "frames_per_video": 2})
+    assert cli.main(["refine", "select", "--key", f"subject={subject}", "--params", params,
+                     "--description", "from the command line"]) == 0
+    printed = capsys.readouterr().out
+    selection = int(printed.split("frame selection ", 1)[1].split(" ", 1)[0])
+    assert ": 2 frames" in printed and "jump" in printed
+    assert cli.main(["refine", "write", "--selection", str(selection)]) == 0
+    printed = capsys.readouterr().out
+    folder = pipeline.refine.LabellingSet.folder_path({"frame_selection_id": selection})
+    assert f"deeplabcut labelling set of 2 frames: {folder}" in printed
+    assert (folder / "config.yaml").is_file()
+    assert cli.main(["refine", "select", "--key", "subjekt=x", "--paramset", "0"]) == 2
+    assert cli.main(["refine", "write", "--selection", "99999"]) == 2
+    assert cli.main(["refine", "select", "--key", f"subject={subject}"]) == 2
