@@ -204,3 +204,16 @@ def test_command_line_selects_and_writes(pipeline, estimation, capsys):
     assert cli.main(["refine", "select", "--key", "subjekt=x", "--paramset", "0"]) == 2
     assert cli.main(["refine", "write", "--selection", "99999"]) == 2
     assert cli.main(["refine", "select", "--key", f"subject={subject}"]) == 2
+
+
+def test_a_selection_that_chose_nothing_writes_nothing(pipeline, estimation, unique):
+    refine = pipeline.refine
+    paramset = refine.OutlierParamSet.insert_new_params(
+        "nothing is that uncertain", {"criteria": [{"criterion": "uncertain", "p_bound": 0.0}]})
+    selection = refine.FrameSelection.insert_selection(estimation["key"], paramset)
+    refine.SelectedFrames.populate(selection)
+    assert (refine.SelectedFrames & selection).fetch1("n_frames") == 0
+    assert not refine.SelectedFrames.Frame & selection
+    assert not refine.LabellingSet.key_source & selection
+    refine.LabellingSet.populate(selection)
+    assert not refine.LabellingSet & selection and not refine.labelling_folder(selection).exists()

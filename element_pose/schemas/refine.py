@@ -239,6 +239,11 @@ class LabellingSet(dj.Computed):
         frame_id: varchar(255)    # labeled-data/<video>/img<N>.png (the image's path in the set)
         """
 
+    @property
+    def key_source(self):
+        """Selections that chose at least one frame (nothing to write otherwise)."""
+        return SelectedFrames & "n_frames > 0"
+
     def make_fetch(self, key: dict):
         """Layout, frames, videos, frame counts, the model's config and scorer (small)."""
         selection = (FrameSelection & key).fetch1()
