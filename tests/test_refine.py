@@ -192,7 +192,7 @@ def test_command_line_selects_and_writes(pipeline, estimation, capsys):
                                       {"criterion": "jump", "epsilon": 15}],
                          "frames_per_video": 2})
     assert cli.main(["refine", "select", "--key", f"subject={subject}", "--params", params,
-                     "--description", "from the command line"]) == 0
+                     "--layout", "deeplabcut", "--description", "from the command line"]) == 0
     printed = capsys.readouterr().out
     selection = int(printed.split("frame selection ", 1)[1].split(" ", 1)[0])
     assert ": 2 frames" in printed and "jump" in printed

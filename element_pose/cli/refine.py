@@ -64,7 +64,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     paramset = _paramset(args, refine)
     try:
         key = refine.FrameSelection.insert_selection(
-            restriction, paramset, description=args.description or "", layout=args.layout)
+            restriction, paramset, description=args.description or "",
+            layout="" if args.layout == "auto" else args.layout)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     result = refine.SelectedFrames.populate(key, reserve_jobs=True, suppress_errors=True)
@@ -112,8 +113,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="criteria, e.g. '{\"criteria\": [{\"criterion\": \"jump\"}]}'")
     select.add_argument("--paramset", type=int, metavar="ID",
                         help="an existing refine.OutlierParamSet instead of --params")
-    select.add_argument("--layout", choices=["", "deeplabcut", "sleap"], default="",
-                        help="labelling layout (default: the models' engine's)")
+    select.add_argument("--layout", choices=["auto", "deeplabcut", "sleap"], default="auto",
+                        help="labelling layout (default auto: SLEAP's for SLEAP models, "
+                             "else DeepLabCut's)")
     select.add_argument("--description", help="free text")
     select.set_defaults(func=cmd_select)
     write = actions.add_parser(
