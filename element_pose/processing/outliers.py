@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import deque
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -311,7 +312,7 @@ def select_frames(pose: PoseData, params: OutlierParams | dict[str, Any]):
     queues = []
     for c in params.criteria:
         flagged, score = criterion_scores(pose, c, params.seed)
-        queues.append((c.criterion, _ranked(flagged, score), score))
+        queues.append((c.criterion, deque(_ranked(flagged, score)), score))
         log.debug("criterion %s flags %d of %d frames", c.criterion, int(flagged.sum()),
                   pose.n_frames)
     taken: list[int] = []
@@ -319,9 +320,9 @@ def select_frames(pose: PoseData, params: OutlierParams | dict[str, Any]):
     while len(taken) < params.frames_per_video and any(q[1] for q in queues):
         for name, queue, score in queues:
             while queue and not _far_enough(queue[0], taken, params.min_gap):
-                queue.pop(0)
+                queue.popleft()
             if queue and len(taken) < params.frames_per_video:
-                frame = queue.pop(0)
+                frame = queue.popleft()
                 rows.append((frame, name, float(score[frame]), len(taken)))
                 taken.append(frame)
     table = pd.DataFrame(rows, columns=["frame", "criterion", "score", "rank"])
