@@ -164,3 +164,29 @@ def test_fitting_window_longer_than_the_poses_is_refused():
     with pytest.raises(OutlierError, match="longer than the 5 frames"):
         select_frames(_smooth_pose(n_frames=5),
                       {"criteria": [{"criterion": "fitting", "window": 7}]})
+
+
+def test_fitting_with_savitzky_golay_finds_a_spike():
+    pose = _smooth_pose()
+    pose.position[100, 0, 2] += (0.0, 30.0)
+    chosen = select_frames(pose, {"criteria": [
+        {"criterion": "fitting", "filter": "savgol", "window": 7, "threshold": 10}],
+        "frames_per_video": 1})
+    assert _frames(chosen) == [100]
+    assert chosen["score"][0] > 15
+
+
+def test_egocentric_kmeans_clusters_postures_not_places():
+    rng = np.random.default_rng(5)
+    stretched = np.array([[0, -20], [0, -10], [0, 10], [0, 20]], float)
+    curled = np.array([[-5, 0], [0, -5], [5, 0], [0, 5]], float)
+    posture = np.tile([0, 1], 50)  # alternating postures
+    places = rng.uniform(20, 140, (100, 2))  # anywhere in the arena
+    shapes = np.where(posture[:, None, None] == 0, stretched, curled)
+    position = (places[:, None, :] + shapes)[:, None] + rng.normal(0, 0.2, (100, 1, 4, 2))
+    pose = PoseData(position=position, confidence=np.ones((100, 1, 4)), keypoints=KEYPOINTS,
+                    individuals=["a"])
+    chosen = select_frames(pose, {"criteria": [
+        {"criterion": "kmeans", "n_clusters": 2, "egocentric": True}]})
+    assert sorted(posture[_frames(chosen)]) == [0, 1]
+    assert np.allclose(chosen["score"], 0.5)
