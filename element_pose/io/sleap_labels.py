@@ -166,8 +166,12 @@ def _individuals(labels, frames: list[Any]):
 
 
 def _source(video):
-    """The video an embedded one was made from (itself when not embedded)."""
-    return getattr(video, "source_video", None) or video
+    """The video an embedded one was made from (itself when not embedded: an image
+    sequence's own ``source_video``, e.g. the one sleap-io's DeepLabCut reader links,
+    is not what its frame indices count)."""
+    filename = video.filename
+    embedded = isinstance(filename, str) and filename.lower().endswith(".slp")
+    return (getattr(video, "source_video", None) or video) if embedded else video
 
 
 def slp_frame_id(video, frame_idx: int) -> str:

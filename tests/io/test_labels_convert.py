@@ -156,3 +156,66 @@ def test_check_slp_lists_external_media(tmp_path):
     with pytest.raises(SlpLabelError, match="no user-labelled frames"):
         (tmp_path / "q").mkdir()
         check_slp(_video_slp(tmp_path / "q", user=False)[0])
+
+
+def test_sleap_nn_trains_on_a_written_labelling_set(tmp_path):
+    """The .pkg.slp is what sleap-nn trains on (predictions and suggestions included)."""
+    from sleap_nn.train import train
+
+    config = sample.make_dlc_project(tmp_path / "p", n_frames=12, n_labeled=8, width=64,
+                                     height=64)
+    labels = read_label_set(config)
+    guess = np.concatenate([labels.xy + 1.0, np.full((*labels.xy.shape[:3], 1), 0.5)], -1)
+    labels.xy[-1] = np.nan  # one frame to label: prediction and suggestion only
+    path = write_slp(labels, tmp_path / "train.pkg.slp", predictions=guess)
+    train(train_labels_path=[str(path)], validation_fraction=0.25,
+          head_configs="single_instance", max_epochs=1, train_steps_per_epoch=2,
+          min_train_steps_per_epoch=1, trainer_accelerator="cpu", enable_progress_bar=False,
+          save_ckpt=True, ckpt_dir=str(tmp_path / "ck"), run_name="r", geometry_aug=None)
+    assert (tmp_path / "ck" / "r" / "best.ckpt").is_file()
+    seen = sio.load_slp(str(tmp_path / "ck" / "r" / "labels_gt.train.0.slp"))
+    assert seen.skeleton.node_names == labels.keypoints
+    val = sio.load_slp(str(tmp_path / "ck" / "r" / "labels_gt.val.0.slp"))
+    used = [lf.frame_idx for lf in [*seen.user_labeled_frames, *val.user_labeled_frames]]
+    assert 7 not in used and len(used) >= 6  # labelled frames (split rounding may drop one)
+
+
+def test_slp_made_by_sleap_io_from_dlc_keeps_dlc_frame_ids(tmp_path):
+    """sleap-io's DeepLabCut reader links the project video as the image sequence's
+    source; frame ids still come from the images (whose indices the frames count)."""
+    config = sample.make_dlc_project(tmp_path / "p", n_frames=12, n_labeled=4,
+                                     n_individuals=2)
+    csv = next(config.parent.glob("labeled-data/*/CollectedData_*.csv"))
+    converted = sio.load_dlc(str(csv))
+    assert converted.videos[0].source_video is not None
+    for name, embed in (("plain.slp", False), ("packed.pkg.slp", True)):
+        sio.save_slp(converted, str(tmp_path / name), embed=embed)
+        back = read_label_set(tmp_path / name, images_to=tmp_path / f"{name}.img")
+        ours = read_label_set(config)
+        assert back.frames == ours.frames and back.individuals == ours.individuals
+        # sleap-io orders the nodes alphabetically; the positions agree by name
+        order = [back.keypoints.index(k) for k in ours.keypoints]
+        np.testing.assert_allclose(back.xy[:, :, order], ours.xy, atol=1e-4)
+
+
+def test_sleap_package_of_a_video_and_untracked_instances(tmp_path):
+    """A .pkg.slp SLEAP made from a video keeps the video's frame ids; untracked
+    instances are individuals by their place in the frame."""
+    path, truth = _video_slp(tmp_path)
+    from_video = read_label_set(path)
+    labels = sio.load_slp(str(path))
+    package = tmp_path / "mouse.pkg.slp"
+    sio.save_slp(labels, str(package), embed="user")
+    packed = read_label_set(package)
+    assert packed.frames == from_video.frames == ["mouse/img000001.png", "mouse/img000005.png"]
+    assert packed.root == tmp_path / "mouse.images"  # default folder, shared by both names
+    _same(packed, from_video)
+    # two untracked instances in a frame: individual_0, individual_1
+    lf = labels.labeled_frames[0]
+    lf.instances.append(sio.Instance.from_numpy(truth.position[1, 0] + 3.0,
+                                                skeleton=labels.skeleton))
+    sio.save_slp(labels, str(tmp_path / "two.slp"))
+    two = read_label_set(tmp_path / "two.slp")
+    assert two.individuals == ["individual_0", "individual_1"]
+    assert np.array_equal(two.xy[0, 1], (truth.position[1, 0] + 3.0).astype(np.float32))
+    assert np.isnan(two.xy[1, 1]).all()
