@@ -117,6 +117,18 @@ def test_frames_chosen_and_written_for_deeplabcut(pipeline, estimation, unique,
         assert list(human.index) == list(machine.index)  # to fill in: nothing labelled yet
         assert human.isna().all().all() and "likelihood" not in human.columns.get_level_values(
             "coords")
+        # a person accepts the guesses and saves, as napari-deeplabcut does
+        accepted = machine.drop(columns="likelihood", level="coords").rename(
+            columns={pose.scorer: "sampler"}, level="scorer")
+        accepted.to_hdf(folder / "labeled-data" / video / "CollectedData_sampler.h5",
+                        key="df_with_missing", mode="w")
+    from element_pose.io.labels import read_label_set
+
+    corrected = read_label_set(folder)  # what the next step of the loop reads back
+    assert sorted(corrected.frames) == sorted(i["frame_id"] for i in images)
+    for frame, xy in zip(corrected.frames, corrected.xy, strict=True):
+        f = int(Path(frame).stem[3:]) + (30 if "/part1/" in frame else 0)
+        assert np.allclose(xy[0], pose.position[f, 0])
     assert _tree_digest(estimation["project"]) == project_before  # the user's project untouched
 
 
