@@ -72,8 +72,11 @@ def test_training_returns_a_described_model_set(trained):
     assert get_engine("sleap").snapshots(model) == ["best"]
     assert get_engine("sleap").snapshot_file(model) == result.snapshot_paths["best"]
     stats = result.learning_stats
-    assert len(stats["epoch"]) == QUICK["epochs"] and "val/loss" in stats
-    assert np.nanmin(stats["val/loss"]) < np.nanmax(stats["val/loss"])  # it learned
+    assert list(stats["epoch"]) == list(range(1, QUICK["epochs"] + 1))
+    assert "val/loss" in stats and "learning_rate" in stats  # sleap-nn's own columns too
+    assert np.isfinite(stats["train_loss"]).all()
+    assert stats["train_loss"][-1] < stats["train_loss"][0]  # it learned
+    np.testing.assert_allclose(stats["valid_loss"], stats["val/loss"], rtol=1e-5)
     unet = result.training_config["single_instance"]["model_config"]["backbone_config"]
     assert unet["unet"]["filters"] == QUICK["filters"]
     json.dumps(result.training_config), json.dumps(result.details)  # JSON-able
@@ -98,6 +101,9 @@ def test_each_epoch_is_a_progress_record(trained):
     assert all(r.epochs == QUICK["epochs"] and r.network == "single_instance" for r in epochs)
     assert all(np.isfinite(r.loss) and r.eta >= 0 for r in epochs)
     assert "training single_instance epoch 1/6: train loss" in epochs[0].getMessage()
+    # the learning curve holds what was reported
+    np.testing.assert_allclose(trained[1].learning_stats["train_loss"],
+                               [r.loss for r in epochs])
 
 
 def test_evaluation_predicts_the_labelled_frames_within_pixels(trained):

@@ -182,7 +182,7 @@ class SleapEngine(FileEngine):
         for run in done.runs:
             prefix = "" if len(done.runs) == 1 else f"{run.name}."
             stats.update({prefix + k: np.asarray(v, dtype=float)
-                          for k, v in sm.read_training_log(run).items()})
+                          for k, v in sm.learning_stats(run).items()})
         return TrainingResult(
             model=model, snapshots=names, best_snapshot="best" if "best" in names else None,
             last_snapshot=names[-1], learning_stats=stats, wall_time=done.wall_time,

@@ -32,9 +32,11 @@ from element_pose.engines.base import EngineError
 
 __all__ = [
     "CONFIG_NAMES",
+    "EPOCHS",
     "MANIFEST",
     "SNAPSHOTS",
     "config_skeleton",
+    "learning_stats",
     "model_runs",
     "read_manifest",
     "read_training_log",
@@ -45,6 +47,8 @@ __all__ = [
 
 #: The manifest element-pose writes in a model set it trained.
 MANIFEST = "element_pose_sleap.json"
+#: Per-epoch losses element-pose recorded while a network trained (in its folder).
+EPOCHS = "element_pose_epochs.json"
 #: A model folder's configuration, newest form first.
 CONFIG_NAMES = ("training_config.yaml", "training_config.json")
 #: Snapshot name -> checkpoint file of a model folder (sleap-nn, then SLEAP 1.x).
@@ -217,6 +221,31 @@ def read_training_log(run: Path) -> dict[str, list[float]]:
     for row in rows:
         for key, value in row.items():
             columns.setdefault(str(key), []).append(_float(value))
+    return columns
+
+
+def learning_stats(run: Path) -> dict[str, list[float]]:
+    """Per-epoch columns of one network: element-pose's and sleap-nn's.
+
+    ``epoch`` (1-based), ``train_loss`` (mean of the epoch's batch losses),
+    ``valid_loss`` and ``elapsed`` (seconds) as element-pose recorded them while it
+    trained, then the columns of sleap-nn's ``training_log.csv`` as it wrote them
+    (``val/loss``, ``learning_rate``, per-node losses...; its ``train/*`` columns are
+    logged one row late by sleap-nn 0.3.5: its row of epoch N holds epoch N's
+    training loss only from the second row on, the first is empty).
+    """
+    columns: dict[str, list[float]] = {}
+    path = run / EPOCHS
+    if path.is_file():
+        rows = json.loads(path.read_text())
+        for key in ("epoch", "train_loss", "valid_loss", "elapsed"):
+            columns[key] = [_float(r.get(key)) for r in rows]
+    n = len(columns.get("epoch", []))
+    for key, values in read_training_log(run).items():
+        if key == "epoch" and columns:
+            continue
+        if not columns or len(values) == n:
+            columns[key] = values
     return columns
 
 

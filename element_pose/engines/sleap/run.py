@@ -169,6 +169,7 @@ def _progress_callback(run: str, stream):
             self.t0 = time.perf_counter()
             self.bar = None
             self.losses: list[float] = []
+            self.epochs: list[dict[str, Any]] = []
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             # the epoch's logged train loss is aggregated only after the epoch-end hooks
@@ -187,6 +188,8 @@ def _progress_callback(run: str, stream):
             valid = _metric(trainer.callback_metrics, "val/loss")
             elapsed = time.perf_counter() - self.t0
             eta = elapsed / epoch * (total - epoch)
+            self.epochs.append({"epoch": epoch, "train_loss": loss, "valid_loss": valid,
+                                "elapsed": elapsed})
             progress_log.info(
                 "training %s epoch %d/%d: train loss %s%s, %s elapsed, about %s left", run,
                 epoch, total, f"{loss:.5f}" if loss is not None else "?",
@@ -236,7 +239,8 @@ def sleap_logging() -> Iterator[None]:
             sleap_nn._add_default_sink("stdout")
 
 
-def _train_network(config, run: str) -> None:
+def _train_network(config, run: str) -> list[dict[str, Any]]:
+    """Train one network; its epochs as reported (epoch, train_loss, valid_loss, elapsed)."""
     from sleap_nn.training.model_trainer import ModelTrainer
 
     callback = _progress_callback(run, _terminal())
@@ -256,6 +260,7 @@ def _train_network(config, run: str) -> None:
     except Exception as exc:
         raise EngineError(f"sleap-nn failed to train the {run} network: "
                           f"{type(exc).__name__}: {exc}") from exc
+    return callback.epochs
 
 
 def _write_labels(labels: LabelSet, source: str | Path, train: list[str], test: list[str],
@@ -312,7 +317,8 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
             log.info("training the sleap-nn %s network on %d frames (%d held out)", run,
                      len(train_ids), len(test_ids))
             with sleap_logging():
-                _train_network(config, run)
+                epochs = _train_network(config, run)
+            (tmp / run / sm.EPOCHS).write_text(json.dumps(epochs))
             configs[run] = sm.read_config(tmp / run)
         (tmp / sm.MANIFEST).write_text(json.dumps({
             "model_type": model_type, "runs": list(RUNS[model_type]),
