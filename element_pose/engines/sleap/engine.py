@@ -1,16 +1,22 @@
-"""SLEAP as a load-only engine: models described from files, outputs read via sleap-io.
+"""SLEAP as an engine: train, evaluate and infer with sleap-nn; outputs read via sleap-io.
 
-A SLEAP model is described from a ``.slp`` file (predictions or the labels it was
-trained on), a ``training_config.json`` / skeleton JSON, or a model folder holding
-``training_config.json``; its tracks (when the ``.slp`` has any) are the individuals.
-Outputs of a video are found as SLEAP names them (``<video>.predictions.slp``,
-``<stem>.predictions.slp``, ``<stem>.slp``, then the analysis ``.h5`` forms) and read
-through :func:`element_pose.io.read_pose`.  Training and inference stay in SLEAP.
+A trained SLEAP model is a *model set* folder (one sleap-nn model folder, or a
+top-down centroid + centered-instance pair; :mod:`~element_pose.engines.sleap.model`),
+trained by :mod:`~element_pose.engines.sleap.run`, evaluated by
+:mod:`~element_pose.engines.sleap.evaluate` and run on videos by
+:mod:`~element_pose.engines.sleap.infer`.  Load-only models are described from a
+``.slp`` file (predictions or the labels it was trained on) or a
+``training_config.json`` / skeleton JSON; their tracks (when the ``.slp`` has any) are
+the individuals.  Outputs of a video are found as SLEAP names them
+(``<video>.predictions.slp``, ``<stem>.predictions.slp``, ``<stem>.slp``, then the
+analysis ``.h5`` forms) and read through :func:`element_pose.io.read_pose`.  sleap-nn
+is imported only inside the methods that run it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +26,29 @@ from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines.base import (
     LOAD_CAPABILITIES,
     EngineError,
+    EvaluationResult,
     FileEngine,
     InferenceResult,
     ModelDescription,
     SourceSoftware,
+    TrainingResult,
     VideoOutputs,
     register_engine,
 )
+from element_pose.engines.sleap.params import SleapTrainingParams
 
 __all__ = ["SleapEngine"]
 
 
 class SleapEngine(FileEngine):
-    """Load SLEAP predictions (``.slp`` / analysis ``.h5``)."""
+    """SLEAP (sleap-nn): describe, train, evaluate, infer, label videos, load outputs."""
 
     name = "sleap"
     software = "SLEAP"
     distribution = "sleap-io"
     formats = ("sleap_slp", "sleap_analysis_h5")
-    capabilities = LOAD_CAPABILITIES | {"infer", "label_video"}
+    capabilities = LOAD_CAPABILITIES | {"train", "evaluate", "infer", "label_video"}
+    training_params = SleapTrainingParams
 
     def describe_model(self, source: str | Path, **options: Any) -> ModelDescription:
         """Describe a model from a model set or folder, a ``.slp`` or a skeleton JSON.
@@ -153,6 +163,64 @@ class SleapEngine(FileEngine):
         name = str(snapshot if snapshot not in (None, "") else
                    model.options.get("snapshot") or "best")
         return sm.snapshot_path(sm.model_runs(source)[-1], name)
+
+    def train(self, source: str | Path, workdir: str | Path, params: Mapping[str, Any],
+              *, device: str | None = None, train_only: Iterable[str] = ()) -> TrainingResult:
+        """Train a model set with sleap-nn (see :func:`element_pose.engines.sleap.run.train`).
+
+        Raises:
+            EngineError: bad or no labels, or sleap-nn failing (named).
+        """
+        from element_pose.engines.sleap import model as sm
+        from element_pose.engines.sleap.run import train
+
+        done = train(source, workdir, params, device=device, train_only=train_only)
+        model = self.describe_model(done.folder)
+        names = sm.snapshot_names(done.runs)
+        last_run = done.runs[-1]
+        stats = {}
+        for run in done.runs:
+            prefix = "" if len(done.runs) == 1 else f"{run.name}."
+            stats.update({prefix + k: np.asarray(v, dtype=float)
+                          for k, v in sm.read_training_log(run).items()})
+        return TrainingResult(
+            model=model, snapshots=names, best_snapshot="best" if "best" in names else None,
+            last_snapshot=names[-1], learning_stats=stats, wall_time=done.wall_time,
+            device=done.device, software=self._versions(),
+            snapshot_epochs={n: sm.snapshot_epoch(last_run, n) or 0 for n in names},
+            snapshot_paths={n: sm.snapshot_path(last_run, n) for n in names},
+            training_config=done.configs,
+            details={"model_type": done.model_type,
+                     "runs": [r.name for r in done.runs],
+                     "labels_file": str(done.folder / "train.slp"),
+                     "test_labels_file": str(done.folder / "test.slp") if done.test else None,
+                     "test_frames": list(done.test)})
+
+    def evaluate(self, model: ModelDescription, *, snapshot: Any = None,
+                 device: str | None = None) -> EvaluationResult:
+        """Predict on the model set's labelled frames; sleap-nn's scores and the predictions.
+
+        See :func:`element_pose.engines.sleap.evaluate.evaluate`.
+
+        Raises:
+            EngineError: the model is no model set element-pose trained, or lacks the
+                snapshot.
+        """
+        from element_pose.engines.sleap.evaluate import evaluate
+
+        result = evaluate(model, snapshot=snapshot, device=device)
+        result.software = self._versions()
+        return result
+
+    @staticmethod
+    def _versions() -> dict[str, str]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {}
+        for name in ("sleap-nn", "sleap-io", "torch", "lightning"):
+            with contextlib.suppress(PackageNotFoundError):
+                out[name] = version(name)
+        return out
 
     def find_outputs(self, video: str | Path, output_dir: str | Path,
                      model: ModelDescription | None = None) -> VideoOutputs:
