@@ -206,8 +206,8 @@ def test_readme_lists_every_model_and_is_not_stale():
     assert block == params_markdown().strip(), (
         "README parameter tables are stale: regenerate them with "
         "`element-pose params --update README.md`")
-    assert set(SCHEMAS) == {"training", "labeled_video", "filter", "calibration",
-                            "triangulation"}
+    assert set(SCHEMAS) == {"training", "sleap_training", "labeled_video", "filter",
+                            "calibration", "triangulation", "outliers"}
     for name, model in SCHEMAS.items():
         assert f"`{name}`: {model.table}" in block
         for key in model.model_fields:
@@ -307,8 +307,10 @@ def test_description_longer_than_its_column_is_named(pipeline):
 def test_training_params_are_validated_by_the_engine_named(pipeline):
     table = pipeline.train.TrainingParamSet
     with pytest.raises(ParamsError, match=r"'engine' must be an engine that trains, one of "
-                                          r"\[.*'deeplabcut'.*\], got 'sleap'"):
-        table.insert_new_params("sleap", {"engine": "sleap", "epochs": 1})
+                                          r"\[.*'deeplabcut'.*'sleap'.*\], got 'lightning_pose'"):
+        table.insert_new_params("lp", {"engine": "lightning_pose", "epochs": 1})
+    with pytest.raises(ParamsError, match=r"sleap_training|epochs"):  # SLEAP's own model
+        table.insert_new_params("sleap", {"engine": "sleap", "epochs": 0})
     with pytest.raises(ParamsError, match=r"'engine'.*got 'nope'"):
         table.insert_new_params("nope", {"engine": "nope"})
     idx = table.insert_new_params("dlc alias", {"engine": "dlc", "epochs": 7})

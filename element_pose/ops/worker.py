@@ -474,11 +474,7 @@ class _Run:
     def _pass(self) -> int | None:
         """One pass: jobs done, or ``None`` when it failed (retried after a back-off)."""
         try:
-            if self.stale_after is not None:
-                released = release_reservations(self.selected, self.stale_after)
-                self.report.released += sum(released.values())
-            return _one_pass(self.selected, self.restriction, self.priority, self.order,
-                             self.report, self.stopping, self.limit_reached)
+            return self._attempt()
         except Exception as exc:
             if self.once:
                 raise
@@ -488,6 +484,27 @@ class _Run:
             log.debug("traceback", exc_info=True)
             _sleep(backoff, self.stopping)
             return None
+
+    def _attempt(self) -> int:
+        """One pass; headings read before their lineage existed are read again, once."""
+        from element_pose.db.headings import reload_headings, stale_lineage
+
+        try:
+            return self._run_pass()
+        except Exception as exc:
+            if not stale_lineage(exc):
+                raise
+            log.warning("table headings were read before their lineage was recorded (another "
+                        "process declared the tables): reading them again")
+            reload_headings()
+            return self._run_pass()
+
+    def _run_pass(self) -> int:
+        if self.stale_after is not None:
+            released = release_reservations(self.selected, self.stale_after)
+            self.report.released += sum(released.values())
+        return _one_pass(self.selected, self.restriction, self.priority, self.order,
+                         self.report, self.stopping, self.limit_reached)
 
     def _stop_reason(self) -> str:
         if self.flag.is_set():

@@ -122,7 +122,9 @@ def model_runs(folder: str | Path) -> list[Path]:
     runs = sorted((p for p in folder.iterdir() if p.is_dir() and _config_file(p) is not None),
                   key=lambda p: (_rank(read_config(p)), p.name)) if folder.is_dir() else []
     if not runs:
-        raise EngineError(f"no SLEAP model folder (with {CONFIG_NAMES[0]}) in {folder}")
+        raise EngineError(f"no SLEAP model folder in {folder}: no "
+                          f"{' or '.join(str(folder / n) for n in CONFIG_NAMES)}, and no "
+                          "folder in it holding one")
     return runs
 
 

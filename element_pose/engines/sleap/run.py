@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from element_pose.core.labels import LabelSet
 from element_pose.engines.base import EngineError
 from element_pose.engines.sleap import model as sm
-from element_pose.engines.sleap.labels import SleapLabels, read_labels, save_slp
+from element_pose.engines.sleap.labels import read_labels, write_frames
 from element_pose.engines.sleap.params import SleapTrainingParams
 
 __all__ = ["LABELS_JSON", "TrainedSet", "accelerator", "train"]
@@ -82,8 +83,8 @@ def accelerator(device: str | None) -> tuple[str, list[int] | None]:
     raise EngineError(f"device {device!r} is not cpu, mps, cuda or cuda:N")
 
 
-def _choose_model_type(params: SleapTrainingParams, labels: SleapLabels) -> str:
-    width = int(np.isfinite(labels.labels.xy).all(axis=-1).any(axis=-1).sum(axis=1).max())
+def _choose_model_type(params: SleapTrainingParams, labels: LabelSet) -> str:
+    width = int(np.isfinite(labels.xy).all(axis=-1).any(axis=-1).sum(axis=1).max())
     if params.model_type == "auto":
         return "single_instance" if width <= 1 else "topdown"
     if params.model_type == "single_instance" and width > 1:
@@ -257,19 +258,18 @@ def _train_network(config, run: str) -> None:
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def _write_labels(labels: SleapLabels, train: list[str], test: list[str], folder: Path,
-                  test_fraction: float) -> dict[str, Path]:
-    files = {"train": save_slp(labels.to_sleap(train), folder / "train.slp")}
-    files["val"] = (save_slp(labels.to_sleap(test), folder / "test.slp") if test
-                    else files["train"])
-    s = labels.labels
+def _write_labels(labels: LabelSet, source: str | Path, train: list[str], test: list[str],
+                  folder: Path, test_fraction: float) -> dict[str, Path]:
+    files = {"train": write_frames(labels, train, folder / "train.slp")}
+    files["val"] = write_frames(labels, test, folder / "test.slp") if test else files["train"]
     held = set(test)
     (folder / LABELS_JSON).write_text(json.dumps({
-        "source": str(labels.source), "frames": s.frames, "keypoints": s.keypoints,
-        "individuals": s.individuals, "skeleton": [list(e) for e in s.skeleton],
-        "root": str(s.root) if s.root is not None else None, "scorer": s.scorer,
-        "test_fraction": test_fraction, "test": [f in held for f in s.frames],
-        "xy": np.where(np.isfinite(s.xy), s.xy, None).tolist()}))
+        "source": str(source), "frames": labels.frames, "keypoints": labels.keypoints,
+        "individuals": labels.individuals, "skeleton": [list(e) for e in labels.skeleton],
+        "root": str(labels.root) if labels.root is not None else None,
+        "scorer": labels.scorer, "test_fraction": test_fraction,
+        "test": [f in held for f in labels.frames],
+        "xy": np.where(np.isfinite(labels.xy), labels.xy, None).tolist()}))
     return files
 
 
@@ -292,12 +292,12 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
     """
     p = SleapTrainingParams.check(dict(params))
     device = device or p.device
-    labels = read_labels(source)
+    workdir = Path(workdir)
+    labels = read_labels(source, images_to=workdir / "images")
     model_type = _choose_model_type(p, labels)
-    train_ids, test_ids = labels.labels.split(p.test_fraction, train_only=train_only)
+    train_ids, test_ids = labels.split(p.test_fraction, train_only=train_only)
     if not train_ids:
         raise EngineError(f"no labelled frame of {source} is left to train on")
-    workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     final = workdir / "model"
     tmp = workdir / ".model.partial"
@@ -305,10 +305,10 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
     tmp.mkdir()
     t0 = time.perf_counter()
     try:
-        files = _write_labels(labels, train_ids, test_ids, tmp, p.test_fraction)
+        files = _write_labels(labels, source, train_ids, test_ids, tmp, p.test_fraction)
         configs = {}
         for run in RUNS[model_type]:
-            config = _config(run, p, files, tmp, device, labels.labels.skeleton)
+            config = _config(run, p, files, tmp, device, labels.skeleton)
             log.info("training the sleap-nn %s network on %d frames (%d held out)", run,
                      len(train_ids), len(test_ids))
             with sleap_logging():
@@ -316,7 +316,7 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
             configs[run] = sm.read_config(tmp / run)
         (tmp / sm.MANIFEST).write_text(json.dumps({
             "model_type": model_type, "runs": list(RUNS[model_type]),
-            "individuals": labels.labels.individuals, "labels": LABELS_JSON,
+            "individuals": labels.individuals, "labels": LABELS_JSON,
             "train": "train.slp", "test": "test.slp" if test_ids else None}))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
