@@ -189,3 +189,44 @@ def test_dandi_sync(pipeline, estimated, tmp_path, monkeypatch):
         assert archive.asset_bytes("000123", nwb_rel) == (dandiset / nwb_rel).read_bytes()
         row = (pipeline.publish.DandiUpload & {"asset_path": nwb_rel}).fetch1()
         assert row["status"] == "uploaded"
+
+
+# ------------------------------------------------------------------ two animals
+@pytest.fixture(scope="module")
+def two_animals(pipeline, raw_root, estimated):
+    """A tiny bottom-up model of two animals, run with tracking through the tables."""
+    model = pipeline.model
+    folder = train_tiny_model(raw_root / "sleap_e2e_two", head="bottomup", n_individuals=2,
+                              epochs=10)
+    model_key = model.Model.insert_new_model("sleap_tiny_two", folder, "sleap")
+    video = raw_root / "sleap_e2e_session" / "two.mp4"
+    sample.make_video(video, n_frames=N_FRAMES, width=WIDTH, height=HEIGHT, n_individuals=2,
+                      seed=3)
+    recording = model.VideoRecording.insert_recording(estimated["session"], 1,
+                                                      {"device": "sleapcam"}, [video])
+    model.RecordingInfo.populate(recording)
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**recording, **model_key}, "trigger", params={"device": "cpu", "max_tracks": 2})
+    model.PoseEstimation.populate(task, reserve_jobs=True, suppress_errors=True)
+    assert (model.PoseEstimation & task), model.PoseEstimation.jobs.errors.to_dicts()
+    return {"task": task, "folder": folder, "video": video, "model": model_key}
+
+
+def test_two_animals_are_tracked_into_two_individuals(pipeline, two_animals, tmp_path):
+    """Tracks are the individuals; positions equal ``sleap-nn track -t --max_tracks 2``."""
+    model = pipeline.model
+    assert (model.Model & two_animals["model"]).fetch1("multi_animal")
+    pose = model.PoseEstimation.fetch_pose(two_animals["task"])
+    assert pose.individuals == ["track_0", "track_1"] and pose.n_frames == N_FRAMES
+    individuals = set((model.PoseEstimation.BodyPartPosition & two_animals["task"])
+                      .to_arrays("individual"))
+    assert individuals == {"track_0", "track_1"}
+    for i in range(2):
+        assert not np.isnan(pose.position[:, i]).all(), f"track {i} is empty"
+    cli = cli_track(two_animals["video"], [two_animals["folder"]], tmp_path / "cli.slp",
+                    "-t", "--max_tracks", "2")
+    xy, score = slp_arrays(cli, N_FRAMES)
+    stored = pose.position.astype(np.float32)
+    np.testing.assert_array_equal(np.isnan(stored), np.isnan(xy))
+    assert np.nanmax(np.abs(stored - xy)) == 0.0
+    np.testing.assert_array_equal(pose.confidence.astype(np.float32), score)

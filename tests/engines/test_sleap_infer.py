@@ -215,3 +215,20 @@ def test_label_video(single_model, video, tmp_path):
                                 keypoints_only=True, pcutoff=10.0, output_fps=15.0)
     assert max(f.max() for f in read_frames(hidden)) < 30
     assert probe_video(hidden).fps == pytest.approx(15.0)
+
+
+def test_two_videos_in_order(single_model, video, tmp_path):
+    """A recording of two files: one predictions file per video, in input order, each
+    equal to the video predicted alone."""
+    second = tmp_path / "part2.mp4"
+    sample.make_video(second, n_frames=12, width=WIDTH, height=HEIGHT, seed=4)
+    engine = get_engine("sleap")
+    model = describe(single_model)
+    both = engine.infer(model, [second, video], tmp_path / "both", device="cpu")
+    assert [o.pose_files[0].name for o in both.outputs] == ["part2.predictions.slp",
+                                                           "session1.predictions.slp"]
+    assert [o.n_frames for o in both.outputs] == [12, N_FRAMES]
+    (alone,) = engine.infer(model, [video], tmp_path / "alone", device="cpu").outputs
+    a = engine.read_outputs(both.outputs[1], model).position
+    b = engine.read_outputs(alone, model).position
+    np.testing.assert_array_equal(a, b)

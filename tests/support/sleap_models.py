@@ -77,10 +77,11 @@ def train_tiny_model(root: Path, head: str = "single_instance", n_individuals: i
     return folder
 
 
-def cli_track(video: Path, model_folders: list[Path], output: Path, *extra: str) -> Path:
-    """``sleap-nn track`` (the real command line) on the CPU."""
+def cli_track(video: Path, model_folders: list[Path], output: Path, *extra: str,
+              command: str = "track") -> Path:
+    """``sleap-nn track`` (or ``predict``: the real command line) on the CPU."""
     exe = Path(sys.executable).with_name("sleap-nn")
-    cmd = [str(exe), "track", "-i", str(video), "-o", str(output), "--device", "cpu"]
+    cmd = [str(exe), command, "-i", str(video), "-o", str(output), "--device", "cpu"]
     for folder in model_folders:
         cmd += ["-m", str(folder)]
     done = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=600,

@@ -1,8 +1,11 @@
 """Inference with sleap-nn (SLEAP's PyTorch backend), with tracking for multi-animal models.
 
-:func:`infer` runs :func:`sleap_nn.inference.predict` -- what ``sleap-nn predict`` and
-``sleap-nn track`` run, with their defaults -- on each video and writes
-``<video stem>.predictions.slp`` into the output folder.  Everything is written in a
+:func:`infer` runs :func:`sleap_nn.inference.predict` -- what ``sleap-nn predict`` runs,
+with the command line's defaults (batch size 4) -- on each video and writes
+``<video stem>.predictions.slp`` into the output folder.  Its positions equal those of
+``sleap-nn predict`` for every model type, and those of ``sleap-nn track`` (sleap-nn's
+legacy pipeline) for single-instance and bottom-up models; for top-down models
+``track`` differs in the last float32 bits (measured up to 4e-6 px).  Everything is written in a
 temporary folder inside the output folder first and moved in only when every video has
 been predicted, so a failure leaves no file, half-written or not.
 
