@@ -79,3 +79,31 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
     parts = (model.ModelEvaluation.BodyPartError & key).to_dicts()
     assert {p["body_part"] for p in parts} == set(sample.DEFAULT_BODYPARTS)
     assert all(p["test_error"] < 5 for p in parts)
+
+
+def test_a_sleap_labelled_videoset_trains_a_multi_animal_model(pipeline, raw_root, unique,
+                                                               monkeypatch):
+    """A VideoSet of SLEAP labels (a .slp and its video) trains bottom-up through the tables;
+    the tracks are the registered model's individuals."""
+    from support.sleap_models import make_labels
+
+    monkeypatch.delenv("ELEMENT_POSE_DEVICE", raising=False)
+    train, model = pipeline.train, pipeline.model
+    slp = make_labels(raw_root / f"sleapslp_{unique}", n_individuals=2, n_frames=40, step=2)
+    set_id = int(unique, 16) % 100000
+    train.VideoSet.insert_from_slp(set_id, slp)
+    assert len(train.VideoSet.File & {"video_set_id": set_id}) == 2  # the .slp, its video
+    idx = train.TrainingParamSet.insert_new_params(f"sleap bu {unique}",
+                                                   {**QUICK, "model_type": "bottomup"})
+    task = {"video_set_id": set_id, "paramset_idx": idx, "training_id": 0}
+    train.TrainingTask.insert1({**task, "project_path": f"sleapslp_{unique}"})
+    train.ModelTraining.populate(task, suppress_errors=False)
+    row = (train.ModelTraining & task).fetch1()
+    assert row["engine"] == "sleap" and row["engine_details"]["model_type"] == "bottomup"
+    key = train.ModelTraining.register_model(task, f"sleapslp_{unique}")
+    registered = (model.Model & key).fetch1()
+    assert registered["multi_animal"]
+    assert model.Model.description(key).individuals == ["animal0", "animal1"]
+    model.ModelEvaluation.populate(key, suppress_errors=False)
+    evaluation = (model.ModelEvaluation & key).fetch1()
+    assert evaluation["evaluated_snapshot"] == "best" and evaluation["train_rmse"] is not None
