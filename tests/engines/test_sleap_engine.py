@@ -134,6 +134,24 @@ def test_a_missing_snapshot_is_named(trained):
         get_engine("sleap").evaluate(result.model, snapshot="last")
 
 
+def test_fine_tuning_starts_from_the_trained_weights(trained, tmp_path):
+    config, result, _ = trained
+    snapshot = get_engine("sleap").snapshot_file(result.model)
+    tuned = get_engine("sleap").train(
+        config, tmp_path / "tuned",
+        {**QUICK, "epochs": 1, "min_train_steps_per_epoch": 2,
+         "weight_init": {"snapshot_path": str(snapshot)}}, device="cpu")
+    model_config = tuned.training_config["single_instance"]["model_config"]
+    assert model_config["pretrained_backbone_weights"] == str(snapshot)
+    assert model_config["pretrained_head_weights"] == str(snapshot)
+    # after two batches it is already better than the first epoch from scratch
+    assert tuned.learning_stats["valid_loss"][0] < result.learning_stats["valid_loss"][0] / 2
+    with pytest.raises(EngineError, match="weight_init snapshot not found"):
+        get_engine("sleap").train(config, tmp_path / "none",
+                                  {**QUICK, "weight_init": {"snapshot_path": "/no/best.ckpt"}},
+                                  device="cpu")
+
+
 # ------------------------------------------------------------------ refusals
 def test_no_labelled_frames_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
@@ -168,6 +186,8 @@ def test_bad_parameters_are_refused_naming_the_key(tmp_path):
         SleapTrainingParams.check({"epochs": 0})
     with pytest.raises(ParamsError, match="output_stride"):
         SleapTrainingParams.check({"max_stride": 4, "output_stride": 8})
+    with pytest.raises(ParamsError, match="snapshot_path"):
+        SleapTrainingParams.check({"weight_init": {"with_heads": False}})
     with pytest.raises(ParamsError, match="unknown_key"):
         SleapTrainingParams.check({"unknown_key": 1})
     assert get_engine("sleap").training_params is SleapTrainingParams

@@ -80,6 +80,17 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
     assert {p["body_part"] for p in parts} == set(sample.DEFAULT_BODYPARTS)
     assert all(p["test_error"] < 5 for p in parts)
 
+    # a further run fine-tunes from the registered model (a refinement iteration)
+    tuned_idx = train.TrainingParamSet.insert_new_params(f"sleap tuned {unique}", {
+        **QUICK, "epochs": 1, "min_train_steps_per_epoch": 2,
+        "weight_init": {"model": f"sleaptab_{unique}"}})
+    tuned = {"video_set_id": set_id, "paramset_idx": tuned_idx, "training_id": 1}
+    train.TrainingTask.insert1({**tuned, "project_path": f"sleaptab_{unique}"})
+    train.ModelTraining.populate(tuned, suppress_errors=False)
+    started = (train.ModelTraining & tuned).fetch1("training_config")
+    assert started["single_instance"]["model_config"]["pretrained_backbone_weights"].endswith(
+        snapshot["snapshot_path"])
+
 
 def test_a_sleap_labelled_videoset_trains_a_multi_animal_model(pipeline, raw_root, unique,
                                                                monkeypatch):

@@ -17,11 +17,27 @@ from pydantic import Field, model_validator
 from element_pose.core.labels import DEFAULT_TEST_FRACTION
 from element_pose.core.params import Int, ParamSet, register_params
 
-__all__ = ["MODEL_TYPES", "SleapTrainingParams"]
+__all__ = ["MODEL_TYPES", "SleapTrainingParams", "SleapWeightInit"]
 
 #: Model types element-pose trains (``auto``: single-instance for one animal per frame,
 #: else top-down).
 MODEL_TYPES = ("auto", "single_instance", "topdown", "bottomup")
+
+
+class SleapWeightInit(ParamSet):
+    """Start from a trained model's weights (fine-tuning; a refinement iteration)."""
+
+    snapshot_path: str | None = Field(
+        None, description="a sleap-nn best.ckpt (relative to a root, or absolute)")
+    model: str | None = Field(None, description="a registered SLEAP model's name: start "
+                                                "from its snapshot")
+    with_heads: bool = Field(True, description="also load the heads (same body parts)")
+
+    @model_validator(mode="after")
+    def _needs_a_source(self) -> SleapWeightInit:
+        if not (self.snapshot_path or self.model):
+            raise ValueError("'weight_init' as a mapping needs 'snapshot_path' or 'model'")
+        return self
 
 
 @register_params("sleap_training", "train.TrainingParamSet")
@@ -67,6 +83,10 @@ class SleapTrainingParams(ParamSet):
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = Field(42, description="random seed")
     device: str | None = Field(
         None, description="cpu, cuda, cuda:0, ... (null: ELEMENT_POSE_DEVICE or auto)")
+    weight_init: Literal["random"] | SleapWeightInit = Field(
+        "random", description="initial weights: random, or a mapping naming a trained "
+                              "model's snapshot (each network of a top-down pair from "
+                              "its own)")
     config_overrides: dict[str, Any] | None = Field(
         None, description="{dotted.key: value} set in sleap-nn's training configuration")
 

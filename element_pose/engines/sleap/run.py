@@ -125,7 +125,11 @@ def _config(run: str, params: SleapTrainingParams, files: dict[str, Path], folde
         scale=params.scale, crop_size=params.crop_size if run == "centered_instance" else None,
         use_augmentations_train=params.augmentation,
         geometry_aug="rotation" if params.augmentation else None)
+    weights = _initial_weights(run, params)
     model = get_model_config(
+        pretrained_backbone_weights=weights,
+        pretrained_head_weights=weights if params.weight_init != "random"
+        and params.weight_init.with_heads else None,
         backbone_config={"unet": {"filters": params.filters, "filters_rate": params.filters_rate,
                                   "max_stride": params.max_stride,
                                   "output_stride": params.output_stride}},
@@ -143,6 +147,27 @@ def _config(run: str, params: SleapTrainingParams, files: dict[str, Path], folde
     for key, value in (params.config_overrides or {}).items():
         OmegaConf.update(config, str(key), value, force_add=True)
     return config
+
+
+def _initial_weights(run: str, params: SleapTrainingParams) -> str | None:
+    """The checkpoint a network starts from: the same network of the model set named.
+
+    Raises:
+        EngineError: the checkpoint does not exist (named).
+    """
+    init = params.weight_init
+    if init == "random":
+        return None
+    if not init.snapshot_path:
+        raise EngineError("weight_init names a model, but no snapshot_path was resolved "
+                          "from it (ModelTraining resolves it)")
+    given = Path(init.snapshot_path)
+    sibling = given.parent.parent / run / given.name  # a top-down pair: each its own
+    path = sibling if sibling.is_file() else given
+    if not path.is_file():
+        raise EngineError(f"weight_init snapshot not found: {path}")
+    log.info("the %s network starts from %s", run, path)
+    return str(path)
 
 
 def _duration(seconds: float | None) -> str:
