@@ -477,8 +477,23 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
 def _fetch(key: dict, filter_paramset_idx: int | None,
            individuals: Sequence[str] | None = None):
     if filter_paramset_idx is None:
-        return model.PoseEstimation.fetch_pose(key, individuals=individuals)
-    from element_pose.schemas import analysis
+        pose = model.PoseEstimation.fetch_pose(key, individuals=individuals)
+    else:
+        from element_pose.schemas import analysis
 
-    return analysis.FilteredPose.fetch_pose(
-        {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
+        pose = analysis.FilteredPose.fetch_pose(
+            {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
+    return _with_model_provenance(pose, str(key["model_name"]))
+
+
+def _with_model_provenance(pose, model_name: str):
+    """The pose with a first provenance step naming the model, its training run and
+    refinement iteration (the NWB description lists the steps), for trained models."""
+    from element_pose.schemas import train
+
+    if not train.schema.is_activated():
+        return pose
+    step = train.model_provenance(model_name)
+    if step is None:
+        return pose
+    return pose.replace(provenance=[step, *pose.provenance])
