@@ -135,41 +135,47 @@ def _aligned(corrections: LabelSet, parent: LabelSet, source: str) -> LabelSet:
 
 
 def merge_corrections(parent: LabelSet, corrections: LabelSet, source: str = "corrections"
-                      ) -> tuple[LabelSet, list[str], list[str]]:
+                      ) -> tuple[LabelSet, list[str], list[str], dict[str, Path]]:
     """The parent's labels with the corrections applied.
 
-    A corrected frame replaces the parent's positions of that frame (all its body
+    Corrected frames are named as DeepLabCut names them
+    (``labeled-data/<video>/<image>``; a SLEAP frame ``<video>/<image>`` too).  A
+    corrected frame replaces the parent's positions of that frame (all its body
     parts); a frame the corrections hold unchanged is left as it is.
 
     Returns:
-        ``(merged, added, changed)``: frame ids added and changed.
+        ``(merged, added, changed, images)``: frame ids added and changed, and the
+        image file of each added frame.
 
     Raises:
         CorrectionsError: a body part renamed, an unknown individual, a corrected frame
             left unlabelled, or an added frame without its image (named).
     """
+    from element_pose.io.dlc_labels_write import dlc_frame_id
+
     corrections = _aligned(corrections, parent, source)
-    empty = [f for f, ok in zip(corrections.frames, corrections.labelled(), strict=True)
-             if not ok]
+    ids = [dlc_frame_id(f) for f in corrections.frames]
+    files = {i: (None if corrections.root is None else corrections.image(f))
+             for i, f in zip(ids, corrections.frames, strict=True)}
+    empty = [f for f, ok in zip(ids, corrections.labelled(), strict=True) if not ok]
     if empty:
         raise CorrectionsError(f"{len(empty)} frame(s) of {source} are left unlabelled "
-                           f"(no point): {empty[:5]}; label them or remove them, nothing "
-                           "was imported")
+                               f"(no point): {empty[:5]}; label them or remove them, nothing "
+                               "was imported")
     index = {f: i for i, f in enumerate(parent.frames)}
     added, changed = [], []
-    for j, frame in enumerate(corrections.frames):
+    for j, frame in enumerate(ids):
         if frame not in index:
             added.append(frame)
         elif not np.allclose(parent.xy[index[frame]], corrections.xy[j], atol=_SAME_PX,
                              equal_nan=True):
             changed.append(frame)
-    missing = [f for f in added if corrections.root is None
-               or not corrections.image(f).is_file()]
+    missing = [f for f in added if files[f] is None or not files[f].is_file()]
     if missing:
         raise CorrectionsError(f"added frames of {source} have no image under "
-                           f"{corrections.root}: {missing[:5]}; nothing imported")
+                               f"{corrections.root}: {missing[:5]}; nothing imported")
     xy = parent.xy.copy()
-    row = {f: j for j, f in enumerate(corrections.frames)}
+    row = {f: j for j, f in enumerate(ids)}
     for frame in changed:
         xy[index[frame]] = corrections.xy[row[frame]]
     if added:
@@ -177,21 +183,23 @@ def merge_corrections(parent: LabelSet, corrections: LabelSet, source: str = "co
     merged = LabelSet(frames=[*parent.frames, *added], keypoints=list(parent.keypoints),
                       individuals=list(parent.individuals), xy=xy, skeleton=parent.skeleton,
                       root=parent.root, scorer=parent.scorer)
-    return merged, added, changed
+    return merged, added, changed, {f: files[f] for f in added}
 
 
-def _write_project(merged: LabelSet, project: Path, added: set[str], corrections_root: Path,
+def _write_project(merged: LabelSet, project: Path, images: dict[str, Path],
                    folder: Path) -> None:
     """The merged project in ``folder``: config, images, ``CollectedData``."""
+    import dataclasses
+
     from element_pose.io.dlc_labels_write import write_dlc_labels
 
     shutil.copy2(project / "config.yaml", folder / "config.yaml")
     for frame in merged.frames:
-        source = (corrections_root if frame in added else project) / frame
         target = folder / frame
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    write_dlc_labels(merged, folder, merged.scorer or "corrected")
+        shutil.copy2(images.get(frame, project / frame), target)
+    write_dlc_labels(dataclasses.replace(merged, root=folder), folder,
+                     merged.scorer or "corrected")
 
 
 def _crop(folder: Path) -> str:
@@ -233,7 +241,7 @@ def import_corrections(parent_video_set_id: int, corrected: str | Path, *,
 
     parent = _set_labels(parent_video_set_id)
     corrections = read_label_set(corrected)
-    merged, added, changed = merge_corrections(parent, corrections, str(corrected))
+    merged, added, changed, images = merge_corrections(parent, corrections, str(corrected))
     if not added and not changed:
         raise CorrectionsError(f"{corrected} neither adds nor changes a frame of VideoSet "
                            f"{parent_video_set_id}: nothing to import")
@@ -249,8 +257,7 @@ def import_corrections(parent_video_set_id: int, corrected: str | Path, *,
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".videoset{new_id}-", dir=folder.parent))
     try:
-        _write_project(merged, set_project(parent_video_set_id), set(added),
-                       Path(corrections.root or "."), tmp)
+        _write_project(merged, set_project(parent_video_set_id), images, tmp)
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -473,14 +480,14 @@ def superseded_estimations(restriction: Any = None) -> list[dict]:
 
 def current_estimations(restriction: Any = None):
     """The estimations to publish: those of ``restriction`` less the ones a newer
-    iteration's estimation of the same recording replaced (a query; pass it to
-    :func:`element_pose.ops.dandi_sync.sync` as ``query``)."""
+    iteration's estimation of the same recording replaced (a query of their keys; pass
+    it to :func:`element_pose.ops.dandi_sync.sync` as ``query``)."""
     from element_pose.db.query import as_restriction
 
     query = model.PoseEstimation & as_restriction(restriction or {})
     replaced = [{k: r[k] for k in model.PoseEstimation.primary_key}
                 for r in superseded_estimations(restriction) if r["rerun"]]
-    return query - replaced if replaced else query
+    return (query - replaced if replaced else query).proj()
 
 
 def rerun_superseded(restriction: Any = None, *, params: dict | None = None,

@@ -295,8 +295,8 @@ class ModelTraining(dj.Computed):
                               json.loads(video_sets))
         device = worker_device(params)
         params.pop("device", None)
-        extra = {"train_only": list(train_only)} if train_only else {}
-        result = engine.train(source, workdir, params, device=device, **extra)
+        result = engine.train(source, workdir, params, device=device,
+                              **_train_only(engine, train_only))
         return (result,)
 
     def make_insert(self, key, result):
@@ -476,6 +476,18 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
         path = model.roots().find(init["snapshot_path"])
         params = {**params, "weight_init": {**init, "snapshot_path": str(path)}}
     return params
+
+
+def _train_only(engine, frames: Sequence[str]) -> dict[str, list[str]]:
+    """``{"train_only": frames}`` for an engine that accepts it, when there are any."""
+    if not frames:
+        return {}
+    if "train_only" in inspect.signature(engine.train).parameters:
+        return {"train_only": list(frames)}
+    log.warning("engine %r holds out frames by its own split: the %d frames added by "
+                "corrections may be held out, so this iteration's test frames differ from "
+                "the first one's", engine.name, len(frames))
+    return {}
 
 
 def _stored_json(value: Any, r) -> Any:
