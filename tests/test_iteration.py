@@ -362,9 +362,13 @@ def test_the_loop_iterates_and_supersedes(pipeline, labelled, raw_root, unique, 
         current = iteration.current_estimations(session)
         assert [k["model_name"] for k in current.keys()] == [f"loop1_{unique}"]
 
-        report = dandi_sync.sync("000123", dandiset, query=current, **sync)
-        assert report.ok and report.exported == [nwb_rel] and nwb_rel in report.uploaded
+        # dandi-sync publishes the newest only (the Python API: query=current)
+        monkeypatch.setenv("DANDI_API_KEY", API_KEY)
+        assert main(["dandi-sync", "--dandiset", "000123", "--dandiset-dir", str(dandiset),
+                     "--instance", archive.api_url, "--key", f"subject=loop{unique}"]) == 0
         assert archive.assets()[nwb_rel].asset_id != old_asset  # replaced in place
+        record = (pipeline.publish.DandiUpload & {"asset_path": nwb_rel}).fetch1()
+        assert [k["model_name"] for k in record["source_keys"]] == [f"loop1_{unique}"]
         remote = tmp_path / "remote.nwb"
         remote.write_bytes(archive.asset_bytes("000123", nwb_rel))
         assert np.all(read_pose_from_nwb(remote).position == 7.0)

@@ -345,7 +345,8 @@ def next_iteration(previous: dict, video_set_id: int | None = None, *,
         video_set_id: The labelled set to train on: ``previous``'s set or a version of
             it (default: the newest version made from it, else its own set).
         params: Parameters that change (e.g. ``{"epochs": 50}``); the rest are the
-            previous run's, with ``weight_init: {"model": <previous model>}``.
+            previous run's, with ``weight_init: {"model": <previous model>}`` (and
+            ``with_decoder: true`` for DeepLabCut: backbone and heads are loaded).
         model_name: Name to register the previous run under when it is not registered
             yet (default ``iter<N>_vs<set>_p<paramset>_t<training>``).
         training_id: Key of the new task (default the next free one).
@@ -373,7 +374,8 @@ def next_iteration(previous: dict, video_set_id: int | None = None, *,
         prev, model_name or "iter{}_vs{}_p{}_t{}".format(iteration - 1, *prev.values())
     )["model_name"]
     base = dict((train.TrainingParamSet & prev).fetch1("params"))
-    new_params = {**base, **(params or {}), "weight_init": {"model": source}}
+    new_params = {**base, **(params or {}),
+                  "weight_init": _weight_init(base, source, (params or {}).get("weight_init"))}
     paramset = train.TrainingParamSet.insert_new_params(
         paramset_desc or f"iteration {iteration}: fine-tuned from {source}", new_params)
     restriction = {"video_set_id": int(video_set_id), "paramset_idx": paramset}
@@ -388,6 +390,18 @@ def next_iteration(previous: dict, video_set_id: int | None = None, *,
             **task, "iteration": iteration, "initial_model": source,
             **{f"parent_{k}": v for k, v in prev.items()}})
     return task
+
+
+def _weight_init(base: dict, source: str, given: Any) -> dict:
+    """``{"model": source}``; for DeepLabCut with its heads too (``with_decoder``: the
+    body parts are the same, an import refuses renamed ones); a mapping given in
+    ``params`` adds to it."""
+    from element_pose.engines import DEFAULT_ENGINE
+
+    init: dict[str, Any] = {"model": source}
+    if base.get("engine", DEFAULT_ENGINE) == "deeplabcut":
+        init["with_decoder"] = True
+    return {**init, **(given if isinstance(given, dict) else {})}
 
 
 def _newest_version(video_set_id: int) -> int:
@@ -485,6 +499,8 @@ def current_estimations(restriction: Any = None):
     from element_pose.db.query import as_restriction
 
     query = model.PoseEstimation & as_restriction(restriction or {})
+    if not train.schema.is_activated():  # no training here: nothing is superseded
+        return query.proj()
     replaced = [{k: r[k] for k in model.PoseEstimation.primary_key}
                 for r in superseded_estimations(restriction) if r["rerun"]]
     return (query - replaced if replaced else query).proj()
