@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "SlpLabelError",
+    "check_slp",
     "default_images_folder",
     "read_slp_label_set",
     "slp_frame_id",
@@ -64,6 +65,32 @@ def default_images_folder(path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------- reading
+def check_slp(path: str | Path) -> list[Path]:
+    """Check that a file is one labelled set and list the media it refers to.
+
+    Returns:
+        The external files its videos read (video files, or the images of an
+        image-sequence video), as recorded; empty when every video is embedded.
+
+    Raises:
+        SlpLabelError: naming the file when it is not SLEAP labels, has no
+            user-labelled frame or uses several skeletons.
+    """
+    labels = _load(Path(path), open_videos=False)
+    frames = [lf for lf in labels.labeled_frames if lf.user_instances]
+    if not frames:
+        raise SlpLabelError(f"{path} has no user-labelled frames (only predictions or none)")
+    _one_skeleton(path, [i for lf in frames for i in lf.user_instances])
+    media: list[Path] = []
+    for video in labels.videos:
+        filename = video.filename
+        if Path(str(filename)) == Path(path) or str(filename).endswith(".slp"):
+            continue  # embedded frames
+        names = filename if isinstance(filename, (list, tuple)) else [filename]
+        media.extend(Path(str(n)) for n in names)
+    return list(dict.fromkeys(media))
+
+
 def read_slp_label_set(path: str | Path, *, images_to: str | Path | None = None) -> LabelSet:
     """Read the user-labelled frames of a SLEAP ``.slp`` / ``.pkg.slp``.
 
@@ -97,14 +124,14 @@ def read_slp_label_set(path: str | Path, *, images_to: str | Path | None = None)
         raise SlpLabelError(f"{path}: {exc}") from exc
 
 
-def _load(path: Path):
+def _load(path: Path, open_videos: bool = True):
     if not path.is_file():
         raise SlpLabelError(f"SLEAP labels not found: {path}")
     if not is_hdf5(path):
         raise SlpLabelError(f"{path} is not a SLEAP labels file (not HDF5)")
     sio = import_sleap_io()
     try:
-        return sio.load_slp(str(path), open_videos=True)
+        return sio.load_slp(str(path), open_videos=open_videos)
     except Exception as exc:
         raise SlpLabelError(f"cannot read SLEAP labels {path}: {reason(exc)}") from exc
 
@@ -139,8 +166,12 @@ def _individuals(labels, frames: list[Any]):
 
 
 def _source(video):
-    """The video an embedded one was made from (itself when not embedded)."""
-    return getattr(video, "source_video", None) or video
+    """The video an embedded one was made from (itself when not embedded: an image
+    sequence's own ``source_video``, e.g. the one sleap-io's DeepLabCut reader links,
+    is not what its frame indices count)."""
+    filename = video.filename
+    embedded = isinstance(filename, str) and filename.lower().endswith(".slp")
+    return (getattr(video, "source_video", None) or video) if embedded else video
 
 
 def slp_frame_id(video, frame_idx: int) -> str:
