@@ -214,10 +214,16 @@ class DeepLabCutEngine:
         return parts[0] if len(parts) == 1 else concatenate(parts)
 
     def train(self, source: str | Path, workdir: str | Path, params: Mapping[str, Any],
-              *, device: str | None = None) -> TrainingResult:
-        """Prepare the task's own project copy in ``workdir`` and train it."""
+              *, device: str | None = None, train_only: Sequence[str] = ()) -> TrainingResult:
+        """Prepare the task's own project copy in ``workdir`` and train it.
+
+        The shuffle holds out element-pose's test frames
+        (:func:`element_pose.core.labels.held_out`) unless the parameters name their
+        own split; ``train_only`` frame ids are never held out.
+        """
         engine = _engine()
-        config = engine.prepare_training_project(source, workdir, params, overwrite=True)
+        config = engine.prepare_training_project(source, workdir, params, overwrite=True,
+                                                 train_only=train_only)
         native = engine.train(config, params, device=device)
         model = self.describe_model(config, shuffle=native.shuffle,
                                     trainingsetindex=native.trainingsetindex,
