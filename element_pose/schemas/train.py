@@ -27,8 +27,8 @@ from element_pose.engines import DEFAULT_ENGINE
 from element_pose.schemas import model
 from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
-__all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingParamSet", "TrainingTask",
-           "VideoSet", "activate"]
+__all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingParamSet",
+           "TrainingTask", "VideoSet", "activate"]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)

@@ -65,3 +65,35 @@ def test_an_explicit_split_is_kept(two_video_project, tmp_path):
     config = dlc_engine.prepare_training_project(two_video_project, tmp_path / "work", params)
     _, test_ids = dataset_split(config)
     assert test_ids == [labelled_frame_ids(config)[0]]
+
+
+@pytest.mark.slow
+def test_evaluation_reports_predictions_on_the_labelled_frames(tiny_model):
+    """The engine's evaluation carries the labels, DeepLabCut's predictions on them
+    and the held-out flags, which equal element-pose's split."""
+    import numpy as np
+
+    from element_pose.engines import get_engine
+    from element_pose.processing.accuracy import score_predictions
+
+    engine = get_engine("deeplabcut")
+    result = engine.evaluate(engine.describe_model(tiny_model.config), device="cpu")
+    labels = result.labels
+    assert labels is not None and labels.n_frames == 24
+    assert labels.keypoints == list(tiny_model.truth.keypoints)
+    assert result.predictions.shape == (24, 1, 4, 3)
+    assert np.isfinite(result.predictions).all()
+    assert result.test == held_out(labels.frames, 1 - 0.8)
+    assert sum(result.test) >= 1
+    # the predictions are where the labels are: the model learned something
+    scores = {(s.split, s.body_part): s for s in score_predictions(
+        labels, result.predictions, result.test)}
+    assert scores[("train", "")].n_labelled == 4 * (24 - sum(result.test))
+    assert scores[("train", "")].rmse < 40
+    # DeepLabCut's own "rmse" is the mean distance on the same frames and points: the
+    # predictions, the labels and the split are aligned
+    dist = np.linalg.norm(result.predictions[..., :2] - labels.xy, axis=-1)
+    test = np.array(result.test)
+    for split, mask in (("train", ~test), ("test", test)):
+        assert np.nanmean(dist[mask]) == pytest.approx(result.metrics[f"{split}_rmse"],
+                                                       abs=0.01)

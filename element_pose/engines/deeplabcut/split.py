@@ -9,8 +9,10 @@ order, so :func:`held_out_split` can turn :func:`element_pose.core.labels.held_o
 into DeepLabCut's indices: a model trained through element-pose holds out the same
 frames as every other engine trained on the set.  :func:`dataset_split` reads the
 split a shuffle was trained with back from the training dataset
-(``Documentation_data-*.pickle`` and the merged ``CollectedData_<scorer>.h5``).
-No DeepLabCut import here.
+(``Documentation_data-*.pickle`` and the merged ``CollectedData_<scorer>.h5``), and
+:func:`evaluation_predictions` aligns the predictions ``evaluate_network`` wrote on
+every labelled image with the project's :class:`~element_pose.core.labels.LabelSet`
+and that split.  No DeepLabCut import here.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from element_pose.io import dlc as dlc_io
 
 __all__ = [
     "dataset_split",
+    "evaluation_predictions",
     "held_out_split",
     "labelled_frame_ids",
     "training_set_folder",
@@ -131,3 +134,76 @@ def dataset_split(config_path: str | Path, shuffle: int = 1, trainingsetindex: i
     except IndexError as exc:
         raise EngineError(f"{doc} names images beyond the {len(frames)} rows of "
                           f"{merged}") from exc
+
+
+def _prediction_array(table: Any, labels: Any) -> Any:
+    """``(n_frames, n_individuals, n_keypoints, 3)`` of a predictions table, in the order
+    of ``labels.frames`` and ``labels.keypoints`` (NaN where missing).
+
+    Individuals follow the labelled set's names where they match, then the rest in
+    column order (matched to the labelled ones per frame when scored).
+    """
+    import numpy as np
+
+    names = list(table.columns.names)
+    cols = [dict(zip(names, c, strict=True)) for c in table.columns]
+    found = list(dict.fromkeys(str(c.get("individuals", labels.individuals[0])) for c in cols))
+    individuals = ([i for i in labels.individuals if i in found]
+                   + [i for i in found if i not in labels.individuals])
+    rows = {_frame_id(i): r for r, i in enumerate(table.index)}
+    kp = {k: n for n, k in enumerate(labels.keypoints)}
+    values = table.to_numpy(dtype=np.float64)
+    out = np.full((labels.n_frames, len(individuals), len(labels.keypoints), 3), np.nan)
+    where = [rows.get(f) for f in labels.frames]
+    present = np.array([w is not None for w in where])
+    taken = [w for w in where if w is not None]
+    coord = {"x": 0, "y": 1, "likelihood": 2}
+    for c, col in enumerate(cols):
+        k, j = kp.get(str(col["bodyparts"])), coord.get(str(col["coords"]))
+        if k is None or j is None:
+            continue
+        i = individuals.index(str(col.get("individuals", labels.individuals[0])))
+        out[present, i, k, j] = values[taken, c]
+    return out
+
+
+def evaluation_predictions(config_path: str | Path, predictions_h5: str | Path,
+                           shuffle: int = 1, trainingsetindex: int = 0,
+                           cfg: Mapping[str, Any] | None = None
+                           ) -> tuple[Any, Any, list[bool]]:
+    """The labelled frames a shuffle was evaluated on, its predictions there, its split.
+
+    Args:
+        config_path: The project's ``config.yaml``.
+        predictions_h5: The ``<scorer>.h5`` that ``evaluate_network`` wrote (x, y and
+            likelihood of every labelled image of the training dataset).
+        shuffle: Shuffle index.
+        trainingsetindex: Index into ``TrainingFraction``.
+        cfg: The config, already read.
+
+    Returns:
+        ``(labels, predictions, test)``: the :class:`~element_pose.core.labels.LabelSet`
+        of the training dataset's frames (the project's labels, in DeepLabCut's order),
+        ``(n_frames, n_individuals, n_keypoints, 3)`` predictions on them, and per
+        frame whether the shuffle held it out.
+
+    Raises:
+        EngineError: the training dataset or the predictions cannot be read.
+        element_pose.io.labels.LabelFormatError: the labelled data cannot be read.
+    """
+    import pandas as pd
+
+    from element_pose.io.labels import read_label_set
+
+    config_path = Path(config_path)
+    cfg = cfg if cfg is not None else dlc_io.read_config(config_path)
+    train_ids, test_ids = dataset_split(config_path, shuffle, trainingsetindex, cfg)
+    labels = read_label_set(config_path)
+    labels = labels.select(sorted({*train_ids, *test_ids}))
+    try:
+        table = pd.read_hdf(predictions_h5)
+    except Exception as exc:
+        raise EngineError(f"cannot read the evaluation predictions {predictions_h5}: "
+                          f"{exc}") from exc
+    held = set(test_ids)
+    return labels, _prediction_array(table, labels), [f in held for f in labels.frames]
