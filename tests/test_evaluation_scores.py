@@ -277,8 +277,11 @@ def test_two_deeplabcut_models_ranked_and_scores_recomputed(pipeline, raw_root):
                                                   & key & {"split": "test"}).to_dicts()}
     assert set(stored) == set(labels.keypoints)
     for k, bp in enumerate(labels.keypoints):
-        xy = predicted.xs(bp, level="bodyparts", axis=1).droplevel(0, axis=1)
-        guess = np.array([[xy["x"].iloc[rows[f]], xy["y"].iloc[rows[f]]] for f in labels.frames])
+        levels = [dict(zip(predicted.columns.names, c, strict=True))
+                  for c in predicted.columns]
+        columns = [next(i for i, c in enumerate(levels)
+                        if c["bodyparts"] == bp and c["coords"] == xy) for xy in ("x", "y")]
+        guess = predicted.to_numpy()[[rows[f] for f in labels.frames]][:, columns]
         d = np.linalg.norm(guess - labels.xy[:, 0, k], axis=-1)
         d = d[np.isfinite(d)]
         assert stored[bp] == pytest.approx(float(np.sqrt(np.mean(d ** 2))), rel=1e-9)
