@@ -326,7 +326,7 @@ def test_the_loop_iterates_and_supersedes(pipeline, labelled, raw_root, unique, 
     assert walked == [(0, [f"loop0_{unique}"]), (1, [f"loop1_{unique}"])]
     assert iteration.lineage(first) == iteration.lineage(second)
     assert iteration.newest_model(first) == (f"loop1_{unique}", 1)
-    provenance = train.model_provenance(f"loop1_{unique}")
+    provenance = pipeline.publish.model_provenance(f"loop1_{unique}")
     assert provenance["iteration"] == 1 and provenance["fine_tuned_from"] == f"loop0_{unique}"
 
     # iteration 0's estimation of a session, published

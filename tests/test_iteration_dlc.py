@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from element_pose import sample
-from element_pose.core.labels import held_out
 from element_pose.ops import iteration
 from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
@@ -45,6 +44,17 @@ def _corrections(project, folder):
     table.to_csv(folder / "CollectedData_sampler.csv")
     return folder / "CollectedData_sampler.h5", [f"labeled-data/{VIDEO}/img{f:04d}.png"
                                                  for f in new]
+
+
+def _split(pipeline, task):
+    """(train, test) frame ids a DeepLabCut training run used, read from its dataset."""
+    from element_pose.engines.deeplabcut.split import dataset_split
+
+    row = (pipeline.train.ModelTraining & task).fetch1()
+    config = pipeline.model.roots().processed(row["config_path"])
+    details = row["engine_details"]
+    train_ids, test_ids = dataset_split(config, details["shuffle"], details["trainingsetindex"])
+    return sorted(train_ids), sorted(test_ids)
 
 
 def test_dlc_iteration_fine_tunes_keeps_the_held_out_frames_and_supersedes(
@@ -78,17 +88,17 @@ def test_dlc_iteration_fine_tunes_keeps_the_held_out_frames_and_supersedes(
                                    reserve_jobs=True, suppress_errors=True)
     assert not model.ModelEvaluation.jobs.errors.to_dicts()
 
-    # the added frames were trained on, never held out; the original split is unchanged
-    frames = sorted(iteration._set_labels(version["video_set_id"]).frames)
-    original = [f for f in frames if f not in added]
-    test = [f for f, t in zip(frames, held_out(frames, train_only=added), strict=True) if t]
-    assert test and not set(test) & set(added)
-    assert test == [f for f, t in zip(original, held_out(original), strict=True) if t]
+    # DeepLabCut trained on the added frames and held out the same frames as before
+    first_split, second_split = (_split(pipeline, task) for task in (first, second))
+    assert set(added) <= set(second_split[0]) and not set(added) & set(second_split[1])
+    assert second_split[1] == first_split[1] and first_split[1]
 
-    scores = iteration.lineage_scores(second)
+    scores = iteration.lineage_scores(second)  # element-pose's scores of both iterations
     assert sorted(scores["iteration"].unique()) == [0, 1]
     overall = scores[(scores["body_part"] == "") & (scores["split"] == "test")]
     assert len(overall) == 2 and np.isfinite(overall["rmse"].astype(float)).all()
+    assert set(scores["body_part"]) == {"", *sample.DEFAULT_BODYPARTS}
+    assert {"pck_2", "pck_5", "pck_10"} <= set(scores.columns)
     from element_pose.processing.refinement import lineage_figure
 
     assert lineage_figure(scores).axes[0].lines

@@ -90,20 +90,9 @@ def set_project(video_set_id: int) -> Path:
 
 
 def _set_labels(video_set_id: int) -> LabelSet:
-    """The labelled frames of a VideoSet (its project's, restricted to its images)."""
-    from element_pose.io.labels import read_label_set
-
-    project = set_project(video_set_id)
-    labels = read_label_set(project)
-    r = model.roots()
-    files = {str(f) for f in (train.VideoSet.File & {"video_set_id": int(video_set_id)})
-             .to_arrays("file_path")}
-    prefix = r.relative(project)
-    images = {f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg"))}
-    if images:
-        keep = [f for f in labels.frames if f"{prefix}/{f}" in images]
-        labels = labels.select(keep)
-    return labels
+    """The labelled frames of a VideoSet of a DeepLabCut project (its project's root)."""
+    set_project(video_set_id)  # one project: what a version is written from
+    return train.VideoSet.label_set({"video_set_id": int(video_set_id)})
 
 
 def _aligned(corrections: LabelSet, parent: LabelSet, source: str) -> LabelSet:

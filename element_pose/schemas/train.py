@@ -29,7 +29,7 @@ from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
 __all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingIteration",
            "TrainingParamSet", "TrainingTask", "VideoSet", "VideoSetVersion", "activate",
-           "added_frames", "model_provenance"]
+           "added_frames"]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -512,28 +512,6 @@ def added_frames(video_set_id: int) -> list[str]:
         parent = (VideoSetVersion & key).to_arrays("parent_video_set_id")
         current = int(parent[0]) if len(parent) else None
     return sorted(str(f) for f in added)
-
-
-def model_provenance(model_name: str) -> dict[str, Any] | None:
-    """Which training run (and refinement iteration) a registered model came from.
-
-    Returns:
-        ``{"step", "model", "training", "iteration", "fine_tuned_from"}`` (``step``: one
-        line for a description) or ``None`` for a model not trained here.
-    """
-    rows = (TrainedModel & {"model_name": model_name}).to_dicts()
-    if not rows:
-        return None
-    training = {k: int(rows[0][k]) for k in ModelTraining.primary_key}
-    it = (TrainingIteration & training).to_dicts()
-    iteration = int(it[0]["iteration"]) if it else 0
-    parent = str(it[0]["initial_model"]) if it else None
-    step = (f"estimated by model {model_name} (training video_set_id="
-            f"{training['video_set_id']}, paramset_idx={training['paramset_idx']}, "
-            f"training_id={training['training_id']}; refinement iteration {iteration}"
-            + (f", fine-tuned from model {parent})" if parent else ")"))
-    return {"step": step, "model": model_name, "training": training,
-            "iteration": iteration, "fine_tuned_from": parent}
 
 
 def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
