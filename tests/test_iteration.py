@@ -395,3 +395,35 @@ def test_lineage_scores_and_figure(pipeline):
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [9.0, 4.0])
     with pytest.raises(ValueError, match="no 'train' rows"):
         lineage_figure(scores, split="train")
+
+
+def test_the_iteration_commands(pipeline, labelled, unique, capsys, monkeypatch):
+    """element-pose iteration import | next | lineage: the library's answers, as JSON."""
+    from element_pose.cli.app import main
+
+    monkeypatch.delenv("ELEMENT_POSE_DEVICE", raising=False)
+    train = pipeline.train
+    corrected = _napari_labels(labelled["napari"], "sampler", labelled["rows"])
+    capsys.readouterr()
+    assert main(["iteration", "import", str(labelled["set"]), str(corrected),
+                 "--by", "cli-user"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert (made["added"], made["changed"]) == (2, 1)
+    assert (train.VideoSetVersion & made).fetch1("imported_by") == "cli-user"
+    renamed = _napari_labels(labelled["napari"], "sampler", labelled["rows"],
+                             ["snout", *BODYPARTS[1:]])
+    assert main(["iteration", "import", str(labelled["set"]), str(renamed)]) == 1
+
+    paramset = train.TrainingParamSet.insert_new_params(
+        f"loop cli {unique}", {"engine": "looptoy", "epochs": 1})
+    first = {"video_set_id": labelled["set"], "paramset_idx": paramset, "training_id": 0}
+    train.TrainingTask.insert1({**first, "project_path": f"loop_{unique}"})
+    _train(pipeline, first)
+    capsys.readouterr()
+    assert main(["iteration", "next", *map(str, first.values()), "--params",
+                 '{"epochs": 3}', "--model-name", f"cli0_{unique}"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["video_set_id"] == made["video_set_id"]
+    assert main(["iteration", "lineage", *map(str, second.values())]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["iteration"], r["trained"]) for r in rows] == [(0, True), (1, False)]
