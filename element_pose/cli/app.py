@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
                     "element_pose.cli.params", "element_pose.cli.config",
                     "element_pose.cli.submit", "element_pose.cli.publish",
-                    "element_pose.cli.weights", "element_pose.cli.iteration")
+                    "element_pose.cli.weights", "element_pose.cli.refine",
+                    "element_pose.cli.iteration")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
