@@ -214,6 +214,25 @@ def test_corrections_become_a_new_version(pipeline, labelled, processed_root):
     assert (train.VideoSetVersion.Frame & again).to_arrays("change").tolist() == ["added"]
 
 
+def test_sleap_user_instances_are_corrections_too(pipeline, labelled, raw_root, unique):
+    """A SLEAP .pkg.slp of user instances (e.g. corrected in SLEAP): its frames of the
+    project's images change the set; its images are read into the import's own folder."""
+    from element_pose.io.sleap_labels import write_slp
+
+    parent = labelled["parent"]
+    fixed = parent.select(parent.frames[:3])  # a copy of those rows
+    fixed.xy[2] += 2.0
+    slp = write_slp(fixed, raw_root / f"fixed_{unique}.pkg.slp")
+    key = iteration.import_corrections(labelled["set"], slp, imported_by="sleap")
+    changes = {r["frame_id"]: r["change"]
+               for r in (pipeline.train.VideoSetVersion.Frame & key).to_dicts()}
+    assert changes == {parent.frames[2]: "changed"}
+    merged = read_label_set(iteration.set_project(key["video_set_id"]))
+    np.testing.assert_allclose(merged.xy[merged.frames.index(parent.frames[2])],
+                               parent.xy[2] + 2.0)
+    assert sorted(p.name for p in raw_root.glob(f"fixed_{unique}*")) == [slp.name]
+
+
 def _nothing_imported(pipeline, processed_root, sets_before):
     assert len(pipeline.train.VideoSet()) == sets_before
     leftovers = [p.name for p in (processed_root / "labels").glob("*")

@@ -226,27 +226,19 @@ def import_corrections(parent_video_set_id: int, corrected: str | Path, *,
             without image, or nothing to import; nothing is written or inserted.
         ValueError: unknown parent, or the new key exists.
     """
-    from element_pose.io.labels import read_label_set
-
     parent = _set_labels(parent_video_set_id)
-    corrections = read_label_set(corrected)
-    merged, added, changed, images = merge_corrections(parent, corrections, str(corrected))
-    if not added and not changed:
-        raise CorrectionsError(f"{corrected} neither adds nor changes a frame of VideoSet "
-                           f"{parent_video_set_id}: nothing to import")
     new_id = (_next_id(train.VideoSet, "video_set_id") if video_set_id is None
               else int(video_set_id))
     key = {"video_set_id": new_id}
     if train.VideoSet & key:
         raise ValueError(f"VideoSet {new_id} exists already")
-    r = model.roots()
-    folder = r.processed_dir() / "labels" / f"videoset{new_id}"
+    folder = model.roots().processed_dir() / "labels" / f"videoset{new_id}"
     if folder.exists():
         raise ValueError(f"{folder} exists already: remove it or choose another video_set_id")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".videoset{new_id}-", dir=folder.parent))
     try:
-        _write_project(merged, set_project(parent_video_set_id), images, tmp)
+        added, changed = _merge_into(tmp, parent, parent_video_set_id, corrected)
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -260,6 +252,23 @@ def import_corrections(parent_video_set_id: int, corrected: str | Path, *,
     log.info("VideoSet %s: %d frames added, %d changed from %s (parent %s)", new_id,
              len(added), len(changed), corrected, parent_video_set_id)
     return key
+
+
+def _merge_into(tmp: Path, parent: LabelSet, parent_id: int, corrected: str | Path
+                ) -> tuple[list[str], list[str]]:
+    """Read the corrections (a SLEAP file's images into ``tmp``), merge them and write
+    the merged project into ``tmp``; ``(added, changed)``."""
+    from element_pose.io.labels import read_label_set
+
+    scratch = tmp / ".corrections"
+    corrections = read_label_set(corrected, images_to=scratch)  # images_to: SLEAP only
+    merged, added, changed, images = merge_corrections(parent, corrections, str(corrected))
+    if not added and not changed:
+        raise CorrectionsError(f"{corrected} neither adds nor changes a frame of VideoSet "
+                               f"{parent_id}: nothing to import")
+    _write_project(merged, set_project(parent_id), images, tmp)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return added, changed
 
 
 def _insert_version(key: dict, parent_id: int, folder: Path, corrected: str | Path,
