@@ -416,7 +416,7 @@ def test_lineage_scores_and_figure(pipeline):
         lineage_figure(scores, split="train")
 
 
-def test_the_iteration_commands(pipeline, labelled, unique, capsys, monkeypatch):
+def test_the_iteration_commands(pipeline, labelled, unique, capsys, monkeypatch, tmp_path):
     """element-pose iteration import | next | lineage: the library's answers, as JSON."""
     from element_pose.cli.app import main
 
@@ -446,3 +446,7 @@ def test_the_iteration_commands(pipeline, labelled, unique, capsys, monkeypatch)
     assert main(["iteration", "lineage", *map(str, second.values())]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["iteration"], r["trained"]) for r in rows] == [(0, True), (1, False)]
+    # not evaluated yet: no figure, said so
+    assert main(["iteration", "lineage", *map(str, second.values()), "--figure",
+                 str(tmp_path / "lineage.png")]) == 1
+    assert not (tmp_path / "lineage.png").exists()

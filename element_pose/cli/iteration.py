@@ -67,6 +67,16 @@ def cmd_next(args: argparse.Namespace) -> int:
 def cmd_lineage(args: argparse.Namespace) -> int:
     """Print a lineage's iterations (or their scores)."""
     iteration = _load()
+    if args.figure:
+        from element_pose.processing.qc import save_figure
+        from element_pose.processing.refinement import lineage_figure
+
+        scores = iteration.lineage_scores(_training(args))
+        try:
+            out(str(save_figure(lineage_figure(scores, metric=args.metric), args.figure)))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        return EXIT_OK
     if args.scores:
         out(iteration.lineage_scores(_training(args)).to_csv(index=False).rstrip())
         return EXIT_OK
@@ -135,6 +145,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     lin = sub.add_parser("lineage", help="the iterations of a training's lineage")
     _training_args(lin)
     lin.add_argument("--scores", action="store_true", help="error per iteration (CSV)")
+    lin.add_argument("--figure", metavar="PNG", help="write the figure of the held-out "
+                                                     "error per iteration and body part")
+    lin.add_argument("--metric", default="rmse", help="for --figure: rmse, pck_5, ...")
     lin.set_defaults(func=cmd_lineage)
 
     for name, func, text in (("superseded", cmd_superseded,
