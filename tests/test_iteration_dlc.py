@@ -83,6 +83,7 @@ def test_dlc_iteration_fine_tunes_keeps_the_held_out_frames_and_supersedes(
     init = row["training_config"]["train_settings"]["weight_init"]
     first_dir = (train.ModelTraining & first).fetch1("training_dir")
     assert first_dir in init["snapshot_path"]  # fine-tuned from iteration 0's snapshot
+    assert init["with_decoder"] is True  # backbone and heads (the same body parts)
     train.ModelTraining.register_model(second, "loop_dlc_1")
     model.ModelEvaluation.populate([{"model_name": "loop_dlc_0"}, {"model_name": "loop_dlc_1"}],
                                    reserve_jobs=True, suppress_errors=True)
