@@ -3,8 +3,9 @@
 * :func:`write_dlc_labels`: ``labeled-data/<video>/CollectedData_<scorer>.h5`` (key
   ``df_with_missing``) and ``.csv`` per image folder of the set, the images beside them
   (hard-linked where the file system allows, else copied), and, with ``machine=``
-  predictions, ``machinelabels-iter<N>.h5`` (x, y, likelihood) as DeepLabCut's
-  ``extract_outlier_frames`` writes it, which napari-deeplabcut shows as initial guesses.
+  predictions, ``machinelabels-iter<N>.h5`` (x, y, likelihood) and ``machinelabels.csv``
+  as DeepLabCut's ``extract_outlier_frames`` writes them, which napari-deeplabcut shows
+  as initial guesses.
 * :func:`write_dlc_project`: the same plus a minimal DeepLabCut 3 ``config.yaml`` (body
   parts, individuals, skeleton, video sets), so that a SLEAP-labelled set trains
   DeepLabCut.
@@ -12,7 +13,10 @@
 Image folders: a frame ``labeled-data/<video>/<image>`` keeps its folder; any other
 frame ``.../<folder>/<image>`` goes to ``labeled-data/<folder>/<image>``.  One
 individual gives a single-animal table (``scorer/bodyparts/coords``), several a
-multi-animal one (``scorer/individuals/bodyparts/coords``).
+multi-animal one (``scorer/individuals/bodyparts/coords``); a multi-animal set's
+``single`` individual labelling only the last body parts (as a DeepLabCut project with
+``uniquebodyparts`` reads) writes them as unique body parts again
+(:func:`unique_bodyparts`).
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import numpy as np
 
 from element_pose.core.labels import LabelSet
 from element_pose.core.util import atomic_write
-from element_pose.io.dlc import read_config, write_config
+from element_pose.io.dlc import UNIQUE_INDIVIDUAL, read_config, write_config
 from element_pose.io.labels import LabelFormatError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "dlc_frame_id",
+    "unique_bodyparts",
     "write_dlc_labels",
     "write_dlc_project",
 ]
@@ -85,9 +90,11 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
             iteration = _iteration(project)
     _copy_images(labels, ids, project)
     multi = len(labels.individuals) > 1
+    unique = unique_bodyparts(labels)
     for folder, rows in _by_folder(ids).items():
         out = project / "labeled-data" / folder
-        table = _table(labels.xy[rows], [ids[r] for r in rows], scorer, labels, multi)
+        table = _table(labels.xy[rows], [ids[r] for r in rows], scorer, labels, multi,
+                       unique)
         atomic_write(out / f"CollectedData_{scorer}.h5",
                      lambda tmp, t=table: t.to_hdf(tmp, key=H5_KEY, mode="w"))
         atomic_write(out / f"CollectedData_{scorer}.csv", lambda tmp, t=table: t.to_csv(tmp))
@@ -96,9 +103,10 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
             keep = np.isfinite(guess[..., :2]).all(axis=-1).any(axis=(1, 2))
             if keep.any():
                 table = _table(guess[keep], [ids[r] for r, k in zip(rows, keep, strict=True)
-                                             if k], machine_scorer, labels, multi)
+                                             if k], machine_scorer, labels, multi, unique)
                 atomic_write(out / f"machinelabels-iter{iteration}.h5",
                              lambda tmp, t=table: t.to_hdf(tmp, key=H5_KEY, mode="w"))
+                atomic_write(out / "machinelabels.csv", lambda tmp, t=table: t.to_csv(tmp))
     return LabelSet(frames=ids, keypoints=labels.keypoints, individuals=labels.individuals,
                     xy=labels.xy, skeleton=labels.skeleton, root=project, scorer=scorer)
 
@@ -155,8 +163,11 @@ def _config(labels: LabelSet, folder: Path, scorer: str, task: str,
         "corner2move2": [50, 50], "move2corner": True,
     }
     if multi:
-        cfg.update(individuals=list(labels.individuals), uniquebodyparts=[],
-                   multianimalbodyparts=list(labels.keypoints), bodyparts="MULTI!")
+        unique = unique_bodyparts(labels)
+        cfg.update(individuals=[i for i in labels.individuals
+                                if not unique or i != UNIQUE_INDIVIDUAL],
+                   uniquebodyparts=unique, bodyparts="MULTI!",
+                   multianimalbodyparts=[k for k in labels.keypoints if k not in unique])
     else:
         cfg["bodyparts"] = list(labels.keypoints)
     return cfg
@@ -176,21 +187,42 @@ def _by_folder(ids: list[str]) -> dict[str, list[int]]:
     return groups
 
 
-def _table(values: np.ndarray, ids: list[str], scorer: str, labels: LabelSet, multi: bool):
-    """A DeepLabCut table of ``(rows, n_ind, n_kp, 2|3)`` values."""
+def unique_bodyparts(labels: LabelSet) -> list[str]:
+    """DeepLabCut's unique body parts of a multi-animal set: those of its ``single``
+    individual (the last body parts, labelled for no other individual), else ``[]``
+    (``single`` is then an individual like the others)."""
+    if len(labels.individuals) < 2 or UNIQUE_INDIVIDUAL not in labels.individuals:
+        return []
+    u = labels.individuals.index(UNIQUE_INDIVIDUAL)
+    seen = np.isfinite(labels.xy).all(axis=-1)
+    others = np.delete(seen, u, axis=1).any(axis=(0, 1))
+    unique = [k for k, mine, other in zip(labels.keypoints, seen[:, u].any(axis=0), others,
+                                          strict=True) if mine and not other]
+    tail = labels.keypoints[len(labels.keypoints) - len(unique):]
+    return unique if unique and tail == unique and len(unique) < len(labels.keypoints) else []
+
+
+def _table(values: np.ndarray, ids: list[str], scorer: str, labels: LabelSet, multi: bool,
+           unique: list[str]):
+    """A DeepLabCut table of ``(rows, n_ind, n_kp, 2|3)`` values (unique body parts
+    only for the ``single`` individual, and only there)."""
     import pandas as pd
 
     coords = ["x", "y", "likelihood"][: values.shape[-1]]
-    if multi:
-        columns = pd.MultiIndex.from_product(
-            [[scorer], labels.individuals, labels.keypoints, coords],
-            names=["scorer", "individuals", "bodyparts", "coords"])
-    else:
+    if not multi:
         columns = pd.MultiIndex.from_product(
             [[scorer], labels.keypoints, coords], names=["scorer", "bodyparts", "coords"])
-        values = values[:, :1]
+        data = values[:, 0].reshape(len(ids), -1)
+    else:
+        pairs = [(i, k) for i, ind in enumerate(labels.individuals)
+                 for k, kp in enumerate(labels.keypoints)
+                 if not unique or (kp in unique) == (ind == UNIQUE_INDIVIDUAL)]
+        columns = pd.MultiIndex.from_tuples(
+            [(scorer, labels.individuals[i], labels.keypoints[k], c) for i, k in pairs
+             for c in coords], names=["scorer", "individuals", "bodyparts", "coords"])
+        data = np.stack([values[:, i, k] for i, k in pairs], axis=1).reshape(len(ids), -1)
     index = pd.MultiIndex.from_tuples([tuple(f.split("/")) for f in ids])
-    return pd.DataFrame(values.reshape(len(ids), -1), index=index, columns=columns)
+    return pd.DataFrame(data, index=index, columns=columns)
 
 
 def _copy_images(labels: LabelSet, ids: list[str], project: Path) -> None:

@@ -9,7 +9,7 @@ import sleap_io as sio
 from PIL import Image
 
 from element_pose import sample
-from element_pose.core.labels import LabelSet
+from element_pose.core.labels import LabelSet, LabelSetError
 from element_pose.engines.deeplabcut import validate_labeled_data
 from element_pose.io.dlc_labels_write import write_dlc_labels, write_dlc_project
 from element_pose.io.labels import LabelFormatError, read_label_set
@@ -119,6 +119,7 @@ def test_dlc_round_trip_and_machine_labels(tmp_path):
     _same(read_label_set(folder / "CollectedData_ann.csv"), labels, skeleton=False)
     machine = pd.read_hdf(folder / "machinelabels-iter0.h5", key="df_with_missing")
     assert len(machine) == 3 and "likelihood" in machine.columns.get_level_values("coords")
+    assert (folder / "machinelabels.csv").is_file()
     assert np.allclose(machine.xs("likelihood", level="coords", axis=1).to_numpy(), 0.5)
     single = _project(tmp_path / "s", n_individuals=1)
     config = write_dlc_project(single, tmp_path / "single", "ann")
@@ -219,3 +220,43 @@ def test_sleap_package_of_a_video_and_untracked_instances(tmp_path):
     assert two.individuals == ["individual_0", "individual_1"]
     assert np.array_equal(two.xy[0, 1], (truth.position[1, 0] + 3.0).astype(np.float32))
     assert np.isnan(two.xy[1, 1]).all()
+
+
+def test_dlc_unique_bodyparts_round_trip(tmp_path):
+    """A multi-animal set whose `single` individual labels the last body parts is
+    written as DeepLabCut's unique body parts and reads back equal."""
+    from element_pose.io.dlc_labels_write import unique_bodyparts
+
+    folder = tmp_path / "imgs" / "cage"
+    folder.mkdir(parents=True)
+    frames = []
+    for f in (2, 9):
+        Image.fromarray(np.full((20, 30, 3), f, np.uint8)).save(folder / f"img{f:04d}.png")
+        frames.append(f"cage/img{f:04d}.png")
+    xy = np.full((2, 3, 3, 2), np.nan)
+    xy[:, :2, :2] = np.arange(16, dtype=float).reshape(2, 2, 2, 2) + 1.5
+    xy[:, 2, 2] = [[5.0, 6.0], [7.0, 8.0]]
+    labels = LabelSet(frames=frames, keypoints=["nose", "tail", "feeder"],
+                      individuals=["m1", "m2", "single"], xy=xy,
+                      skeleton=[("nose", "tail")], root=tmp_path / "imgs")
+    assert unique_bodyparts(labels) == ["feeder"]
+    config = write_dlc_project(labels, tmp_path / "proj", "jane")
+    table = pd.read_hdf(next((tmp_path / "proj").glob("labeled-data/cage/*.h5")))
+    assert ("jane", "single", "feeder", "x") in table.columns
+    assert ("jane", "single", "nose", "x") not in table.columns
+    assert validate_labeled_data(config).n_images == 2
+    back = read_label_set(config)
+    assert back.frames == ["labeled-data/cage/img0002.png", "labeled-data/cage/img0009.png"]
+    _same(back, labels)
+
+
+def test_slp_with_its_video_gone_reads_positions_without_root(tmp_path, caplog):
+    path, truth = _video_slp(tmp_path)
+    (tmp_path / "mouse.mp4").unlink()
+    labels = read_label_set(path)
+    assert labels.root is None and "not available" in caplog.text
+    assert np.array_equal(labels.xy[:, 0], truth.position[[1, 5], 0].astype(np.float32))
+    with pytest.raises(LabelSetError, match="no root folder"):
+        labels.image(labels.frames[0])
+    with pytest.raises(SlpLabelError, match="no root folder"):
+        write_slp(labels, tmp_path / "x.slp")

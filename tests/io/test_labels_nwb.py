@@ -84,6 +84,7 @@ def test_sleap_labels_export_as_pose_training(tmp_path):
     np.testing.assert_array_equal(xy, labels.xy[1, 0][order])
     np.testing.assert_array_equal(xy, truth.position[7, 0][order].astype(np.float32))
     assert seen["videos"]["mouse"][0].endswith("mouse.mp4")
+    nwb.check_nwb(out)  # schema validation and the inspector: nothing critical
 
 
 def test_embedded_labels_refer_to_their_images(tmp_path):
@@ -99,6 +100,7 @@ def test_embedded_labels_refer_to_their_images(tmp_path):
     assert seen["frames"]["mouse_img000003"]["index"] == 0  # first image of the series
     assert [p.rsplit("/", 1)[-1] for p in seen["videos"]["mouse"]] == [
         "img000003.png", "img000007.png"]
+    nwb.check_nwb(out)
     # a set whose images are gone, without a video, is refused by name
     labels.root = None
     with pytest.raises(nwb.NWBExportError, match="no video given for labelled video 'mouse'"):

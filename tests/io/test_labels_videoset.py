@@ -8,6 +8,7 @@ import sleap_io as sio
 
 from element_pose import sample
 from element_pose.core.labels import LabelSetError
+from element_pose.io.dlc_labels_write import write_dlc_project
 from element_pose.io.labels import read_label_set
 from element_pose.io.sleap_labels import SlpLabelError, write_slp
 
@@ -48,6 +49,12 @@ def test_video_set_from_slp_and_its_label_set(pipeline, raw_root, unique):
         f"slp_{unique}/set.pkg.slp"]
     again = train.VideoSet.label_set(key2, keypoints=["a", "b", "c"])
     assert np.array_equal(again.xy, labels.xy, equal_nan=True)
+    # the same labels as a DeepLabCut project: a VideoSet DeepLabCut trains on
+    config = write_dlc_project(labels, raw_root / f"slp_{unique}" / "dlc", "jane")
+    key3 = train.VideoSet.insert_from_project(set_id + 2, config)
+    as_dlc = train.VideoSet.label_set(key3, keypoints=["a", "b", "c"])
+    assert as_dlc.frames == [f"labeled-data/{f}" for f in labels.frames]
+    assert np.array_equal(as_dlc.xy, labels.xy, equal_nan=True)
 
 
 def test_video_set_from_slp_refusals(pipeline, raw_root, unique):
