@@ -76,7 +76,8 @@ def _labelled_predictions(config: Path, native: Any, trainingsetindex: int
     try:
         return evaluation_predictions(config, native.predictions_h5, int(native.shuffle),
                                       int(trainingsetindex))
-    except (EngineError, LabelSetError, dlc_io.DLCFormatError) as exc:
+    except (EngineError, LabelSetError, dlc_io.DLCFormatError, KeyError, OSError,
+            ValueError) as exc:  # e.g. a project moved without its labelled data
         log.warning("no element-pose scores for %s: %s", config, exc)
         return None, None, None
 
