@@ -29,7 +29,10 @@ def test_a_trained_task_registered_twice_is_evaluated_once(pipeline, raw_root, c
     work_config = model.roots().processed((train.ModelTraining & task).fetch1("config_path"))
     second = model.Model.insert_new_model("once_b", work_config)
     # the same project: another snapshot is another model, evaluated on its own
-    other = model.Model.insert_new_model("once_c", work_config, snapshot=1)
+    best = (train.ModelTraining & task).fetch1("best_snapshot")
+    another = next(str(s) for s in (train.ModelTraining.Snapshot & task).to_arrays(
+        "snapshot_name") if s != best)
+    other = model.Model.insert_new_model("once_c", work_config, snapshot=another)
 
     caplog.set_level(logging.INFO)
     keys = [first, second, other]

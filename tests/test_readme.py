@@ -48,6 +48,7 @@ SHELL_LANGS = {"bash", "sh", "shell"}
 # section heading -> story; Python blocks of other sections run in "lab"
 STORIES = {
     "Training and inference": "training",
+    "Comparing models": "training",  # ranks the models the training story trained
     "A real DeepLabCut project, start to finish": "training",
     "Failed jobs, killed workers and deletes": "delete",  # deletes m1: after "lab"
 }

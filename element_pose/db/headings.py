@@ -12,12 +12,15 @@ makes every table class read its heading again, as DataJoint itself does after a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from element_pose.db.config import import_datajoint
 
-__all__ = ["reload_headings", "stale_lineage"]
+__all__ = ["reload_headings", "retry_on_stale_lineage", "stale_lineage"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def stale_lineage(exc: BaseException) -> bool:
@@ -53,3 +56,16 @@ def reload_headings() -> int:
             count += 1
     log.debug("reloaded %d table headings", count)
     return count
+
+
+def retry_on_stale_lineage(run: Callable[[], T]) -> T:
+    """``run()``; when it fails on headings without lineage, read them again and rerun once."""
+    try:
+        return run()
+    except Exception as exc:
+        if not stale_lineage(exc):
+            raise
+        log.warning("table headings were read before their lineage was recorded (another "
+                    "process declared the tables): reading them again")
+        reload_headings()
+        return run()

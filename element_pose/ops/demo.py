@@ -64,18 +64,16 @@ QUICK_TRAINING_PARAMS = {
 #: Labelled data of the demo project (:func:`make_sample_data`): videos, frames per
 #: video and labelled frames per video.
 DEMO_PROJECT = {"n_videos": 4, "n_frames": 200, "n_labeled": 50}
-_N_LABELED = DEMO_PROJECT["n_videos"] * DEMO_PROJECT["n_labeled"]
 #: The demo's training: 200 labelled frames (:data:`DEMO_PROJECT`), 40 epochs on 96x96
 #: crops, learning rate 2e-3 to 1e-5 (cosine), best snapshot by test RMSE.  Measured
 #: (bench/README.md, "Demo accuracy"): median error 2.1 px on the session video,
 #: ~4.5 CPU minutes for the whole demo on one thread (~2-3 min on 2 idle cores).
 DEMO_TRAINING_PARAMS = {
     **QUICK_TRAINING_PARAMS,
-    # every 5th labelled frame held out (DeepLabCut would draw the split from numpy's
-    # global random state, so the model would depend on what ran before)
-    "train_fraction": None,
-    "train_indices": [i for i in range(_N_LABELED) if i % 5 != 2],
-    "test_indices": [i for i in range(_N_LABELED) if i % 5 == 2],
+    # element-pose's held-out split (a hash of each frame's id, about 20%): the same
+    # frames every engine holds out, whatever ran before (DeepLabCut's own split draws
+    # from numpy's global random state)
+    "train_fraction": 0.8,
     "epochs": 40,
     "save_epochs": 40,
     "eval_interval": 10,
@@ -257,7 +255,7 @@ def _stale_project(root: Path, processed: Path) -> str:
     """Why the generated project is not the one :data:`DEMO_PROJECT` describes ('' if it is).
 
     An older element-pose generated a smaller project; training it with
-    :data:`DEMO_TRAINING_PARAMS` (whose split names 200 frames) would fail.
+    :data:`DEMO_TRAINING_PARAMS` would train on other frames than this version's.
     """
     project = _demo_paths(root, processed)["project"]
     if not (project / "config.yaml").is_file():

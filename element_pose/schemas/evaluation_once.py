@@ -70,11 +70,18 @@ class ReusedEvaluation:
     twin: str
 
     def insert(self, evaluation: Any, key: dict, body_parts: Any) -> None:
-        """Insert the twin's evaluation (and per body part errors) under ``key``."""
+        """Insert the twin's evaluation (per body part errors and element-pose's
+        scores too) under ``key``."""
         row = (evaluation & {"model_name": self.twin}).fetch1()
         evaluation.insert1({**row, **key})
         parts = (evaluation.BodyPartError & {"model_name": self.twin}).to_dicts()
         evaluation.BodyPartError.insert(
             {**p, **key} for p in parts if p["body_part"] in set(body_parts))
+        evaluation.Accuracy.insert(
+            {**a, **key} for a in (evaluation.Accuracy & {"model_name": self.twin}).to_dicts())
+        evaluation.BodyPartAccuracy.insert(
+            {**a, **key}
+            for a in (evaluation.BodyPartAccuracy & {"model_name": self.twin}).to_dicts()
+            if a["body_part"] in set(body_parts))
         log.info("model %s: snapshot %s already evaluated as model %s; evaluation reused",
                  key["model_name"], row.get("evaluated_snapshot"), self.twin)

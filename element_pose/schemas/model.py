@@ -68,6 +68,7 @@ __all__ = [
     "PoseEstimationTask",
     "RecordingInfo",
     "VideoRecording",
+    "accuracy_rows",
     "activate",
     "linked",
     "pose_from_part_rows",
@@ -520,6 +521,47 @@ class ModelEvaluation(dj.Computed):
         test_error = null: float64
         """
 
+    class Accuracy(dj.Part):
+        """element-pose's own scores of the snapshot over all body parts, per split.
+
+        Computed the same way for every engine
+        (:func:`element_pose.processing.accuracy.score_predictions`) from the
+        engine's predictions on the labelled frames and the held-out split that every
+        engine shares (:func:`element_pose.core.labels.held_out`), so models of any
+        engine trained on one labelled set compare by one query.  Empty when the
+        engine reported no predictions.
+        """
+
+        definition = """
+        -> master
+        split: enum('train', 'test')
+        ---
+        rmse = null: float64       # pixels, over labelled points that were predicted
+        pck_2 = null: float64      # fraction of labelled points predicted within 2 px
+        pck_5 = null: float64      # ... within 5 px
+        pck_10 = null: float64     # ... within 10 px
+        n_labelled: int32          # labelled points scored
+        n_predicted: int32         # of those, points the model predicted
+        n_frames: int32            # frames of the split
+        """
+
+    class BodyPartAccuracy(dj.Part):
+        """element-pose's own scores of the snapshot per body part and split."""
+
+        definition = """
+        -> master
+        -> Model.BodyPart
+        split: enum('train', 'test')
+        ---
+        rmse = null: float64       # pixels
+        pck_2 = null: float64
+        pck_5 = null: float64
+        pck_10 = null: float64
+        n_labelled: int32
+        n_predicted: int32
+        n_frames: int32
+        """
+
     @property
     def key_source(self):
         """Models with a trained snapshot to evaluate.
@@ -570,11 +612,41 @@ class ModelEvaluation(dj.Computed):
                  "test_error": _finite(per_part[bp].get("test_rmse"))}
                 for bp in body_parts if bp in per_part
             )
+        overall, per_body_part = accuracy_rows(key, result, body_parts)
+        self.Accuracy.insert(overall)
+        self.BodyPartAccuracy.insert(per_body_part)
 
 
 #: Scores of :class:`ModelEvaluation` (keys of ``EvaluationResult.metrics``).
 EVALUATION_METRICS = ("train_rmse", "test_rmse", "train_rmse_pcutoff", "test_rmse_pcutoff",
                       "train_map", "test_map", "train_mar", "test_mar")
+
+
+def accuracy_rows(key: dict, result: Any, body_parts: Sequence[str]
+                  ) -> tuple[list[dict], list[dict]]:
+    """Rows of :class:`ModelEvaluation.Accuracy` and ``.BodyPartAccuracy`` of an
+    evaluation: element-pose's scores of the engine's predictions on the labelled
+    frames (none when the engine reported none).
+
+    Raises:
+        element_pose.core.labels.LabelSetError: predictions that do not fit the labels.
+    """
+    from element_pose.processing.accuracy import score_predictions
+
+    if getattr(result, "labels", None) is None or getattr(result, "predictions", None) is None:
+        return [], []
+    overall, per_part = [], []
+    known = set(body_parts)
+    for score in score_predictions(result.labels, result.predictions, result.test):
+        row = {**key, "split": score.split, "rmse": _finite(score.rmse),
+               **{f"pck_{int(t)}": _finite(score.pck.get(t)) for t in (2.0, 5.0, 10.0)},
+               "n_labelled": score.n_labelled, "n_predicted": score.n_predicted,
+               "n_frames": score.n_frames}
+        if not score.body_part:
+            overall.append(row)
+        elif score.body_part in known:
+            per_part.append({**row, "body_part": score.body_part})
+    return overall, per_part
 
 
 def _has_snapshot(row: dict) -> bool:

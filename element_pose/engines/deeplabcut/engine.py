@@ -63,6 +63,25 @@ def _snapshot(label: Any) -> Any:
     return label if not isinstance(label, str | int) else snapshot_argument(label)
 
 
+def _labelled_predictions(config: Path, native: Any, trainingsetindex: int
+                          ) -> tuple[Any, Any, Any]:
+    """``(labels, predictions, test)`` of an evaluation, or ``(None,) * 3`` (logged)."""
+    from element_pose.core.labels import LabelSetError
+    from element_pose.engines.deeplabcut.split import evaluation_predictions
+
+    if native.predictions_h5 is None:
+        log.warning("DeepLabCut's evaluation of %s wrote no predictions: no element-pose "
+                    "scores", config)
+        return None, None, None
+    try:
+        return evaluation_predictions(config, native.predictions_h5, int(native.shuffle),
+                                      int(trainingsetindex))
+    except (EngineError, LabelSetError, dlc_io.DLCFormatError, KeyError, OSError,
+            ValueError) as exc:  # e.g. a project moved without its labelled data
+        log.warning("no element-pose scores for %s: %s", config, exc)
+        return None, None, None
+
+
 def _fmt(path: str | Path) -> str:
     return "dlc_csv" if str(path).lower().endswith(".csv") else "dlc_h5"
 
@@ -214,10 +233,16 @@ class DeepLabCutEngine:
         return parts[0] if len(parts) == 1 else concatenate(parts)
 
     def train(self, source: str | Path, workdir: str | Path, params: Mapping[str, Any],
-              *, device: str | None = None) -> TrainingResult:
-        """Prepare the task's own project copy in ``workdir`` and train it."""
+              *, device: str | None = None, train_only: Sequence[str] = ()) -> TrainingResult:
+        """Prepare the task's own project copy in ``workdir`` and train it.
+
+        The shuffle holds out element-pose's test frames
+        (:func:`element_pose.core.labels.held_out`) unless the parameters name their
+        own split; ``train_only`` frame ids are never held out.
+        """
         engine = _engine()
-        config = engine.prepare_training_project(source, workdir, params, overwrite=True)
+        config = engine.prepare_training_project(source, workdir, params, overwrite=True,
+                                                 train_only=train_only)
         native = engine.train(config, params, device=device)
         model = self.describe_model(config, shuffle=native.shuffle,
                                     trainingsetindex=native.trainingsetindex,
@@ -244,10 +269,18 @@ class DeepLabCutEngine:
 
     def evaluate(self, model: ModelDescription, *, snapshot: Any = None,
                  device: str | None = None) -> EvaluationResult:
-        """Evaluate a snapshot on the labelled train/test images."""
+        """Evaluate a snapshot on the labelled train/test images.
+
+        Besides DeepLabCut's own scores, the result carries its predictions on every
+        labelled image of the training dataset with those labels and the shuffle's
+        held-out flags (``labels``, ``predictions``, ``test``), for element-pose to
+        score every engine alike; they are ``None`` (logged) when DeepLabCut wrote no
+        predictions or the training dataset cannot be read.
+        """
         o = model.options
+        config = _config_file(model.source)
         native = _engine().evaluate(
-            _config_file(model.source), shuffle=o.get("shuffle", 1),
+            config, shuffle=o.get("shuffle", 1),
             trainingsetindex=o.get("trainingsetindex", 0),
             snapshot=_snapshot(snapshot if snapshot is not None else o.get("snapshot")),
             device=device)
@@ -257,13 +290,16 @@ class DeepLabCutEngine:
                             for k, row in native.per_bodypart.iterrows()}
         files = [p for p in (native.results_csv, native.predictions_h5,
                              native.keypoint_results_csv) if p is not None]
+        labels, predictions, test = _labelled_predictions(
+            config, native, o.get("trainingsetindex", 0))
         return EvaluationResult(
             snapshot=native.snapshot.name, epochs=int(native.snapshot.epoch),
             metrics={**{m: float(getattr(native, m)) for m in _METRICS},
                      "pcutoff": float(native.pcutoff)},
             per_keypoint=per_keypoint, files=[Path(p) for p in files],
             device=str(native.device), wall_time=float(native.wall_time),
-            software=dict(native.versions), native=native)
+            software=dict(native.versions), native=native, labels=labels,
+            predictions=predictions, test=test)
 
     def infer(self, model: ModelDescription, videos: Sequence[str | Path],
               output_dir: str | Path, *, snapshot: Any = None, device: str | None = None,

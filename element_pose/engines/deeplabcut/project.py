@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from element_pose.engines.deeplabcut.runtime import (
     _set_nested,
     _write_yaml,
 )
+from element_pose.engines.deeplabcut.split import held_out_split
 from element_pose.io import dlc as dlc_io
 
 __all__ = [
@@ -297,6 +298,7 @@ def prepare_training_project(
     params: Mapping[str, Any] | None = None,
     *,
     overwrite: bool = False,
+    train_only: Iterable[str] = (),
 ) -> Path:
     """Copy a labelled project into a work directory and create a training shuffle.
 
@@ -316,6 +318,13 @@ def prepare_training_project(
     multi-animal architectures.  Top-down net types (``top_down_*``, ``rtmpose_*``)
     also need an object detector, which ``weight_init="random"`` cannot provide.
 
+    The shuffle holds out element-pose's test frames
+    (:func:`element_pose.core.labels.held_out` of the labelled frame ids, a fraction
+    ``1 - train_fraction``, default ``1 -`` the config's ``TrainingFraction``), the
+    same frames every engine holds out, unless ``train_indices`` and
+    ``test_indices`` are given; the copy's ``TrainingFraction`` becomes the fraction
+    of that split (as DeepLabCut names the shuffle after it).
+
     On any error the half-made ``workdir`` is removed.
 
     Args:
@@ -324,6 +333,8 @@ def prepare_training_project(
             folder made earlier by this function is replaced).
         params: Training parameters (keys of :data:`TRAINING_DEFAULTS`).
         overwrite: Replace a ``workdir`` previously prepared by this function.
+        train_only: Frame ids (``labeled-data/<video>/<image>``) never held out, e.g.
+            frames a refinement iteration added.
 
     Returns:
         The ``config.yaml`` inside ``workdir``.
@@ -340,6 +351,7 @@ def prepare_training_project(
     workdir = Path(workdir).resolve()
 
     _claim_workdir(workdir, source_root, overwrite)
+    _held_out_indices(source_config, cfg, p, train_only)
     _set_training_fraction(cfg, p, source_config)
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -375,6 +387,26 @@ def _claim_workdir(workdir: Path, source_root: Path, overwrite: bool) -> None:
             )
 
 
+def _held_out_indices(source_config: Path, cfg: dict, p: dict[str, Any],
+                      train_only: Iterable[str]) -> None:
+    """Put element-pose's held-out split into ``p`` (unless it names its own split).
+
+    The fraction held out is ``1 - train_fraction`` (default the config's
+    ``TrainingFraction``); the split's own fraction then replaces ``train_fraction``.
+    """
+    if p["train_indices"] is not None or p["test_indices"] is not None:
+        return
+    tsi = int(p["trainingsetindex"])
+    frac = (float(p["train_fraction"]) if p["train_fraction"] is not None
+            else _train_fraction(cfg, tsi, source_config))
+    if not 0 < frac <= 1:
+        raise EngineError(f"train_fraction must be in (0, 1], got {frac}")
+    train, test = held_out_split(source_config, 1.0 - frac, train_only, cfg)
+    log.info("held out %d of %d labelled frames (element-pose's split)", len(test),
+             len(train) + len(test))
+    p["train_indices"], p["test_indices"], p["train_fraction"] = train, test, None
+
+
 def _set_training_fraction(cfg: dict, p: dict[str, Any], source_config: Path) -> None:
     """Put the training fraction of the parameters (or of a given split) into ``cfg``.
 
@@ -396,9 +428,16 @@ def _set_training_fraction(cfg: dict, p: dict[str, Any], source_config: Path) ->
     frac = float(p["train_fraction"])
     if not 0 < frac <= 1:
         raise EngineError(f"train_fraction must be in (0, 1], got {frac}")
-    if int(p["trainingsetindex"]) != 0:
-        raise EngineError("with train_fraction given, trainingsetindex must be 0")
-    cfg["TrainingFraction"] = [frac]
+    tsi = int(p["trainingsetindex"])
+    fractions = list(cfg.get("TrainingFraction") or [])
+    if tsi == 0:
+        cfg["TrainingFraction"] = [frac]
+    elif tsi < len(fractions):
+        fractions[tsi] = frac  # the copy's entry at trainingsetindex names this split
+        cfg["TrainingFraction"] = fractions
+    else:
+        raise EngineError(f"trainingsetindex {tsi} is out of range for TrainingFraction "
+                          f"{fractions} in {source_config}")
 
 
 def _write_work_project(cfg: dict, p: Mapping[str, Any], source_root: Path, workdir: Path,
