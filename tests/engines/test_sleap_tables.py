@@ -79,6 +79,16 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
     parts = (model.ModelEvaluation.BodyPartError & key).to_dicts()
     assert {p["body_part"] for p in parts} == set(sample.DEFAULT_BODYPARTS)
     assert all(p["test_error"] < 5 for p in parts)
+    # element-pose's own scores of the predictions, as for every engine, agree with
+    # sleap-nn's (one matched instance per frame: the same distances)
+    accuracy = {r["split"]: r for r in (model.ModelEvaluation.Accuracy & key).to_dicts()}
+    assert set(accuracy) == {"train", "test"}
+    assert accuracy["test"]["rmse"] == pytest.approx(evaluation["test_rmse"], rel=1e-6)
+    assert accuracy["train"]["rmse"] == pytest.approx(evaluation["train_rmse"], rel=1e-6)
+    assert accuracy["test"]["n_predicted"] == accuracy["test"]["n_labelled"]
+    assert accuracy["test"]["n_frames"] == len(details["test_frames"])
+    assert accuracy["test"]["pck_10"] > 0.9
+    assert len(model.ModelEvaluation.BodyPartAccuracy & key) == 2 * len(sample.DEFAULT_BODYPARTS)
 
     # a further run fine-tunes from the registered model (a refinement iteration)
     tuned_idx = train.TrainingParamSet.insert_new_params(f"sleap tuned {unique}", {
