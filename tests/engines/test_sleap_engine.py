@@ -152,6 +152,28 @@ def test_fine_tuning_starts_from_the_trained_weights(trained, tmp_path):
                                   device="cpu")
 
 
+def test_a_project_trains_on_the_folders_its_video_sets_name(tmp_path, caplog):
+    from element_pose.engines.sleap.labels import read_labels
+    from element_pose.io import dlc
+
+    config = sample.make_dlc_project(tmp_path / "two", n_videos=2, n_frames=8, n_labeled=4,
+                                     width=64, height=48)
+    engine = get_engine("sleap")
+    assert engine.check_video_sets(config) == (["demo_video0", "demo_video1"],
+                                               ["demo_video0", "demo_video1"])
+    assert {f.split("/")[1] for f in read_labels(config).frames} == {"demo_video0",
+                                                                     "demo_video1"}
+    cfg = dlc.read_config(config)
+    cfg["video_sets"] = {k: v for k, v in cfg["video_sets"].items() if "video0" in k}
+    dlc.write_config(cfg, config)
+    assert engine.check_video_sets(config) == (["demo_video0", "demo_video1"],
+                                               ["demo_video0"])
+    with caplog.at_level(logging.WARNING):
+        labels = read_labels(config)
+    assert {f.split("/")[1] for f in labels.frames} == {"demo_video0"}  # as DeepLabCut
+    assert "['demo_video1'] of" in caplog.text and "not trained on" in caplog.text
+
+
 # ------------------------------------------------------------------ refusals
 def test_no_labelled_frames_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()

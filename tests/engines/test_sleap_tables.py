@@ -29,7 +29,7 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
     config = sample.make_dlc_project(raw_root / f"sleaptab_{unique}", n_frames=40,
                                      n_labeled=20, width=128, height=96)
     set_id = int(unique, 16) % 100000
-    train.VideoSet.insert_from_project(set_id, config)
+    train.VideoSet.insert_from_project(set_id, config, engine="sleap")  # its folder check
 
     # the engine's parameter model checks them at insert, naming the key
     with pytest.raises(ValueError, match="model_type"):

@@ -140,6 +140,14 @@ class SleapEngine(FileEngine):
             options={k: v for k, v in options.items() if k != "scorer"},
         )
 
+    def check_video_sets(self, source: str | Path) -> tuple[list[str], list[str]]:
+        """Labelled folders of a DeepLabCut project and the names its ``video_sets`` expect
+        (SLEAP trains on those, as DeepLabCut does; see
+        :func:`element_pose.engines.sleap.labels.check_video_sets`)."""
+        from element_pose.engines.sleap.labels import check_video_sets
+
+        return check_video_sets(source)
+
     def snapshots(self, model: ModelDescription) -> list[str]:
         """Trained snapshots of a model set (``["best"]``); none for a file (load-only)."""
         from element_pose.engines.sleap import model as sm

@@ -4,7 +4,9 @@ The source is a DeepLabCut project (``config.yaml`` or its folder, with
 ``labeled-data/``) or a folder holding one SLEAP ``.slp`` / ``.pkg.slp`` (a
 SLEAP-labelled VideoSet's view), read by the one reader of labelled sets,
 :func:`element_pose.io.labels.read_label_set`, so SLEAP holds out the same frame ids
-as every engine.  Frames without a labelled point are left out.  Subsets are written
+as every engine.  Frames without a labelled point are left out; of a DeepLabCut
+project, SLEAP trains on the labelled folders its ``video_sets`` name, as DeepLabCut
+does (all of them when they name none).  Subsets are written
 with :func:`element_pose.io.sleap_labels.write_slp` (images embedded: a trained
 model set stands alone).
 """
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from element_pose.core.labels import LabelSet, LabelSetError
 from element_pose.engines.base import EngineError
 
-__all__ = ["find_labels", "read_labels", "write_frames"]
+__all__ = ["check_video_sets", "find_labels", "read_labels", "write_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,45 @@ def find_labels(source: str | Path) -> Path:
                           "a SLEAP training source holds one")
     raise EngineError(f"no labelled frames in {source}: neither a DeepLabCut project "
                       "(config.yaml, labeled-data/) nor a SLEAP .slp labels file")
+
+
+def check_video_sets(source: str | Path) -> tuple[list[str], list[str]]:
+    """Labelled folders of a DeepLabCut project and the names its ``video_sets`` expect.
+
+    What ``train.VideoSet.insert_from_project`` checks (the same answer as
+    DeepLabCut's engine gives).
+
+    Raises:
+        EngineError: the project's ``config.yaml`` cannot be read.
+    """
+    from element_pose.io import dlc
+
+    path = Path(source)
+    config = path / "config.yaml" if path.is_dir() else path
+    try:
+        cfg = dlc.read_config(config)
+    except dlc.DLCFormatError as exc:
+        raise EngineError(str(exc)) from exc
+    folder = config.parent / "labeled-data"
+    found = sorted(p.name for p in folder.iterdir()
+                   if p.is_dir() and any(p.glob("CollectedData_*.h5"))) if folder.is_dir() else []
+    return found, [Path(str(v)).stem for v in (cfg.get("video_sets") or {})]
+
+
+def _in_video_sets(labels: LabelSet, path: Path) -> list[str]:
+    """The frames of the folders a DeepLabCut project's ``video_sets`` name (all when none
+    is named, or the source is no project)."""
+    config = path / "config.yaml" if path.is_dir() else path
+    if config.name != "config.yaml" or not config.is_file():
+        return labels.frames
+    found, expected = check_video_sets(config)
+    chosen = set(found) & set(expected)
+    if not chosen:
+        return labels.frames
+    if set(found) - chosen:
+        log.warning("labelled folders %s of %s are not in its video_sets and are not "
+                    "trained on", sorted(set(found) - chosen), config)
+    return [f for f in labels.frames if PurePosixPath(f).parent.name in chosen]
 
 
 def read_labels(source: str | Path, *, images_to: str | Path | None = None) -> LabelSet:
@@ -68,7 +109,8 @@ def read_labels(source: str | Path, *, images_to: str | Path | None = None) -> L
         raise EngineError(f"no labelled point in {path}: nothing to train on")
     if labels.root is None:
         raise EngineError(f"the images of {path} cannot be read (a video is missing)")
-    return labels.select([f for f, k in zip(labels.frames, keep, strict=True) if k])
+    labels = labels.select([f for f, k in zip(labels.frames, keep, strict=True) if k])
+    return labels.select(_in_video_sets(labels, path))
 
 
 def write_frames(labels: LabelSet, frames: Sequence[str], path: Path) -> Path:
