@@ -28,7 +28,6 @@ from element_pose.core.params import ParamSet
 from element_pose.core.pose import SINGLE_INDIVIDUAL, PoseData
 from element_pose.engines import register_engine
 from element_pose.engines.base import (
-    EngineCapabilityError,
     EngineError,
     FileEngine,
     ModelDescription,
@@ -158,12 +157,17 @@ def test_sleap_model_and_outputs_through_the_schemas(pipeline, session, raw_root
     direct = read_pose(out / Path(stored["output_files"][0]).name)
     np.testing.assert_array_equal(pose.position, direct.position.astype(np.float32))
 
-    # a load-only engine cannot draw labelled videos: a clear error, nothing stored
+    # SLEAP draws labelled videos of its .slp predictions (sleap-io's renderer); of an
+    # analysis .h5 alone it cannot: a clear error, nothing stored
     options = model.LabeledVideoParamSet.insert_new_params(f"dots {unique}", {"dotsize": 3})
     model.LabeledVideoTask.insert1({**task, "labeled_video_paramset_idx": options})
-    with pytest.raises(EngineCapabilityError, match="'sleap' cannot draw labelled videos"):
+    if kind == "slp":
         model.LabeledVideo.populate(task, suppress_errors=False)
-    assert not (model.LabeledVideo & task)
+        assert (model.LabeledVideo & task)
+    else:
+        with pytest.raises(EngineError, match=r"no SLEAP predictions of cam\.mp4"):
+            model.LabeledVideo.populate(task, suppress_errors=False)
+        assert not (model.LabeledVideo & task)
 
 
 def test_sleap_estimation_exports_to_nwb_as_sleap(pipeline, session, raw_root, unique,
