@@ -66,10 +66,13 @@ def test_training_returns_a_described_model_set(trained):
     # describe_model finds it again from its folder and options
     again = get_engine("sleap").describe_model(folder, **result.model_options())
     assert again.to_dict() == model.to_dict()
-    assert result.snapshots == ["best"] and result.best_snapshot == result.last_snapshot == "best"
+    assert result.snapshots == ["best", "last"]
+    assert result.best_snapshot == "best" and result.last_snapshot == "last"
     assert result.snapshot_paths["best"] == folder / "single_instance" / "best.ckpt"
+    assert result.snapshot_paths["last"] == folder / "single_instance" / "last.ckpt"
     assert 1 <= result.snapshot_epochs["best"] <= QUICK["epochs"]
-    assert get_engine("sleap").snapshots(model) == ["best"]
+    assert result.snapshot_epochs["last"] == QUICK["epochs"]
+    assert get_engine("sleap").snapshots(model) == ["best", "last"]
     assert get_engine("sleap").snapshot_file(model) == result.snapshot_paths["best"]
     stats = result.learning_stats
     assert list(stats["epoch"]) == list(range(1, QUICK["epochs"] + 1))
@@ -126,12 +129,22 @@ def test_evaluation_predicts_the_labelled_frames_within_pixels(trained):
     assert evaluation.files[0].name == "scores.json" and evaluation.files[0].is_file()
 
 
+def test_the_last_snapshot_is_evaluated_too(trained):
+    _, result, _ = trained
+    last = get_engine("sleap").describe_model(result.model.source, snapshot="last")
+    assert last.options["snapshot"] == "last"
+    evaluation = get_engine("sleap").evaluate(last, device="cpu")
+    assert evaluation.snapshot == "last" and evaluation.epochs == QUICK["epochs"]
+    assert evaluation.metrics["test_rmse"] < 5
+    assert evaluation.files[0].parent.name == "last"
+
+
 def test_a_missing_snapshot_is_named(trained):
     _, result, _ = trained
-    with pytest.raises(EngineError, match=r"no snapshot 'last'.*found: \['best'\]"):
-        get_engine("sleap").describe_model(result.model.source, snapshot="last")
-    with pytest.raises(EngineError, match="no snapshot 'last'"):
-        get_engine("sleap").evaluate(result.model, snapshot="last")
+    with pytest.raises(EngineError, match=r"no snapshot 'epoch-3'.*found: \['best', 'last'\]"):
+        get_engine("sleap").describe_model(result.model.source, snapshot="epoch-3")
+    with pytest.raises(EngineError, match="no snapshot 'epoch-3'"):
+        get_engine("sleap").evaluate(result.model, snapshot="epoch-3")
 
 
 def test_fine_tuning_starts_from_the_trained_weights(trained, tmp_path):

@@ -33,6 +33,8 @@ def _check(result, evaluation, model_type: str, runs: list[str]) -> None:
     assert model.multi_animal and model.individuals == ["animal0", "animal1"]
     assert model.options["model_type"] == model_type and model.options["runs"] == runs
     assert all((Path(model.source) / r / "best.ckpt").is_file() for r in runs)
+    # a top-down pair is chosen only by its best checkpoints
+    assert result.snapshots == (["best", "last"] if len(runs) == 1 else ["best"])
     assert evaluation.predictions.shape == (20, 2, len(model.keypoints), 3)
     assert evaluation.labels.individuals == ["animal0", "animal1"]
     assert np.isfinite(evaluation.predictions[..., :2]).any()

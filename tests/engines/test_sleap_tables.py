@@ -45,7 +45,7 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
 
     row = (train.ModelTraining & task).fetch1()
     assert row["engine"] == "sleap" and row["device"] == "cpu"
-    assert row["best_snapshot"] == row["latest_snapshot"] == "best"
+    assert row["best_snapshot"] == "best" and row["latest_snapshot"] == "last"
     assert row["config_path"].endswith("/model")
     details = row["engine_details"]
     assert details["model_type"] == "single_instance"
@@ -56,8 +56,10 @@ def test_sleap_trains_registers_and_evaluates_through_the_tables(pipeline, raw_r
                                       if t]
     assert len(row["learning_stats"]["epoch"]) == QUICK["epochs"]
     assert "single_instance" in row["training_config"]
-    snapshot = (train.ModelTraining.Snapshot & task).fetch1()
-    assert snapshot["snapshot_name"] == "best" and snapshot["epoch"] >= 1
+    snapshots = {r["snapshot_name"]: r for r in (train.ModelTraining.Snapshot & task).to_dicts()}
+    assert set(snapshots) == {"best", "last"} and snapshots["last"]["epoch"] == QUICK["epochs"]
+    snapshot = snapshots["best"]
+    assert 1 <= snapshot["epoch"] <= QUICK["epochs"]
     assert snapshot["snapshot_path"].endswith("single_instance/best.ckpt")
 
     key = train.ModelTraining.register_model(task, f"sleaptab_{unique}")

@@ -60,14 +60,18 @@ def read_label_file(folder: Path) -> tuple[LabelSet, list[bool]]:
     return labels, [bool(t) for t in data["test"]]
 
 
-def _predict(slp: Path, runs: list[Path], device: str | None):
+def _predict(slp: Path, runs: list[Path], snapshot: str, device: str | None):
     from sleap_nn.inference.run import predict
 
     from element_pose.engines.sleap.run import sleap_logging
 
+    checkpoints = {}
+    if snapshot != "best":  # one network (snapshot_names): its own checkpoint
+        path = str(sm.snapshot_path(runs[0], snapshot))
+        checkpoints = {"backbone_ckpt_path": path, "head_ckpt_path": path}
     with sleap_logging(), contextlib.redirect_stderr(io.StringIO()):
         return predict(str(slp), model_paths=[str(r) for r in runs],
-                       device=device or "auto", peak_threshold=PEAK_THRESHOLD)
+                       device=device or "auto", peak_threshold=PEAK_THRESHOLD, **checkpoints)
 
 
 def _sleap_scores(truth, predicted, split: str, keypoints: list[str]):
@@ -128,7 +132,7 @@ def _order(labels) -> list[tuple[int, int]]:
 
 def evaluate(model: ModelDescription, snapshot: Any = None,
              device: str | None = None) -> EvaluationResult:
-    """Evaluate a trained model set (only ``best`` is a snapshot of sleap-nn's).
+    """Evaluate a snapshot of a trained model set (``best``, or ``last`` for one network).
 
     Raises:
         EngineError: the model is no model set element-pose trained, or the snapshot
@@ -141,8 +145,9 @@ def evaluate(model: ModelDescription, snapshot: Any = None,
     runs = sm.model_runs(folder)
     name = str(snapshot if snapshot not in (None, "") else model.options.get("snapshot")
                or "best")
-    for run in runs:
-        sm.snapshot_path(run, name)  # raises naming the snapshots there are
+    if name not in sm.snapshot_names(runs):
+        raise EngineError(f"SLEAP model {folder} has no snapshot {name!r} "
+                          f"(found: {sm.snapshot_names(runs)})")
     labels, test = read_label_file(folder)
     out = folder / "evaluation" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +162,7 @@ def evaluate(model: ModelDescription, snapshot: Any = None,
         if not rows or not slp.is_file():
             continue
         truth = sio.load_slp(str(slp))
-        predicted = _predict(slp, runs, device)
+        predicted = _predict(slp, runs, name, device)
         pred_path = out / f"{split}.predictions.slp"
         sio.save_slp(predicted, str(pred_path), embed=False)
         files.append(pred_path)

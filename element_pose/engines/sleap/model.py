@@ -52,7 +52,7 @@ EPOCHS = "element_pose_epochs.json"
 #: A model folder's configuration, newest form first.
 CONFIG_NAMES = ("training_config.yaml", "training_config.json")
 #: Snapshot name -> checkpoint file of a model folder (sleap-nn, then SLEAP 1.x).
-SNAPSHOTS = {"best": ("best.ckpt", "best_model.h5")}
+SNAPSHOTS = {"best": ("best.ckpt", "best_model.h5"), "last": ("last.ckpt",)}
 #: Heads of sleap-nn's configuration -> the model type they make, in inference order.
 _HEAD_ORDER = ("centroid", "centered_instance", "single_instance", "bottomup",
                "multi_class_bottomup", "multi_class_topdown")
@@ -188,9 +188,12 @@ def _legacy_skeleton(config: dict[str, Any], where: Path):
 
 
 def snapshot_names(runs: list[Path]) -> list[str]:
-    """Snapshots every model folder of a set holds (``["best"]``), oldest first."""
-    return [name for name, files in SNAPSHOTS.items()
-            if runs and all(any((r / f).is_file() for f in files) for r in runs)]
+    """Snapshots of a model set: ``best``, and ``last`` (the last epoch's) for a set of
+    one network (sleap-nn chooses the checkpoint of each network of a top-down pair only
+    as ``best``)."""
+    names = [name for name, files in SNAPSHOTS.items()
+             if runs and all(any((r / f).is_file() for f in files) for r in runs)]
+    return names if len(runs) == 1 else [n for n in names if n == "best"]
 
 
 def snapshot_path(run: Path, snapshot: str) -> Path:

@@ -48,6 +48,8 @@ LABELS_JSON = "labels.json"
 #: Networks of each model type, in inference order.
 RUNS = {"single_instance": ("single_instance",), "bottomup": ("bottomup",),
         "topdown": ("centroid", "centered_instance")}
+#: Network -> the networks of its model type.
+RUNS_OF = {run: runs for runs in RUNS.values() for run in runs}
 
 
 class TrainedSet:
@@ -140,7 +142,8 @@ def _config(run: str, params: SleapTrainingParams, files: dict[str, Path], folde
         min_train_steps_per_epoch=params.min_train_steps_per_epoch,
         trainer_accelerator=accel, trainer_device_indices=indices,
         trainer_num_devices=1 if accel != "auto" or indices else None,
-        enable_progress_bar=False, save_ckpt=True, ckpt_dir=str(folder), run_name=run,
+        enable_progress_bar=False, save_ckpt=True, ckpt_save_last=len(RUNS_OF[run]) == 1,
+        ckpt_dir=str(folder), run_name=run,
         use_wandb=False)
     config = TrainingJobConfig(data_config=data, model_config=model,
                                trainer_config=trainer).to_sleap_nn_cfg()
