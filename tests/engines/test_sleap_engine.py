@@ -111,7 +111,8 @@ def test_each_epoch_is_a_progress_record(trained):
 
 def test_evaluation_predicts_the_labelled_frames_within_pixels(trained):
     _, result, _ = trained
-    evaluation = get_engine("sleap").evaluate(result.model, device="cpu")
+    evaluation = get_engine("sleap").evaluate(result.model)  # no device: cpu here
+    assert evaluation.device == "cpu"
     assert evaluation.snapshot == "best" and evaluation.epochs == result.snapshot_epochs["best"]
     labels, predictions, test = evaluation.labels, evaluation.predictions, evaluation.test
     assert predictions.shape == (labels.n_frames, 1, len(labels.keypoints), 3)
