@@ -207,7 +207,7 @@ def test_readme_lists_every_model_and_is_not_stale():
         "README parameter tables are stale: regenerate them with "
         "`element-pose params --update README.md`")
     assert set(SCHEMAS) == {"training", "labeled_video", "filter", "calibration",
-                            "triangulation"}
+                            "triangulation", "outliers"}
     for name, model in SCHEMAS.items():
         assert f"`{name}`: {model.table}" in block
         for key in model.model_fields:

@@ -2,8 +2,9 @@
 
 Importing this module connects to the database (the embedded PostgreSQL unless a
 server is configured, see :mod:`element_pose.db.config`) and activates the schemas
-``<prefix>lab``, ``<prefix>subject``, ``<prefix>session``, ``<prefix>model`` and
-``<prefix>train`` (prefix: setting ``schema_prefix``, default ``pose_``).  Every
+``<prefix>lab``, ``<prefix>subject``, ``<prefix>session``, ``<prefix>model``,
+``<prefix>train`` and the others (prefix: setting ``schema_prefix``, default
+``pose_``).  Every
 setting (database, server, prefix, roots, stores) comes from
 :func:`element_pose.settings.get_settings`: the settings file that ``element-pose
 config set`` writes, overridden by environment variables, exactly as for the
@@ -23,11 +24,11 @@ import sys
 from element_pose.core.paths import default_processed_dir, default_root_dirs
 from element_pose.db.config import connect, schema_prefix
 from element_pose.ops.s3 import BucketMissing, ensure_bucket
-from element_pose.schemas import analysis, model, multicam, publish, train
+from element_pose.schemas import analysis, model, multicam, publish, refine, train
 from workflow import lab, session, subject
 
 __all__ = ["Device", "Lab", "Session", "Subject", "analysis", "lab", "model", "multicam",
-           "publish", "session", "subject", "train"]
+           "publish", "refine", "session", "subject", "train"]
 
 connect()
 try:
@@ -57,6 +58,7 @@ def get_pose_processed_data_dir():
 model.activate(f"{_prefix}model", linking_module=__name__)
 train.activate(f"{_prefix}train", linking_module=__name__)
 analysis.activate(f"{_prefix}analysis")
+refine.activate(f"{_prefix}refine")
 multicam.activate(f"{_prefix}multicam", linking_module=__name__)
 publish.activate(f"{_prefix}publish", linking_module=sys.modules[__name__])
 
@@ -67,7 +69,8 @@ def schemas_in_drop_order() -> list:
 
     modules = [sys.modules.get(name) for name in (
         "element_pose.schemas.publish", "element_pose.schemas.multicam",
-        "element_pose.schemas.analysis", "element_pose.schemas.train", "element_pose.schemas.model",
+        "element_pose.schemas.refine", "element_pose.schemas.analysis",
+        "element_pose.schemas.train", "element_pose.schemas.model",
         "workflow.session", "workflow.subject", "workflow.lab")]
     return [m.schema for m in modules if m is not None and m.schema.is_activated()]
 

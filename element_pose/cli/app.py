@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
                     "element_pose.cli.params", "element_pose.cli.config",
                     "element_pose.cli.submit", "element_pose.cli.publish",
-                    "element_pose.cli.weights")
+                    "element_pose.cli.weights", "element_pose.cli.refine")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

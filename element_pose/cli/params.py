@@ -19,6 +19,7 @@ __all__ = ["PARAM_MODULES", "load_param_sets", "register_cli"]
 PARAM_MODULES = (
     "element_pose.processing.filters",
     "element_pose.processing.labeled_video",
+    "element_pose.processing.outliers",
     "element_pose.processing.threed.board",
     "element_pose.processing.threed.triangulation",
 )
@@ -56,7 +57,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "params", help="print the keys, types and ranges of every parameter set")
     cmd.add_argument("name", nargs="?",
                      help="one parameter set: training, filter, labeled_video, calibration, "
-                          "triangulation")
+                          "triangulation, outliers")
     cmd.add_argument("--update", metavar="FILE",
                      help="rewrite the generated tables in FILE (e.g. README.md)")
     cmd.set_defaults(func=_cmd_params)

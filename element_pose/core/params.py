@@ -254,7 +254,8 @@ def schema_rows(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None
 
 
 #: the order of the tables in the README (the pipeline's order); others follow by name
-MARKDOWN_ORDER = ("training", "filter", "labeled_video", "calibration", "triangulation")
+MARKDOWN_ORDER = ("training", "filter", "labeled_video", "calibration", "triangulation",
+                  "outliers")
 
 
 def _markdown_rank(name: str) -> tuple[int, str]:

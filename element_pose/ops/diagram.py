@@ -232,7 +232,8 @@ def _pipeline_modules() -> list[ModuleType]:
     from element_pose.ops.pipeline import load_pipeline
 
     pipeline = load_pipeline()
-    names = ("lab", "subject", "session", "model", "train", "analysis", "multicam", "publish")
+    names = ("lab", "subject", "session", "model", "train", "analysis", "refine", "multicam",
+             "publish")
     return [getattr(pipeline, n) for n in names if hasattr(getattr(pipeline, n, None), "schema")]
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def populated_tables() -> dict[str, Any]:
     """Auto-populated tables of the activated schemas, in dependency order."""
-    from element_pose.schemas import analysis, model, multicam, train
+    from element_pose.schemas import analysis, model, multicam, refine, train
 
     tables: dict[str, Any] = {}
     if model.schema.is_activated():
@@ -38,6 +38,9 @@ def populated_tables() -> dict[str, Any]:
         tables["analysis.FilteredPose"] = analysis.FilteredPose
         tables["analysis.PoseQC"] = analysis.PoseQC
         tables["analysis.FilteredPoseQC"] = analysis.FilteredPoseQC
+    if refine.schema.is_activated():
+        tables["refine.SelectedFrames"] = refine.SelectedFrames
+        tables["refine.LabellingSet"] = refine.LabellingSet
     if multicam.schema.is_activated():
         tables["multicam.Calibration"] = multicam.Calibration
         tables["multicam.Triangulation"] = multicam.Triangulation

@@ -21,12 +21,9 @@ Stopping.  SIGTERM or SIGINT (``docker stop``, Ctrl-C) asks the worker to stop:
 the job in progress runs to completion, then the worker exits cleanly.  During a
 job both signals are held back (so neither DataJoint's own SIGTERM handler nor a
 ``KeyboardInterrupt`` can abort it half-way); to abort a job at once, kill the
-worker (SIGKILL).  A killed worker leaves no partial rows (``make_insert`` runs in
-one transaction) but its job stays ``reserved`` until a worker starts, or
-:func:`release_stale_jobs` (``element-pose jobs release-stale``) runs: they put the
-jobs of dead holders back in the queue; ``element-pose jobs release-stale`` also removes the
-array files such a worker had written to the object store before it died
-(:func:`element_pose.ops.store.collect_garbage`).
+worker (SIGKILL): no partial rows (``make_insert`` is one transaction), and its job
+stays ``reserved`` until a worker starts or :func:`release_stale_jobs` (``element-pose
+jobs release-stale``, which also collects the store files it left) runs.
 
 Devices.  ``device`` (``element-pose worker --device``) chooses the accelerator
 before anything imports torch: ``"cpu"`` hides every GPU; ``"0"``, ``"cuda:1"`` or
@@ -201,9 +198,8 @@ def release_stale_jobs(
     ``reserved``; this makes such jobs ``pending`` again, keeping their priority.
     Its transaction was rolled back by the server: no rows to clean up.
 
-    Whether a holder is alive is asked of whoever knows (its Slurm job, its process
-    on this host, else its database session: :class:`element_pose.ops.holders.HolderCheck`).
-    Dead holders are released at once; those that cannot be asked only by age.
+    Whether a holder is alive is asked of whoever knows (its Slurm job, its process on
+    this host, else its database session: :class:`element_pose.ops.holders.HolderCheck`).
 
     Args:
         older_than_s: ``None``: liveness alone decides.  A number of seconds:
@@ -473,12 +469,10 @@ class _Run:
 
     def _pass(self) -> int | None:
         """One pass: jobs done, or ``None`` when it failed (retried after a back-off)."""
+        from element_pose.db.headings import retry_on_stale_lineage
+
         try:
-            if self.stale_after is not None:
-                released = release_reservations(self.selected, self.stale_after)
-                self.report.released += sum(released.values())
-            return _one_pass(self.selected, self.restriction, self.priority, self.order,
-                             self.report, self.stopping, self.limit_reached)
+            return retry_on_stale_lineage(self._run_pass)
         except Exception as exc:
             if self.once:
                 raise
@@ -488,6 +482,14 @@ class _Run:
             log.debug("traceback", exc_info=True)
             _sleep(backoff, self.stopping)
             return None
+
+    def _run_pass(self) -> int:
+        """One pass (headings read before their lineage existed are read again, once)."""
+        if self.stale_after is not None:
+            released = release_reservations(self.selected, self.stale_after)
+            self.report.released += sum(released.values())
+        return _one_pass(self.selected, self.restriction, self.priority, self.order,
+                         self.report, self.stopping, self.limit_reached)
 
     def _stop_reason(self) -> str:
         if self.flag.is_set():

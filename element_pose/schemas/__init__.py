@@ -3,6 +3,7 @@
 * :mod:`element_pose.schemas.model`: recordings, models, evaluation, pose estimation;
 * :mod:`element_pose.schemas.train`: labelled sets, parameter sets, training;
 * :mod:`element_pose.schemas.analysis`: filtering, QC figures, tidy exports;
+* :mod:`element_pose.schemas.refine`: frames to relabel and labelling sets;
 * :mod:`element_pose.schemas.multicam`: calibration, camera groups, triangulation;
 * :mod:`element_pose.schemas.publish`: NWB export and DANDI records.
 

@@ -153,6 +153,87 @@ class VideoSet(dj.Manual):
             cls.File.insert({**key, "file_path": f} for f in files)
         return key
 
+    @classmethod
+    def insert_from_slp(cls, video_set_id: int, slp_path: str | Path,
+                        description: str = "") -> dict:
+        """Register SLEAP labels (``.slp`` or ``.pkg.slp``) as a set of labelled frames.
+
+        The file, and the videos (or images) it refers to when its frames are not
+        embedded, become :class:`File` rows relative to a root.
+
+        Args:
+            video_set_id: Key of the new set.
+            slp_path: The labels file, under a root.
+            description: Free text.
+
+        Raises:
+            element_pose.io.sleap_labels.SlpLabelError: the file is not SLEAP labels,
+                has no user-labelled frame or uses several skeletons (named).
+            element_pose.core.paths.PathError: the file or a video outside every root.
+        """
+        from element_pose.db.limits import check_text_lengths
+        from element_pose.io.sleap_labels import check_slp
+
+        r = model.roots()
+        path = r.find(slp_path)
+        media = []
+        for m in check_slp(path):
+            m = m if m.is_absolute() else path.parent / m
+            if m.is_file():
+                media.append(m)
+            else:
+                log.warning("%s refers to %s, which is missing: not registered", path, m)
+        files = [r.relative(p, limit=VIDEO_SET_PATH_LENGTH) for p in [path, *media]]
+        key = {"video_set_id": video_set_id}
+        check_text_lengths(cls, {"video_set_description": description})
+        with cls.connection.transaction:
+            cls.insert1({**key, "video_set_description": description})
+            cls.File.insert({**key, "file_path": f} for f in dict.fromkeys(files))
+        return key
+
+    @classmethod
+    def label_set(cls, key: dict, *, keypoints: Sequence[str] | None = None,
+                  what: str = "the model"):
+        """The labelled frames of a set as an engine-neutral ``LabelSet``.
+
+        A set registered from SLEAP labels reads its ``.slp`` (images extracted under
+        the processed root, ``video_sets/videoset<id>/images``); one registered from a
+        DeepLabCut project reads the project's registered ``labeled-data`` folders.
+
+        Args:
+            key: Names one VideoSet.
+            keypoints: When given, the body parts (in order) the set must label
+                (e.g. a model's).
+            what: Names whose body parts they are, in the error.
+
+        Returns:
+            A :class:`element_pose.core.labels.LabelSet`.
+
+        Raises:
+            ValueError: the set holds no labelled data.
+            element_pose.core.labels.LabelSetError: unreadable labels, or body parts
+                that are not ``keypoints`` (named).
+        """
+        from element_pose.io.labels import read_label_set
+
+        set_id = (cls & key).fetch1("video_set_id")
+        files = list((cls.File & {"video_set_id": set_id}).to_arrays("file_path"))
+        r = model.roots()
+        slp = [f for f in files if f.lower().endswith(".slp")]
+        if slp:
+            labels = read_label_set(r.find(slp[0]), images_to=r.processed(
+                f"video_sets/videoset{set_id}/images"))
+        else:
+            collected = [f for f in files if Path(f).name.startswith("CollectedData_")]
+            if not collected:
+                raise ValueError(f"VideoSet {set_id} holds no labelled data")
+            labels = read_label_set(r.find(collected[0]).parent.parent.parent)
+            folders = {Path(f).parent.name for f in collected}
+            labels = labels.select(f for f in labels.frames if f.split("/")[1] in folders)
+        if keypoints is not None:
+            labels.check_keypoints(keypoints, what=what)
+        return labels
+
 
 def _video_set_checker(engine):
     """The engine's ``check_video_sets``, which a project of labelled folders needs."""

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from element_pose.core.labels import LabelSet
 from element_pose.core.pose import PoseData
 from element_pose.io import dlc
 from element_pose.io.video import probe_recording
@@ -211,15 +212,26 @@ class TrainingData:
 
     Attributes:
         labels: DeepLabCut ``CollectedData_<scorer>.h5`` files (one per labelled video).
-        videos: Video name (the ``labeled-data/<name>`` folder) -> video file.
-        annotator: Who labelled; the h5 scorer when ``None``.
+        videos: Video name (the ``labeled-data/<name>`` folder, or a frame id's folder)
+            -> video file.  A folder without one refers to its image files instead.
+        annotator: Who labelled; the h5 scorer (the set's scorer) when ``None``.
         name: Container name in the ``behavior`` module.
+        label_set: Labelled frames of any engine (e.g. SLEAP labels read by
+            :func:`element_pose.io.labels.read_label_set`), written besides ``labels``.
     """
 
     labels: Sequence[str | Path]
     videos: Mapping[str, str | Path]
     annotator: str | None = None
     name: str = TRAINING_NAME
+    label_set: LabelSet | None = None
+
+    @classmethod
+    def from_label_set(cls, labels: LabelSet, videos: Mapping[str, str | Path] | None = None,
+                       annotator: str | None = None) -> TrainingData:
+        """Labelled frames of any engine (a DeepLabCut project's, SLEAP labels')."""
+        return cls(labels=[], videos=dict(videos or {}), annotator=annotator,
+                   label_set=labels)
 
     @classmethod
     def from_dlc_project(cls, config_path: str | Path, annotator: str | None = None,

@@ -1,12 +1,14 @@
-"""Labelled frames (DeepLabCut CollectedData) -> ndx-pose PoseTraining."""
+"""Labelled frames of any engine (DeepLabCut CollectedData, SLEAP labels) -> ndx-pose
+PoseTraining."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from element_pose.core.labels import LabelSet, frame_number
 from element_pose.core.pose import PoseData
 from element_pose.export.nwb.common import behavior_module, external_path
 from element_pose.export.nwb.metadata import (
@@ -16,6 +18,7 @@ from element_pose.export.nwb.metadata import (
 )
 from element_pose.io.dlc import DLCFormatError
 from element_pose.io.dlc_labels import read_labeled_data
+from element_pose.io.labels import LabelFormatError, read_collected_data
 from element_pose.io.video import probe_video
 
 __all__ = [
@@ -45,15 +48,20 @@ def read_dlc_labels(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
 
 def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = None, *,
                       relative_to: str | Path | None = None):
-    """Add ndx-pose ``PoseTraining`` from DeepLabCut labelled frames.
+    """Add ndx-pose ``PoseTraining`` from labelled frames of any engine.
 
-    Node order follows the skeleton written for ``pose`` (the file's first skeleton
-    when ``pose`` is ``None``). Each labelled video becomes an external ImageSeries
-    in ``SourceVideos``; each labelled image a ``TrainingFrame`` with one
-    ``SkeletonInstance`` per labelled individual.
+    The labelled frames are DeepLabCut ``CollectedData`` files (``training.labels``)
+    and/or a :class:`~element_pose.core.labels.LabelSet` (``training.label_set``, e.g.
+    SLEAP labels).  Node order follows the skeleton written for ``pose`` (the file's
+    first skeleton when ``pose`` is ``None``).  Each labelled video (a frame id's
+    folder) becomes an ImageSeries in ``SourceVideos``: the external video given in
+    ``training.videos`` (frame index from the image name), else the folder's image files
+    (external, one frame each).  Each labelled image is a ``TrainingFrame`` named
+    ``<folder>_<image stem>`` with one ``SkeletonInstance`` per labelled individual.
 
     Raises:
-        NWBExportError: labels name body parts the skeleton lacks, or a video is missing.
+        NWBExportError: labels name body parts the skeleton lacks, or a frame has
+            neither a video nor an image file.
     """
     from ndx_pose import PoseTraining, SourceVideos, TrainingFrame, TrainingFrames
 
@@ -65,34 +73,57 @@ def add_pose_training(nwbfile, training: TrainingData, pose: PoseData | None = N
 
     videos: dict[str, Any] = {}
     frames = []
-    for label_file in training.labels:
-        scorer, rows = read_dlc_labels(label_file)
-        annotator = training.annotator or scorer
-        by_frame: dict[tuple[str, str], list[dict]] = {}
-        for row in rows:
-            by_frame.setdefault((row["video"], row["image"]), []).append(row)
-        for (video_name, image), instances in by_frame.items():
-            _check_labelled_parts(label_file, instances, nodes)
-            if video_name not in videos:
-                videos[video_name] = _training_video(label_file, video_name, training,
-                                                     relative_to)
-            skeleton_instances = _skeleton_instances(instances, nodes, skeleton)
-            if skeleton_instances is None:
-                continue
-            frames.append(TrainingFrame(
-                name=f"{video_name}_{Path(image).stem}",
-                annotator=annotator,
-                skeleton_instances=skeleton_instances,
-                source_video=videos[video_name],
-                source_video_frame_index=np.uint64(instances[0]["frame_index"]),
-            ))
+    for source, labels in _label_sets(training):
+        _check_labelled_parts(source, labels.keypoints, nodes)
+        annotator = training.annotator or labels.scorer or "unknown"
+        index = {k: i for i, k in enumerate(labels.keypoints)}
+        columns = [index.get(n) for n in nodes]
+        for folder, rows in _by_folder(labels.frames).items():
+            if folder not in videos:
+                videos[folder] = _training_video(source, folder, training, labels,
+                                                 [labels.frames[r] for r in rows], relative_to)
+            series, by_image = videos[folder]
+            for r in rows:
+                frame = labels.frames[r]
+                instances = _skeleton_instances(labels, r, columns, skeleton)
+                if instances is None:
+                    continue
+                frames.append(TrainingFrame(
+                    name=f"{folder}_{PurePosixPath(frame).stem}",
+                    annotator=annotator,
+                    skeleton_instances=instances,
+                    source_video=series,
+                    source_video_frame_index=np.uint64(
+                        by_image[frame] if by_image else frame_number(frame)),
+                ))
     training_container = PoseTraining(
         name=training.name,
         training_frames=TrainingFrames(training_frames=frames),
-        source_videos=SourceVideos(image_series=list(videos.values())),
+        source_videos=SourceVideos(image_series=[v for v, _ in videos.values()]),
     )
     module.add(training_container)
     return training_container
+
+
+def _label_sets(training: TrainingData) -> list[tuple[str, LabelSet]]:
+    """``(source, LabelSet)`` of each ``CollectedData`` file, then the given set."""
+    out = []
+    for label_file in training.labels:
+        try:
+            out.append((str(label_file), read_collected_data(label_file)))
+        except LabelFormatError as exc:
+            raise NWBExportError(str(exc)) from exc
+    if training.label_set is not None:
+        out.append(("the labelled set", training.label_set))
+    return out
+
+
+def _by_folder(frames: list[str]) -> dict[str, list[int]]:
+    """Rows by the folder of their frame id (``labeled-data/<video>`` -> ``video``)."""
+    out: dict[str, list[int]] = {}
+    for r, frame in enumerate(frames):
+        out.setdefault(PurePosixPath(frame).parent.name or "frames", []).append(r)
+    return out
 
 
 def _training_skeleton(nwbfile, module, pose: PoseData | None):
@@ -107,56 +138,77 @@ def _training_skeleton(nwbfile, module, pose: PoseData | None):
     return skeleton
 
 
-def _check_labelled_parts(label_file: str | Path, instances: list[dict],
-                          nodes: list[str]) -> None:
-    """Every labelled body part of a frame is a skeleton node."""
-    unknown = set().union(*(r["bodyparts"] for r in instances)) - set(nodes)
+def _check_labelled_parts(source: str, keypoints: list[str], nodes: list[str]) -> None:
+    """Every labelled body part is a skeleton node."""
+    unknown = set(keypoints) - set(nodes)
     if unknown:
         raise NWBExportError(
-            f"{label_file}: labelled body parts {sorted(unknown)} are not in the "
+            f"{source}: labelled body parts {sorted(unknown)} are not in the "
             f"skeleton {nodes}"
         )
 
 
-def _training_video(label_file: str | Path, video_name: str, training: TrainingData,
-                    relative_to: str | Path | None):
-    """The external ``ImageSeries`` of one labelled video (probed for rate and size)."""
+def _training_video(source: str, folder: str, training: TrainingData, labels: LabelSet,
+                    frames: list[str], relative_to: str | Path | None):
+    """The ``ImageSeries`` of one labelled folder and ``{frame: index}`` (empty for a
+    video, whose frame index is the image name's): the external video given for the
+    folder (probed for rate and size), else the frames' image files."""
     from pynwb.image import ImageSeries
 
-    if video_name not in training.videos:
+    if folder in training.videos:
+        vpath = Path(training.videos[folder])
+        info = probe_video(vpath)
+        return ImageSeries(
+            name=folder,
+            description=f"Training video {vpath.name} (external file)",
+            unit="n.a.",
+            format="external",
+            external_file=[external_path(vpath, relative_to)],
+            starting_frame=[0],
+            rate=float(info.fps),
+            num_samples=int(info.n_frames),
+            dimension=[int(info.width), int(info.height)],
+        ), {}
+    images = [labels.image(f) if labels.root is not None else None for f in frames]
+    if any(p is None or not p.is_file() for p in images):
         raise NWBExportError(
-            f"{label_file}: no video given for labelled video {video_name!r} "
-            f"(known: {sorted(training.videos)})"
-        )
-    vpath = Path(training.videos[video_name])
-    info = probe_video(vpath)
+            f"{source}: no video given for labelled video {folder!r} "
+            f"(known: {sorted(training.videos)}) and its images are not all at hand")
     return ImageSeries(
-        name=video_name,
-        description=f"Training video {vpath.name} (external file)",
+        name=folder,
+        description=f"Labelled images of {folder} (external files, one frame each)",
         unit="n.a.",
         format="external",
-        external_file=[external_path(vpath, relative_to)],
-        starting_frame=[0],
-        rate=float(info.fps),
-        num_samples=int(info.n_frames),
-        dimension=[int(info.width), int(info.height)],
-    )
+        external_file=[external_path(p, relative_to) for p in images],
+        starting_frame=list(range(len(images))),
+        rate=1.0,
+        num_samples=len(images),
+        dimension=list(_image_size(images[0])),
+    ), {f: i for i, f in enumerate(frames)}
 
 
-def _skeleton_instances(instances: list[dict], nodes: list[str], skeleton):
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return int(im.size[0]), int(im.size[1])
+
+
+def _skeleton_instances(labels: LabelSet, row: int, columns: list[int | None], skeleton):
     """The frame's labelled individuals as ``SkeletonInstances`` (``None`` when none
     has a visible point)."""
     from ndx_pose import SkeletonInstance, SkeletonInstances
 
     skeleton_instances = []
-    for i, row in enumerate(instances):
-        xy = np.array([row["bodyparts"].get(n, (np.nan, np.nan)) for n in nodes],
-                      dtype=np.float64)
+    for i, individual in enumerate(labels.individuals):
+        xy = np.array([labels.xy[row, i, c] if c is not None else (np.nan, np.nan)
+                       for c in columns], dtype=np.float64).reshape(len(columns), 2)
         visible = np.isfinite(xy).all(axis=1)
         if not visible.any():
             continue
         skeleton_instances.append(SkeletonInstance(
-            name=row["individual"], id=np.uint8(i), node_locations=xy,
+            name=individual, id=np.uint8(i), node_locations=xy,
             node_visibility=visible.tolist(), skeleton=skeleton,
         ))
     if not skeleton_instances:
