@@ -182,9 +182,14 @@ def cmd_dandi_sync(args: argparse.Namespace) -> int:
     from element_pose.ops.pipeline import load_pipeline
 
     load_pipeline()  # connects and activates
+    query = _estimations(args)
+    if not args.keep_superseded:  # a re-run with a newer iteration's model replaces it
+        from element_pose.ops.iteration import current_estimations
+
+        query = current_estimations(query)
     try:
         report = dandi_sync.sync(args.dandiset, args.dandiset_dir or args.dandiset,
-                                 instance=args.instance, query=_estimations(args),
+                                 instance=args.instance, query=query,
                                  filter_paramset_idx=args.filter)
     except dandi_sync.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
@@ -259,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "<INSTANCE>_API_KEY or DANDI_API_KEY)")
     sync.add_argument("--key", action="append", help=key_help)
     sync.add_argument("--filter", type=int, help="publish filtered poses of this filter id")
+    sync.add_argument("--keep-superseded", action="store_true",
+                      help="also publish estimations that a re-run with a later "
+                           "iteration's model replaced (default: only the newest)")
     sync.set_defaults(func=cmd_dandi_sync)
 
     for name in _COMMAND_MODULES:
@@ -270,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES = ("element_pose.cli.worker", "element_pose.cli.store", "element_pose.cli.lab",
                     "element_pose.cli.params", "element_pose.cli.config",
                     "element_pose.cli.submit", "element_pose.cli.publish",
-                    "element_pose.cli.weights", "element_pose.cli.refine")
+                    "element_pose.cli.weights", "element_pose.cli.refine",
+                    "element_pose.cli.iteration")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from element_pose.db.config import import_datajoint
 from element_pose.db.query import as_restriction
@@ -36,6 +37,7 @@ __all__ = [
     "append_nwb",
     "export_nwb",
     "export_triangulation_nwb",
+    "model_provenance",
     "nwb_metadata",
     "nwb_metadata_many",
     "plan_export",
@@ -477,8 +479,47 @@ def export_triangulation_nwb(key: dict, output_dir: str | Path, *, overwrite: bo
 def _fetch(key: dict, filter_paramset_idx: int | None,
            individuals: Sequence[str] | None = None):
     if filter_paramset_idx is None:
-        return model.PoseEstimation.fetch_pose(key, individuals=individuals)
-    from element_pose.schemas import analysis
+        pose = model.PoseEstimation.fetch_pose(key, individuals=individuals)
+    else:
+        from element_pose.schemas import analysis
 
-    return analysis.FilteredPose.fetch_pose(
-        {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
+        pose = analysis.FilteredPose.fetch_pose(
+            {**key, "filter_paramset_idx": filter_paramset_idx}, individuals=individuals)
+    return _with_model_provenance(pose, str(key["model_name"]))
+
+
+def model_provenance(model_name: str) -> dict[str, Any] | None:
+    """Which training run (and refinement iteration) a registered model came from.
+
+    Returns:
+        ``{"step", "model", "training", "iteration", "fine_tuned_from"}`` (``step``: one
+        line for a description) or ``None`` for a model not trained here.
+    """
+    from element_pose.schemas import train
+
+    rows = (train.TrainedModel & {"model_name": model_name}).to_dicts()
+    if not rows:
+        return None
+    training = {k: int(rows[0][k]) for k in train.ModelTraining.primary_key}
+    it = (train.TrainingIteration & training).to_dicts()
+    iteration = int(it[0]["iteration"]) if it else 0
+    parent = str(it[0]["initial_model"]) if it else None
+    step = (f"estimated by model {model_name} (training video_set_id="
+            f"{training['video_set_id']}, paramset_idx={training['paramset_idx']}, "
+            f"training_id={training['training_id']}; refinement iteration {iteration}"
+            + (f", fine-tuned from model {parent})" if parent else ")"))
+    return {"step": step, "model": model_name, "training": training,
+            "iteration": iteration, "fine_tuned_from": parent}
+
+
+def _with_model_provenance(pose, model_name: str):
+    """The pose with a first provenance step naming the model, its training run and
+    refinement iteration (the NWB description lists the steps), for trained models."""
+    from element_pose.schemas import train
+
+    if not train.schema.is_activated():
+        return pose
+    step = model_provenance(model_name)
+    if step is None:
+        return pose
+    return pose.replace(provenance=[step, *pose.provenance])

@@ -27,8 +27,9 @@ from element_pose.engines import DEFAULT_ENGINE
 from element_pose.schemas import model
 from element_pose.schemas.paramsets import PARAMSET_DEFINITION, insert_params
 
-__all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingParamSet",
-           "TrainingTask", "VideoSet", "activate"]
+__all__ = ["DuplicateParamsError", "ModelTraining", "TrainedModel", "TrainingIteration",
+           "TrainingParamSet", "TrainingTask", "VideoSet", "VideoSetVersion", "activate",
+           "added_frames"]
 
 dj = import_datajoint()
 log = logging.getLogger(__name__)
@@ -349,13 +350,19 @@ class ModelTraining(dj.Computed):
         params = (TrainingParamSet & key).fetch1("params")
         files = tuple(sorted((VideoSet.File & key).to_arrays("file_path")))
         video_sets = json.dumps((VideoSet & key).fetch1("video_sets"), sort_keys=True)
-        return json.dumps(params, sort_keys=True), task["project_path"], files, video_sets
+        train_only = tuple(added_frames(key["video_set_id"]))
+        return (json.dumps(params, sort_keys=True), task["project_path"], files, video_sets,
+                train_only)
 
-    def make_compute(self, key, params_json, project_path, files, video_sets="null"):
+    def make_compute(self, key, params_json, project_path, files, video_sets="null",
+                     train_only=()):
         """Prepare the task's own project copy and train, outside the transaction.
 
         The engine is the parameters' ``engine`` (default
-        :data:`element_pose.engines.DEFAULT_ENGINE`), through ``get_engine``.
+        :data:`element_pose.engines.DEFAULT_ENGINE`), through ``get_engine``.  Frames
+        that corrections added to the labelled set (:func:`added_frames`) go to the
+        engine as ``train_only``: never held out, so the held-out frames stay those of
+        the lineage's first set.
         """
         from element_pose.engines import get_engine
 
@@ -369,7 +376,8 @@ class ModelTraining(dj.Computed):
                               json.loads(video_sets))
         device = worker_device(params)
         params.pop("device", None)
-        result = engine.train(source, workdir, params, device=device)
+        result = engine.train(source, workdir, params, device=device,
+                              **_train_only(engine, train_only))
         return (result,)
 
     def make_insert(self, key, result):
@@ -435,6 +443,77 @@ class TrainedModel(dj.Manual):
     """
 
 
+# ---------------------------------------------------- refinement iterations (issue 29)
+@schema
+class VideoSetVersion(dj.Manual):
+    """A VideoSet made from another by importing corrected labels.
+
+    The new set's labelled files are its parent's merged with the corrections, in a
+    project folder of their own (never the user's project); :class:`Frame` lists the
+    frames the corrections added or changed.  Filled by
+    :func:`element_pose.ops.iteration.import_corrections`.
+    """
+
+    definition = """
+    -> VideoSet
+    ---
+    -> VideoSet.proj(parent_video_set_id='video_set_id')
+    project_path: varchar(1000)    # the merged project folder, relative to a root
+    source: varchar(1000)          # the corrected labels imported (as given)
+    imported_by: varchar(64)
+    imported_at: datetime          # UTC
+    """
+
+    class Frame(dj.Part):
+        """A frame the corrections added to the parent's labels or changed."""
+
+        definition = """
+        -> master
+        frame_id: varchar(255)     # labeled-data/<video>/<image>, relative to the project
+        ---
+        change: enum('added', 'changed')
+        """
+
+
+_PARENT_TRAINING = ("parent_video_set_id='video_set_id', parent_paramset_idx='paramset_idx', "
+                    "parent_training_id='training_id'")
+
+
+@schema
+class TrainingIteration(dj.Manual):
+    """A training task that is iteration N+1 of a lineage: fine-tuned from the model of
+    the previous iteration's run (its parent).  A task without a row here is the
+    lineage's first (iteration 0).  Filled by
+    :func:`element_pose.ops.iteration.next_iteration`.
+    """
+
+    definition = """
+    -> TrainingTask
+    ---
+    iteration: int16
+    -> ModelTraining.proj(""" + _PARENT_TRAINING + """)
+    -> model.Model.proj(initial_model='model_name')   # the model it was fine-tuned from
+    """
+
+
+def added_frames(video_set_id: int) -> list[str]:
+    """Frames that corrections added to a set, over its chain of versions (sorted).
+
+    These are trained on and never held out, so that the held-out frames of every
+    iteration are those of the first set.  Empty for a set that is no version.
+    """
+    added: set[str] = set()
+    seen: set[int] = set()
+    current: int | None = int(video_set_id)
+    while current is not None and current not in seen:
+        seen.add(current)
+        key = {"video_set_id": current}
+        added.update((VideoSetVersion.Frame & key & {"change": "added"}).to_arrays("frame_id"))
+        parent = (VideoSetVersion & key).to_arrays("parent_video_set_id")
+        current = int(parent[0]) if len(parent) else None
+    return sorted(str(f) for f in added)
+
+
 def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
     """Turn ``weight_init: {"model": name}`` into the model's snapshot file.
 
@@ -456,6 +535,18 @@ def resolve_weight_init(params: dict[str, Any]) -> dict[str, Any]:
         path = model.roots().find(init["snapshot_path"])
         params = {**params, "weight_init": {**init, "snapshot_path": str(path)}}
     return params
+
+
+def _train_only(engine, frames: Sequence[str]) -> dict[str, list[str]]:
+    """``{"train_only": frames}`` for an engine that accepts it, when there are any."""
+    if not frames:
+        return {}
+    if "train_only" in inspect.signature(engine.train).parameters:
+        return {"train_only": list(frames)}
+    log.warning("engine %r holds out frames by its own split: the %d frames added by "
+                "corrections may be held out, so this iteration's test frames differ from "
+                "the first one's", engine.name, len(frames))
+    return {}
 
 
 def _stored_json(value: Any, r) -> Any:
