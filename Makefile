@@ -58,7 +58,8 @@ test-mysql: setup
 	  tests/test_slurm.py tests/test_roots_per_worker.py tests/test_store.py \
 	  tests/test_arrays.py tests/test_realproject.py tests/test_pipeline_module.py \
 	  tests/test_util.py tests/test_model_engines.py tests/test_multicam_anipose.py \
-	  tests/test_migrate.py tests/test_queries.py
+	  tests/test_migrate.py tests/test_queries.py tests/test_refine.py tests/test_iteration.py \
+	  tests/test_evaluation_scores.py tests/test_worker_headings.py tests/io/test_labels_videoset.py
 
 lint: setup
 	$(BIN)/ruff check element_pose workflow tests bench
