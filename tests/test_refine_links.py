@@ -100,3 +100,46 @@ def test_videos_of_one_stem_link_to_their_folders_and_import(pipeline, raw_root,
         assert image["recording_id"] == 1
         np.testing.assert_allclose(merged.xy[merged.frames.index(frame_id), 0],
                                    pose.position[image["frame_index"], 0], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_sleap_estimation_gets_the_sleap_layout(pipeline, raw_root, unique):
+    """FrameSelection layout ``''`` and a real SLEAP estimation (a tiny sleap-nn model run
+    by PoseEstimation): the labelling set is a ``.pkg.slp`` of the chosen frames with the
+    estimation's positions as predicted instances."""
+    import sleap_io as sio
+    from support.sleap_models import HEIGHT, WIDTH, train_tiny_model
+
+    model, refine = pipeline.model, pipeline.refine
+    trained = train_tiny_model(raw_root / f"sleaplay_{unique}", epochs=2)
+    model_key = model.Model.insert_new_model(f"sleaplay_{unique}", trained, "sleap")
+    session = _session(pipeline, f"sl{unique}")
+    video = raw_root / f"sleaplay_{unique}" / "session" / "cam.mp4"
+    sample.make_video(video, n_frames=20, width=WIDTH, height=HEIGHT, seed=4)
+    recording = model.VideoRecording.insert_recording(session, 0, {"device": "cam0"}, [video])
+    model.RecordingInfo.populate(recording)
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**recording, **model_key}, "trigger", params={"device": "cpu", "batch_size": 4})
+    model.PoseEstimation.populate(task, suppress_errors=False)
+    paramset = refine.OutlierParamSet.insert_new_params(
+        f"sleap kmeans {unique}", {"criteria": [{"criterion": "kmeans", "n_clusters": 3}],
+                                   "frames_per_video": 3, "min_gap": 1})
+    selection = refine.FrameSelection.insert_selection(task, paramset)
+    assert (refine.FrameSelection & selection).fetch1("layout") == ""
+    refine.SelectedFrames.populate(selection)
+    refine.LabellingSet.populate(selection, suppress_errors=False)
+
+    row = (refine.LabellingSet & selection).fetch1()
+    assert row["layout"] == "sleap" and row["n_images"] == 3
+    folder = refine.LabellingSet.folder_path(selection)
+    slp = folder / f"{folder.name}.pkg.slp"
+    assert set((refine.LabellingSet.File & selection).to_arrays("file_path")) == {slp.name}
+    labels = sio.load_slp(str(slp))
+    assert labels.skeleton.node_names == model.Model.body_parts(model_key)
+    predicted = [inst.numpy() for lf in labels.labeled_frames for inst in lf.instances
+                 if isinstance(inst, sio.PredictedInstance)]
+    assert len(labels.labeled_frames) == len(predicted) == 3
+    pose = model.PoseEstimation.fetch_pose(task)
+    for image in (refine.LabellingSet.Image & selection).to_dicts():
+        truth = pose.position[image["frame_index"], 0]
+        assert any(np.allclose(p, truth, atol=1e-3, equal_nan=True) for p in predicted)
