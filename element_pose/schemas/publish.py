@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 schema = dj.Schema()
 #: File suffixes of a VideoSet's videos (what PoseTraining links as source videos).
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg")
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg")
 _linking_module: ModuleType | None = None
 
 
@@ -384,7 +384,7 @@ def _training_data(key: dict, training_data: type):
         r = model.roots()
         files = (train.VideoSet.File & set_key).to_arrays("file_path")
         videos = {Path(f).stem: r.find(f) for f in files
-                  if Path(f).suffix.lower() in VIDEO_SUFFIXES}
+                  if Path(f).suffix.lower() in _VIDEO_SUFFIXES}
         return training_data.from_label_set(
             train.VideoSet.label_set(set_key, keypoints=None), videos=videos)
     engine = (model.Model & name).fetch1("engine")
