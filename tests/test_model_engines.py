@@ -170,6 +170,30 @@ def test_sleap_model_and_outputs_through_the_schemas(pipeline, session, raw_root
         assert not (model.LabeledVideo & task)
 
 
+def test_an_outside_slp_without_its_last_frames_loads_every_frame(pipeline, session,
+                                                                   raw_root, unique):
+    """Predictions that stop 4 frames before the video's end (nothing found there): load
+    mode stores the video's frame count, the last frames missing (NaN)."""
+    model = pipeline.model
+    folder = raw_root / f"sleapshort_{unique}"
+    recording, video = _recording(pipeline, session, folder)
+    labels = _sleap_labels(video, ["mouse_a"])
+    labels.labeled_frames = [lf for lf in labels.labeled_frames if lf.frame_idx < N_FRAMES - 4]
+    trained_on = folder / "model" / "labels.slp"
+    trained_on.parent.mkdir()
+    sio.save_slp(labels, str(trained_on))
+    out = folder / "predictions"
+    out.mkdir()
+    sio.save_slp(labels, str(out / "cam.mp4.predictions.slp"))
+    model_key = model.Model.insert_new_model(f"sleapshort_{unique}", trained_on, "sleap")
+    task = _load(pipeline, recording, model_key, out)
+    assert (model.PoseEstimation & task).fetch1("nframes") == N_FRAMES
+    pose = model.PoseEstimation.fetch_pose(task)
+    assert pose.n_frames == N_FRAMES and np.isnan(pose.position[N_FRAMES - 4:]).all()
+    np.testing.assert_array_equal(pose.position[N_FRAMES - 5, 0],
+                                  _sleap_position(N_FRAMES - 5, 0))
+
+
 def test_sleap_estimation_exports_to_nwb_as_sleap(pipeline, session, raw_root, unique,
                                                   tmp_path):
     model = pipeline.model

@@ -162,3 +162,46 @@ def test_unreadable_video_is_an_error_and_retry_works(pipeline, trained, raw_roo
     (model.PoseEstimation.jobs & task).delete_quick()
     model.PoseEstimation.populate(task, reserve_jobs=True)
     assert (model.PoseEstimation & task).fetch1("nframes") == 10
+
+
+def test_nwb_training_frames_are_those_of_the_trained_set(pipeline, trained, raw_root,
+                                                         tmp_path):
+    """A DeepLabCut model trained through the tables exports the labels of the VideoSet it
+    was trained on as PoseTraining (as a SLEAP one does: test_publish_sleap_training)."""
+    from pynwb import NWBHDF5IO
+
+    from element_pose.export.nwb import check_nwb
+
+    model, train = pipeline.model, pipeline.train
+    pipeline.lab.Lab.insert1({"lab": "e2elab", "lab_name": "E2E Lab", "institution": "Uni",
+                              "time_zone": "Europe/Zurich"}, skip_duplicates=True)
+    pipeline.subject.Subject.insert1({"subject": "e2enwb", "sex": "F",
+                                      "species": "Mus musculus",
+                                      "subject_birth_date": datetime.date(2025, 9, 1)})
+    pipeline.subject.Subject.Lab.insert1({"subject": "e2enwb", "lab": "e2elab"})
+    session = {"subject": "e2enwb", "session_id": 1}
+    pipeline.session.Session.insert1({**session, "session_datetime":
+                                      datetime.datetime(2026, 4, 2, 9, 0),
+                                      "session_description": "open field"})
+    video = raw_root / "e2e_nwb" / "cam0.mp4"
+    sample.make_video(video, n_frames=8, seed=12)
+    recording = model.VideoRecording.insert_recording(session, 0, {"device": "cam0"}, [video])
+    model.RecordingInfo.populate(recording)
+    task = model.PoseEstimationTask.insert_estimation_task(
+        {**recording, **trained["model"]}, "trigger", params={"batch_size": 4, "device": "cpu"})
+    model.PoseEstimation.populate(task, suppress_errors=False)
+    (exported,) = pipeline.publish.export_nwb(session, tmp_path, include_training=True)
+    labels = train.VideoSet.label_set({"video_set_id": 900})
+    with NWBHDF5IO(str(exported.path), "r", load_namespaces=True) as io:
+        behavior = io.read().processing["behavior"]
+        (training,) = [c for c in behavior.data_interfaces.values()
+                       if type(c).__name__ == "PoseTraining"]
+        frames = training.training_frames.training_frames
+        assert set(frames) == {f"{f.split('/')[1]}_{f.split('/')[2][:-4]}"
+                               for f in labels.frames}
+        for r, f in enumerate(labels.frames):
+            (instance,) = frames[f"{f.split('/')[1]}_{f.split('/')[2][:-4]}"].skeleton_instances \
+                .skeleton_instances.values()
+            assert [str(n) for n in instance.skeleton.nodes[:]] == labels.keypoints
+            np.testing.assert_allclose(instance.node_locations[:], labels.xy[r, 0])
+    check_nwb(exported.path)

@@ -173,6 +173,14 @@ def test_nwb_export(pipeline, estimated, tmp_path):
     assert np.array_equal(back.position, stored.position, equal_nan=True)
 
 
+def test_nwb_training_of_a_model_not_trained_here_is_refused(pipeline, estimated, tmp_path):
+    """A SLEAP model registered from a folder has no known labels: a clear error, no file
+    (a model trained through the tables exports them: test_publish_sleap_training)."""
+    with pytest.raises(ValueError, match=r"sleap_tiny.*not trained here"):
+        pipeline.publish.export_nwb(estimated["session"], tmp_path, include_training=True)
+    assert not any(tmp_path.rglob("*.nwb"))
+
+
 def test_dandi_sync(pipeline, estimated, tmp_path, monkeypatch):
     from element_pose.ops import dandi_sync
 

@@ -190,7 +190,8 @@ def cmd_dandi_sync(args: argparse.Namespace) -> int:
     try:
         report = dandi_sync.sync(args.dandiset, args.dandiset_dir or args.dandiset,
                                  instance=args.instance, query=query,
-                                 filter_paramset_idx=args.filter)
+                                 filter_paramset_idx=args.filter,
+                                 include_training=args.training)
     except dandi_sync.SyncBusyError as exc:
         log.warning("%s; nothing to do", exc)
         return EXIT_OK
@@ -264,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "<INSTANCE>_API_KEY or DANDI_API_KEY)")
     sync.add_argument("--key", action="append", help=key_help)
     sync.add_argument("--filter", type=int, help="publish filtered poses of this filter id")
+    sync.add_argument("--training", action="store_true",
+                      help="add each file's model's labelled frames (ndx-pose PoseTraining)")
     sync.add_argument("--keep-superseded", action="store_true",
                       help="also publish estimations that a re-run with a later "
                            "iteration's model replaced (default: only the newest)")

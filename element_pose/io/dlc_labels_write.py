@@ -13,7 +13,10 @@
 Image folders: a frame ``labeled-data/<video>/<image>`` keeps its folder; any other
 frame ``.../<folder>/<image>`` goes to ``labeled-data/<folder>/<image>``.  One
 individual gives a single-animal table (``scorer/bodyparts/coords``), several a
-multi-animal one (``scorer/individuals/bodyparts/coords``); a multi-animal set's
+multi-animal one (``scorer/individuals/bodyparts/coords``), unless the project's
+``config.yaml`` says otherwise (``multianimalproject``: a multi-animal project of one
+animal gets the multi-animal table, its individual named as the config names it; a
+single-animal project refuses several individuals); a multi-animal set's
 ``single`` individual labelling only the last body parts (as a DeepLabCut project with
 ``uniquebodyparts`` reads) writes them as unique body parts again
 (:func:`unique_bodyparts`).
@@ -21,6 +24,7 @@ multi-animal one (``scorer/individuals/bodyparts/coords``); a multi-animal set's
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -75,7 +79,8 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
 
     Raises:
         LabelFormatError: the set has no root, an image is missing, two frames map to one
-            DeepLabCut image, or ``machine`` does not match the set's shape.
+            DeepLabCut image, ``machine`` does not match the set's shape, or the set has
+            several individuals for a single-animal project's ``config.yaml``.
     """
     project = Path(project_folder)
     ids = [dlc_frame_id(f) for f in labels.frames]
@@ -89,7 +94,7 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
         if iteration is None:
             iteration = _iteration(project)
     _copy_images(labels, ids, project)
-    multi = len(labels.individuals) > 1
+    multi, labels = _layout(labels, project)
     unique = unique_bodyparts(labels)
     for folder, rows in _by_folder(ids).items():
         out = project / "labeled-data" / folder
@@ -109,6 +114,26 @@ def write_dlc_labels(labels: LabelSet, project_folder: str | Path, scorer: str, 
                 atomic_write(out / "machinelabels.csv", lambda tmp, t=table: t.to_csv(tmp))
     return LabelSet(frames=ids, keypoints=labels.keypoints, individuals=labels.individuals,
                     xy=labels.xy, skeleton=labels.skeleton, root=project, scorer=scorer)
+
+
+def _layout(labels: LabelSet, project: Path) -> tuple[bool, LabelSet]:
+    """Multi-animal or not, as the project's ``config.yaml`` says
+    (``multianimalproject``; without a config: several individuals), and the set with
+    a lone individual named as the config's lone individual (DeepLabCut's tools match
+    the ``individuals`` level with the config)."""
+    config = project / "config.yaml"
+    cfg = read_config(config) if config.is_file() else {}
+    stated = cfg.get("multianimalproject")
+    if stated is None:
+        return len(labels.individuals) > 1, labels
+    if not stated and len(labels.individuals) > 1:
+        raise LabelFormatError(f"{config} is a single-animal project; the labelled set has "
+                               f"{len(labels.individuals)} individuals {labels.individuals}")
+    named = list(cfg.get("individuals") or [])
+    if stated and len(labels.individuals) == 1 and len(named) == 1 \
+            and labels.individuals != named:
+        labels = dataclasses.replace(labels, individuals=named)
+    return bool(stated), labels
 
 
 def write_dlc_project(labels: LabelSet, folder: str | Path, scorer: str, *,

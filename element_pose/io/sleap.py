@@ -16,8 +16,10 @@ Mapping:
   tracks and at most one instance per frame gives one individual ``individual_0``;
   several untracked instances per frame become ``instance_0``, ``instance_1``...
   (identities are then not kept across frames; logged as a warning).
-* Frame ``i`` of the arrays is frame index ``i`` of the video, from 0 to the last
-  labelled frame; frames without instances are missing (NaN).
+* Frame ``i`` of the arrays is frame index ``i`` of the video, from 0 to the video's
+  last frame (its length as the ``.slp`` stores it, else as the video file says when
+  it is at hand; else the last labelled frame); frames without instances are missing
+  (NaN).
 * Confidence is the point score (``confidence="point"``, the default; what
   movement does) or the instance score broadcast over the instance's visible
   points (``confidence="instance"``).  User-labelled instances have score 1.
@@ -187,6 +189,27 @@ def _frame_instances(lf, slot_of: dict[int, int] | None, user_instances: bool) -
     return list(enumerate(users + [p for p in predicted if id(p) not in linked]))
 
 
+def _video_length(video) -> int:
+    """Frames of the video: the shape the ``.slp`` stores (sleap-io's
+    ``backend_metadata["shape"]``), else the video file's own length when it is at hand
+    (probed); 0 when neither is known (an analysis ``.h5``, a missing video)."""
+    shape = video.shape  # backend closed: the stored backend_metadata shape, or None
+    if shape:
+        return int(shape[0])
+    filename = video.filename
+    if isinstance(filename, list):  # an image sequence: one frame per image
+        return len(filename)
+    if not filename or not Path(str(filename)).is_file():
+        return 0
+    from element_pose.io.video import VideoError, probe_video
+
+    try:
+        return int(probe_video(filename).n_frames)
+    except VideoError as exc:
+        log.info("frame count of %s unknown: %s", filename, exc)
+        return 0
+
+
 def _fill(labels, video, keypoints: list[str], user_instances: bool):
     """Arrays ``(frames, slots, keypoints, 2)``, point and instance scores, slot names."""
     sio = import_sleap_io()
@@ -195,7 +218,7 @@ def _fill(labels, video, keypoints: list[str], user_instances: bool):
     tracks = list(labels.tracks)
     slot_of = {id(t): i for i, t in enumerate(tracks)} if tracks else None
     per_frame = [(lf.frame_idx, _frame_instances(lf, slot_of, user_instances)) for lf in frames]
-    n_frames = frames[-1].frame_idx + 1 if frames else 0
+    n_frames = max(frames[-1].frame_idx + 1 if frames else 0, _video_length(video))
     n_slots = len(tracks) if tracks else max([len(i) for _, i in per_frame] + [1])
     position = np.full((n_frames, n_slots, len(keypoints), 2), np.nan)
     points = np.full((n_frames, n_slots, len(keypoints)), np.nan)

@@ -115,8 +115,10 @@ class SyncReport:
 
 # ------------------------------------------------------------ content hashes
 def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int | None,
-                   *, metadata: dict | None = None) -> dict[str, str]:
-    """DANDI path -> sha256 of what goes into the file (estimations and metadata).
+                   *, metadata: dict | None = None, include_training: bool = False,
+                   ) -> dict[str, str]:
+    """DANDI path -> sha256 of what goes into the file (estimations and metadata, and
+    whether the models' labelled frames go along).
 
     ``metadata``: the session metadata cache of :func:`element_pose.schemas.publish.plan_export`
     (sessions missing from it are fetched and added).
@@ -134,6 +136,8 @@ def content_hashes(plan: dict[str, list[dict]], query, filter_paramset_idx: int 
                    "metadata": [dataclasses.asdict(subject), dataclasses.asdict(session)],
                    "estimations": [{**key, **rows.get(tuple(str(key[k]) for k in pk), {})}
                                    for key in keys]}
+        if include_training:  # only then: the hashes of earlier syncs stay valid
+            payload["training"] = True
         hashes[relpath] = hashlib.sha256(
             json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return hashes
@@ -180,7 +184,8 @@ def _same_stat(path: Path, rec: dict | None) -> bool:
 
 # ------------------------------------------------------------------- export
 def _export(keys: list[dict], wanted: set[str], staging: Path, dandiset_dir: Path,
-            filter_paramset_idx: int | None, metadata: dict | None = None) -> list[str]:
+            filter_paramset_idx: int | None, metadata: dict | None = None,
+            include_training: bool = False) -> list[str]:
     """Export files into ``staging``, organize them there, move them into the dandiset.
 
     Returns the DANDI paths placed (those in ``wanted``); a changed file replaces
@@ -191,7 +196,7 @@ def _export(keys: list[dict], wanted: set[str], staging: Path, dandiset_dir: Pat
     try:
         files = publish.export_nwb(keys, work / "raw", filter_paramset_idx=filter_paramset_idx,
                                    only=wanted,  # one file, not every individual's
-                                   metadata=metadata)
+                                   metadata=metadata, include_training=include_training)
         organized = work / "organized"
         dandi.write_dandiset_yaml(organized, dandi.read_dandiset_id(dandiset_dir), "staging")
         # the raw export's videos are this run's own links or copies: move, never copy again
@@ -243,11 +248,12 @@ class _Run:
     metadata: dict                    # publish's session metadata cache
     checksums: dict[str, dandi.FileChecksum] = dataclasses.field(default_factory=dict)
     staging: Path | None = None
+    include_training: bool = False    # the models' labelled frames go into the files
 
 
 def sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
          api_key: str | None = None, query=None, filter_paramset_idx: int | None = None,
-         jobs: int = 2) -> SyncReport:
+         jobs: int = 2, include_training: bool = False) -> SyncReport:
     """Export, validate and upload what is new or changed; incremental (see the module).
 
     Checks the API key with the archive on every run; cancels unfinished uploads a
@@ -265,6 +271,8 @@ def sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
         query: Restrict which PoseEstimations are published.
         filter_paramset_idx: Publish filtered poses of this pipeline.
         jobs: Files in flight at once (exported, validated, not yet uploaded).
+        include_training: Add each file's first model's labelled frames as ndx-pose
+            PoseTraining (see :func:`element_pose.schemas.publish.export_nwb`).
 
     Returns:
         A :class:`SyncReport` (``failed`` and ``invalid`` list the files that did not
@@ -278,7 +286,8 @@ def sync(dandiset_id: str, dandiset_dir: str | Path, *, instance: str = "dandi",
     dandiset_dir = Path(dandiset_dir).resolve()
     with sync_lock(dandiset_dir):
         return _sync(str(dandiset_id), dandiset_dir, instance=instance, api_key=api_key,
-                     query=query, filter_paramset_idx=filter_paramset_idx, jobs=jobs)
+                     query=query, filter_paramset_idx=filter_paramset_idx, jobs=jobs,
+                     include_training=include_training)
 
 
 @contextlib.contextmanager
@@ -311,7 +320,8 @@ def _require_table() -> None:
 
 
 def _sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str | None,
-          query, filter_paramset_idx: int | None, jobs: int) -> SyncReport:
+          query, filter_paramset_idx: int | None, jobs: int,
+          include_training: bool = False) -> SyncReport:
     """:func:`sync` while holding the folder's lock."""
     report = SyncReport()
     _require_table()
@@ -328,9 +338,10 @@ def _sync(dandiset_id: str, dandiset_dir: Path, *, instance: str, api_key: str |
         plan = publish.plan_export(query, filter_paramset_idx, metadata=metadata)
         run = _Run(dandiset_id, dandiset_dir, archive, report, filter_paramset_idx,
                    records=records, plan=plan,
-                   hashes=content_hashes(plan, query, filter_paramset_idx, metadata=metadata),
+                   hashes=content_hashes(plan, query, filter_paramset_idx, metadata=metadata,
+                                         include_training=include_training),
                    remote=archive.assets(),  # the run's one listing (uploads go by it too)
-                   metadata=metadata)
+                   metadata=metadata, include_training=include_training)
         items = _plan_items(run)
         run.staging = _make_staging(dandiset_dir)
         try:
@@ -453,7 +464,7 @@ def _pipeline(items: list[_Item], run: _Run, jobs: int) -> None:
 
 def _export_item(item: _Item, run: _Run) -> None:
     placed = _export(item.export_keys, {item.nwb}, run.staging, run.dandiset_dir,
-                     run.filter_paramset_idx, run.metadata)
+                     run.filter_paramset_idx, run.metadata, run.include_training)
     run.report.exported.extend(placed)
     nwb = run.dandiset_dir / item.nwb  # the file and the videos beside it, nothing else
     for rel, path in dandi.local_assets(run.dandiset_dir,

@@ -8,7 +8,10 @@ DB-free: give it, per recording, the video files, their frame counts, the chosen
     ``config.yaml`` (a copy of the model's config with ``project_path`` set to this
     folder and ``video_sets`` to the recordings' videos, or a minimal one), and per
     video file ``labeled-data/<video stem>/img<NNN>.png`` (the frame index in the file,
-    zero-padded as DeepLabCut pads it) with ``machinelabels-iter<N>.h5`` (key
+    zero-padded as DeepLabCut pads it; two videos of one stem: ``<stem>_2``..., linked
+    to its video by ``videos/<stem>_2<suffix>``, a link in the set listed in
+    ``video_sets``, since DeepLabCut finds a video's folder by its stem) with
+    ``machinelabels-iter<N>.h5`` (key
     ``df_with_missing``, the model's scorer, x, y and likelihood) and an empty
     ``CollectedData_<config scorer>.h5``/``.csv`` (nothing labelled yet).  Drop the
     ``labeled-data/<video>`` folder on napari-deeplabcut: the machine labels open as
@@ -233,12 +236,38 @@ def _write_deeplabcut(staging: Path, folder: Path, images, sizes, recordings, co
     cfg = dict(config) if config else _minimal_config(
         keypoints, individuals, recordings[0].pose.skeleton, "element-pose")
     cfg["project_path"] = str(folder)
-    cfg["video_sets"] = {video: {"crop": f"0, {w}, 0, {h}"} for video, (w, h) in sizes.items()}
+    cfg["video_sets"] = _video_sets(staging, folder, recordings, sizes)
     write_config(cfg, staging / "config.yaml")
     labels, predictions = _label_set(staging, images, recordings, keypoints, individuals)
     write_dlc_labels(labels, staging, str(cfg.get("scorer") or "element-pose"),
                      machine=predictions, machine_scorer=scorer,
                      iteration=int(cfg.get("iteration") or 0))
+
+
+def _video_sets(staging: Path, folder: Path, recordings: Sequence[RecordingFrames],
+                sizes: dict[str, tuple[int, int]]) -> dict[str, dict[str, str]]:
+    """The config's ``video_sets``: per ``labeled-data`` folder a video whose stem is the
+    folder's name, as DeepLabCut links them (``labeled-data/<video stem>``).  A folder
+    renamed because two videos share a stem (``<stem>_2``) gets a link
+    ``videos/<stem>_2<suffix>`` in the set to its video (a copy where the file system
+    has no links)."""
+    out: dict[str, dict[str, str]] = {}
+    for (r, i), name in _folder_names(recordings).items():
+        video = Path(recordings[r].files[i]).resolve()
+        if str(video) not in sizes:  # no frame chosen from this file
+            continue
+        width, height = sizes[str(video)]
+        path = video
+        if video.stem != name:
+            link = staging / "videos" / f"{name}{video.suffix}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                link.symlink_to(video)
+            except OSError:
+                shutil.copy2(video, link)
+            path = folder / "videos" / link.name
+        out[str(path)] = {"crop": f"0, {width}, 0, {height}"}
+    return out
 
 
 def _write_sleap(staging: Path, folder: Path, images, recordings, keypoints, individuals

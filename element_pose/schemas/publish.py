@@ -49,6 +49,8 @@ dj = import_datajoint()
 log = logging.getLogger(__name__)
 
 schema = dj.Schema()
+#: File suffixes of a VideoSet's videos (what PoseTraining links as source videos).
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg")
 _linking_module: ModuleType | None = None
 
 
@@ -233,7 +235,9 @@ def export_nwb(query, output_dir: str | Path, *, filter_paramset_idx: int | None
         query: PoseEstimation restriction (dict, list of dicts or query).
         output_dir: Folder for the files.
         filter_paramset_idx: Export filtered poses of this pipeline instead of raw.
-        include_training: Add the model's labelled frames as ndx-pose PoseTraining.
+        include_training: Add the model's labelled frames as ndx-pose PoseTraining:
+            those of the VideoSet it was trained on (any engine; ``train.TrainedModel``),
+            else those of the DeepLabCut project it was registered from.
         overwrite: Replace existing files.
         compression: ``"gzip"`` (default, for archives), ``"lzf"`` or ``None`` (faster).
         videos: How videos go beside the files: ``"hardlink"`` (default; a copy
@@ -339,7 +343,7 @@ def _write_file(item: ExportedFile, metadata: tuple, filter_paramset_idx: int | 
                 video.name = f"{video.name}_rec{key['recording_id']}"
             training = None
             if include_training and n == 0:
-                training = TrainingData.from_dlc_project(model.Model.config_path(key))
+                training = _training_data(key, TrainingData)
                 training.videos = {
                     k: place_videos([v], item.path, videos, prefix="training").paths[0]
                     for k, v in training.videos.items()}
@@ -361,6 +365,35 @@ def _write_file(item: ExportedFile, metadata: tuple, filter_paramset_idx: int | 
         if not done:
             for p in placed:
                 p.remove_created()
+
+
+def _training_data(key: dict, training_data: type):
+    """The model's labelled frames as ``TrainingData``: the VideoSet it was trained on
+    (``train.TrainedModel``; any engine), else the DeepLabCut project it was registered
+    from.
+
+    Raises:
+        ValueError: a model of another engine registered without its training (its
+            labelled frames are not known here).
+    """
+    from element_pose.schemas import train
+
+    name = {"model_name": key["model_name"]}
+    if train.schema.is_activated() and train.TrainedModel & name:
+        set_key = {"video_set_id": (train.TrainedModel & name).fetch1("video_set_id")}
+        r = model.roots()
+        files = (train.VideoSet.File & set_key).to_arrays("file_path")
+        videos = {Path(f).stem: r.find(f) for f in files
+                  if Path(f).suffix.lower() in _VIDEO_SUFFIXES}
+        return training_data.from_label_set(
+            train.VideoSet.label_set(set_key, keypoints=None), videos=videos)
+    engine = (model.Model & name).fetch1("engine")
+    if engine != "deeplabcut":
+        raise ValueError(
+            f"model {key['model_name']!r} ({engine}) was not trained here "
+            "(no train.TrainedModel row): its labelled frames are unknown, so no training "
+            "data can be exported; export without include_training")
+    return training_data.from_dlc_project(model.Model.config_path(key))
 
 
 def append_nwb(query, nwb_path: str | Path, *, filter_paramset_idx: int | None = None

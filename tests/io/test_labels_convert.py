@@ -260,3 +260,35 @@ def test_slp_with_its_video_gone_reads_positions_without_root(tmp_path, caplog):
         labels.image(labels.frames[0])
     with pytest.raises(SlpLabelError, match="no root folder"):
         write_slp(labels, tmp_path / "x.slp")
+
+
+def test_multi_animal_project_of_one_individual_gets_the_multi_animal_layout(tmp_path):
+    """The layout is the project config's (``multianimalproject``), not the number of
+    individuals: one animal of a multi-animal project is written with the
+    ``individuals`` level (labels and machine labels), named as the config names it."""
+    from element_pose.io.dlc import read_config, write_config
+
+    single = _project(tmp_path / "s", n_individuals=1)
+    project = tmp_path / "ma"
+    cfg = read_config(write_dlc_project(single, project, "ann"))
+    cfg.update(multianimalproject=True, identity=False, individuals=["mouse1"],
+               uniquebodyparts=[], multianimalbodyparts=list(single.keypoints),
+               bodyparts="MULTI!")
+    config = write_config(cfg, project / "config.yaml")
+    guess = np.concatenate([single.xy + 1.0, np.full((*single.xy.shape[:3], 1), 0.5)], -1)
+    write_dlc_labels(single, project, "ann", machine=guess)
+    for folder in (project / "labeled-data").iterdir():
+        for name in ("CollectedData_ann.h5", "machinelabels-iter0.h5"):
+            table = pd.read_hdf(folder / name, key="df_with_missing")
+            assert list(table.columns.names) == ["scorer", "individuals", "bodyparts",
+                                                 "coords"], name
+            assert set(table.columns.get_level_values("individuals")) == {"mouse1"}
+    assert validate_labeled_data(config).n_images == 4
+    back = read_label_set(config)
+    assert back.individuals == ["mouse1"]
+    assert np.array_equal(back.xy, single.xy, equal_nan=True)
+    # a single-animal project keeps the single-animal layout
+    write_dlc_labels(single, tmp_path / "sa_again", "ann")
+    table = pd.read_hdf(next((tmp_path / "sa_again" / "labeled-data").iterdir())
+                        / "CollectedData_ann.h5", key="df_with_missing")
+    assert list(table.columns.names) == ["scorer", "bodyparts", "coords"]

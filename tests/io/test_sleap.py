@@ -158,3 +158,51 @@ def test_one_instance_per_frame_keeps_its_track(tmp_path):
     assert pose.individuals == ["mouse_a", "mouse_b"]
     assert np.isnan(pose.position[:, 0]).all()
     np.testing.assert_allclose(pose.position[3, 1], _position(3, 1), rtol=1e-6)
+
+
+# --------------------------------------------- frames after the last labelled frame
+def _short_labels(tmp_path, *, stored_shape: bool):
+    """A 20-frame video whose .slp labels frames 0..11 only (the last 8 have no
+    labelled frame); the file stores the video's shape or not."""
+    from element_pose import sample
+
+    video_path = tmp_path / "clip.mp4"
+    sample.make_video(video_path, n_frames=20, width=64, height=48, seed=1)
+    video = sio.load_video(str(video_path))
+    assert video.shape[0] == 20
+    skeleton = sio.Skeleton(list(NODES))
+    frames = [sio.LabeledFrame(video=video, frame_idx=f, instances=[
+        sio.PredictedInstance.from_numpy(_position(f, 0), skeleton=skeleton,
+                                         point_scores=_point_scores(f, 0), score=0.9)])
+              for f in range(12)]
+    path = tmp_path / "short.slp"
+    sio.Labels(labeled_frames=frames, videos=[video], skeletons=[skeleton]).save(str(path))
+    if not stored_shape:  # as a file written without the video at hand
+        with h5py.File(path, "r+") as f:
+            import json
+
+            videos = [json.loads(v) for v in f["videos_json"][:]]
+            for v in videos:
+                v.get("backend", {}).pop("shape", None)
+            del f["videos_json"]
+            f["videos_json"] = np.array([json.dumps(v).encode() for v in videos])
+    return path, video_path
+
+
+@pytest.mark.parametrize("stored_shape", [True, False])
+def test_frames_after_the_last_labelled_frame_are_kept(tmp_path, stored_shape):
+    """The frame count is the video's (the shape the .slp stores, else the video's own
+    length), not the last labelled frame's: the last frames are NaN."""
+    path, _ = _short_labels(tmp_path, stored_shape=stored_shape)
+    pose = read_sleap(path)
+    assert pose.position.shape[0] == 20
+    assert np.isfinite(pose.position[:12]).all()
+    assert np.isnan(pose.position[12:]).all() and np.isnan(pose.confidence[12:]).all()
+    assert np.allclose(pose.position[5, 0], _position(5, 0))
+
+
+def test_frame_count_unknown_without_shape_or_video(tmp_path):
+    """Neither a stored shape nor the video: the labelled frames are all that is known."""
+    path, video_path = _short_labels(tmp_path, stored_shape=False)
+    video_path.unlink()
+    assert read_sleap(path).position.shape[0] == 12

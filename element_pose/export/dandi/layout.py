@@ -317,8 +317,10 @@ def _place_nested(obj: Any, src: Path, dest: Path, copy_mode: Any) -> None:
     parent = getattr(obj.parent, "name", "") or ""
     for no, old in enumerate(list(obj.external_file[:])):
         old = old.decode() if isinstance(old, bytes) else str(old)
-        if "://" in old or Path(old).parts[:1] == (dest.stem,):
-            continue  # a URL, or already placed by dandi
+        if "://" in old or (Path(old).parts[:1] == (dest.stem,)
+                            and (dest.parent / old).exists()):
+            continue  # a URL, or already placed by dandi (a path under the file's
+            # stem folder that is not there yet is the raw export's own: placed below)
         old_path = Path(old) if Path(old).is_absolute() else src.parent / old
         if not old_path.exists():
             raise FileNotFoundError(f"{old_path} does not exist")
