@@ -65,7 +65,7 @@ train.VideoSet.File & {"video_set_id": SET}
 
 # %%
 engines = {
-    "dlc": {**QUICK_TRAINING_PARAMS, "device": "cpu"},  # DeepLabCut 3, cspnext_s, 20 epochs
+    "dlc": {**QUICK_TRAINING_PARAMS, "device": "cpu", "seed": 7},  # cspnext_s, 20 epochs
     "sleap": {"engine": "sleap", "epochs": 6, "min_train_steps_per_epoch": 20,
               "filters": 16, "max_stride": 16, "learning_rate": 3e-3, "batch_size": 4,
               "device": "cpu"},  # a small sleap-nn UNet, single instance
