@@ -103,8 +103,8 @@ model.PoseEstimation & old
 # %% [markdown]
 # ## 3. Frames to relabel
 #
-# An `OutlierParamSet` names the criteria (here: frames where the estimate jumps from a
-# fitted trajectory, and k-means clusters of the poses for variety); `FrameSelection`
+# An `OutlierParamSet` names the criteria (here: frames where the estimate lies far from a
+# filtered trajectory, and k-means clusters of the poses for variety); `FrameSelection`
 # picks the estimations; `SelectedFrames` scores and chooses the frames;
 # `LabellingSet` writes them as a DeepLabCut `labeled-data` folder with the model's
 # guesses (`machinelabels-iter<N>.h5`) for napari-deeplabcut.
@@ -113,8 +113,8 @@ model.PoseEstimation & old
 outliers = refine.OutlierParamSet.insert_new_params("notebook 06", {"criteria": [
     {"criterion": "fitting", "threshold": 3.0}, {"criterion": "kmeans", "n_clusters": 12}],
     "frames_per_video": 16, "min_gap": 2})
-chosen = refine.FrameSelection & old
-selection = (chosen.keys()[0] if chosen else
+chosen = (refine.FrameSelection.Estimation & old).to_dicts()  # made by an earlier run?
+selection = ({"frame_selection_id": chosen[0]["frame_selection_id"]} if chosen else
              refine.FrameSelection.insert_selection(old, outliers, description="round 1"))
 refine.SelectedFrames.populate(selection)
 refine.LabellingSet.populate(selection)
@@ -122,7 +122,9 @@ refine.SelectedFrames.Frame & selection
 
 # %%
 folder = refine.LabellingSet.folder_path(selection)
-sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())[:8]
+files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+print(f"{sum(f.endswith('.png') for f in files)} images, and:")
+[f for f in files if not f.endswith(".png")]
 
 # %% [markdown]
 # ## 4. The corrections
