@@ -37,7 +37,8 @@ SOURCES = docs_build.notebook_sources()
 #: Executed notebooks of this test session, by stem (shared with the docs test).
 EXECUTED: dict[str, nbformat.NotebookNode] = {}
 #: Tutorials whose pages must show at least this many figures.
-FIGURES = {"01_quick_start": 2, "03_pose_estimation_and_qc": 4}
+FIGURES = {"01_quick_start": 2, "03_pose_estimation_and_qc": 4, "06_refinement_loop": 1,
+           "07_compare_engines": 1}
 
 
 @pytest.fixture(scope="module")
