@@ -139,6 +139,22 @@ def test_missing_points_are_not_uncertain_and_all_missing_gives_nothing():
     assert chosen.empty and list(chosen.columns) == ["frame", "criterion", "score", "rank"]
 
 
+def test_missing_points_count_as_uncertain_when_asked():
+    """A single-animal model that lost its points (SLEAP: below its peak threshold, NaN)
+    on a stretch of frames: ``missing: true`` picks that stretch first (score 1)."""
+    pose = _smooth_pose(n_frames=40)
+    pose.position[10:14, 0, :2] = np.nan
+    pose.confidence[10:14, 0, :2] = np.nan
+    pose.confidence[30, 0, 1] = 0.2
+    params = {"criteria": [{"criterion": "uncertain", "p_bound": 0.5, "missing": True}],
+              "frames_per_video": 50}
+    chosen = select_frames(pose, params)
+    assert _frames(chosen) == [10, 11, 12, 13, 30]
+    assert np.allclose(chosen["score"], [1, 1, 1, 1, 0.8])
+    params["criteria"][0]["missing"] = False
+    assert _frames(select_frames(pose, params)) == [30]
+
+
 def test_parameters_are_validated_and_normalised():
     stored = OutlierParams.for_storage({"criteria": [{"criterion": "jump"}]})
     assert stored == {"criteria": [{"criterion": "jump", "epsilon": 20.0}],
