@@ -153,6 +153,13 @@ def test_evaluation_of_a_multi_animal_model(pipeline, trained):
     assert 0 <= row["test_map"] <= 100 and row["training_epochs"] == 40
     errors = (model.ModelEvaluation.BodyPartError & trained["model"]).to_dicts()
     assert {e["body_part"] for e in errors} == set(BODYPARTS)
+    # element-pose's own scores, the animals matched per frame (issue 28 item 3)
+    scores = {r["split"]: r for r in (model.ModelEvaluation.Accuracy
+                                      & trained["model"]).to_dicts()}
+    assert set(scores) == {"train", "test"}
+    assert all(np.isfinite(s["rmse"]) and s["n_predicted"] > 0 for s in scores.values())
+    parts = (model.ModelEvaluation.BodyPartAccuracy & trained["model"]).to_dicts()
+    assert {p["body_part"] for p in parts} == set(BODYPARTS)
 
 
 @pytest.mark.slow

@@ -97,6 +97,17 @@ def test_the_held_out_frames_are_the_shared_split(trained):
     assert len(test.labeled_frames) == len(held)  # embedded: the file stands alone
 
 
+def test_frames_added_by_a_refinement_iteration_are_never_held_out(trained, tmp_path):
+    config, result, _ = trained
+    added = result.details["test_frames"][0]  # held out without train_only
+    again = get_engine("sleap").train(
+        config, tmp_path / "iteration", {**QUICK, "epochs": 1, "min_train_steps_per_epoch": 1},
+        device="cpu", train_only=[added])
+    assert again.details["test_frames"] == result.details["test_frames"][1:]
+    labels = json.loads((Path(again.model.source) / "labels.json").read_text())
+    assert labels["test"][labels["frames"].index(added)] is False
+
+
 def test_each_epoch_is_a_progress_record(trained):
     _, _, records = trained
     epochs = [r for r in records if getattr(r, "progress", None) == "training"]
@@ -111,7 +122,8 @@ def test_each_epoch_is_a_progress_record(trained):
 
 def test_evaluation_predicts_the_labelled_frames_within_pixels(trained):
     _, result, _ = trained
-    evaluation = get_engine("sleap").evaluate(result.model, device="cpu")
+    evaluation = get_engine("sleap").evaluate(result.model)  # no device: cpu here
+    assert evaluation.device == "cpu"
     assert evaluation.snapshot == "best" and evaluation.epochs == result.snapshot_epochs["best"]
     labels, predictions, test = evaluation.labels, evaluation.predictions, evaluation.test
     assert predictions.shape == (labels.n_frames, 1, len(labels.keypoints), 3)

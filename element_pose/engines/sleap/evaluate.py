@@ -71,7 +71,7 @@ def _predict(slp: Path, runs: list[Path], snapshot: str, device: str | None):
         checkpoints = {"backbone_ckpt_path": path, "head_ckpt_path": path}
     with sleap_logging(), contextlib.redirect_stderr(io.StringIO()):
         return predict(str(slp), model_paths=[str(r) for r in runs],
-                       device=device or "auto", peak_threshold=PEAK_THRESHOLD, **checkpoints)
+                       device=device, peak_threshold=PEAK_THRESHOLD, **checkpoints)
 
 
 def _sleap_scores(truth, predicted, split: str, keypoints: list[str]):
@@ -148,6 +148,9 @@ def evaluate(model: ModelDescription, snapshot: Any = None,
     if name not in sm.snapshot_names(runs):
         raise EngineError(f"SLEAP model {folder} has no snapshot {name!r} "
                           f"(found: {sm.snapshot_names(runs)})")
+    from element_pose.engines.sleap.run import resolve_device
+
+    device = resolve_device(device)
     labels, test = read_label_file(folder)
     out = folder / "evaluation" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +184,6 @@ def evaluate(model: ModelDescription, snapshot: Any = None,
                                   "per_keypoint": per_keypoint}, default=str))
     return EvaluationResult(
         snapshot=name, epochs=sm.snapshot_epoch(runs[-1], name), metrics=metrics,
-        per_keypoint=per_keypoint, files=[scores, *files], device=device or "auto",
+        per_keypoint=per_keypoint, files=[scores, *files], device=device,
         wall_time=time.perf_counter() - t0, software={}, labels=labels,
         predictions=predictions, test=test)

@@ -38,7 +38,7 @@ from element_pose.engines.sleap import model as sm
 from element_pose.engines.sleap.labels import read_labels, write_frames
 from element_pose.engines.sleap.params import SleapTrainingParams
 
-__all__ = ["LABELS_JSON", "TrainedSet", "accelerator", "train"]
+__all__ = ["LABELS_JSON", "TrainedSet", "accelerator", "resolve_device", "train"]
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("element_pose.engines.sleap.progress")
@@ -62,7 +62,7 @@ class TrainedSet:
         configs: The effective sleap-nn configuration of each network, by run name.
         test: The held-out frame ids.
         wall_time: Seconds spent training.
-        device: The device asked for (``auto`` when none).
+        device: The device trained on (``cpu``, ``cuda``, ``cuda:N``).
     """
 
     def __init__(self, folder: Path, model_type: str, runs: list[Path],
@@ -71,6 +71,16 @@ class TrainedSet:
         self.folder, self.model_type, self.runs = folder, model_type, runs
         self.configs, self.test = configs, test
         self.wall_time, self.device = wall_time, device
+
+
+def resolve_device(device: str | None) -> str:
+    """The torch device to use: the one given, else ``cuda`` when torch sees one, else
+    ``cpu``."""
+    if device and device != "auto":
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def accelerator(device: str | None) -> tuple[str, list[int] | None]:
@@ -324,7 +334,7 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
         element_pose.core.params.ParamsError: invalid parameters.
     """
     p = SleapTrainingParams.check(dict(params))
-    device = device or p.device
+    device = resolve_device(device or p.device)
     workdir = Path(workdir)
     labels = read_labels(source, images_to=workdir / "images")
     model_type = _choose_model_type(p, labels)
@@ -358,7 +368,7 @@ def train(source: str | Path, workdir: str | Path, params: Mapping[str, Any], *,
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedSet(final, model_type, [final / r for r in RUNS[model_type]],
                       _rebase(configs, tmp, final), test_ids, time.perf_counter() - t0,
-                      device or "auto")
+                      device)
 
 
 def _rebase(value: Any, old: Path, new: Path) -> Any:
