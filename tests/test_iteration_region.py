@@ -117,8 +117,8 @@ def test_iteration_one_learns_the_region_iteration_zero_missed(pipeline, raw_roo
 
     # the frames to relabel are mostly in the glare; relabelled; imported
     outliers = refine.OutlierParamSet.insert_new_params("glare loop", {"criteria": [
-        {"criterion": "uncertain", "p_bound": 0.5, "missing": True},
-        {"criterion": "jump", "epsilon": 10.0}], "frames_per_video": 12, "min_gap": 1})
+        {"criterion": "uncertain", "p_bound": 0.5, "missing": True}],
+        "frames_per_video": 12, "min_gap": 1})
     selection = refine.FrameSelection.insert_selection(old, outliers, layout="deeplabcut")
     refine.SelectedFrames.populate(selection)
     chosen = (refine.SelectedFrames.Frame & selection).to_arrays("frame_index")

@@ -141,16 +141,19 @@ def test_missing_points_are_not_uncertain_and_all_missing_gives_nothing():
 
 def test_missing_points_count_as_uncertain_when_asked():
     """A single-animal model that lost its points (SLEAP: below its peak threshold, NaN)
-    on a stretch of frames: ``missing: true`` picks that stretch first (score 1)."""
+    on a stretch of frames: ``missing: true`` picks that stretch, the frames that lost
+    more points first (score ``1 - lowest + fraction missing``)."""
     pose = _smooth_pose(n_frames=40)
-    pose.position[10:14, 0, :2] = np.nan
-    pose.confidence[10:14, 0, :2] = np.nan
+    pose.position[3, 0, 0] = np.nan
+    pose.confidence[3, 0, 0] = np.nan
+    pose.position[10:14, 0, :] = np.nan
+    pose.confidence[10:14, 0, :] = np.nan
     pose.confidence[30, 0, 1] = 0.2
     params = {"criteria": [{"criterion": "uncertain", "p_bound": 0.5, "missing": True}],
               "frames_per_video": 50}
     chosen = select_frames(pose, params)
-    assert _frames(chosen) == [10, 11, 12, 13, 30]
-    assert np.allclose(chosen["score"], [1, 1, 1, 1, 0.8])
+    assert list(chosen.sort_values("rank")["frame"]) == [10, 11, 12, 13, 3, 30]
+    assert np.allclose(chosen.sort_values("rank")["score"], [2, 2, 2, 2, 1.25, 0.8])
     params["criteria"][0]["missing"] = False
     assert _frames(select_frames(pose, params)) == [30]
 
