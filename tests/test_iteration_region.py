@@ -137,7 +137,6 @@ def test_iteration_one_learns_the_region_iteration_zero_missed(pipeline, raw_roo
     model.ModelEvaluation.populate([{"model_name": "glare_loop_0"},
                                     {"model_name": "glare_loop_1"}], suppress_errors=False)
     before, after = (_held_out_score(pipeline, m) for m in ("glare_loop_0", "glare_loop_1"))
-    print("MEASURED", quality, glared[chosen].mean(), before, after)
     # the same held-out frames; iteration 0 found no point in the glare (SLEAP: below
     # its peak threshold), so its RMSE (over predicted points) covers the frames outside
     # only: PCK (a point not found is a miss) and the points found say what improved.
