@@ -450,3 +450,23 @@ def test_the_iteration_commands(pipeline, labelled, unique, capsys, monkeypatch,
     assert main(["iteration", "lineage", *map(str, second.values()), "--figure",
                  str(tmp_path / "lineage.png")]) == 1
     assert not (tmp_path / "lineage.png").exists()
+
+
+def test_sleap_frame_ids_match_their_labeled_data_form(tmp_path):
+    """A set of SLEAP labels names a frame ``<video>/<image>``; corrections of the same
+    frame, read as DeepLabCut names it (``labeled-data/<video>/<image>``), change it:
+    they are not added a second time (before, every corrected frame was 'added')."""
+    from element_pose.core.labels import LabelSet
+
+    xy = np.arange(16, dtype=float).reshape(2, 1, 4, 2)
+    parent = LabelSet(frames=["train/img000000.png", "train/img000002.png"],
+                      keypoints=list(sample.DEFAULT_BODYPARTS), individuals=["individual_0"],
+                      xy=xy, root=tmp_path)
+    corrected = LabelSet(frames=["labeled-data/train/img000002.png"],
+                         keypoints=list(sample.DEFAULT_BODYPARTS),
+                         individuals=["individual_0"], xy=xy[1:] + 2.0, root=tmp_path)
+    merged, added, changed, _ = iteration.merge_corrections(parent, corrected)
+    assert (added, changed) == ([], ["train/img000002.png"])
+    assert merged.frames == parent.frames
+    np.testing.assert_allclose(merged.xy[1], xy[1] + 2.0)
+    np.testing.assert_allclose(merged.xy[0], xy[0])

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from element_pose.core.labels import LabelSet, LabelSetError
+from element_pose.ops import versions
 from element_pose.schemas import model, train
 
 __all__ = [
@@ -68,7 +69,8 @@ def set_project(video_set_id: int) -> Path:
     """The project folder holding a VideoSet's labelled files (absolute).
 
     A version's own folder; for a set registered from a project, the folder above
-    ``labeled-data`` of its ``CollectedData`` files.
+    ``labeled-data`` of its ``CollectedData`` files; for one registered from SLEAP
+    labels, the folder of its ``.slp``.
 
     Raises:
         ValueError: no such set, or its labelled files lie in several projects or none.
@@ -80,6 +82,9 @@ def set_project(video_set_id: int) -> Path:
     version = (train.VideoSetVersion & key).to_dicts()
     if version:
         return r.find(version[0]["project_path"])
+    slp = versions.set_slp(video_set_id)
+    if slp is not None:
+        return slp.parent
     files = [str(f) for f in (train.VideoSet.File & key).to_arrays("file_path")]
     projects = {Path(f).parents[2].as_posix() for f in files
                 if Path(f).name.startswith("CollectedData_") and len(Path(f).parents) > 2}
@@ -90,8 +95,10 @@ def set_project(video_set_id: int) -> Path:
 
 
 def _set_labels(video_set_id: int) -> LabelSet:
-    """The labelled frames of a VideoSet of a DeepLabCut project (its project's root)."""
-    set_project(video_set_id)  # one project: what a version is written from
+    """The labelled frames of a VideoSet: of a DeepLabCut project (its project's root)
+    or of SLEAP labels (their images extracted)."""
+    if versions.set_slp(video_set_id) is None:
+        set_project(video_set_id)  # one project: what a version is written from
     return train.VideoSet.label_set({"video_set_id": int(video_set_id)})
 
 
@@ -127,9 +134,9 @@ def merge_corrections(parent: LabelSet, corrections: LabelSet, source: str = "co
                       ) -> tuple[LabelSet, list[str], list[str], dict[str, Path]]:
     """The parent's labels with the corrections applied.
 
-    Corrected frames are named as DeepLabCut names them
-    (``labeled-data/<video>/<image>``; a SLEAP frame ``<video>/<image>`` too).  A
-    corrected frame replaces the parent's positions of that frame (all its body
+    Frames are matched as DeepLabCut names them (``labeled-data/<video>/<image>``; a
+    SLEAP frame ``<video>/<image>`` too); added frames get that id, changed ones keep
+    the parent's.  A corrected frame replaces the parent's positions of that frame (all its body
     parts); a frame the corrections hold unchanged is left as it is.
 
     Returns:
@@ -151,14 +158,15 @@ def merge_corrections(parent: LabelSet, corrections: LabelSet, source: str = "co
         raise CorrectionsError(f"{len(empty)} frame(s) of {source} are left unlabelled "
                                f"(no point): {empty[:5]}; label them or remove them, nothing "
                                "was imported")
-    index = {f: i for i, f in enumerate(parent.frames)}
-    added, changed = [], []
+    index = {dlc_frame_id(f): i for i, f in enumerate(parent.frames)}
+    added, changed, rows = [], [], {}
     for j, frame in enumerate(ids):
         if frame not in index:
             added.append(frame)
         elif not np.allclose(parent.xy[index[frame]], corrections.xy[j], atol=_SAME_PX,
                              equal_nan=True):
-            changed.append(frame)
+            changed.append(parent.frames[index[frame]])
+            rows[changed[-1]] = j
     missing = [f for f in added if files[f] is None or not files[f].is_file()]
     if missing:
         raise CorrectionsError(f"added frames of {source} have no image under "
@@ -166,38 +174,13 @@ def merge_corrections(parent: LabelSet, corrections: LabelSet, source: str = "co
     xy = parent.xy.copy()
     row = {f: j for j, f in enumerate(ids)}
     for frame in changed:
-        xy[index[frame]] = corrections.xy[row[frame]]
+        xy[parent.frames.index(frame)] = corrections.xy[rows[frame]]
     if added:
         xy = np.concatenate([xy, corrections.xy[[row[f] for f in added]]])
     merged = LabelSet(frames=[*parent.frames, *added], keypoints=list(parent.keypoints),
                       individuals=list(parent.individuals), xy=xy, skeleton=parent.skeleton,
                       root=parent.root, scorer=parent.scorer)
     return merged, added, changed, {f: files[f] for f in added}
-
-
-def _write_project(merged: LabelSet, project: Path, images: dict[str, Path],
-                   folder: Path) -> None:
-    """The merged project in ``folder``: config, images, ``CollectedData``."""
-    import dataclasses
-
-    from element_pose.io.dlc_labels_write import write_dlc_labels
-
-    shutil.copy2(project / "config.yaml", folder / "config.yaml")
-    for frame in merged.frames:
-        target = folder / frame
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(images.get(frame, project / frame), target)
-    write_dlc_labels(dataclasses.replace(merged, root=folder), folder,
-                     merged.scorer or "corrected")
-
-
-def _crop(folder: Path) -> str:
-    """A ``video_sets`` crop (``"0, width, 0, height"``) from a labelled folder's image."""
-    from PIL import Image
-
-    image = next(p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg"))
-    with Image.open(image) as im:
-        return f"0, {im.size[0]}, 0, {im.size[1]}"
 
 
 def _next_id(table, attribute: str, restriction: Any = None) -> int:
@@ -209,6 +192,10 @@ def import_corrections(parent_video_set_id: int, corrected: str | Path, *,
                        video_set_id: int | None = None, imported_by: str | None = None,
                        description: str = "") -> dict:
     """Import corrected labels into a new version of a VideoSet.
+
+    A set of SLEAP labels gets a version written as one ``.pkg.slp``
+    (:mod:`element_pose.ops.versions`); corrections in either format apply to a set
+    of either kind.
 
     Args:
         parent_video_set_id: The set the corrections apply to.
@@ -266,7 +253,10 @@ def _merge_into(tmp: Path, parent: LabelSet, parent_id: int, corrected: str | Pa
     if not added and not changed:
         raise CorrectionsError(f"{corrected} neither adds nor changes a frame of VideoSet "
                                f"{parent_id}: nothing to import")
-    _write_project(merged, set_project(parent_id), images, tmp)
+    if versions.set_slp(parent_id) is not None:
+        versions.write_slp_version(merged, images, tmp)
+    else:
+        versions.write_dlc_version(merged, set_project(parent_id), images, tmp)
     shutil.rmtree(scratch, ignore_errors=True)
     return added, changed
 
@@ -275,11 +265,14 @@ def _insert_version(key: dict, parent_id: int, folder: Path, corrected: str | Pa
                     added: list[str], changed: list[str], imported_by: str | None,
                     description: str) -> None:
     r = model.roots()
-    files = sorted(r.relative(p, limit=train.VIDEO_SET_PATH_LENGTH)
-                   for p in (folder / "labeled-data").rglob("*")
-                   if p.is_file() and p.suffix in (".h5", ".csv", ".png", ".jpg"))
-    video_sets = {f"videos/{d.name}.mp4": {"crop": _crop(d)}
-                  for d in sorted((folder / "labeled-data").iterdir()) if d.is_dir()}
+    slp = folder / versions.VERSION_FILE
+    files = ([r.relative(slp, limit=train.VIDEO_SET_PATH_LENGTH)] if slp.is_file() else
+             sorted(r.relative(p, limit=train.VIDEO_SET_PATH_LENGTH)
+                    for p in (folder / "labeled-data").rglob("*")
+                    if p.is_file() and p.suffix in (".h5", ".csv", ".png", ".jpg")))
+    video_sets = None if slp.is_file() else {
+        f"videos/{d.name}.mp4": {"crop": versions.crop(d)}
+        for d in sorted((folder / "labeled-data").iterdir()) if d.is_dir()}
     description = description or (f"version of VideoSet {parent_id}: {len(added)} frames "
                                   f"added, {len(changed)} changed")
     with train.VideoSet.connection.transaction:

@@ -11,7 +11,12 @@ Criteria (DeepLabCut's names; each scores every frame, higher = more worth a loo
 
 ``uncertain`` (``p_bound``)
     A point's likelihood is below ``p_bound``.  Score: ``1 -`` the lowest likelihood
-    of the frame.  Missing points (NaN likelihood) are not flagged: nothing to correct.
+    of the frame.  Missing points (NaN likelihood) are not flagged: nothing to correct
+    (an empty slot of a multi-animal model is no animal); with ``missing: true`` they
+    count as likelihood 0 and the score adds the fraction of the frame's points
+    missing (a frame where the model lost every point ranks first), for a
+    single-animal model whose missing point is a point it lost (SLEAP reports a point
+    below its peak threshold as missing).
 ``jump`` (``epsilon``, pixels)
     A point moved more than ``epsilon`` since the previous frame.  Score: the largest
     displacement (px).  A one-frame spike flags the frame and the next one.
@@ -82,6 +87,8 @@ class Uncertain(ParamSet):
 
     criterion: Literal["uncertain"]
     p_bound: Fraction = Field(0.01, description="likelihood below which a point is uncertain")
+    missing: bool = Field(
+        False, description="count a point not found (NaN likelihood) as likelihood 0")
 
 
 class Jump(ParamSet):
@@ -173,9 +180,14 @@ def _frame_max(values: np.ndarray) -> np.ndarray:
 
 
 def _uncertain(pose: PoseData, c: Uncertain) -> tuple[np.ndarray, np.ndarray]:
-    lowest = -_frame_max(-pose.confidence.astype(np.float64))
+    confidence = pose.confidence.astype(np.float64)
+    lost = np.zeros(pose.n_frames)
+    if c.missing:
+        lost = (~np.isfinite(confidence)).reshape(pose.n_frames, -1).mean(axis=1)
+        confidence = np.where(np.isfinite(confidence), confidence, 0.0)
+    lowest = -_frame_max(-confidence)
     flagged = np.isfinite(lowest) & (lowest < c.p_bound)
-    return flagged, 1.0 - lowest
+    return flagged, 1.0 - lowest + lost
 
 
 def _jump(pose: PoseData, c: Jump) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,13 @@ smooth, known trajectories.  From it we write:
 * DeepLabCut-format pose outputs as ``analyze_videos`` writes them, with noise,
   for load mode and benchmarks (:func:`make_dlc_output`).
 
+A scene may have a *glare* region (``glare=(x0, y0, x1, y1)``, pixels): a lamp
+over that part of the arena washes the floor out and the markers' colours with
+it (:func:`apply_glare`).  A project whose labelled frames never show the animal
+there (``glare_labels="held_out"``: only frames held out for evaluation, or
+``"none"``) gives a model that fails in that region: what a refinement iteration
+corrects.
+
 :func:`accuracy` scores estimated poses against that known truth.
 """
 
@@ -33,7 +40,9 @@ __all__ = [
     "DEFAULT_SKELETON",
     "MARKER_COLOURS",
     "accuracy",
+    "apply_glare",
     "ground_truth",
+    "in_region",
     "make_dlc_output",
     "make_dlc_project",
     "make_video",
@@ -52,6 +61,31 @@ MARKER_COLOURS = np.array(
 )
 BODY_OFFSETS = np.array([(0.0, -14.0), (-9.0, -4.0), (9.0, -4.0), (0.0, 14.0),
                          (-6.0, 8.0), (6.0, 8.0), (0.0, 0.0), (0.0, 20.0)])
+#: How a glare region washes a pixel out: ``value * GLARE[0] + GLARE[1]``.
+GLARE = (0.35, 130.0)
+
+Region = tuple[float, float, float, float]
+
+
+def in_region(positions: np.ndarray, region: Region) -> np.ndarray:
+    """Per frame, whether the first individual's body centre (the mean of its
+    markers) lies in ``region`` ``(x0, y0, x1, y1)``; ``positions`` as
+    :func:`trajectories` gives them."""
+    x0, y0, x1, y1 = region
+    centre = np.nanmean(positions[:, 0], axis=1)
+    return ((centre[:, 0] >= x0) & (centre[:, 0] < x1)
+            & (centre[:, 1] >= y0) & (centre[:, 1] < y1))
+
+
+def apply_glare(frames: np.ndarray, region: Region | None) -> np.ndarray:
+    """Wash out ``region`` ``(x0, y0, x1, y1)`` of every frame (in place; returned):
+    the floor turns light grey and the markers pale (:data:`GLARE`)."""
+    if region is None:
+        return frames
+    x0, y0, x1, y1 = (max(0, round(v)) for v in region)
+    patch = frames[:, y0:y1, x0:x1].astype(np.float32)
+    frames[:, y0:y1, x0:x1] = np.clip(patch * GLARE[0] + GLARE[1], 0, 255).astype(np.uint8)
+    return frames
 
 
 def trajectories(
@@ -85,8 +119,9 @@ def trajectories(
 
 
 def render(positions: np.ndarray, width: int = 160, height: int = 120,
-           radius: float = 3.5) -> np.ndarray:
-    """Draw one frame per row of ``positions`` (n_frames, n_individuals, n_kp, 2).
+           radius: float = 3.5, glare: Region | None = None) -> np.ndarray:
+    """Draw one frame per row of ``positions`` (n_frames, n_individuals, n_kp, 2),
+    with a ``glare`` region washed out (:func:`apply_glare`) when given.
 
     Returns ``uint8`` RGB frames ``(n_frames, height, width, 3)``.
     """
@@ -101,7 +136,7 @@ def render(positions: np.ndarray, width: int = 160, height: int = 120,
                 mask = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
                 colour = MARKER_COLOURS[k % len(MARKER_COLOURS)]
                 frame[mask] = (colour * (1.0 - 0.25 * i)).astype(np.uint8)
-    return frames
+    return apply_glare(frames, glare)
 
 
 def ground_truth(
@@ -138,11 +173,39 @@ def make_video(
     bodyparts: Sequence[str] = DEFAULT_BODYPARTS,
     n_individuals: int = 1,
     seed: int = 0,
+    glare: Region | None = None,
 ) -> PoseData:
-    """Write a synthetic video and return its ground truth as :class:`PoseData`."""
+    """Write a synthetic video and return its ground truth as :class:`PoseData`
+    (``glare``: a washed-out region, see :func:`apply_glare`)."""
     truth = ground_truth(n_frames, fps, width, height, bodyparts, n_individuals, seed)
-    write_video(path, render(truth.position, width, height), fps)
+    write_video(path, render(truth.position, width, height, glare=glare), fps)
     return truth
+
+
+def _picked(truth: np.ndarray, n_labeled: int, video: str, glare: Region | None,
+            glare_labels: str, test_fraction: float) -> np.ndarray:
+    """The frames to label: ``n_labeled`` spread over the video (over the frames
+    outside the glare region unless ``glare_labels == "all"``), plus, for
+    ``"held_out"``, every frame in the region that the per-frame split holds out."""
+    from element_pose.core.labels import held_out
+
+    n_frames = truth.shape[0]
+    if glare is None or glare_labels == "all":
+        return np.linspace(0, n_frames - 1, n_labeled).astype(int)
+    if glare_labels not in ("held_out", "none"):
+        raise ValueError(f"glare_labels must be 'all', 'held_out' or 'none', got "
+                         f"{glare_labels!r}")
+    inside = in_region(truth, glare)
+    outside = np.flatnonzero(~inside)
+    if len(outside) < n_labeled:
+        raise ValueError(f"only {len(outside)} frames show the animal outside the glare "
+                         f"region {glare}: fewer than n_labeled={n_labeled}")
+    picked = outside[np.linspace(0, len(outside) - 1, n_labeled).astype(int)]
+    if glare_labels == "held_out":  # each frame alone: its own hash decides
+        test = [f for f in np.flatnonzero(inside)
+                if held_out([f"labeled-data/{video}/img{f:04d}.png"], test_fraction)[0]]
+        picked = np.union1d(picked, np.asarray(test, int))
+    return np.asarray(picked, int)
 
 
 def make_dlc_project(
@@ -157,11 +220,22 @@ def make_dlc_project(
     height: int = 120,
     n_individuals: int = 1,
     seed: int = 0,
+    glare: Region | None = None,
+    glare_labels: str = "all",
+    test_fraction: float = 0.2,
 ) -> Path:
     """Create a DeepLabCut 3 project with videos and labelled frames.
 
     Layout: ``<root>/config.yaml``, ``videos/<name>.mp4``,
     ``labeled-data/<name>/img0000.png`` and ``CollectedData_<scorer>.h5/.csv``.
+
+    With a ``glare`` region ``(x0, y0, x1, y1)`` the videos have it washed out
+    (:func:`apply_glare`) and ``glare_labels`` says which frames showing the animal
+    there are labelled: ``"all"`` (as any other), ``"none"``, or ``"held_out"``: only
+    those that the per-frame split (:func:`element_pose.core.labels.held_out` at
+    ``test_fraction``) holds out, so a model trained on the set never sees the
+    region but its evaluation does.  ``n_labeled`` frames are then spread over the
+    frames outside the region.
 
     Returns:
         The path of ``config.yaml``.
@@ -177,10 +251,10 @@ def make_dlc_project(
         name = f"{task}_video{v}"
         video = root / "videos" / f"{name}.mp4"
         truth = make_video(video, n_frames, 30.0, width, height, bodyparts, n_individuals,
-                           seed=seed + v)
+                           seed=seed + v, glare=glare)
         video_sets[str(video)] = {"crop": f"0, {width}, 0, {height}"}
-        frames = render(truth.position, width, height)
-        picked = np.linspace(0, n_frames - 1, n_labeled).astype(int)
+        frames = render(truth.position, width, height, glare=glare)
+        picked = _picked(truth.position, n_labeled, name, glare, glare_labels, test_fraction)
         folder = root / "labeled-data" / name
         folder.mkdir(parents=True, exist_ok=True)
         index = []

@@ -139,6 +139,25 @@ def test_missing_points_are_not_uncertain_and_all_missing_gives_nothing():
     assert chosen.empty and list(chosen.columns) == ["frame", "criterion", "score", "rank"]
 
 
+def test_missing_points_count_as_uncertain_when_asked():
+    """A single-animal model that lost its points (SLEAP: below its peak threshold, NaN)
+    on a stretch of frames: ``missing: true`` picks that stretch, the frames that lost
+    more points first (score ``1 - lowest + fraction missing``)."""
+    pose = _smooth_pose(n_frames=40)
+    pose.position[3, 0, 0] = np.nan
+    pose.confidence[3, 0, 0] = np.nan
+    pose.position[10:14, 0, :] = np.nan
+    pose.confidence[10:14, 0, :] = np.nan
+    pose.confidence[30, 0, 1] = 0.2
+    params = {"criteria": [{"criterion": "uncertain", "p_bound": 0.5, "missing": True}],
+              "frames_per_video": 50}
+    chosen = select_frames(pose, params)
+    assert list(chosen.sort_values("rank")["frame"]) == [10, 11, 12, 13, 3, 30]
+    assert np.allclose(chosen.sort_values("rank")["score"], [2, 2, 2, 2, 1.25, 0.8])
+    params["criteria"][0]["missing"] = False
+    assert _frames(select_frames(pose, params)) == [30]
+
+
 def test_parameters_are_validated_and_normalised():
     stored = OutlierParams.for_storage({"criteria": [{"criterion": "jump"}]})
     assert stored == {"criteria": [{"criterion": "jump", "epsilon": 20.0}],
