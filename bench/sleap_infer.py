@@ -11,6 +11,10 @@ over ``--reps`` repeats after an untimed warm-up:
 * ``cli``: ``sleap-nn track -i video -m model -o out.slp --device cpu`` as a
   subprocess, start-up and imports included (what a user types).
 
+Each timing also records CPU seconds (``time.process_time`` for the in-process ones,
+the child's ``RUSAGE_CHILDREN`` for the command line) and the 1-minute load average:
+on a shared machine the CPU seconds are the steadier measure of work.
+
 Run: ``python -m bench.sleap_infer [--frames 300] [--reps 3]`` from the repository
 root.  It makes its own embedded PostgreSQL and folders under a temporary folder and
 removes them; prints one ``BENCH_RESULT <json>`` line.
@@ -22,6 +26,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -103,6 +108,9 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
     counter = iter(range(1000))
     out = tmp / "direct"
 
+    cpu: dict[str, list[float]] = {"populate": [], "predict": [], "cli": []}
+    loads: list[float] = []
+
     def populate(path: Path) -> float:
         rid = next(counter)
         key = model.VideoRecording.insert_recording(session, rid, {"device": "cam0"}, [path])
@@ -110,42 +118,54 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
         task = model.PoseEstimationTask.insert_estimation_task(
             {**key, **model_key}, "trigger",
             params={"batch_size": args.batch_size, "device": "cpu"})
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.PoseEstimation.populate(task)
         elapsed = time.perf_counter() - t
+        cpu["populate"].append(time.process_time() - c)
         assert (model.PoseEstimation & task).fetch1("nframes") > 0
         return elapsed
 
     def direct(path: Path) -> float:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         predict(str(path), model_paths=[str(folder)], device="cpu",
                 batch_size=args.batch_size, output_path=str(out / f"{path.stem}.slp"))
-        return time.perf_counter() - t
+        elapsed = time.perf_counter() - t
+        cpu["predict"].append(time.process_time() - c)
+        return elapsed
 
     def cli(path: Path) -> float:
         exe = Path(sys.executable).with_name("sleap-nn")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run([str(exe), "track", "-i", str(path), "-m", str(folder), "-o",
                         str(out / f"{path.stem}.cli.slp"), "--device", "cpu",
                         "--batch_size", str(args.batch_size)],
                        check=True, capture_output=True)
-        return time.perf_counter() - t
+        elapsed = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["cli"].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        return elapsed
 
     out.mkdir()
     populate(warm), direct(warm)  # imports and torch warm-up, untimed
+    cpu["populate"].clear(), cpu["predict"].clear()
     times: dict[str, list[float]] = {"populate": [], "predict": [], "cli": []}
     order = list(times)
     for rep in range(args.reps):  # rotate the order: none always runs first
         for name in order[rep % 3:] + order[:rep % 3]:
             times[name].append({"populate": populate, "predict": direct, "cli": cli}[name](video))
+            loads.append(os.getloadavg()[0])
     rows = (model.PoseEstimation & {"model_name": "bench_sleap"}).to_dicts()
     inner = [float(r["run_duration"]) for r in rows if r["nframes"] == args.frames]
     result = {"frames": args.frames, "size": "160x120", "batch_size": args.batch_size,
               "device": "cpu", "train_s": train_s,
               **{k: _summary(v) for k, v in times.items()},
-              "engine_run_duration": _summary(inner)}
+              "engine_run_duration": _summary(inner),
+              "cpu": {k: _summary(v) for k, v in cpu.items()}, "load_1min": _summary(loads)}
     result["populate_over_predict"] = result["populate"]["median"] / result["predict"]["median"]
     result["cli_over_populate"] = result["cli"]["median"] / result["populate"]["median"]
+    result["cpu_populate_over_predict"] = (result["cpu"]["populate"]["median"]
+                                           / result["cpu"]["predict"]["median"])
     for name in times:
         result[f"{name}_fps"] = args.frames / result[name]["median"]
     for schema in pipeline.schemas_in_drop_order():

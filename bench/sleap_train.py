@@ -11,6 +11,10 @@ untimed warm-up (imports, torch):
 * ``api``: :func:`sleap_nn.train.train` on the ``train.slp``/``test.slp`` that the
   first populate wrote, with the same settings, in this process (it also predicts and
   scores both splits after training, as sleap-nn does);
+* ``trainer``: sleap-nn's ``ModelTrainer.get_model_trainer_from_config(config).train()``
+  on the populated run's ``training_config.yaml`` (paths moved), in this process: the
+  one call ``populate`` makes inside (training only; no predicting or scoring of the
+  splits afterwards, which ``ModelEvaluation`` does);
 * ``cli``: ``sleap-nn train --config <the populated run's training_config.yaml>`` as a
   subprocess, start-up and imports included (what a user types; it also predicts and
   scores both splits).
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +40,11 @@ from pathlib import Path
 from bench.sleap_infer import _env, _summary
 
 __all__ = ["main"]
+
+
+def _cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +113,22 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
             use_augmentations_train=False, geometry_aug=None)
         return time.perf_counter() - t
 
+    def trainer() -> float:
+        from omegaconf import OmegaConf
+        from sleap_nn.training.model_trainer import ModelTrainer
+
+        labels = model_sets[0]
+        out = tmp / "trainer"
+        shutil.rmtree(out, ignore_errors=True)
+        config = OmegaConf.load(labels / "single_instance" / "training_config.yaml")
+        OmegaConf.update(config, "data_config.train_labels_path", [str(labels / "train.slp")])
+        OmegaConf.update(config, "data_config.val_labels_path", [str(labels / "test.slp")])
+        OmegaConf.update(config, "trainer_config.ckpt_dir", str(out))
+        OmegaConf.update(config, "trainer_config.run_name", "run")
+        t = time.perf_counter()
+        ModelTrainer.get_model_trainer_from_config(config).train()
+        return time.perf_counter() - t
+
     def cli() -> float:
         labels = model_sets[0]
         exe = Path(sys.executable).with_name("sleap-nn")
@@ -117,16 +144,26 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
         return time.perf_counter() - t
 
     populate(), api()  # imports and torch warm-up, untimed
-    times: dict[str, list[float]] = {"populate": [], "api": [], "cli": []}
+    calls = {"populate": populate, "trainer": trainer, "api": api, "cli": cli}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    loads: list[float] = []
     order = list(times)
     for rep in range(args.reps):  # rotate the order: none always runs first
-        for name in order[rep % 3:] + order[:rep % 3]:
-            times[name].append({"populate": populate, "api": api, "cli": cli}[name]())
+        for name in order[rep % 4:] + order[:rep % 4]:
+            before = _cpu()  # this process (every thread) and its reaped children
+            times[name].append(calls[name]())
+            cpu[name].append(_cpu() - before)
+            loads.append(os.getloadavg()[0])
     rows = (train.ModelTraining & {"paramset_idx": idx}).to_dicts()
     result = {"frames": 20, "size": "128x96", "epochs": args.epochs,
               "steps_per_epoch": 20, "device": "cpu",
               **{k: _summary(v) for k, v in times.items()},
               "engine_train_time": _summary([float(r["train_time"]) for r in rows[1:]])}
+    result["cpu"] = {k: _summary(v) for k, v in cpu.items()}
+    result["load_1min"] = _summary(loads)
+    result["populate_over_trainer"] = (result["populate"]["median"]
+                                       / result["trainer"]["median"])
     result["populate_over_api"] = result["populate"]["median"] / result["api"]["median"]
     result["cli_over_populate"] = result["cli"]["median"] / result["populate"]["median"]
     for schema in pipeline.schemas_in_drop_order():

@@ -75,7 +75,10 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise EngineError(f"{folder} is no SLEAP model folder (no {' or '.join(CONFIG_NAMES)})")
     try:
         text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        # libyaml's loader when PyYAML has it: ~10x faster than the pure-Python one
+        # (~13 ms -> ~1 ms for sleap-nn's configuration; read several times per populate)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=loader)
     except Exception as exc:  # yaml and json raise many types
         raise EngineError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
