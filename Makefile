@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@# aniposelib pulls opencv-contrib-python and sleap-nn opencv-python (GUI builds) over
 	@# DeepLabCut's headless OpenCV; all write cv2/. Keep only the headless build (it has
 	@# ArUco since 4.7).
-	@gui=$$($(BIN)/python -m pip list 2>/dev/null | grep -o -i -E '^opencv-(contrib-)?python ' | tr -d ' '); \
-	if [ -n "$$gui" ]; then \
-	  v=$$($(BIN)/python -m pip show opencv-python-headless | sed -n 's/^Version: //p'); \
-	  $(BIN)/python -m pip uninstall --quiet -y $$gui; \
-	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless==$$v"; \
-	fi
+	@for gui in opencv-contrib-python opencv-python; do \
+	  if $(BIN)/python -m pip show $$gui >/dev/null 2>&1; then \
+	    v=$$($(BIN)/python -m pip show opencv-python-headless | sed -n 's/^Version: //p'); \
+	    $(BIN)/python -m pip uninstall --quiet -y $$gui; \
+	    $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless==$$v"; \
+	  fi; \
+	done
 	@# bytecode for the editable package: pip compiles what it installs, but an editable
 	@# package is compiled at first import, and never where PYTHONDONTWRITEBYTECODE is set
 	@# or the source is read-only (a container's user): then every fresh worker process
