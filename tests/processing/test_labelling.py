@@ -54,8 +54,12 @@ def test_multi_animal_sets_with_one_stem_in_two_recordings(videos, tmp_path):
     cfg = read_config(tmp_path / "set/config.yaml")  # minimal: no model config given
     assert cfg["multianimalproject"] and cfg["individuals"] == a.individuals
     assert cfg["multianimalbodyparts"] == a.keypoints
-    assert set(cfg["video_sets"]) == {str((folder / d / "cam.mp4").resolve())
-                                      for d in ("day1", "day2")}
+    # the renamed folder's video is a link named after the folder (DeepLabCut finds a
+    # labelled folder by its video's stem), to the recording's own video
+    second = tmp_path / "set" / "videos" / "cam_2.mp4"
+    assert set(cfg["video_sets"]) == {str((folder / "day1" / "cam.mp4").resolve()),
+                                      str(second)}
+    assert second.resolve() == (folder / "day2" / "cam.mp4").resolve()
     assert all(v["crop"] == "0, 160, 0, 120" for v in cfg["video_sets"].values())
 
 

@@ -84,8 +84,14 @@ def cli_track(video: Path, model_folders: list[Path], output: Path, *extra: str,
     cmd = [str(exe), command, "-i", str(video), "-o", str(output), "--device", "cpu"]
     for folder in model_folders:
         cmd += ["-m", str(folder)]
+    # the same number of torch threads as this process: CPU kernels sum in an order that
+    # depends on it, so exact parity needs both sides to run alike
+    import torch
+
+    threads = str(torch.get_num_threads())
     done = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": threads,
+                               "MKL_NUM_THREADS": threads})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return output
 
