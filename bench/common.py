@@ -9,13 +9,18 @@ it by path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +96,33 @@ def run_child(argv: Sequence[str], env: dict[str, str] | None = None, timeout: f
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (every thread) and of its reaped child processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A temporary folder with element-pose's roots, home and an embedded database of its
+    own (a fresh schema prefix); the database is stopped and the folder removed after."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update({
+        "ELEMENT_POSE_ROOT_DIRS": str(tmp / "raw"), "ELEMENT_POSE_PROCESSED_DIR":
+        str(tmp / "processed"), "ELEMENT_POSE_SCHEMA_PREFIX": f"b{uuid.uuid4().hex[:6]}_",
+        "ELEMENT_POSE_HOME": str(tmp / "home"), "ELEMENT_POSE_DATABASE": "embedded",
+        "HF_HUB_OFFLINE": "1"})
+    for name in ("raw", "processed"):
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    finally:
+        try:
+            from element_pose.db import embedded
+
+            embedded.stop()
+        except Exception:  # never connected
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)

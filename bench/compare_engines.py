@@ -33,28 +33,20 @@ import datetime
 import json
 import math
 import os
-import resource
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.sleap_infer import _env
+from bench.common import cpu_seconds, emit, scratch
 
 __all__ = ["main"]
 
 
-def _cpu() -> float:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
 def _timed(call: Callable[[], object]) -> dict:
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     call()
-    return {"wall_s": time.perf_counter() - wall, "cpu_s": _cpu() - cpu,
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu,
             "load": os.getloadavg()[0]}
 
 
@@ -71,21 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="deeplabcut,sleap")
     parser.add_argument("--keep", help="copy the result JSON here as well")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="compare-engines-"))
-    _env(tmp)
-    try:
+    with scratch("compare-engines-") as tmp:
         result = _run(args, tmp)
-        print("BENCH_RESULT " + json.dumps(result))
+        emit(result)
         if args.keep:
             Path(args.keep).write_text(json.dumps(result, indent=1))
-    finally:
-        try:
-            from element_pose.db import embedded
-
-            embedded.stop()
-        except Exception:  # never connected
-            pass
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -24,36 +24,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from bench.common import emit, scratch, summarize
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _env(tmp: Path) -> None:
-    os.environ.update({
-        "ELEMENT_POSE_ROOT_DIRS": str(tmp / "raw"), "ELEMENT_POSE_PROCESSED_DIR":
-        str(tmp / "processed"), "ELEMENT_POSE_SCHEMA_PREFIX": f"b{uuid.uuid4().hex[:6]}_",
-        "ELEMENT_POSE_HOME": str(tmp / "home"), "ELEMENT_POSE_DATABASE": "embedded",
-        "HF_HUB_OFFLINE": "1"})
-    for name in ("raw", "processed"):
-        (tmp / name).mkdir(parents=True, exist_ok=True)
-
-
-def _summary(times: list[float]) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times),
-            "times": [round(t, 3) for t in times]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,19 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="sleap-bench-"))
-    _env(tmp)
     sys.path.insert(0, str(REPO / "tests"))
-    try:
-        print("BENCH_RESULT " + json.dumps(_run(args, tmp)))
-    finally:
-        try:
-            from element_pose.db import embedded
-
-            embedded.stop()
-        except Exception:  # never connected
-            pass
-        shutil.rmtree(tmp, ignore_errors=True)
+    with scratch("sleap-bench-") as tmp:
+        emit(_run(args, tmp))
     return 0
 
 
@@ -159,9 +131,9 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
     inner = [float(r["run_duration"]) for r in rows if r["nframes"] == args.frames]
     result = {"frames": args.frames, "size": "160x120", "batch_size": args.batch_size,
               "device": "cpu", "train_s": train_s,
-              **{k: _summary(v) for k, v in times.items()},
-              "engine_run_duration": _summary(inner),
-              "cpu": {k: _summary(v) for k, v in cpu.items()}, "load_1min": _summary(loads)}
+              **{k: summarize(v) for k, v in times.items()},
+              "engine_run_duration": summarize(inner),
+              "cpu": {k: summarize(v) for k, v in cpu.items()}, "load_1min": summarize(loads)}
     result["populate_over_predict"] = result["populate"]["median"] / result["predict"]["median"]
     result["cli_over_populate"] = result["cli"]["median"] / result["populate"]["median"]
     result["cpu_populate_over_predict"] = (result["cpu"]["populate"]["median"]

@@ -27,24 +27,16 @@ them; prints one ``BENCH_RESULT <json>`` line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.sleap_infer import _env, _summary
+from bench.common import cpu_seconds, emit, scratch, summarize
 
 __all__ = ["main"]
-
-
-def _cpu() -> float:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,18 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--reps", type=int, default=2)
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="sleap-train-bench-"))
-    _env(tmp)
-    try:
-        print("BENCH_RESULT " + json.dumps(_run(args, tmp)))
-    finally:
-        try:
-            from element_pose.db import embedded
-
-            embedded.stop()
-        except Exception:  # never connected
-            pass
-        shutil.rmtree(tmp, ignore_errors=True)
+    with scratch("sleap-train-bench-") as tmp:
+        emit(_run(args, tmp))
     return 0
 
 
@@ -151,17 +133,17 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
     order = list(times)
     for rep in range(args.reps):  # rotate the order: none always runs first
         for name in order[rep % 4:] + order[:rep % 4]:
-            before = _cpu()  # this process (every thread) and its reaped children
+            before = cpu_seconds()  # this process (every thread) and its reaped children
             times[name].append(calls[name]())
-            cpu[name].append(_cpu() - before)
+            cpu[name].append(cpu_seconds() - before)
             loads.append(os.getloadavg()[0])
     rows = (train.ModelTraining & {"paramset_idx": idx}).to_dicts()
     result = {"frames": 20, "size": "128x96", "epochs": args.epochs,
               "steps_per_epoch": 20, "device": "cpu",
-              **{k: _summary(v) for k, v in times.items()},
-              "engine_train_time": _summary([float(r["train_time"]) for r in rows[1:]])}
-    result["cpu"] = {k: _summary(v) for k, v in cpu.items()}
-    result["load_1min"] = _summary(loads)
+              **{k: summarize(v) for k, v in times.items()},
+              "engine_train_time": summarize([float(r["train_time"]) for r in rows[1:]])}
+    result["cpu"] = {k: summarize(v) for k, v in cpu.items()}
+    result["load_1min"] = summarize(loads)
     result["populate_over_trainer"] = (result["populate"]["median"]
                                        / result["trainer"]["median"])
     result["populate_over_api"] = result["populate"]["median"] / result["api"]["median"]

@@ -12,12 +12,10 @@ against the local test archive).
 
 from __future__ import annotations
 
-import datetime
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from element_pose import sample
@@ -26,46 +24,11 @@ from element_pose.ops.demo import QUICK_TRAINING_PARAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support.dandi_server import LocalDandiArchive
+from support.relabel import make_session, relabel_as_napari
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
 PARAMS = {**QUICK_TRAINING_PARAMS, "device": "cpu"}
 API_KEY = "iteration-e2e-key-0123456789"
-
-
-def _session(pipeline) -> dict:
-    pipeline.lab.Lab.insert1({"lab": "e2elab", "lab_name": "Loop Lab", "institution": "Uni",
-                              "time_zone": "Europe/Zurich"}, skip_duplicates=True)
-    pipeline.lab.Device.insert1({"device": "cam0", "description": "top view"},
-                                skip_duplicates=True)
-    pipeline.subject.Subject.insert1({"subject": "loope2e", "sex": "F",
-                                      "species": "Mus musculus",
-                                      "subject_birth_date": datetime.date(2025, 9, 1)})
-    pipeline.subject.Subject.Lab.insert1({"subject": "loope2e", "lab": "e2elab"})
-    key = {"subject": "loope2e", "session_id": 1}
-    pipeline.session.Session.insert1({**key, "session_datetime":
-                                      datetime.datetime(2026, 3, 1, 9, 30),
-                                      "session_description": "open field"})
-    return key
-
-
-def _relabel_as_napari(pipeline, selection, truth) -> Path:
-    """The truth of every chosen frame saved into the labelling set's
-    ``CollectedData_<scorer>.h5`` (key ``df_with_missing``) and ``.csv``."""
-    refine = pipeline.refine
-    folder = refine.LabellingSet.folder_path(selection)
-    images = (refine.LabellingSet.Image & selection).to_dicts(order_by="frame_index")
-    collected = sorted(folder.glob("labeled-data/*/CollectedData_*.h5"))
-    assert len(collected) == 1, collected
-    target = collected[0]
-    scorer = target.stem.removeprefix("CollectedData_")
-    columns = pd.MultiIndex.from_product([[scorer], truth.keypoints, ["x", "y"]],
-                                         names=["scorer", "bodyparts", "coords"])
-    index = pd.MultiIndex.from_tuples([tuple(i["frame_id"].split("/")) for i in images])
-    rows = np.array([truth.position[i["frame_index"], 0].reshape(-1) for i in images])
-    table = pd.DataFrame(rows.astype(float), index=index, columns=columns)
-    table.to_hdf(target, key="df_with_missing", mode="w")
-    table.to_csv(target.with_suffix(".csv"))
-    return target
 
 
 def _test_rmse(pipeline, model_name: str) -> float:
@@ -91,7 +54,7 @@ def test_the_loop_end_to_end(pipeline, raw_root, tmp_path, monkeypatch):
     train.ModelTraining.register_model(first, "e2e_loop_0")
 
     # its estimation of a session, published
-    session = _session(pipeline)
+    session = make_session(pipeline, "loope2e", "e2elab", "Loop Lab", "cam0")
     video = raw_root / "e2e_loop_session" / "cam0.mp4"
     truth = sample.make_video(video, n_frames=90, seed=7)
     recording = model.VideoRecording.insert_recording(session, 0, {"device": "cam0"}, [video])
@@ -110,7 +73,7 @@ def test_the_loop_end_to_end(pipeline, raw_root, tmp_path, monkeypatch):
     refine.SelectedFrames.populate(selection)
     refine.LabellingSet.populate(selection)
     assert refine.LabellingSet & selection, refine.LabellingSet.jobs.errors.to_dicts()
-    corrected = _relabel_as_napari(pipeline, selection, truth)
+    corrected = relabel_as_napari(pipeline, selection, truth)
     version = iteration.import_corrections(960, corrected, imported_by="e2e")
     n_added = len(train.VideoSetVersion.Frame & version & {"change": "added"})
     assert n_added == (refine.SelectedFrames & selection).fetch1("n_frames") >= 8

@@ -14,16 +14,18 @@ iteration); DeepLabCut runs the same loop in ``tests/test_iteration_e2e.py``.
 
 from __future__ import annotations
 
-import datetime
+import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from element_pose import sample
 from element_pose.core.labels import held_out
 from element_pose.ops import iteration
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support.relabel import make_session, relabel_as_napari
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("pipeline")]
 WIDTH, HEIGHT = 128, 96
@@ -32,42 +34,6 @@ GLARE = (80.0, 0.0, 128.0, 96.0)
 PARAMS = {"engine": "sleap", "epochs": 6, "min_train_steps_per_epoch": 20, "filters": 16,
           "max_stride": 16, "learning_rate": 3e-3, "batch_size": 4, "device": "cpu",
           "seed": 0, "test_fraction": 0.2}
-
-
-def _session(pipeline) -> dict:
-    pipeline.lab.Lab.insert1({"lab": "glarelab", "lab_name": "Glare Lab", "institution": "Uni",
-                              "time_zone": "Europe/Zurich"}, skip_duplicates=True)
-    pipeline.lab.Device.insert1({"device": "glarecam", "description": "top view"},
-                                skip_duplicates=True)
-    pipeline.subject.Subject.insert1({"subject": "glare", "sex": "F",
-                                      "species": "Mus musculus",
-                                      "subject_birth_date": datetime.date(2025, 9, 1)})
-    pipeline.subject.Subject.Lab.insert1({"subject": "glare", "lab": "glarelab"})
-    key = {"subject": "glare", "session_id": 1}
-    pipeline.session.Session.insert1({**key, "session_datetime":
-                                      datetime.datetime(2026, 3, 1, 9, 30),
-                                      "session_description": "open field, lamp"})
-    return key
-
-
-def _relabel_as_napari(pipeline, selection, truth) -> Path:
-    """The truth of every chosen frame saved into the labelling set's
-    ``CollectedData_<scorer>.h5`` (key ``df_with_missing``) and ``.csv``."""
-    refine = pipeline.refine
-    folder = refine.LabellingSet.folder_path(selection)
-    images = (refine.LabellingSet.Image & selection).to_dicts(order_by="frame_index")
-    collected = sorted(folder.glob("labeled-data/*/CollectedData_*.h5"))
-    assert len(collected) == 1, collected
-    target = collected[0]
-    scorer = target.stem.removeprefix("CollectedData_")
-    columns = pd.MultiIndex.from_product([[scorer], truth.keypoints, ["x", "y"]],
-                                         names=["scorer", "bodyparts", "coords"])
-    index = pd.MultiIndex.from_tuples([tuple(i["frame_id"].split("/")) for i in images])
-    rows = np.array([truth.position[i["frame_index"], 0].reshape(-1) for i in images])
-    table = pd.DataFrame(rows.astype(float), index=index, columns=columns)
-    table.to_hdf(target, key="df_with_missing", mode="w")
-    table.to_csv(target.with_suffix(".csv"))
-    return target
 
 
 def _held_out_score(pipeline, model_name: str) -> dict:
@@ -102,7 +68,8 @@ def test_iteration_one_learns_the_region_iteration_zero_missed(pipeline, raw_roo
     train.ModelTraining.register_model(first, "glare_loop_0")
 
     # its estimation of a session under the same lamp: good outside, poor inside
-    session = _session(pipeline)
+    session = make_session(pipeline, "glare", "glarelab", "Glare Lab", "glarecam",
+                           "open field, lamp")
     video = raw_root / "glare_loop_session" / "glarecam.mp4"
     truth = sample.make_video(video, n_frames=90, width=WIDTH, height=HEIGHT, seed=7,
                               glare=GLARE)
@@ -126,7 +93,7 @@ def test_iteration_one_learns_the_region_iteration_zero_missed(pipeline, raw_roo
     chosen = (refine.SelectedFrames.Frame & selection).to_arrays("frame_index")
     assert len(chosen) == 12 and glared[chosen].mean() >= 0.75, (chosen, glared[chosen])
     refine.LabellingSet.populate(selection, suppress_errors=False)
-    corrected = _relabel_as_napari(pipeline, selection, truth)
+    corrected = relabel_as_napari(pipeline, selection, truth)
     version = iteration.import_corrections(980, corrected, imported_by="glare")
     assert len(train.VideoSetVersion.Frame & version & {"change": "added"}) == 12
 
